@@ -1,0 +1,62 @@
+# kamailio-genesys: top-level build
+#
+#   make deps     install Debian packages and fetch/configure the Kamailio source
+#   make          build the three modules (out of tree, Kamailio's Makefile.modules)
+#   make test     unit tests (plain and under ASan/UBSan) and system tests
+#   make run      start the proxy demo on loopback
+#   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
+#   make clean
+
+MODULES   := genesys_oos genesys_ha genesys_tlssticky
+KSRC      := $(CURDIR)/.cache/kamailio-src
+COREPATH  := $(KSRC)/src
+STAMP     := $(COREPATH)/config.mak
+PYTEST    := /usr/bin/python3 -m pytest
+STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
+
+# warnings are errors in CI and in 'make test'
+export GENESYS_WERROR ?= 1
+
+.PHONY: all deps modules test unit system run check-cfg clean distclean $(MODULES)
+
+all: modules
+
+deps:
+	@bash scripts/deps.sh
+
+$(STAMP):
+	@bash scripts/deps.sh
+
+modules: $(MODULES)
+
+$(MODULES): | $(STAMP)
+	@$(MAKE) --no-print-directory -C modules/$@ COREPATH=$(COREPATH)
+
+unit: | $(STAMP)
+	@$(MAKE) --no-print-directory -C test/unit run COREPATH=$(COREPATH)
+
+system: modules
+	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)
+
+# unit first, so that pytest's summary is the last line
+test: deps
+	@$(MAKE) --no-print-directory modules
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory system
+
+check-cfg: modules
+	kamailio -c -L $(STOCK_MPATH):$(CURDIR)/modules -f etc/kamailio.cfg \
+		-A 'CTL_SOCK="unix:/tmp/kamailio-genesys-check.ctl"'
+
+run: deps
+	@$(MAKE) --no-print-directory modules
+	@bash scripts/run-demo.sh
+
+clean:
+	@for m in $(MODULES); do \
+		$(MAKE) --no-print-directory -C modules/$$m clean COREPATH=$(COREPATH) >/dev/null 2>&1 || \
+		rm -f modules/$$m/*.o modules/$$m/*.d modules/$$m/*.so; done
+	@$(MAKE) --no-print-directory -C test/unit clean
+
+distclean: clean
+	rm -rf .cache

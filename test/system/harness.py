@@ -1,0 +1,350 @@
+"""Real-process test harness: kamailio with our modules, SIPp peers.
+
+Every simulated host gets its own loopback address (127.x.y.z), so tests never
+collide on ports and several tests (and several harness runs) can share the
+machine.  Nothing here fakes SIP: the kamailio under test is Debian's
+/usr/sbin/kamailio with the modules from the build tree, and every peer is a
+real SIPp (or socket) process.
+"""
+
+import csv
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[2]
+MODULES_DIR = TOP / "modules"
+SIPP_DIR = TOP / "test" / "sipp"
+REFERENCE_CFG = TOP / "etc" / "kamailio.cfg"
+KAMAILIO = os.environ.get("KAMAILIO", "/usr/sbin/kamailio")
+KAMCMD = os.environ.get("KAMCMD", "/usr/sbin/kamcmd")
+SIPP = os.environ.get("SIPP", "/usr/bin/sipp")
+STOCK_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+
+# lines in a kamailio log that fail a test whatever it asserted
+LOG_FAILURES = [
+    re.compile(r"\bBUG\b"),
+    re.compile(r"\bCRITICAL\b"),
+    re.compile(r"ALERT:(?!.*exited normally, status=0)"),
+    re.compile(r"segfault|Segmentation fault|core dumped"),
+    re.compile(r"terminated by a signal|exited by a signal|exited by signal"),
+    re.compile(r"could not find module|failed to load module|ERROR: bad config file"),
+    re.compile(r"init_mod\(\): Error while initializing module"),
+    re.compile(r"AddressSanitizer|runtime error:"),
+]
+
+
+class HarnessError(AssertionError):
+    """A process under test misbehaved; the message carries its output."""
+
+
+_addr_counter = itertools.count(1)
+# a per-run second octet keeps concurrent runs on one machine apart
+_octet2 = 20 + os.getpid() % 200
+
+
+def next_address():
+    """A fresh loopback address for one simulated host."""
+    n = next(_addr_counter)
+    return "127.%d.%d.%d" % (_octet2, n // 250, n % 250 + 1)
+
+
+def tail(path, lines=40):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no output)"
+    return "\n".join(text[-lines:])
+
+
+class Kamailio:
+    """One kamailio -DD -E process with its cfg, log and ctl socket in `workdir`."""
+
+    def __init__(self, workdir, cfg_text=None, cfg_path=None, defines=None,
+                 address=None, port=5060, mem_debug=True, extra_args=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.address = address or next_address()
+        self.port = port
+        self.ctl = self.workdir / "ctl.sock"
+        self.log = self.workdir / "kamailio.log"
+        self.cfg = self.workdir / "kamailio.cfg"
+        if cfg_text is None:
+            cfg_text = Path(cfg_path or REFERENCE_CFG).read_text()
+        self.cfg.write_text(cfg_text)
+        self.defines = {
+            "LISTEN_UDP": "udp:%s:%d" % (self.address, port),
+            "LISTEN_TCP": "tcp:%s:%d" % (self.address, port),
+            "CTL_SOCK": '"unix:%s"' % self.ctl,
+            "CHILDREN": "2",
+        }
+        self.defines.update(defines or {})
+        self.mem_debug = mem_debug
+        self.extra_args = list(extra_args or [])
+        self.proc = None
+        self._logf = None
+
+    @property
+    def uri(self):
+        return "sip:%s:%d" % (self.address, self.port)
+
+    def argv(self, check_only=False):
+        argv = [KAMAILIO, "-f", str(self.cfg),
+                "-L", "%s:%s" % (STOCK_MODULES, MODULES_DIR),
+                "-Y", str(self.workdir), "-m", "64", "-M", "8"]
+        if check_only:
+            argv.append("-c")
+        else:
+            argv += ["-DD", "-E"]
+        if self.mem_debug:
+            # quick-malloc with Kamailio's memory debugging (DBG_SR_MEMORY):
+            # catches double frees and overruns and reports leaks at exit
+            argv += ["-x", "qm", "-X", "qm"]
+        for k, v in self.defines.items():
+            argv += ["-A", k if v is None else "%s=%s" % (k, v)]
+        return argv + self.extra_args
+
+    def check_config(self):
+        """kamailio -c: returns (ok, output)."""
+        p = subprocess.run(self.argv(check_only=True), capture_output=True,
+                           text=True, timeout=30)
+        return p.returncode == 0, p.stdout + p.stderr
+
+    def start(self, timeout=15.0):
+        self._logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(self.argv(), stdout=self._logf,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     cwd=str(self.workdir),
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(
+                    "kamailio exited at start-up with code %s:\n%s"
+                    % (self.proc.returncode, tail(self.log)))
+            if self.ctl.exists():
+                r = self.rpc_raw("core.uptime")
+                if r.returncode == 0:
+                    return self
+            time.sleep(0.05)
+        self.stop(check=False)
+        raise HarnessError("kamailio did not answer kamcmd within %.0fs:\n%s"
+                           % (timeout, tail(self.log)))
+
+    def rpc_raw(self, *args, timeout=10):
+        return subprocess.run([KAMCMD, "-s", "unix:%s" % self.ctl]
+                              + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def rpc(self, *args, timeout=10):
+        """kamcmd <args>; returns stdout, raises on an RPC error."""
+        r = self.rpc_raw(*args, timeout=timeout)
+        if r.returncode != 0 or r.stdout.startswith("error:"):
+            raise HarnessError("kamcmd %s failed: %s%s"
+                               % (" ".join(map(str, args)), r.stdout, r.stderr))
+        return r.stdout
+
+    def log_text(self):
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, pattern, timeout=10.0, start=0):
+        """Wait until `pattern` (regex) appears in the log; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log_text(), start)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise HarnessError("log line /%s/ not seen within %.1fs:\n%s"
+                                   % (pattern, timeout, tail(self.log)))
+            time.sleep(0.05)
+
+    def failures(self):
+        text = self.log_text()
+        bad = [ln for ln in text.splitlines()
+               if any(rx.search(ln) for rx in LOG_FAILURES)]
+        return bad
+
+    def stop(self, check=True):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+        if check:
+            bad = self.failures()
+            if bad:
+                raise HarnessError("kamailio log shows failures:\n%s\n--- log tail ---\n%s"
+                                   % ("\n".join(bad[:20]), tail(self.log)))
+            if rc not in (0, -signal.SIGTERM):
+                raise HarnessError("kamailio exited with code %s:\n%s"
+                                   % (rc, tail(self.log)))
+
+
+class SippResult:
+    def __init__(self, rc, stats, messages, errors, screen):
+        self.rc = rc
+        self.stats = stats
+        self.messages = messages
+        self.errors = errors
+        self.screen = screen
+
+    @property
+    def successful(self):
+        return int(self.stats.get("SuccessfulCall(C)", 0))
+
+    @property
+    def failed(self):
+        return int(self.stats.get("FailedCall(C)", 0))
+
+    def received(self, first_line_prefix):
+        """SIP messages SIPp received whose first line starts with the prefix."""
+        return [m for m in self.messages
+                if m["dir"] == "received" and m["text"].startswith(first_line_prefix)]
+
+    def sent(self, first_line_prefix):
+        return [m for m in self.messages
+                if m["dir"] == "sent" and m["text"].startswith(first_line_prefix)]
+
+    def __repr__(self):
+        return "SippResult(rc=%s, ok=%s, failed=%s)" % (self.rc, self.successful, self.failed)
+
+
+_MSG_HDR = re.compile(r"^-+ [\d\-:.\s]+\n(UDP|TCP|TLS|SCTP) message (sent|received) "
+                      r"(?:\(\d+ bytes\)|\[\d+\] bytes ?):\n", re.M)
+
+
+def parse_message_trace(text):
+    """Split a SIPp -trace_msg file into [{'dir','transport','text'}]."""
+    out = []
+    parts = _MSG_HDR.split(text)
+    # parts: [pre, transport, dir, body, transport, dir, body, ...]
+    for i in range(1, len(parts) - 2, 3):
+        out.append({"transport": parts[i], "dir": parts[i + 1],
+                    "text": parts[i + 2].strip("\n")})
+    return out
+
+
+class Sipp:
+    """One SIPp process (UAC or UAS) on its own address."""
+
+    def __init__(self, workdir, scenario, name, address=None, port=5060,
+                 remote=None, transport="u1", calls=1, extra_args=None,
+                 service=None, timeout=30):
+        self.workdir = Path(workdir)
+        self.name = name
+        self.address = address or next_address()
+        self.port = port
+        scen = Path(scenario)
+        if not scen.is_absolute() and not scen.exists():
+            scen = SIPP_DIR / scen
+        self.scenario = scen
+        self.remote = remote
+        self.transport = transport
+        self.calls = calls
+        self.extra_args = list(extra_args or [])
+        self.service = service
+        self.timeout = timeout
+        self.proc = None
+        base = self.workdir / ("sipp-" + name)
+        self.msg_file = Path(str(base) + "-messages.log")
+        self.err_file = Path(str(base) + "-errors.log")
+        self.stat_file = Path(str(base) + "-stats.csv")
+        self.screen_file = Path(str(base) + "-screen.log")
+        self.out_file = Path(str(base) + "-stdout.log")
+
+    @property
+    def uri(self):
+        return "sip:%s:%d" % (self.address, self.port)
+
+    def argv(self):
+        argv = [SIPP, "-sf", str(self.scenario), "-i", self.address,
+                "-p", str(self.port), "-t", self.transport,
+                "-m", str(self.calls), "-nostdin",
+                "-timeout", "%ds" % self.timeout, "-timeout_error",
+                "-trace_msg", "-message_file", str(self.msg_file),
+                "-trace_err", "-error_file", str(self.err_file),
+                "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
+                "-trace_screen", "-screen_file", str(self.screen_file)]
+        if self.service:
+            argv += ["-s", self.service]
+        argv += self.extra_args
+        if self.remote:
+            argv.append(self.remote)
+        return argv
+
+    def start(self):
+        self._out = open(self.out_file, "wb")
+        self.proc = subprocess.Popen(self.argv(), stdout=self._out,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     cwd=str(self.workdir),
+                                     start_new_session=True)
+        # a UAS must be bound before anyone sends to it
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if _bound(self.address, self.port, self.transport):
+                break
+            time.sleep(0.02)
+        return self
+
+    def wait(self, timeout=None):
+        try:
+            rc = self.proc.wait(timeout=timeout or self.timeout + 10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.returncode
+        self._out.close()
+        return self.result(rc)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def result(self, rc):
+        stats = {}
+        if self.stat_file.exists():
+            rows = list(csv.reader(self.stat_file.read_text().splitlines(),
+                                   delimiter=";"))
+            if len(rows) >= 2:
+                stats = dict(zip(rows[0], rows[-1]))
+        msgs = parse_message_trace(self.msg_file.read_text(errors="replace")) \
+            if self.msg_file.exists() else []
+        errors = self.err_file.read_text(errors="replace") if self.err_file.exists() else ""
+        screen = tail(self.out_file, 60)
+        return SippResult(rc, stats, msgs, errors, screen)
+
+    def run(self):
+        return self.start().wait()
+
+
+def _bound(address, port, transport):
+    """True when something listens on address:port (UDP or TCP)."""
+    kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind((address, port))
+    except OSError:
+        return True
+    finally:
+        s.close()
+    return False
