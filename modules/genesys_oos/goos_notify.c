@@ -59,12 +59,18 @@ static const char *const goos_reason_names[] = {
 		[GOOS_R_AUTO] = "auto",
 };
 
+/* Kamailio 5.6's cfg lexer takes [a-zA-Z][0-9a-zA-Z-]* before the ':' of
+ * an event route name: "genesys_oos:x" would silently become "oos:x" (the
+ * "genesys_" is echoed to stdout), so the routes are named genesys-oos:... */
 static str goos_evrt_names[] = {
 		[GOOS_UNKNOWN] = STR_NULL,
-		[GOOS_ACTIVE] = str_init("genesys_oos:target-up"),
-		[GOOS_INACTIVE] = str_init("genesys_oos:target-inactive"),
-		[GOOS_DOWN] = str_init("genesys_oos:target-down"),
+		[GOOS_ACTIVE] = str_init("genesys-oos:target-up"),
+		[GOOS_INACTIVE] = str_init("genesys-oos:target-inactive"),
+		[GOOS_DOWN] = str_init("genesys-oos:target-down"),
 };
+/* what the lexer makes of event_route[genesys_oos:...] */
+static char *goos_evrt_mangled[] = {
+		NULL, "oos:target-up", "oos:target-inactive", "oos:target-down"};
 static int goos_evrt[] = {-1, -1, -1, -1};
 
 #define GOOS_MAX_SUBS 16
@@ -100,6 +106,15 @@ int goos_notify_init(void)
 		goos_evrt[i] = route_lookup(&event_rt, goos_evrt_names[i].s);
 		if(goos_evrt[i] >= 0 && event_rt.rlist[goos_evrt[i]] == NULL)
 			goos_evrt[i] = -1;
+		if(route_lookup(&event_rt, goos_evrt_mangled[i]) >= 0) {
+			LM_ERR("event_route[genesys_oos:%s] cannot work: Kamailio's "
+				   "config parser does not allow '_' before ':' in event "
+				   "route names; name it event_route[%s]\n",
+					goos_evrt_mangled[i] + 4, goos_evrt_names[i].s);
+			return -1;
+		}
+		LM_DBG("event_route[%s] %s\n", goos_evrt_names[i].s,
+				goos_evrt[i] >= 0 ? "defined" : "not defined");
 	}
 	return 0;
 }

@@ -172,14 +172,17 @@ static const char *goos_rpc_set_state_doc[] = {
 static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
 {
 	str uri = STR_NULL, st = STR_NULL, sock = STR_NULL;
-	int id, forced;
+	int id, forced, n;
 	void *h;
 
-	if(rpc->scan(ctx, "SS*S", &uri, &st, &sock) < 2) {
+	n = rpc->scan(ctx, "SS*S", &uri, &st, &sock);
+	if(n < 2) {
 		rpc->fault(ctx, 400,
 				"Bad arguments: expected <uri> active|down|auto [socket]");
 		return;
 	}
+	if(n < 3)
+		sock.s = NULL, sock.len = 0;
 	if(st.len == 6 && strncasecmp(st.s, "active", 6) == 0)
 		forced = GOOS_ACTIVE;
 	else if(st.len == 4 && strncasecmp(st.s, "down", 4) == 0)
@@ -216,11 +219,15 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	int id, done = 0, result = -1, reason = 0, code = 0, rtt = -1;
 	int64_t deadline;
 	void *h;
+	int n;
 
-	if(rpc->scan(ctx, "S*S", &uri, &sock) < 1) {
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
 		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
 		return;
 	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
 	id = goos_rpc_target(rpc, ctx, &uri, &sock);
 	if(id < 0)
 		return;
