@@ -40,9 +40,12 @@ static unsigned int my_gen = 0;
 static int evrt_switchover = -1;
 static int evrt_down = -1;
 static int evrt_up = -1;
-static str evname_switchover = str_init("genesys_ha:switchover");
-static str evname_down = str_init("genesys_ha:pair-down");
-static str evname_up = str_init("genesys_ha:pair-up");
+/* Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
+ * (it takes [a-zA-Z][0-9a-zA-Z-]* before the ':'), so the routes are named
+ * genesys-ha:... (as genesys_oos does); the mangled names are refused */
+static str evname_switchover = str_init("genesys-ha:switchover");
+static str evname_down = str_init("genesys-ha:pair-down");
+static str evname_up = str_init("genesys-ha:pair-up");
 
 /* clang-format off */
 static counter_def_t gha_cnt_defs[] = {
@@ -566,12 +569,26 @@ int gha_reload(char *msg, int msglen)
 	return rc;
 }
 
-static int lookup_route(const char *name)
+static int lookup_route(str *name)
 {
-	int rt = route_lookup(&event_rt, (char *)name);
+	int rt = route_lookup(&event_rt, name->s);
 	if(rt >= 0 && event_rt.rlist[rt] == NULL)
 		rt = -1;
 	return rt;
+}
+
+/* what the lexer makes of event_route[genesys_ha:...] */
+static int mangled_route(str *name)
+{
+	char *mangled = name->s + sizeof("genesys-") - 1; /* "ha:..." */
+
+	if(route_lookup(&event_rt, mangled) < 0)
+		return 0;
+	LM_ERR("event_route[genesys_%s] cannot work: Kamailio's config parser "
+		   "does not allow '_' before ':' in event route names; name it "
+		   "event_route[%.*s]\n",
+			mangled, name->len, name->s);
+	return 1;
 }
 
 int gha_state_init(void)
@@ -596,9 +613,12 @@ int gha_state_init(void)
 		return -1;
 	}
 	gha_root->started = (long)time(NULL);
-	evrt_switchover = lookup_route("genesys_ha:switchover");
-	evrt_down = lookup_route("genesys_ha:pair-down");
-	evrt_up = lookup_route("genesys_ha:pair-up");
+	if(mangled_route(&evname_switchover) || mangled_route(&evname_down)
+			|| mangled_route(&evname_up))
+		return -1;
+	evrt_switchover = lookup_route(&evname_switchover);
+	evrt_down = lookup_route(&evname_down);
+	evrt_up = lookup_route(&evname_up);
 	if(gha_goos.subscribe(goos_cb, NULL) < 0) {
 		LM_ERR("cannot subscribe to genesys_oos state changes\n");
 		return -1;

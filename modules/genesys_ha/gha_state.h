@@ -27,12 +27,7 @@
 #include "core/str.h"
 #include "core/locking.h"
 #include "core/counters.h"
-/* api.h casts find_export()'s cmd_function to the binder type, as every
- * Kamailio api.h does; -Wextra flags that cast */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-function-type"
 #include "genesys_oos/api.h"
-#pragma GCC diagnostic pop
 #include "gha_pool.h"
 
 /*! return codes of the script functions (never 0) */
