@@ -18,6 +18,7 @@
 
 #include "core/dprint.h"
 #include "core/ut.h"
+#include "core/dset.h"
 #include "core/mem/pkg.h"
 #include "core/rand/kam_rand.h"
 #include "core/parser/parse_uri.h"
@@ -413,6 +414,7 @@ int ki_ha_failover(sip_msg_t *msg)
 		LM_ERR("cannot set the destination\n");
 		return GHA_RC_ERROR;
 	}
+	ruri_mark_new(); /* re-use the R-URI for the new branch */
 	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
 			  "%.*s\n",
 			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,

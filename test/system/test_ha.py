@@ -77,3 +77,203 @@ def test_calls_go_to_primary_then_backup_after_primary_dies(
                      log), log[-3000:]
     assert "event genesys-ha:switchover: pair SIPS_A now uses backup" in log
     assert "40004 SPR_PROXY_INITIALIZED" in log
+
+
+def peers(*kw):
+    out = []
+    for k in kw:
+        p = hu.Peer(**k)
+        p.start()
+        out.append(p)
+    return out
+
+
+@pytest.fixture
+def peer_factory():
+    made = []
+
+    def make(**kw):
+        p = hu.Peer(**kw)
+        p.start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_request_from_backup_switches_only_when_backup_answers(
+        tmp_path, kamailio_factory, peer_factory):
+    """Seed 003: a request from the backup makes the proxy probe both members
+    at once; a silent backup (a spoofed packet) never flips the pool, a
+    backup answering OPTIONS does, faster than its periodic probe."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=None)      # a Genesys backup ignores SIP
+    ep = peer_factory()                         # an endpoint
+    # DOWN targets probed only every 5 s: the switch must come from the
+    # immediate probe the request triggers
+    oos = dict(hu.FAST_OOS, oos_force=5)
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address), oos=oos)
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "down"
+              and p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active, backup down")
+    n_probes = len(bak.requests("OPTIONS"))
+    # a request "from the backup" while it does not answer
+    reply = bak.send_request((k.address, k.port), "MESSAGE",
+                             "sip:1001@%s:%d" % (ep.address, ep.port))
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
+    k.wait_log(r"request from the backup sip:%s:5060, which is not known to "
+               r"answer: probing both members now" % bak.address)
+    time.sleep(1.5)
+    assert len(bak.requests("OPTIONS")) > n_probes   # probed at once
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary", p
+    assert p["SIPS_A"]["switchovers"] == "0"
+
+    # the backup is promoted: it answers OPTIONS and sends a request
+    time.sleep(1.0)    # its verification window is still armed: let it age
+    bak.options_code = 200
+    t0 = time.monotonic()
+    reply = bak.send_request((k.address, k.port), "MESSAGE",
+                             "sip:1001@%s:%d" % (ep.address, ep.port))
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    p = wait_pool(k, active_is("SIPS_A", "backup"), timeout=3,
+                  what="backup active")
+    assert time.monotonic() - t0 < 2.5     # not the 5 s periodic probe
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "request-from-backup"
+    # and new dialogs go to the backup now
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(bak.requests("INVITE")) == 1 and not pri.requests("INVITE")
+
+
+def test_both_silent_503_and_40001_then_recovery(
+        tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory(options_code=None)
+    bak_addr = harness.next_address()    # nothing listens: ICMP unreachable
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak_addr))
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              what="pair out of service")
+    k.wait_log(r"40001 SPR_SIPS_HA_PAIR_UNAVAILABLE: SIP Server HA pair "
+               r"\(%s:5060\) is unavailable" % re.escape(pri.address))
+    k.wait_log(r"event genesys-ha:pair-down: pair SIPS_A is out of service")
+    status, text = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 503"), status
+    assert re.search(r"^Retry-After: 5\r?$", text, re.M), text
+    assert not pri.requests("INVITE")
+    # the primary answers again: the pair recovers
+    pri.options_code = 200
+    wait_pool(k, active_is("SIPS_A", "primary"), timeout=5, what="pair up")
+    k.wait_log(r"SIP Server pair 'SIPS_A' is available again: primary")
+    k.wait_log(r"event genesys-ha:pair-up: pair SIPS_A is back")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("INVITE")) == 1
+
+
+def test_primary_503_to_options_no_new_dialogs_in_dialog_continues(
+        tmp_path, kamailio_factory, sipp_factory):
+    """SIP Server inactive state (seed 001): 503 to OPTIONS = no new dialogs,
+    requests within existing dialogs still go to it."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri_addr, bak_addr))
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr).start()
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    call = hu.phone(sipp_factory, k, "long", hold_ms=5000).start()
+    wait_received(pri, "ACK ", 1)
+    # the primary goes inactive: it answers OPTIONS with 503
+    pri.kill()
+    pri2 = hu.sipserver(sipp_factory, tmp_path, "primary503", address=pri_addr,
+                        code=503).start()
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "inactive",
+              what="pair inactive")
+    status, text = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 503"), status
+    assert "Retry-After:" in text
+    res = call.wait()
+    assert res.rc == 0 and res.successful == 1, res.screen
+    pri2.kill()
+    r2 = pri2.result(None)
+    assert len(r2.received("BYE ")) == 1, r2.messages
+    assert not r2.received("INVITE ")
+    assert "is inactive: primary sip:%s:5060 answers 503" % pri_addr in k.log_text()
+
+
+def branches(peer, method):
+    return {re.search(r"branch=([^;\s]+)", t).group(1)
+            for t in peer.requests(method)}
+
+
+def test_failure_route_failover_to_backup(
+        tmp_path, kamailio_factory, sipp_factory, peer_factory):
+    """A relayed INVITE to the primary times out: the same transaction tries
+    the backup (known alive), the caller sees one successful call, the pair
+    switches (trigger relay-failure)."""
+    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    r = hu.phone(sipp_factory, k, "call").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    assert len(branches(pri, "INVITE")) == 1
+    assert len(branches(bak, "INVITE")) == 1
+    assert len(bak.requests("BYE")) == 1
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "backup", p
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "relay-failure"
+    assert p["SIPS_A"]["failovers"] == "1"
+    k.wait_log(r"pair 'SIPS_A': request to primary sip:%s:5060 failed \(no "
+               r"answer\): retrying on backup" % re.escape(pri.address))
+
+
+def test_failover_is_bounded(tmp_path, kamailio_factory, peer_factory):
+    """Neither member answers the INVITE: one try each, then a final error."""
+    pri = peer_factory(answer_requests=False)
+    bak = peer_factory(answer_requests=False)
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
+                               timeout=8)
+    assert status and status.startswith("SIP/2.0 408"), status
+    assert len(branches(pri, "INVITE")) == 1
+    assert len(branches(bak, "INVITE")) == 1
+
+
+def test_operator_switchover_rpc(tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory()
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    out = k.rpc("genesys_ha.switchover", "SIPS_A")
+    assert "active member is now the backup" in out
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "backup"
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "operator"
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200")
+    assert len(bak.requests("INVITE")) == 1 and not pri.requests("INVITE")
+    k.wait_log(r"event genesys-ha:switchover: pair SIPS_A now uses backup "
+               r"sip:%s:5060 \(was sip:%s:5060, trigger operator\)"
+               % (re.escape(bak.address), re.escape(pri.address)))
+    # bad arguments
+    r = k.rpc_raw("genesys_ha.switchover")
+    assert "400" in r.stdout + r.stderr
+    r = k.rpc_raw("genesys_ha.switchover", "NOPE")
+    assert "404" in r.stdout + r.stderr and "unknown SIP Server pair" in r.stdout + r.stderr
+    # the primary dies: switching back to it is refused
+    pri.options_code = None
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "down",
+              what="primary down")
+    r = k.rpc_raw("genesys_ha.switchover", "SIPS_A")
+    assert "409" in r.stdout + r.stderr, r
+    assert pool(k)["SIPS_A"]["active"] == "backup"
