@@ -205,6 +205,8 @@ static int mod_init(void)
 		LM_ERR("genesys_ha needs the tm module: add loadmodule \"tm\"\n");
 		return -1;
 	}
+	if(gha_route_init() < 0)
+		return -1;
 	/* once, before forking; never xmlCleanupParser() in a worker */
 	xmlInitParser();
 	return gha_state_init();
@@ -213,6 +215,7 @@ static int mod_init(void)
 static void mod_destroy(void)
 {
 	gha_state_destroy();
+	gha_route_destroy();
 }
 
 /* clang-format off */

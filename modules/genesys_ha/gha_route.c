@@ -15,6 +15,7 @@
  */
 
 #include <string.h>
+#include <regex.h>
 
 #include "core/dprint.h"
 #include "core/ut.h"
@@ -33,6 +34,29 @@
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
+
+/* a "gha" Route parameter, with or without a value */
+static regex_t gha_param_re;
+static int gha_param_re_ok = 0;
+
+int gha_route_init(void)
+{
+	if(regcomp(&gha_param_re, ";[ \t]*" GHA_RR_PAIR "[ \t]*(=|;|$)",
+			   REG_EXTENDED | REG_NOSUB)
+			!= 0) {
+		LM_ERR("cannot compile the Route parameter expression\n");
+		return -1;
+	}
+	gha_param_re_ok = 1;
+	return 0;
+}
+
+void gha_route_destroy(void)
+{
+	if(gha_param_re_ok)
+		regfree(&gha_param_re);
+	gha_param_re_ok = 0;
+}
 
 static gha_ctx_t _ctx;
 static unsigned int rr_pairs = 0, rr_fs = 0;
@@ -289,8 +313,13 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	gha_pair_t *pr;
 	int n, pi, qi, m, a;
 
-	if(gha_rrb.get_route_param(msg, &pname, &val) < 0)
+	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
+		/* "gha" without a value is a malformed id, not "no id" */
+		if(gha_param_re_ok
+				&& gha_rrb.check_route_param(msg, &gha_param_re) == 0)
+			return refuse_route(msg, "malformed SIP Server pair id", &val);
 		return GHA_RC_NOT_FOUND; /* not a dialog through a pair */
+	}
 	n = gha_rr_decode(&val, name, sizeof(name) - 1);
 	if(n < 0)
 		return refuse_route(msg, "malformed SIP Server pair id", &val);

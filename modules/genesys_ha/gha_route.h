@@ -49,6 +49,9 @@ gha_ctx_t *gha_ctx(sip_msg_t *msg);
 /*! fill the pair part of the context */
 void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member);
 
+int gha_route_init(void);
+void gha_route_destroy(void);
+
 int ki_ha_select_serving(sip_msg_t *msg);
 int ki_ha_select(sip_msg_t *msg, str *pair);
 int ki_ha_select_site(sip_msg_t *msg);

@@ -277,3 +277,190 @@ def test_operator_switchover_rpc(tmp_path, kamailio_factory, peer_factory):
     r = k.rpc_raw("genesys_ha.switchover", "SIPS_A")
     assert "409" in r.stdout + r.stderr, r
     assert pool(k)["SIPS_A"]["active"] == "backup"
+
+
+def test_reload_good_and_broken(tmp_path, kamailio_factory, peer_factory):
+    """A broken file is refused with file:line and the running pool, its
+    member states and its routing stay; a good file replaces the pool
+    atomically, member states survive for members that stay, new members
+    are probed, removed ones are released."""
+    a1, a2, b1, b2, c1, c2 = (peer_factory() for _ in range(6))
+    path = tmp_path / "pool.xml"
+    hu.write_pool(path, [("SIPS_A", a1.uri, a2.uri, None),
+                         ("SIPS_C", c1.uri, c2.uri, None)])
+    k = hu.start_proxy(kamailio_factory, str(path),
+                       defines={"SERVING_SIPSERVER": '"SIPS_A"'})
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_C"]["members"]["backup"]["state"] == "active",
+              what="all active")
+    k.rpc("genesys_ha.switchover", "SIPS_A")     # state to carry over
+    before = pool(k)
+    good = path.read_text()
+
+    # broken: not well-formed, at line 4
+    path.write_text(good.replace('<sipserver name="SIPS_C">',
+                                 '<sipserver name="SIPS_C"', 1))
+    r = k.rpc_raw("genesys_ha.reload")
+    out = r.stdout + r.stderr
+    assert "500" in out and "%s:" % path in out and "not well-formed" in out, out
+    assert "40003" in out and "running pool is unchanged" in out
+    k.wait_log(r"40003 SPR_ERROR_READING_CONFIG_DATA: %s:\d+: not well-formed"
+               % re.escape(str(path)))
+    # broken: unknown host in a new pair
+    path.write_text(good.replace("</pool>", '  <sipserver name="SIPS_X">\n'
+                                 '    <primary uri="sip:no-such-host.invalid"/>\n'
+                                 '    <backup uri="sip:127.0.0.1:5999"/>\n'
+                                 '  </sipserver>\n</pool>'))
+    r = k.rpc_raw("genesys_ha.reload")
+    out = r.stdout + r.stderr
+    assert "40005" in out and "no-such-host.invalid" in out, out
+    after = pool(k)
+    assert after["SIPS_A"] == before["SIPS_A"]
+    assert "SIPS_X" not in after
+    assert "generation: 1" in k.rpc("genesys_ha.pool")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200") and len(a2.requests("INVITE")) == 1
+
+    # good: SIPS_A stays, SIPS_C goes, SIPS_B comes
+    hu.write_pool(path, [("SIPS_A", a1.uri, a2.uri, None),
+                         ("SIPS_B", b1.uri, b2.uri, None)])
+    out = k.rpc("genesys_ha.reload")
+    assert "2 SIP Server pairs" in out and "generation 2" in out, out
+    p = pool(k)
+    assert "SIPS_C" not in p and "SIPS_B" in p
+    # SIPS_A kept its active member, states, switchover and counters
+    for key in ("active", "state", "since", "switchovers"):
+        assert p["SIPS_A"][key] == pool_val(after, "SIPS_A", key), key
+    assert int(p["SIPS_A"]["new_dialogs"]) == int(after["SIPS_A"]["new_dialogs"]) + 1
+    assert p["SIPS_A"]["members"]["primary"]["since"] == \
+        before["SIPS_A"]["members"]["primary"]["since"]
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "operator"
+    wait_pool(k, lambda p: p["SIPS_B"]["members"]["backup"]["state"] == "active",
+              what="new pair probed")
+    # the removed pair's members are no longer probed
+    targets = k.rpc("genesys_oos.list")
+    assert c1.address not in targets and b1.address in targets, targets
+    n = len(c1.requests("OPTIONS"))
+    time.sleep(1.5)
+    assert len(c1.requests("OPTIONS")) == n
+    # routing follows the new pool
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200") and len(a2.requests("INVITE")) == 2
+
+
+def pool_val(p, pair, key):
+    return p[pair][key]
+
+
+def test_forged_route_pair_id_refused(tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory()
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    ruri = "sip:sips@%s:5060" % pri.address
+    for gha in ("NO_SUCH_PAIR", "%zz", "SIPS%5FA", ""):
+        status, _ = hu.udp_request(
+            k, "BYE", ruri, route="<sip:%s;lr;gha=%s>" % (k.address, gha))
+        assert status and status.startswith("SIP/2.0 403"), (gha, status)
+    time.sleep(0.3)
+    assert not pri.requests("BYE") and not bak.requests("BYE")
+    k.wait_log(r"in-dialog BYE from [\d.]+:\d+ refused: unknown SIP Server "
+               r"pair 'NO_SUCH_PAIR' in the Route header; not forwarded")
+    k.wait_log(r"refused: malformed SIP Server pair id '%zz'")
+    # the genuine id is routed
+    status, _ = hu.udp_request(
+        k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("BYE")) == 1
+
+
+BAD_POOLS = [
+    ("not-well-formed",
+     '<?xml version="1.0"?>\n<pool>\n  <sipserver name="A">\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA", r"pool.xml:5: not well-formed"),
+    ("schema",
+     '<?xml version="1.0"?>\n<pool>\n  <sipserver name="A">\n'
+     '    <primary uri="sip:127.0.0.1:5998"/>\n  </sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:3: element <sipserver>: Element 'sipserver': Missing child"),
+    ("duplicate",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5903"/>'
+     '<backup uri="sip:127.0.0.1:5904"/></sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:4: element <sipserver>: duplicate name 'A' \(first at line 3\)"),
+    ("bad-uri",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901;transport=xyz"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:3: element <primary> of 'A': URI .* transport 'xyz'"),
+    ("unknown-serving",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {"SERVING_SIPSERVER": '"B"'}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"serving_sipserver 'B' is not a <sipserver> of the pool"),
+    ("unresolvable",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>\n'
+     '    <backup uri="sip:no-such-host.invalid"/></sipserver>\n</pool>\n',
+     {}, "40005 SPR_HOST_NOT_RESOLVED",
+     r"pool.xml:4: element <backup> of 'A': cannot resolve host "
+     r"'no-such-host.invalid'"),
+    ("own-address",
+     '<?xml version="1.0"?>\n<pool>\n  <proxies>\n'
+     '    <proxy address="127.0.0.1:5060" site="east"/>\n  </proxies>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {"OWN_ADDRESS": '"127.0.0.9:5060"'}, "40000 SPR_OWN_PROXY_ADDR_NOT_FOUND",
+     r"own_address 127.0.0.9:5060 is not a <proxy> of the pool"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_POOLS, ids=[c[0] for c in BAD_POOLS])
+def test_bad_pool_file_refuses_start(tmp_path, case):
+    name, text, defines, event, rx = case
+    path = tmp_path / "pool.xml"
+    path.write_text(text)
+    d = {"POOL_FILE": '"%s"' % path}
+    d.update(defines)
+    k = harness.Kamailio(tmp_path / "k", cfg_text=hu.reference_cfg(), defines=d)
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    log = k.log_text()
+    assert re.search(event + r": .*" + rx, log), log[-2000:]
+    assert "40004" not in log
+
+
+def test_good_pool_with_own_address_starts(tmp_path, kamailio_factory,
+                                           peer_factory):
+    pri, bak = peer_factory(), peer_factory()
+    addr = harness.next_address()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, "east")],
+                         proxies=[("%s:5060" % addr, "east"),
+                                  ("127.0.0.1:5060", "west")])
+    k = hu.start_proxy(kamailio_factory, path, address=addr,
+                       defines={"OWN_ADDRESS": '"%s:5060"' % addr})
+    k.wait_log(r"40004 SPR_PROXY_INITIALIZED: .* serving SIP Server 'SIPS_A', "
+               r"site 'east'")
+    out = k.rpc("genesys_ha.pool")
+    assert re.search(r"address: %s:5060\s+site: east\s+self: yes"
+                     % re.escape(addr), out), out
+
+
+def test_genesys_oos_required(tmp_path):
+    path = pair_pool(tmp_path, "127.0.0.1", "127.0.0.2")
+    cfg = hu.reference_cfg().replace('loadmodule "genesys_oos"\n', "")
+    cfg = re.sub(r'modparam\("genesys_oos".*\n', "", cfg)
+    k = harness.Kamailio(tmp_path / "k", cfg_text=cfg,
+                         defines={"POOL_FILE": '"%s"' % path})
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    assert 'genesys_ha needs the genesys_oos module' in k.log_text()
