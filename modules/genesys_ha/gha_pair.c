@@ -222,7 +222,6 @@ int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 		unsigned int rnd)
 {
 	int i, k, navail = 0;
-	unsigned int start;
 
 	for(i = 0; i < n; i++)
 		if(avail[i])
@@ -237,11 +236,11 @@ int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 		}
 		return -1;
 	}
-	start = (*rr_counter)++ % (unsigned int)n;
+	/* the k-th available candidate: an even share whatever is down */
+	k = (int)((*rr_counter)++ % (unsigned int)navail);
 	for(i = 0; i < n; i++) {
-		k = (int)((start + (unsigned int)i) % (unsigned int)n);
-		if(avail[k])
-			return k;
+		if(avail[i] && k-- == 0)
+			return i;
 	}
 	return -1;
 }

@@ -59,9 +59,18 @@ void gha_route_destroy(void)
 }
 
 static gha_ctx_t _ctx;
-static unsigned int rr_pairs = 0, rr_fs = 0;
 static int *avail_buf = NULL;
 static int avail_cap = 0;
+
+void gha_ctx_save(gha_ctx_t *save)
+{
+	*save = _ctx;
+}
+
+void gha_ctx_restore(const gha_ctx_t *save)
+{
+	_ctx = *save;
+}
 
 gha_ctx_t *gha_ctx(sip_msg_t *msg)
 {
@@ -182,6 +191,7 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 {
 	gha_pool_t *p = gha_snap();
 	int i, n = 0, pi, *av;
+	unsigned int rr;
 	str s;
 
 	if(p == NULL)
@@ -202,7 +212,8 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 		LM_DBG("no SIP Server pair in site '%.*s'\n", s.len, s.s);
 		return GHA_RC_UNKNOWN_PAIR;
 	}
-	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr_pairs, kam_rand());
+	rr = __atomic_fetch_add(&gha_root->rr_pairs, 1, __ATOMIC_RELAXED);
+	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -253,7 +264,7 @@ static int record_route(sip_msg_t *msg, str *dn)
 		d = *dn;
 	} else if(c->from_member) {
 		/* SIP Server -> endpoint: the DN is the called party */
-		if(parse_sip_msg_uri(msg) == 0)
+		if(parse_sip_msg_uri(msg) > 0)
 			d = msg->parsed_uri.user;
 	} else if((fu = parse_from_uri(msg)) != NULL) {
 		/* endpoint -> SIP Server: the DN is the caller */
@@ -458,6 +469,7 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 {
 	gha_pool_t *p = gha_snap();
 	int i, n = 0, fi, *av, st;
+	unsigned int rr;
 	gha_ctx_t *c;
 	str s;
 
@@ -474,7 +486,8 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	}
 	if(n == 0)
 		return GHA_RC_NOT_FOUND;
-	fi = gha_lb_pick(p->nfs, av, gha_lb_alg, &rr_fs, kam_rand());
+	rr = __atomic_fetch_add(&gha_root->rr_fs, 1, __ATOMIC_RELAXED);
+	fi = gha_lb_pick(p->nfs, av, gha_lb_alg, &rr, kam_rand());
 	if(fi < 0)
 		return GHA_RC_OUT_OF_SERVICE;
 	if(set_dst_uri(msg, &p->fs[fi].m.dst) < 0)

@@ -46,6 +46,9 @@ extern struct tm_binds gha_tmb;
 
 /*! context of msg; reset it when it belongs to another message */
 gha_ctx_t *gha_ctx(sip_msg_t *msg);
+/*! keep the context of the message being routed across an event route */
+void gha_ctx_save(gha_ctx_t *save);
+void gha_ctx_restore(const gha_ctx_t *save);
 /*! fill the pair part of the context */
 void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member);
 

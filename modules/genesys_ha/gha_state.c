@@ -158,7 +158,7 @@ static void run_event_route(int rt, str *evname, const gha_pair_t *pr,
 {
 	sr_kemi_eng_t *keng = NULL;
 	sip_msg_t *fmsg;
-	gha_ctx_t *c;
+	gha_ctx_t *c, saved;
 	int backup_rt;
 	struct run_act_ctx ctx;
 
@@ -174,6 +174,7 @@ static void run_event_route(int rt, str *evname, const gha_pair_t *pr,
 				evname->s);
 		return;
 	}
+	gha_ctx_save(&saved);
 	fmsg = faked_msg_next();
 	c = gha_ctx(fmsg);
 	gha_ctx_set_pair(c, pr, ev->to);
@@ -199,6 +200,7 @@ static void run_event_route(int rt, str *evname, const gha_pair_t *pr,
 				evname->s);
 	}
 	set_route_type(backup_rt);
+	gha_ctx_restore(&saved);
 }
 
 static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)

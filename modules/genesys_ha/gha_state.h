@@ -45,6 +45,8 @@ typedef struct gha_root
 	gha_pool_t *cur;	  /*!< published snapshot, or NULL */
 	unsigned int generation; /*!< bumped at every publish */
 	int reloading;		  /*!< 1 while a reload runs (atomic) */
+	unsigned int rr_pairs; /*!< round-robin position, pairs (atomic) */
+	unsigned int rr_fs;	   /*!< round-robin position, feature servers */
 	long started;
 } gha_root_t;
 

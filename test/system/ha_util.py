@@ -240,9 +240,10 @@ class Peer(threading.Thread):
         out += ["Content-Length: 0", "", ""]
         return "\r\n".join(out).encode()
 
-    def send_request(self, dest, method, ruri, headers=None, wait=2.0):
+    def send_request(self, dest, method, ruri, headers=None, wait=2.0,
+                     full=False):
         """Send a request from this peer's socket; returns the final reply
-        (first line) or None."""
+        (first line, or all of it with full=True) or None."""
         callid = "peer-%f@%s" % (time.time(), self.address)
         extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
         msg = ("%s %s SIP/2.0\r\n"
@@ -264,7 +265,7 @@ class Peer(threading.Thread):
             with self._lock:
                 for r in self.responses[n0:]:
                     if callid in r and not r.startswith("SIP/2.0 1"):
-                        return r.split("\r\n", 1)[0]
+                        return r if full else r.split("\r\n", 1)[0]
             time.sleep(0.02)
         return None
 

@@ -464,3 +464,171 @@ def test_genesys_oos_required(tmp_path):
         k.start(timeout=10)
     k.stop(check=False)
     assert 'genesys_ha needs the genesys_oos module' in k.log_text()
+
+
+def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
+                                           peer_factory):
+    """geo-location east: endpoint calls are balanced round-robin over the
+    available pairs of the site (never the west pair); an inter-site request
+    from a west SIP Server naming an east pair's old primary reaches that
+    pair's active member; MWI SUBSCRIBEs go to the east Feature Server that
+    answers, never to the one that is down or to the west one."""
+    e1p = peer_factory(options_code=None)
+    e1b, e2p = peer_factory(), peer_factory()
+    e2b = peer_factory(options_code=None)
+    wp = peer_factory()
+    wb = peer_factory(options_code=None)
+    fs1, fs3 = peer_factory(), peer_factory()
+    fs2_addr = harness.next_address()                 # down: nothing listens
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS-E1", e1p.uri, e1b.uri, "east"),
+        ("SIPS-E2", e2p.uri, e2b.uri, "east"),
+        ("SIPS-W", wp.uri, wb.uri, "west")],
+        fs=[("FS1", fs1.uri, "east"), ("FS2", "sip:%s:5060" % fs2_addr, "east"),
+            ("FS3", fs3.uri, "west")])
+    k = hu.start_proxy(kamailio_factory, path,
+                       defines={"GEO_LOCATION": '"east"'})
+    wait_pool(k, lambda p: p["SIPS-E1"]["active"] == "backup"
+              and p["SIPS-E1"]["state"] == "up"
+              and p["SIPS-E2"]["state"] == "up" and p["SIPS-W"]["state"] == "up"
+              and p["_fs"]["FS2"]["state"] == "down"
+              and p["_fs"]["FS1"]["state"] == "active",
+              what="pool settled")
+    # endpoint calls: round-robin over the east pairs
+    for i in range(4):
+        status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+        assert status.startswith("SIP/2.0 200"), status
+    assert len(e1b.requests("INVITE")) == 2, e1b.requests("INVITE")
+    assert len(e2p.requests("INVITE")) == 2
+    assert not wp.requests("INVITE") and not e1p.requests("INVITE")
+    # inter-site: the west SIP Server sends through its pool to the east
+    # pair, naming the pair's old primary
+    reply = wp.send_request((k.address, k.port), "INVITE",
+                            "sip:3000@%s:5060" % e1p.address)
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    got = e1b.requests("INVITE")
+    assert len(got) == 3 and got[-1].startswith(
+        "INVITE sip:3000@%s:5060 " % e1p.address), got[-1]
+    assert re.search(r"^Record-Route: <sip:%s[^>]*;gha=SIPS-E1;ghadn=3000"
+                     % re.escape(k.address), got[-1], re.M), got[-1]
+    # ... or naming the pair itself
+    reply = wp.send_request((k.address, k.port), "MESSAGE", "sip:3000@SIPS-E2")
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(e2p.requests("MESSAGE")) == 1
+    # MWI
+    for i in range(4):
+        status, _ = hu.udp_request(k, "SUBSCRIBE", "sip:1001@%s" % k.address,
+                                   headers={"Event": "message-summary",
+                                            "Expires": "60"})
+        assert status.startswith("SIP/2.0 200"), status
+    assert len(fs1.requests("SUBSCRIBE")) == 4
+    assert not fs3.requests("SUBSCRIBE")
+    assert not e1b.requests("SUBSCRIBE") and not e2p.requests("SUBSCRIBE")
+    # other SUBSCRIBEs go to the SIP Servers
+    status, _ = hu.udp_request(k, "SUBSCRIBE", "sip:1001@%s" % k.address,
+                               headers={"Event": "presence", "Expires": "60"})
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(fs1.requests("SUBSCRIBE")) == 4
+
+
+SCRIPT_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen=LISTEN_UDP
+auto_aliases=no
+dns=no
+rev_dns=no
+loadmodule "ctl"
+loadmodule "kex"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "rr"
+loadmodule "pv"
+loadmodule "xlog"
+loadmodule "textops"
+loadmodule "genesys_oos"
+loadmodule "genesys_ha"
+modparam("ctl", "binrpc", CTL_SOCK)
+modparam("genesys_oos", "oos_check", 1)
+modparam("genesys_oos", "oos_force", 1)
+modparam("genesys_oos", "oos_timeout", 400)
+modparam("genesys_ha", "pool_file", POOL_FILE)
+modparam("genesys_ha", "serving_sipserver", "SIPS_A")
+modparam("genesys_ha", "lb_algorithm", "random")
+
+request_route {
+	switch ($hdr(X-Fn)) {
+	case "select":
+		ha_select("$hdr(X-Arg)");
+		break;
+	case "serving":
+		ha_select_serving();
+		break;
+	case "site":
+		ha_select_site("$hdr(X-Arg)");
+		break;
+	case "fs":
+		ha_select_feature_server();
+		break;
+	case "from":
+		ha_from_sipserver();
+		break;
+	default:
+		sl_send_reply("400", "no X-Fn");
+		exit;
+	}
+	$var(rc) = $rc;
+	append_to_reply("X-Rc: $var(rc)\\r\\nX-Du: $du\\r\\nX-Pair: $ha(pair)\\r\\nX-Role: $ha(role)\\r\\nX-Member: $ha(member)\\r\\nX-State: $ha(state)\\r\\n");
+	sl_send_reply("200", "tested");
+	exit;
+}
+"""
+
+
+def fn(k, name, arg="", peer=None):
+    hdrs = {"X-Fn": name, "X-Arg": arg}
+    if peer:
+        text = peer.send_request((k.address, k.port), "MESSAGE",
+                                 "sip:x@%s" % k.address, headers=hdrs,
+                                 full=True)
+    else:
+        status, text = hu.udp_request(k, "MESSAGE", "sip:x@%s" % k.address,
+                                      headers=hdrs)
+    assert text and text.startswith("SIP/2.0 200"), text
+    return dict(re.findall(r"^(X-[A-Za-z]+): ?(.*?)\r?$", text, re.M))
+
+
+def test_script_functions_return_codes_and_pvs(tmp_path, kamailio_factory,
+                                               peer_factory):
+    pri, bak = peer_factory(), peer_factory(options_code=None)
+    cp, cb = peer_factory(options_code=None), peer_factory(options_code=None)
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_A", pri.uri, bak.uri, "east"),
+        ("SIPS_C", cp.uri, cb.uri, "west")],
+        fs=[("FS1", "sip:%s:5060" % harness.next_address(), "east")])
+    k = kamailio_factory(cfg_text=SCRIPT_CFG,
+                         defines={"POOL_FILE": '"%s"' % path})
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
+              and p["SIPS_C"]["state"] == "out-of-service"
+              and p["_fs"]["FS1"]["state"] == "down", what="settled")
+    r = fn(k, "select", "SIPS_A")
+    assert r["X-Rc"] == "1" and r["X-Du"] == "sip:%s:5060" % pri.address, r
+    assert (r["X-Pair"], r["X-Role"], r["X-Member"], r["X-State"]) == \
+        ("SIPS_A", "primary", pri.uri, "up"), r
+    r = fn(k, "serving")
+    assert r["X-Rc"] == "1" and r["X-Pair"] == "SIPS_A"
+    assert fn(k, "select", "NOPE")["X-Rc"] == "-3"
+    r = fn(k, "select", "SIPS_C")
+    assert r["X-Rc"] == "-1" and r["X-State"] == "out-of-service", r
+    assert fn(k, "site", "west")["X-Rc"] == "-1"      # its only pair is down
+    assert fn(k, "site", "mars")["X-Rc"] == "-3"      # no pair in that site
+    assert fn(k, "site", "east")["X-Pair"] == "SIPS_A"
+    assert fn(k, "fs")["X-Rc"] == "-1"                # its only FS is down
+    assert fn(k, "from")["X-Rc"] == "-4"              # not a pool member
+    r = fn(k, "from", peer=pri)
+    assert (r["X-Rc"], r["X-Pair"], r["X-Role"]) == ("1", "SIPS_A", "primary"), r
+    # statistics
+    out = k.rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"new_dialogs\D+[1-9]", out), out
+    assert re.search(r"rejected\D+[1-9]", out), out
