@@ -29,6 +29,7 @@ typedef struct goos_snap
 	char uri[GOOS_URI_MAX];
 	char sock[GOOS_SOCK_MAX];
 	int state, probed, forced, last_code, last_rtt_ms, last_reason, pending;
+	int tc_off;
 	time_t since;
 	unsigned long probes, failures, timeouts, transport_errors, late;
 } goos_snap_t;
@@ -48,6 +49,7 @@ static void goos_snap_take(goos_target_t *t, int id, goos_snap_t *s)
 	s->last_rtt_ms = t->last_rtt_ms;
 	s->last_reason = t->last_reason;
 	s->pending = t->sched.pending;
+	s->tc_off = t->tc_off;
 	s->since = t->since;
 	s->probes = t->probes;
 	s->failures = t->failures;
@@ -86,6 +88,8 @@ static void goos_rpc_add_snap(rpc_t *rpc, void *ctx, goos_snap_t *s)
 			(unsigned int)s->failures, "timeouts", (unsigned int)s->timeouts,
 			"transport_errors", (unsigned int)s->transport_errors,
 			"late_replies", (unsigned int)s->late, "refs", s->refs);
+	rpc->struct_add(h, "s", "transport_check",
+			(!goos_transport_check || s->tc_off) ? "off" : "on");
 }
 
 static const char *goos_rpc_list_doc[] = {

@@ -44,6 +44,7 @@ typedef struct goos_target
 	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
 	goos_sched_t sched;	  /*!< probe timing (timer process) */
 	int started;		  /*!< timer process planned the first probe */
+	int tc_off;			  /*!< transport check disabled for this target */
 
 	/* reply handed over by a tm callback to the timer process */
 	int rpl_ready;
