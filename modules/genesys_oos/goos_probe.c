@@ -52,6 +52,7 @@
 #include "core/mem/mem.h"
 #include "core/parser/parse_uri.h"
 #include "core/resolve.h"
+#include "core/ip_addr.h"
 #include "core/socket_info.h"
 #include "modules/tm/tm_load.h"
 
@@ -88,6 +89,7 @@ typedef struct goos_side
 {
 	uint32_t gen;  /*!< slot generation this state belongs to */
 	int resolved;  /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
+	int by_name;   /*!< the host is a name: resolve again for every probe */
 	union sockaddr_union dst;
 	int udp_fd;	   /*!< connected UDP socket or -1 */
 	int conn_fd;   /*!< TCP connect in progress or -1 */
@@ -217,6 +219,7 @@ static int goos_side_resolve(goos_side_t *sd, goos_job_t *job)
 		return -1;
 	proto = (char)job->proto;
 	port = puri.port_no;
+	sd->by_name = (str2ip(&puri.host) == NULL && str2ip6(&puri.host) == NULL);
 	if(sip_hostport2su(&sd->dst, &puri.host, port, &proto) < 0) {
 		LM_WARN("target %.*s: cannot resolve its host for the transport "
 				"check; only the probe timeout will detect it down\n",
@@ -261,8 +264,18 @@ static void goos_side_start(goos_job_t *job)
 
 	if(!goos_transport_check || job->tc_off || sd->gen != job->gen)
 		return;
-	if(sd->resolved == 0)
+	if(sd->resolved == 0 || sd->by_name) {
+		/* a name may now resolve elsewhere (tm resolves it per probe too):
+		 * look it up again (Kamailio's DNS cache) and reconnect if needed */
+		union sockaddr_union old = sd->dst;
+		int was = sd->resolved;
 		sd->resolved = goos_side_resolve(sd, job);
+		if(was > 0 && sd->udp_fd >= 0
+				&& (sd->resolved < 0 || !su_cmp(&old, &sd->dst))) {
+			close(sd->udp_fd);
+			sd->udp_fd = -1;
+		}
+	}
 	if(sd->resolved < 0)
 		return;
 	sd->seq = job->seq;
