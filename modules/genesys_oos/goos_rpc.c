@@ -276,11 +276,83 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 			goos_forced_name(t->forced));
 }
 
+static const char *goos_rpc_add_doc[] = {
+		"Register a target at runtime: <uri> [socket]", 0};
+
+static void goos_rpc_add(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n;
+	void *h;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_register(&uri, sock.len > 0 ? &sock : NULL);
+	if(id < 0) {
+		rpc->fault(ctx, 400,
+				"Cannot register %.*s: bad URI or socket, or table full "
+				"(see the log)",
+				uri.len, uri.s);
+		return;
+	}
+	lock_get(&goos_root->lock);
+	goos_root->targets[id].rpc_refs++;
+	lock_release(&goos_root->lock);
+	if(rpc->add(ctx, "{", &h) < 0)
+		return;
+	rpc->struct_add(h, "dS", "id", id, "uri", &uri);
+}
+
+static const char *goos_rpc_remove_doc[] = {
+		"Release a target added with genesys_oos.add: <uri> [socket]", 0};
+
+static void goos_rpc_remove(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n, ok = 0;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_lookup_sock(&uri, &sock);
+	if(id < 0) {
+		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		return;
+	}
+	/* only references taken over RPC: a module's target stays */
+	lock_get(&goos_root->lock);
+	if(goos_root->targets[id].rpc_refs > 0) {
+		goos_root->targets[id].rpc_refs--;
+		ok = 1;
+	}
+	lock_release(&goos_root->lock);
+	if(!ok) {
+		rpc->fault(ctx, 400,
+				"Target %.*s was not added with genesys_oos.add (it is "
+				"registered by a module or by the target parameter)",
+				uri.len, uri.s);
+		return;
+	}
+	goos_table_release(id);
+	rpc->rpl_printf(ctx, "Ok. Target %.*s released", uri.len, uri.s);
+}
+
 /* clang-format off */
 rpc_export_t goos_rpc_cmds[] = {
 	{"genesys_oos.list", goos_rpc_list, goos_rpc_list_doc, RET_ARRAY},
 	{"genesys_oos.set_state", goos_rpc_set_state, goos_rpc_set_state_doc, 0},
 	{"genesys_oos.probe", goos_rpc_probe, goos_rpc_probe_doc, 0},
+	{"genesys_oos.add", goos_rpc_add, goos_rpc_add_doc, 0},
+	{"genesys_oos.remove", goos_rpc_remove, goos_rpc_remove_doc, 0},
 	{0, 0, 0, 0}
 };
 /* clang-format on */

@@ -210,6 +210,7 @@ int goos_table_register(str *uri, str *sock)
 	t->forced = 0;
 	t->started = 0;
 	t->tc_off = 0;
+	t->rpc_refs = 0;
 	t->sched.pending = 0;
 	t->sched.want = 0;
 	t->rpl_ready = 0;

@@ -28,6 +28,7 @@
 typedef struct goos_target
 {
 	int refs;	  /*!< registrations; 0 = free slot */
+	int rpc_refs; /*!< of which taken by genesys_oos.add */
 	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
 	char uri_buf[GOOS_URI_MAX];
 	str uri;

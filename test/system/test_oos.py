@@ -492,3 +492,42 @@ def test_probes_are_spread_over_the_period(kamailio_factory, responders):
         ts = [p[0] for p in r.probes[-3:]]
         for a, b in zip(ts, ts[1:]):
             assert 0.8 < b - a < 1.3, ts
+
+
+def test_runtime_add_and_remove(kamailio_factory, responders):
+    """Targets registered and released at runtime (the API path a pool
+    reload uses, here through genesys_oos.add/remove): a reused slot starts
+    fresh, and a reply still on its way for the released target never
+    lands on the new one."""
+    slow = responders(policy=lambda n, src: (200, 0.4))
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 800})
+    assert oos_list(k) == []
+    out = k.rpc("genesys_oos.add", slow.uri)
+    assert "id: 0" in out, out
+    _, row = wait_state(k, slow.uri, "active", timeout=5)
+    # released while a probe is in flight; its 200 arrives 0.4 s later
+    deadline = time.monotonic() + 3
+    while target(k, slow.uri)["probe_pending"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    k.rpc("genesys_oos.remove", slow.uri)
+    assert oos_list(k) == []
+    closed = "sip:%s:5060" % harness.next_address()
+    assert "id: 0" in k.rpc("genesys_oos.add", closed)   # same slot
+    seen = set()
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        row = target(k, closed)
+        seen.add(row["state"])
+        time.sleep(0.01)
+    assert "active" not in seen, seen
+    assert row["state"] == "down" and row["last_code"] == "0", row
+    assert int(row["probes_sent"]) <= 3, row
+
+    # a target of the configuration cannot be removed over RPC; bad input
+    for args in (("genesys_oos.remove", "sip:nobody@example.com"),
+                 ("genesys_oos.add", "not a uri"),
+                 ("genesys_oos.add",)):
+        res = k.rpc_raw(*args)
+        assert "error: 400" in res.stdout + res.stderr, (args, res.stdout)
