@@ -119,6 +119,24 @@ def test_closed_port_is_down_in_one_round_trip(kamailio_factory, transport):
     assert re.search(r"WARNING: genesys_oos .*target %s state unknown -> down "
                      r"\(transport error: (ICMP port unreachable|connection "
                      r"refused)\)" % re.escape(uri), k.log_text())
+    # a refused TCP target costs no tm send: no core ERROR lines per probe
+    assert not re.search(r"ERROR:", k.log_text()), k.log_text()[-2000:]
+
+
+def test_transport_check_off_falls_back_to_timeout(kamailio_factory):
+    """transport_check=0: a closed UDP port is only detected by the probe
+    deadline (what dispatcher does), which shows what the check buys."""
+    uri = "sip:%s:5060" % harness.next_address()
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 600, "target": uri,
+                                          "transport_check": 0})
+    _, row = wait_state(k, uri, "down", timeout=4)
+    assert row["last_reason"] == "timeout" and row["transport_errors"] == "0", row
+    assert row["transport_check"] == "off", row
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", uri)
+    assert "reason: timeout" in out, out
+    assert time.monotonic() - t0 >= 0.55
 
 
 # ---------------------------------------------------------------- timeouts
@@ -451,3 +469,65 @@ def test_tcp_target_up_then_refused(kamailio_factory, sipp_factory, tmp_path):
     # at most one period until the next probe, then one round trip
     assert took < 1.0 + 0.5, took
     assert row["last_reason"] == "transport" and row["timeouts"] == "0", row
+
+
+def test_probes_are_spread_over_the_period(kamailio_factory, responders):
+    """Eight targets probed every second: their probes are spread over the
+    period, not sent in one burst."""
+    rs = [responders() for _ in range(8)]
+    k = start_kamailio(kamailio_factory, [("oos_check", 1), ("oos_force", 1),
+                                          ("oos_timeout", 300)]
+                       + [("target", r.uri) for r in rs])
+    for r in rs:
+        wait_state(k, r.uri, "active", timeout=5)
+    time.sleep(2.5)
+    # arrival phase of every target's last probe inside the 1 s period
+    last = sorted(r.probes[-1][0] for r in rs)
+    phases = sorted((t - last[0]) % 1.0 for t in last)
+    gaps = [b - a for a, b in zip(phases, phases[1:])] + [1.0 - phases[-1] + phases[0]]
+    assert max(gaps) < 0.5, phases        # no half-period hole: no burst
+    assert sum(1 for g in gaps if g < 0.02) <= 2, phases
+    # and each target keeps its own 1 s rhythm
+    for r in rs:
+        ts = [p[0] for p in r.probes[-3:]]
+        for a, b in zip(ts, ts[1:]):
+            assert 0.8 < b - a < 1.3, ts
+
+
+def test_runtime_add_and_remove(kamailio_factory, responders):
+    """Targets registered and released at runtime (the API path a pool
+    reload uses, here through genesys_oos.add/remove): a reused slot starts
+    fresh, and a reply still on its way for the released target never
+    lands on the new one."""
+    slow = responders(policy=lambda n, src: (200, 0.4))
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 800})
+    assert oos_list(k) == []
+    out = k.rpc("genesys_oos.add", slow.uri)
+    assert "id: 0" in out, out
+    _, row = wait_state(k, slow.uri, "active", timeout=5)
+    # released while a probe is in flight; its 200 arrives 0.4 s later
+    deadline = time.monotonic() + 3
+    while target(k, slow.uri)["probe_pending"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    k.rpc("genesys_oos.remove", slow.uri)
+    assert oos_list(k) == []
+    closed = "sip:%s:5060" % harness.next_address()
+    assert "id: 0" in k.rpc("genesys_oos.add", closed)   # same slot
+    seen = set()
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        row = target(k, closed)
+        seen.add(row["state"])
+        time.sleep(0.01)
+    assert "active" not in seen, seen
+    assert row["state"] == "down" and row["last_code"] == "0", row
+    assert int(row["probes_sent"]) <= 3, row
+
+    # a target of the configuration cannot be removed over RPC; bad input
+    for args in (("genesys_oos.remove", "sip:nobody@example.com"),
+                 ("genesys_oos.add", "not a uri"),
+                 ("genesys_oos.add",)):
+        res = k.rpc_raw(*args)
+        assert "error: 400" in res.stdout + res.stderr, (args, res.stdout)
