@@ -632,3 +632,22 @@ def test_script_functions_return_codes_and_pvs(tmp_path, kamailio_factory,
     out = k.rpc("stats.get_statistics", "genesys_ha:")
     assert re.search(r"new_dialogs\D+[1-9]", out), out
     assert re.search(r"rejected\D+[1-9]", out), out
+
+
+def test_in_dialog_request_fails_over_before_detection(
+        tmp_path, kamailio_factory, peer_factory):
+    """The active member died a moment ago and probing has not noticed yet:
+    an in-dialog BYE (Request-URI naming it) times out and is retried on
+    the other member within the same transaction."""
+    pri = peer_factory(answer_requests=False)   # still answers OPTIONS
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    status, _ = hu.udp_request(
+        k, "BYE", "sip:sips@%s:5060" % pri.address,
+        route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address, timeout=6)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(branches(pri, "BYE")) == 1 and len(bak.requests("BYE")) == 1
+    assert bak.requests("BYE")[0].startswith("BYE sip:sips@%s:5060 " % pri.address)
