@@ -4,6 +4,7 @@
 #   make          build the three modules (out of tree, Kamailio's Makefile.modules)
 #   make test     unit tests (plain and under ASan/UBSan) and system tests
 #   make run      start the proxy demo on loopback
+#   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
 
@@ -17,7 +18,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit system run check-cfg clean distclean $(MODULES)
+.PHONY: all deps modules test unit system run check-cfg deb clean distclean $(MODULES)
 
 all: modules
 
@@ -51,6 +52,14 @@ check-cfg: modules
 run: deps
 	@$(MAKE) --no-print-directory modules
 	@bash scripts/run-demo.sh
+
+# the .deb lands in build/; it depends on the exact Kamailio upstream version
+deb: deps
+	rm -f ../kamailio-genesys-modules_*.deb ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes
+	dpkg-buildpackage -us -uc -b -tc >build-deb.log 2>&1 || { tail -30 build-deb.log; exit 1; }
+	mkdir -p build && mv ../kamailio-genesys-modules_*.deb build/
+	rm -f ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes build-deb.log
+	@ls build/*.deb
 
 clean:
 	@for m in $(MODULES); do \
