@@ -56,7 +56,7 @@ run: deps
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 deb: deps
 	rm -f ../kamailio-genesys-modules_*.deb ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes
-	dpkg-buildpackage -us -uc -b -tc >build-deb.log 2>&1 || { tail -30 build-deb.log; exit 1; }
+	dpkg-buildpackage -us -uc -b >build-deb.log 2>&1 || { tail -30 build-deb.log; exit 1; }
 	mkdir -p build && mv ../kamailio-genesys-modules_*.deb build/
 	rm -f ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes build-deb.log
 	@ls build/*.deb
