@@ -4,6 +4,7 @@
 #   make          build the three modules (out of tree, Kamailio's Makefile.modules)
 #   make test     unit tests (plain and under ASan/UBSan) and system tests
 #   make run      start the proxy demo on loopback
+#   make bench    run the benchmarks in bench/ (callgrind + CPU time)
 #   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
@@ -18,7 +19,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit system run check-cfg deb clean distclean $(MODULES)
+.PHONY: all deps modules test unit system run check-cfg deb bench clean distclean $(MODULES)
 
 all: modules
 
@@ -52,6 +53,11 @@ check-cfg: modules
 run: deps
 	@$(MAKE) --no-print-directory modules
 	@bash scripts/run-demo.sh
+
+# benchmarks (not part of 'make test'): results are printed and written
+# under docs/
+bench: modules
+	cd bench && /usr/bin/python3 relay_cost.py --out ../docs/bench-relay-cost.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 deb: deps
