@@ -1,0 +1,228 @@
+"""genesys_tlssticky: TLS (and TCP) connection stickiness, with TLS really on
+the wire.  The phone (tls_ua.StreamUA) opens one TLS connection from its own
+loopback address and listens on no port at all; the SIP Server is SIPp or a
+UDP peer on another address."""
+
+import re
+import ssl
+import time
+
+import pytest
+
+import harness
+import sticky_env as env
+from tls_ua import (Certs, StreamUA, UdpUA, SipMsg, response, in_dialog,
+                    uri_of, uri_param, hdr_param, new_id, client_context, build)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def sipserver():
+    s = UdpUA(harness.next_address(), 5060)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def phones():
+    made = []
+
+    def make(*a, **kw):
+        p = StreamUA(*a, **kw)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
+
+
+def registrar_answer(sipserver, expires=None, extra_contacts=()):
+    """the SIP Server as registrar: takes one REGISTER, answers 200 listing
+    the Contacts it got (plus extra_contacts); returns the REGISTER"""
+    reg = sipserver.recv(5, want=lambda m: m.method == "REGISTER"
+                         and not m.is_reply)
+    contacts = []
+    for c in reg.contacts():
+        if expires is not None:
+            c = re.sub(r";expires=\d+", "", c) + ";expires=%d" % expires
+        contacts.append(c)
+    hs = [("Contact", c) for c in contacts + list(extra_contacts)]
+    sipserver.send(response(reg, 200, "OK", to_tag=new_id("r"), extra=hs,
+                            record_route=False), reg.src)
+    return reg
+
+
+def register(phone, proxy, sipserver, expires=3600, registrar_expires=None,
+             **kw):
+    """phone REGISTERs through the proxy; returns (REGISTER the SIP Server
+    saw, 200 OK the phone saw)"""
+    phone.register(proxy.address, expires=expires, **kw)
+    reg = registrar_answer(sipserver, registrar_expires)
+    ok = phone.recv(5, want=lambda m: m.is_reply and m.method == "REGISTER"
+                    and m.status >= 200)
+    return reg, ok
+
+
+def proxy_udp(k):
+    return (k.address, 5060)
+
+
+def call_phone(sipserver, k, ruri):
+    """SIP Server sends an INVITE to ruri through the proxy"""
+    return sipserver.invite(ruri, proxy_udp(k))
+
+
+def final(sipserver, timeout=5):
+    return sipserver.recv(timeout, want=lambda m: m.is_reply and m.status >= 200)
+
+
+# ---------------------------------------------------------------------------
+
+def test_register_rewrites_contact_and_restores_it(kamailio_factory, tmp_path,
+                                                    certs, sipserver, phones):
+    """The SIP Server sees a Contact naming the proxy with a flow token (user
+    part and parameters kept); the phone sees exactly its own Contact."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    own = "<%s>;expires=600;+sip.instance=\"<urn:uuid:1234>\"" % phone.contact_uri()
+    phone.register(k.address, expires=600, contact=own)
+    reg = registrar_answer(sipserver)
+    ok = phone.recv(5, want=lambda m: m.is_reply and m.status >= 200)
+
+    # SIP Server side: the rewritten Contact
+    [c] = reg.contacts()
+    uri = uri_of(c)
+    assert uri.startswith("sip:1001@%s:5060;" % k.address), c
+    tok = uri_param(uri, "gts")
+    assert tok and re.fullmatch(r"[A-Za-z0-9_-]{40,120}", tok), c
+    assert phone.local_ip not in c
+    assert hdr_param(c, "expires") == "600"
+    assert '+sip.instance="<urn:uuid:1234>"' in c
+    # the REGISTER itself went to the registrar from the proxy
+    assert reg.src[0] == k.address
+
+    # phone side: its own Contact back
+    assert ok.status == 200
+    [pc] = ok.contacts()
+    assert uri_of(pc) == phone.contact_uri(), ok.text
+    assert "gts=" not in ok.text
+    assert hdr_param(pc, "expires") == "600"
+
+    # the binding, as operators see it
+    [b] = env.bindings(k)
+    assert b["aor"] == "1001@%s" % k.address
+    assert b["contact"] == phone.contact_uri()
+    assert tok in b["rewritten"]
+    assert b["source"] == "%s:%d" % (phone.local_ip, phone.local_port)
+    assert b["transport"] == "tls"
+    assert b["state"] == "1" and b["alive"] == "1"
+    assert 590 <= int(b["expires"]) <= 600
+    st = env.stats(k)
+    assert st["bindings"] == 1 and st["active"] == 1 and st["registers"] == 1
+
+
+def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path,
+                                                      certs, sipserver, phones):
+    """INVITE to the rewritten Contact arrives over the phone's connection
+    (the phone listens on no port); ACK and BYE from the SIP Server, then a
+    second call ended by the phone's BYE; never a new connection."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    conns_before = env.tcp_conns(k)
+    assert len(conns_before) == 1, conns_before
+
+    for who_hangs_up in ("sipserver", "phone"):
+        call_phone(sipserver, k, rewritten)
+        inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+        # the phone's own Contact as Request-URI, over its connection
+        assert inv.ruri == phone.contact_uri(), inv.text
+        rrs = inv.hdrs("Record-Route")
+        assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
+        tag = new_id("p")
+        phone.send(response(inv, 200, "OK", to_tag=tag,
+                            contact="<%s>" % phone.contact_uri()))
+        ok = final(sipserver)
+        assert ok.status == 200
+        # the SIP Server's route set: Record-Route reversed
+        route = list(reversed(ok.hdrs("Record-Route")))
+        dlg = {"ruri": uri_of(ok.hdr("Contact")), "route": route,
+               "from": inv.hdr("From"), "to": ok.hdr("To"),
+               "call_id": inv.hdr("Call-ID")}
+        sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+        ack = phone.recv(5, want=lambda m: m.method == "ACK")
+        assert ack.ruri == phone.contact_uri()
+
+        if who_hangs_up == "sipserver":
+            sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
+            bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
+            phone.send(response(bye, 200, "OK"))
+            bye_ok = final(sipserver)
+            assert bye_ok.status == 200 and bye_ok.method == "BYE"
+        else:
+            # the phone is UAS: its route set is Record-Route in order
+            pdlg = {"ruri": uri_of(inv.hdr("Contact")), "route": rrs,
+                    "from": ok.hdr("To"), "to": inv.hdr("From"),
+                    "call_id": inv.hdr("Call-ID")}
+            phone.send(in_dialog("BYE", pdlg, phone.via(), 1))
+            bye = sipserver.recv(5, want=lambda m: m.method == "BYE"
+                                 and not m.is_reply)
+            assert bye.ruri == pdlg["ruri"]
+            sipserver.send(response(bye, 200, "OK", record_route=False), bye.src)
+            bye_ok = phone.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
+            assert bye_ok.status == 200
+
+    # still exactly the phone's one connection
+    assert env.tcp_conns(k) == conns_before
+    # toward the phone: 2 INVITEs, 2 ACKs, 1 BYE (the phone's BYE goes upstream)
+    assert env.stats(k)["routed"] == 5
+
+
+def test_phone_gone_gets_430_without_connecting(kamailio_factory, tmp_path,
+                                                certs, sipserver, phones):
+    """The phone closes its connection: the binding goes (log names the
+    phone), the next INVITE gets 430 at once and no connection is opened."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    phone.close()
+    k.wait_log(r"sticky binding removed \(connection closed\): AOR 1001@%s, "
+               r"phone Contact %s" % (re.escape(k.address),
+                                      re.escape(phone.contact_uri())), timeout=5)
+    assert env.bindings(k) == []
+    assert env.tcp_conns(k) == []
+
+    t0 = time.monotonic()
+    call_phone(sipserver, k, rewritten)
+    rpl = final(sipserver)
+    assert rpl.status == 430, rpl.text
+    assert time.monotonic() - t0 < 1.0
+    time.sleep(0.3)
+    assert env.tcp_conns(k) == []
+    assert env.stats(k)["flow_failed"] == 1
+
+
+def test_dead_connection_before_sweep_gets_430(kamailio_factory, tmp_path,
+                                               certs, sipserver, phones):
+    """Even while the binding is still listed (no close hook, long sweep
+    interval), a request for a dead flow gets 430 and opens nothing."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("tcp_closed_hook", 0),
+                                   ("timer_interval", 60)])
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    phone.close()
+    assert env.wait_for(lambda: env.tcp_conns(k) == [], 5)
+    [b] = env.bindings(k)
+    assert b["alive"] == "0"
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+    time.sleep(0.3)
+    assert env.tcp_conns(k) == []
