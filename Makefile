@@ -2,7 +2,8 @@
 #
 #   make deps     install Debian packages and fetch/configure the Kamailio source
 #   make          build the three modules (out of tree, Kamailio's Makefile.modules)
-#   make test     unit tests (plain and under ASan/UBSan) and system tests
+#   make test     unit tests (plain and under ASan/UBSan), fuzz smoke runs, system tests
+#   make fuzz     run every libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make run      start the proxy demo on loopback
 #   make bench    run the benchmarks in bench/ (callgrind + CPU time)
 #   make deb      build the kamailio-genesys-modules package into build/
@@ -19,7 +20,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit system run check-cfg deb bench clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench clean distclean $(MODULES)
 
 all: modules
 
@@ -37,6 +38,13 @@ $(MODULES): | $(STAMP)
 unit: | $(STAMP)
 	@$(MAKE) --no-print-directory -C test/unit run COREPATH=$(COREPATH)
 
+# libFuzzer harnesses: a short deterministic run in 'make test', longer here
+fuzz-smoke: | $(STAMP)
+	@$(MAKE) --no-print-directory -C test/fuzz smoke COREPATH=$(COREPATH)
+
+fuzz: | $(STAMP)
+	@$(MAKE) --no-print-directory -C test/fuzz run COREPATH=$(COREPATH)
+
 system: modules
 	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)
 
@@ -44,6 +52,7 @@ system: modules
 test: deps
 	@$(MAKE) --no-print-directory modules
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory system
 
 check-cfg: modules
@@ -72,6 +81,7 @@ clean:
 		$(MAKE) --no-print-directory -C modules/$$m clean COREPATH=$(COREPATH) >/dev/null 2>&1 || \
 		rm -f modules/$$m/*.o modules/$$m/*.d modules/$$m/*.so; done
 	@$(MAKE) --no-print-directory -C test/unit clean
+	@$(MAKE) --no-print-directory -C test/fuzz clean
 
 distclean: clean
 	rm -rf .cache
