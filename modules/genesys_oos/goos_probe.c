@@ -33,7 +33,12 @@
  *  - TCP/TLS: opens a non-blocking TCP connection to the target and closes
  *    it as soon as it is established; a refused or reset connect is a
  *    transport error.
- * Both belong to the probe sequence number they were started for.
+ * Both belong to the probe sequence number they were started for.  For
+ * TCP/TLS the tm probe is sent once that connect succeeds (or after at most
+ * min(oos_timeout/2, 500 ms) without an answer to it), so a target that
+ * refuses connections costs no tm transaction and no core ERROR lines.
+ * If a target answers the very probe its check declared failed (a firewall
+ * rejecting the check's source port), the check is turned off for it.
  */
 
 #include <errno.h>
@@ -47,6 +52,7 @@
 #include "core/mem/mem.h"
 #include "core/parser/parse_uri.h"
 #include "core/resolve.h"
+#include "core/ip_addr.h"
 #include "core/socket_info.h"
 #include "modules/tm/tm_load.h"
 
@@ -64,31 +70,40 @@ static str goos_probe_hdrs = str_init("Max-Forwards: 70\r\n");
 
 #define GOOS_BATCH 64
 
-/* timer process only */
-typedef struct goos_side
-{
-	uint32_t gen;  /*!< slot generation this state belongs to */
-	int resolved;  /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
-	union sockaddr_union dst;
-	int udp_fd;	   /*!< connected UDP socket or -1 */
-	int conn_fd;   /*!< TCP connect in progress or -1 */
-	int watching;  /*!< a check runs for probe `seq` */
-	uint32_t seq;
-	int err;	   /*!< errno seen for probe `seq`, 0: none */
-} goos_side_t;
-
 typedef struct goos_job
 {
 	int id;
 	uint32_t seq;
 	uint32_t gen;
 	int proto;
+	int tc_off;
 	struct socket_info *si;
 	char uri_buf[GOOS_URI_MAX];
 	str uri;
 	char sock_buf[GOOS_SOCK_MAX];
 	str sock;
 } goos_job_t;
+
+/* timer process only */
+typedef struct goos_side
+{
+	uint32_t gen;  /*!< slot generation this state belongs to */
+	int resolved;  /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
+	int by_name;   /*!< the host is a name: resolve again for every probe */
+	union sockaddr_union dst;
+	int udp_fd;	   /*!< connected UDP socket or -1 */
+	int conn_fd;   /*!< TCP connect in progress or -1 */
+	int watching;  /*!< a check runs for probe `seq` */
+	uint32_t seq;
+	int err;	   /*!< errno seen for probe `seq`, 0: none */
+	/* TCP/TLS: the tm probe waits for the check's connect to succeed, so
+	 * a refused target costs no tm send (and no core ERROR log lines) */
+	int deferred;		/*!< djob waits for the connect */
+	int ready;			/*!< connect succeeded: send djob now */
+	int64_t defer_until; /*!< send djob anyway at this time */
+	goos_job_t djob;
+} goos_side_t;
+
 
 static goos_side_t *goos_side = NULL;
 static goos_job_t goos_jobs[GOOS_BATCH];
@@ -143,7 +158,7 @@ static int goos_is_transport_errno(int e)
 }
 
 /* phase 1 (no lock): collect errors of the running transport checks */
-static void goos_side_poll(void)
+static void goos_side_poll(int64_t now)
 {
 	goos_side_t *sd;
 	struct pollfd pfd;
@@ -153,6 +168,11 @@ static void goos_side_poll(void)
 
 	for(i = 0; i < goos_root->max_targets; i++) {
 		sd = &goos_side[i];
+		if(sd->deferred && now >= sd->defer_until) {
+			/* no answer to the connect yet: let tm try on its own */
+			sd->deferred = 0;
+			sd->ready = 1;
+		}
 		if(!sd->watching || sd->err)
 			continue;
 		if(sd->udp_fd >= 0) {
@@ -181,6 +201,10 @@ static void goos_side_poll(void)
 				sd->err = err;
 			close(sd->conn_fd);
 			sd->conn_fd = -1;
+			if(sd->deferred) {
+				sd->deferred = 0;
+				sd->ready = (sd->err == 0);
+			}
 		}
 	}
 }
@@ -195,6 +219,7 @@ static int goos_side_resolve(goos_side_t *sd, goos_job_t *job)
 		return -1;
 	proto = (char)job->proto;
 	port = puri.port_no;
+	sd->by_name = (str2ip(&puri.host) == NULL && str2ip6(&puri.host) == NULL);
 	if(sip_hostport2su(&sd->dst, &puri.host, port, &proto) < 0) {
 		LM_WARN("target %.*s: cannot resolve its host for the transport "
 				"check; only the probe timeout will detect it down\n",
@@ -237,10 +262,20 @@ static void goos_side_start(goos_job_t *job)
 	socklen_t len;
 	int err;
 
-	if(!goos_transport_check || sd->gen != job->gen)
+	if(!goos_transport_check || job->tc_off || sd->gen != job->gen)
 		return;
-	if(sd->resolved == 0)
+	if(sd->resolved == 0 || sd->by_name) {
+		/* a name may now resolve elsewhere (tm resolves it per probe too):
+		 * look it up again (Kamailio's DNS cache) and reconnect if needed */
+		union sockaddr_union old = sd->dst;
+		int was = sd->resolved;
 		sd->resolved = goos_side_resolve(sd, job);
+		if(was > 0 && sd->udp_fd >= 0
+				&& (sd->resolved < 0 || !su_cmp(&old, &sd->dst))) {
+			close(sd->udp_fd);
+			sd->udp_fd = -1;
+		}
+	}
 	if(sd->resolved < 0)
 		return;
 	sd->seq = job->seq;
@@ -303,6 +338,8 @@ static void goos_complete(goos_target_t *t, int id, goos_result_t res,
 
 	if(goos_side[id].seq == t->sched.seq) {
 		goos_side[id].watching = 0;
+		goos_side[id].deferred = 0;
+		goos_side[id].ready = 0;
 		if(goos_side[id].conn_fd >= 0) {
 			close(goos_side[id].conn_fd);
 			goos_side[id].conn_fd = -1;
@@ -364,6 +401,19 @@ static void goos_take_reply(goos_target_t *t, int id, int64_t now)
 		}
 		return;
 	}
+	if(cls == GOOS_RPL_LATE && !t->rpl_local && t->done_seq == t->rpl_seq
+			&& t->done_reason == GOOS_R_TRANSPORT && !t->tc_off) {
+		/* the target answered the very probe the transport check declared
+		 * failed: something (a firewall rejecting the check's source port
+		 * with ICMP) makes the check lie; stop using it for this target */
+		t->tc_off = 1;
+		LM_WARN("target %.*s answered probe %u (%d) after its transport "
+				"check reported an error: the check is disabled for this "
+				"target (a firewall may reject packets from other ports "
+				"than the SIP socket); only replies and oos_timeout count "
+				"now\n",
+				t->uri.len, t->uri.s, t->rpl_seq, t->rpl_code);
+	}
 	if(cls == GOOS_RPL_LATE && !t->rpl_local) {
 		/* the deadline decided (or will decide on this tick): record the
 		 * answer and probe again at once, that probe's result counts */
@@ -408,14 +458,13 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 	lock_release(&goos_root->lock);
 }
 
-static void goos_send(goos_job_t *job)
+static void goos_tm_send(goos_job_t *job)
 {
 	uac_req_t uac_r;
 	str *sock = NULL;
 	goos_target_t *t;
 	int64_t now;
 
-	goos_side_start(job);
 	set_uac_req(&uac_r, &goos_options, &goos_probe_hdrs, 0, 0,
 			TMCB_LOCAL_COMPLETED, goos_tm_cb,
 			goos_cbp_encode(job->id, job->seq));
@@ -437,6 +486,35 @@ static void goos_send(goos_job_t *job)
 		goos_complete(t, job->id, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0, -1,
 				"transport error: tm could not send the probe", now);
 	lock_release(&goos_root->lock);
+}
+
+static int goos_defer_ms(void)
+{
+	int ms = goos_params.timeout_ms / 2;
+
+	return ms > 500 ? 500 : ms;
+}
+
+static void goos_send(goos_job_t *job)
+{
+	goos_side_t *sd = &goos_side[job->id];
+
+	goos_side_start(job);
+	if(job->proto != PROTO_UDP && sd->gen == job->gen && sd->seq == job->seq
+			&& sd->watching) {
+		if(sd->err)
+			return; /* refused at once: the next tick marks it DOWN */
+		if(sd->conn_fd >= 0) {
+			memcpy(&sd->djob, job, sizeof(goos_job_t));
+			sd->djob.uri.s = sd->djob.uri_buf;
+			sd->djob.sock.s = sd->djob.sock_buf;
+			sd->deferred = 1;
+			sd->ready = 0;
+			sd->defer_until = goos_now_ms() + goos_defer_ms();
+			return;
+		}
+	}
+	goos_tm_send(job);
 }
 
 static const char *goos_errno_detail(int proto, int err)
@@ -468,8 +546,8 @@ void goos_probe_timer(unsigned int ticks, void *param)
 		return;
 	if(goos_side == NULL && goos_side_init() < 0)
 		return;
-	goos_side_poll();
 	now = goos_now_ms();
+	goos_side_poll(now);
 	goos_njobs = goos_nrecs = 0;
 
 	lock_get(&goos_root->lock);
@@ -514,6 +592,7 @@ void goos_probe_timer(unsigned int ticks, void *param)
 			job->seq = goos_sched_sent(&t->sched, now, goos_params.timeout_ms);
 			job->gen = t->gen;
 			job->proto = t->proto;
+			job->tc_off = t->tc_off;
 			job->si = t->si;
 			memcpy(job->uri_buf, t->uri.s, t->uri.len);
 			job->uri.s = job->uri_buf;
@@ -526,6 +605,13 @@ void goos_probe_timer(unsigned int ticks, void *param)
 	}
 	lock_release(&goos_root->lock);
 
+	for(i = 0; i < goos_root->max_targets; i++) {
+		sd = &goos_side[i];
+		if(sd->ready) {
+			sd->ready = 0;
+			goos_tm_send(&sd->djob);
+		}
+	}
 	for(i = 0; i < goos_njobs; i++)
 		goos_send(&goos_jobs[i]);
 	for(i = 0; i < goos_nrecs; i++)

@@ -29,6 +29,7 @@ typedef struct goos_snap
 	char uri[GOOS_URI_MAX];
 	char sock[GOOS_SOCK_MAX];
 	int state, probed, forced, last_code, last_rtt_ms, last_reason, pending;
+	int tc_off;
 	time_t since;
 	unsigned long probes, failures, timeouts, transport_errors, late;
 } goos_snap_t;
@@ -48,6 +49,7 @@ static void goos_snap_take(goos_target_t *t, int id, goos_snap_t *s)
 	s->last_rtt_ms = t->last_rtt_ms;
 	s->last_reason = t->last_reason;
 	s->pending = t->sched.pending;
+	s->tc_off = t->tc_off;
 	s->since = t->since;
 	s->probes = t->probes;
 	s->failures = t->failures;
@@ -86,6 +88,8 @@ static void goos_rpc_add_snap(rpc_t *rpc, void *ctx, goos_snap_t *s)
 			(unsigned int)s->failures, "timeouts", (unsigned int)s->timeouts,
 			"transport_errors", (unsigned int)s->transport_errors,
 			"late_replies", (unsigned int)s->late, "refs", s->refs);
+	rpc->struct_add(h, "s", "transport_check",
+			(!goos_transport_check || s->tc_off) ? "off" : "on");
 }
 
 static const char *goos_rpc_list_doc[] = {
@@ -272,11 +276,83 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 			goos_forced_name(t->forced));
 }
 
+static const char *goos_rpc_add_doc[] = {
+		"Register a target at runtime: <uri> [socket]", 0};
+
+static void goos_rpc_add(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n;
+	void *h;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_register(&uri, sock.len > 0 ? &sock : NULL);
+	if(id < 0) {
+		rpc->fault(ctx, 400,
+				"Cannot register %.*s: bad URI or socket, or table full "
+				"(see the log)",
+				uri.len, uri.s);
+		return;
+	}
+	lock_get(&goos_root->lock);
+	goos_root->targets[id].rpc_refs++;
+	lock_release(&goos_root->lock);
+	if(rpc->add(ctx, "{", &h) < 0)
+		return;
+	rpc->struct_add(h, "dS", "id", id, "uri", &uri);
+}
+
+static const char *goos_rpc_remove_doc[] = {
+		"Release a target added with genesys_oos.add: <uri> [socket]", 0};
+
+static void goos_rpc_remove(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n, ok = 0;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_lookup_sock(&uri, &sock);
+	if(id < 0) {
+		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		return;
+	}
+	/* only references taken over RPC: a module's target stays */
+	lock_get(&goos_root->lock);
+	if(goos_root->targets[id].rpc_refs > 0) {
+		goos_root->targets[id].rpc_refs--;
+		ok = 1;
+	}
+	lock_release(&goos_root->lock);
+	if(!ok) {
+		rpc->fault(ctx, 400,
+				"Target %.*s was not added with genesys_oos.add (it is "
+				"registered by a module or by the target parameter)",
+				uri.len, uri.s);
+		return;
+	}
+	goos_table_release(id);
+	rpc->rpl_printf(ctx, "Ok. Target %.*s released", uri.len, uri.s);
+}
+
 /* clang-format off */
 rpc_export_t goos_rpc_cmds[] = {
 	{"genesys_oos.list", goos_rpc_list, goos_rpc_list_doc, RET_ARRAY},
 	{"genesys_oos.set_state", goos_rpc_set_state, goos_rpc_set_state_doc, 0},
 	{"genesys_oos.probe", goos_rpc_probe, goos_rpc_probe_doc, 0},
+	{"genesys_oos.add", goos_rpc_add, goos_rpc_add_doc, 0},
+	{"genesys_oos.remove", goos_rpc_remove, goos_rpc_remove_doc, 0},
 	{0, 0, 0, 0}
 };
 /* clang-format on */

@@ -22,8 +22,8 @@ int goos_sched_phase_ms(int id, int span_ms)
 
 void goos_sched_start(goos_sched_t *s, int64_t now, int id, int span_ms)
 {
+	/* keep `want`: a report may arrive before the first probe */
 	s->pending = 0;
-	s->want = 0;
 	s->next_due_ms = now + goos_sched_phase_ms(id, span_ms);
 }
 

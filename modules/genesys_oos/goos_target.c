@@ -209,6 +209,8 @@ int goos_table_register(str *uri, str *sock)
 	goos_health_reset(&t->health);
 	t->forced = 0;
 	t->started = 0;
+	t->tc_off = 0;
+	t->rpc_refs = 0;
 	t->sched.pending = 0;
 	t->sched.want = 0;
 	t->rpl_ready = 0;

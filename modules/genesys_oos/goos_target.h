@@ -28,6 +28,7 @@
 typedef struct goos_target
 {
 	int refs;	  /*!< registrations; 0 = free slot */
+	int rpc_refs; /*!< of which taken by genesys_oos.add */
 	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
 	char uri_buf[GOOS_URI_MAX];
 	str uri;
@@ -44,6 +45,7 @@ typedef struct goos_target
 	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
 	goos_sched_t sched;	  /*!< probe timing (timer process) */
 	int started;		  /*!< timer process planned the first probe */
+	int tc_off;			  /*!< transport check disabled for this target */
 
 	/* reply handed over by a tm callback to the timer process */
 	int rpl_ready;

@@ -87,6 +87,16 @@ static void test_request_probes_at_once(void **state)
 	assert_true(goos_sched_due(&s, 41));
 }
 
+static void test_request_before_start_is_kept(void **state)
+{
+	goos_sched_t s;
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	s.want = 1;
+	goos_sched_start(&s, 0, 5, 1000);
+	assert_true(goos_sched_due(&s, 0));
+}
+
 static void test_probing_off(void **state)
 {
 	goos_sched_t s;
@@ -159,6 +169,7 @@ int main(void)
 			cmocka_unit_test(test_first_probe_at_phase),
 			cmocka_unit_test(test_periodic_cycle),
 			cmocka_unit_test(test_request_probes_at_once),
+			cmocka_unit_test(test_request_before_start_is_kept),
 			cmocka_unit_test(test_probing_off),
 			cmocka_unit_test(test_replan_on_state_change),
 			cmocka_unit_test(test_reply_classes),
