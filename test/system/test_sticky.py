@@ -226,3 +226,153 @@ def test_dead_connection_before_sweep_gets_430(kamailio_factory, tmp_path,
     assert final(sipserver).status == 430
     time.sleep(0.3)
     assert env.tcp_conns(k) == []
+
+
+def test_reregister_over_new_connection_moves_traffic(kamailio_factory, tmp_path,
+                                                      certs, sipserver, phones):
+    """The phone re-registers over a new connection: the SIP Server gets a
+    new token (new generation), INVITEs to it use the new connection, the
+    old token is refused (403) and never forwarded; a refresh over the same
+    connection keeps the same Contact."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    ip = harness.next_address()
+    p1 = phones(ip, k.address, 5061)
+    reg1, _ = register(p1, k, sipserver)
+    old = uri_of(reg1.contacts()[0])
+    # refresh on the same flow: identical Contact for the registrar
+    reg1b, _ = register(p1, k, sipserver)
+    assert uri_of(reg1b.contacts()[0]) == old
+    gen1 = int(env.bindings(k)[0]["generation"]) & 0xffffffff
+
+    p2 = phones(ip, k.address, 5061)       # same phone, new connection
+    reg2, _ = register(p2, k, sipserver)
+    new = uri_of(reg2.contacts()[0])
+    assert new != old and uri_param(new, "gts") != uri_param(old, "gts")
+    [b] = env.bindings(k)            # the old binding was replaced
+    assert int(b["generation"]) & 0xffffffff == (gen1 + 1) & 0xffffffff
+    assert b["source"] == "%s:%d" % (ip, p2.local_port)
+    k.wait_log(r"sticky binding removed \(replaced by a registration on a newer flow\)")
+
+    call_phone(sipserver, k, new)
+    inv = p2.recv(5, want=lambda m: m.method == "INVITE")
+    p2.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+    call_phone(sipserver, k, old)
+    assert final(sipserver).status == 403
+    with pytest.raises(TimeoutError):
+        p1.recv(0.5, want=lambda m: m.method == "INVITE")
+    k.wait_log(r"stale flow token \(generation %d" % gen1)
+    assert env.stats(k)["forged"] == 1
+
+
+def test_two_proxies_same_secret(kamailio_factory, tmp_path, certs, sipserver,
+                                 phones):
+    """A phone registered through proxy A is reached through A; proxy B (same
+    secret) refuses a token minted for A's connection and forwards nothing."""
+    a = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver, name="a")
+    b = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver, name="b")
+    phone = phones(harness.next_address(), a.address, 5061)
+    reg, _ = register(phone, a, sipserver)
+    contact = uri_of(reg.contacts()[0])
+    assert contact.startswith("sip:1001@%s:5060;" % a.address)
+
+    # to B (same token, B's address): refused
+    via_b = contact.replace(a.address, b.address)
+    call_phone(sipserver, b, via_b)
+    assert final(sipserver).status == 403
+    b.wait_log(r"names a flow of another proxy \(tls %s:5061\)" % re.escape(a.address))
+    assert env.tcp_conns(b) == []
+    # to A: the phone rings
+    call_phone(sipserver, a, contact)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+
+def test_forged_and_malformed_tokens(kamailio_factory, tmp_path, certs,
+                                     sipserver, phones):
+    """A token with one character changed, a token signed with another secret
+    and garbage: 403, never forwarded, counted as forged."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    uri = uri_of(reg.contacts()[0])
+    tok = uri_param(uri, "gts")
+    flipped = tok[:10] + ("A" if tok[10] != "A" else "B") + tok[11:]
+    for bad in (flipped, "garbage!", tok[:-8]):
+        call_phone(sipserver, k, uri.replace(tok, bad))
+        assert final(sipserver).status == 403
+    with pytest.raises(TimeoutError):
+        phone.recv(0.5, want=lambda m: m.method == "INVITE")
+    assert env.stats(k)["forged"] == 3
+    k.wait_log(r"forged flow token in the Request-URI")
+    k.wait_log(r"malformed flow token in the Request-URI")
+
+
+def test_expires_zero_and_expiry(kamailio_factory, tmp_path, certs, sipserver,
+                                 phones):
+    """Expires: 0 removes the binding (the registrar gets the Contact it
+    stored); a binding also goes when its registration expires."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver, expires=600)
+    stored = uri_of(reg.contacts()[0])
+    assert len(env.bindings(k)) == 1
+    # de-register: the registrar must see the same Contact with expires=0;
+    # it answers with no Contact left
+    phone.register(k.address, expires=0,
+                   contact="<%s>;expires=0" % phone.contact_uri())
+    dereg = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+    [c] = dereg.contacts()
+    assert uri_of(c) == stored and hdr_param(c, "expires") == "0"
+    sipserver.send(response(dereg, 200, "OK", to_tag="r", record_route=False),
+                   dereg.src)
+    phone.recv(5, want=lambda m: m.is_reply)
+    assert env.bindings(k) == []
+    k.wait_log(r"sticky binding removed \(removed by the registrar\)")
+
+    # a short registration expires on its own
+    reg, ok = register(phone, k, sipserver, expires=2)
+    assert hdr_param(ok.contacts()[0], "expires") == "2"
+    assert len(env.bindings(k)) == 1
+    assert env.wait_for(lambda: env.bindings(k) == [], 6)
+    k.wait_log(r"sticky binding removed \(expired\): AOR 1001@")
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    assert final(sipserver).status == 430
+
+
+def test_registrar_default_timeout_caps_both_sides(kamailio_factory, tmp_path,
+                                                   certs, sipserver, phones):
+    """registrar-default-timeout 120: the SIP Server is asked for at most
+    120 s (Contact and Expires header), the phone is told at most 120 s even
+    when the registrar grants more; shorter requests are kept."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("registrar_default_timeout", 120)])
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver, expires=3600, registrar_expires=3600)
+    assert hdr_param(reg.contacts()[0], "expires") == "120"
+    assert reg.hdr("Expires") == "120"
+    assert hdr_param(ok.contacts()[0], "expires") == "120"
+    assert int(env.bindings(k)[0]["expires"]) <= 120
+
+    reg, ok = register(phone, k, sipserver, expires=60)
+    assert hdr_param(reg.contacts()[0], "expires") == "60"
+    assert reg.hdr("Expires") == "60"
+    assert hdr_param(ok.contacts()[0], "expires") == "60"
+
+    # no expires at all from the phone: the cap is written
+    phone.register(k.address, expires=None,
+                   contact="<%s>" % phone.contact_uri())
+    reg = registrar_answer(sipserver)
+    phone.recv(5, want=lambda m: m.is_reply)
+    assert hdr_param(reg.contacts()[0], "expires") == "120"
+
+
+def test_no_cap_by_default(kamailio_factory, tmp_path, certs, sipserver, phones):
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver, expires=7200)
+    assert hdr_param(reg.contacts()[0], "expires") == "7200"
+    assert reg.hdr("Expires") == "7200"
+    assert hdr_param(ok.contacts()[0], "expires") == "7200"
