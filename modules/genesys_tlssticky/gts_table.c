@@ -364,7 +364,10 @@ int gts_table_sweep(gts_table_t *t, int64_t now, const uint32_t *dead,
 			if(b->expires <= now) {
 				b->why = b->state == GTS_B_ACTIVE ? GTS_WHY_EXPIRED
 												  : GTS_WHY_PENDING_TIMEOUT;
-			} else if(ndead > 0 && dead_has(dead, ndead, b->flow.conid)) {
+			} else if(ndead > 0 && b->policy != GTS_POL_RECONNECT
+					  && dead_has(dead, ndead, b->flow.conid)) {
+				/* a reconnect binding outlives its flow: the phone's own
+				 * Contact is used until the registration expires */
 				b->why = GTS_WHY_CLOSED;
 			} else {
 				pp = &b->next;

@@ -150,7 +150,8 @@ gts_res_t gts_table_lookup(gts_table_t *t, const gts_flow_t *tok,
 		gts_view_t *v);
 
 /* sweep: detach expired bindings and those on the connections listed in
- * dead (sorted ascending) */
+ * dead (sorted ascending), except bindings with the reconnect policy: they
+ * stay until they expire */
 int gts_table_sweep(gts_table_t *t, int64_t now, const uint32_t *dead,
 		int ndead, gts_binding_t **removed);
 

@@ -105,9 +105,10 @@ route[RELAY] {
            mp=mp, blocks=sticky_blocks())
 
 
-def tls_cfg(certs, method="TLSv1.2+", mutual=False):
+def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None):
     return """[server:default]
 method = %(method)s
+%(ciphers)s
 verify_certificate = %(v)s
 require_certificate = %(v)s
 private_key = %(key)s
@@ -119,15 +120,16 @@ method = %(method)s
 verify_certificate = no
 require_certificate = no
 """ % dict(method=method, v="yes" if mutual else "no", key=certs.server_key,
+           ciphers="cipher_list = %s" % ciphers if ciphers else "",
            cert=certs.server, ca=certs.ca)
 
 
 def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",
                 modparams=(), tls_method="TLSv1.2+", mutual=False, debug=2,
-                address=None):
+                address=None, ciphers=None):
     address = address or harness.next_address()
     tcfg = workdir / ("%s-tls.cfg" % name)
-    tcfg.write_text(tls_cfg(certs, tls_method, mutual))
+    tcfg.write_text(tls_cfg(certs, tls_method, mutual, ciphers))
     k = kamailio_factory(
         name=name, address=address,
         cfg_text=render_cfg(modparams, debug=debug),

@@ -73,11 +73,23 @@ def proxy_udp(k):
 
 def call_phone(sipserver, k, ruri):
     """SIP Server sends an INVITE to ruri through the proxy"""
-    return sipserver.invite(ruri, proxy_udp(k))
+    inv = sipserver.invite(ruri, proxy_udp(k))
+    sipserver.last_invite = (inv, proxy_udp(k))
+    return inv
 
 
 def final(sipserver, timeout=5):
-    return sipserver.recv(timeout, want=lambda m: m.is_reply and m.status >= 200)
+    """the final reply to the last INVITE; a non-2xx one is ACKed (so the
+    proxy stops retransmitting it)"""
+    inv, proxy = sipserver.last_invite
+    rpl = sipserver.recv(timeout, want=lambda m: m.is_reply and m.status >= 200
+                         and m.hdr("Call-ID") == inv.hdr("Call-ID"))
+    if rpl.status >= 300 and rpl.method == "INVITE":
+        hs = [("Via", inv.hdr("Via")), ("Max-Forwards", "70"),
+              ("From", inv.hdr("From")), ("To", rpl.hdr("To")),
+              ("Call-ID", inv.hdr("Call-ID")), ("CSeq", "1 ACK")]
+        sipserver.send(build("ACK %s SIP/2.0" % inv.ruri, hs), proxy)
+    return rpl
 
 
 # ---------------------------------------------------------------------------
@@ -376,3 +388,220 @@ def test_no_cap_by_default(kamailio_factory, tmp_path, certs, sipserver, phones)
     assert hdr_param(reg.contacts()[0], "expires") == "7200"
     assert reg.hdr("Expires") == "7200"
     assert hdr_param(ok.contacts()[0], "expires") == "7200"
+
+
+# --------------------------------------------------------------- TLS policy
+
+def tls_handshake_and_register(k, sipserver, ctx):
+    """True when a phone with this client context can register"""
+    try:
+        phone = StreamUA(harness.next_address(), k.address, 5061, ctx=ctx)
+    except (ssl.SSLError, OSError):
+        return False
+    try:
+        phone.register(k.address)
+        try:
+            registrar_answer(sipserver)
+        except TimeoutError:
+            return False
+        ok = phone.recv(5, want=lambda m: m.is_reply)
+        return ok.status == 200
+    except (ConnectionError, ssl.SSLError, OSError, TimeoutError):
+        return False
+    finally:
+        phone.close()
+
+
+def test_mutual_tls(kamailio_factory, tmp_path, certs, sipserver):
+    """tls-mutual: a client without a certificate, or with one from a CA the
+    proxy does not trust, is refused; one with a valid certificate works."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver, mutual=True)
+    assert not tls_handshake_and_register(k, sipserver, client_context())
+    assert not tls_handshake_and_register(
+        k, sipserver, client_context(cert=str(certs.rogue), key=str(certs.rogue_key)))
+    assert tls_handshake_and_register(
+        k, sipserver, client_context(cert=str(certs.client), key=str(certs.client_key)))
+    assert len(env.bindings(k)) == 1
+
+
+def test_server_only_tls_accepts_client_without_certificate(
+        kamailio_factory, tmp_path, certs, sipserver):
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    assert tls_handshake_and_register(k, sipserver, client_context())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_tls11_client_refused_by_default(kamailio_factory, tmp_path, certs,
+                                         sipserver):
+    """TLSv1.2 and newer by default: a TLSv1.1-only client is refused while a
+    TLSv1.2 client gets through the same proxy."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    old = client_context(min_version=ssl.TLSVersion.TLSv1_1,
+                         max_version=ssl.TLSVersion.TLSv1_1,
+                         ciphers="DEFAULT:@SECLEVEL=0")
+    assert not tls_handshake_and_register(k, sipserver, old)
+    assert sipserver.nothing(0.3)
+    tls12 = client_context(min_version=ssl.TLSVersion.TLSv1_2,
+                           max_version=ssl.TLSVersion.TLSv1_2)
+    assert tls_handshake_and_register(k, sipserver, tls12)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_tls11_client_accepted_when_explicitly_allowed(kamailio_factory, tmp_path,
+                                                       certs, sipserver):
+    """The control of the test above: the same TLSv1.1 client gets in when
+    the operator explicitly allows it (seed sip-tls-sec-protocol=TLSv11 ->
+    method TLSv1.1+ and a cipher list that permits it), so the refusal is
+    the proxy's doing."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        tls_method="TLSv1.1+", ciphers="DEFAULT:@SECLEVEL=0")
+    old = client_context(min_version=ssl.TLSVersion.TLSv1_1,
+                         max_version=ssl.TLSVersion.TLSv1_1,
+                         ciphers="DEFAULT:@SECLEVEL=0")
+    assert tls_handshake_and_register(k, sipserver, old)
+
+
+# ------------------------------------------------------------ TCP phones
+
+def test_tcp_phone_reconnect_policy(kamailio_factory, tmp_path, certs,
+                                    sipserver, phones):
+    """A TCP phone (tcp 1, tcp_policy reconnect) that accepts connections:
+    while its flow is up the INVITE takes it; after the phone closed it, the
+    proxy connects once to the phone's own Contact; a phone that does not
+    answer there gets 480."""
+    import socket as so
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("tcp", 1), ("tcp_policy", '"reconnect"')])
+    ip = harness.next_address()
+    lsn = so.socket(so.AF_INET, so.SOCK_STREAM)
+    lsn.bind((ip, 5070))
+    lsn.listen(4)
+    lsn.settimeout(5)
+    phone = phones(ip, k.address, 5060, tls=False)
+    contact = "sip:1001@%s:5070;transport=tcp" % ip
+    reg, ok = register(phone, k, sipserver, contact="<%s>;expires=600" % contact)
+    assert uri_param(uri_of(reg.contacts()[0]), "gts")
+    assert uri_of(ok.contacts()[0]) == contact
+    [b] = env.bindings(k)
+    assert b["transport"] == "tcp" and b["policy"] == "reconnect"
+
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+    phone.close()
+    assert env.wait_for(lambda: env.tcp_conns(k) == [], 5)
+    time.sleep(1.5)       # a sweep ran: the binding stays (reconnect policy)
+    assert len(env.bindings(k)) == 1
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    conn, _ = lsn.accept()
+    buf = b""
+    from tls_ua import take_message
+    conn.settimeout(5)
+    while True:
+        text, buf = take_message(buf)
+        if text:
+            break
+        buf += conn.recv(65536)
+    inv = SipMsg(text)
+    assert inv.method == "INVITE" and inv.ruri == contact
+    conn.sendall(response(inv, 486, "Busy Here", to_tag="y").encode())
+    assert final(sipserver).status == 486
+    assert env.stats(k)["reconnect"] == 1
+    conn.close()
+    lsn.close()
+
+    # nobody listens on the Contact any more: 480
+    assert env.wait_for(lambda: env.tcp_conns(k) == [], 5)
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    rpl = final(sipserver, timeout=10)
+    assert rpl.status == 480, rpl.text
+
+
+def test_tcp_phone_no_inbound_policy(kamailio_factory, tmp_path, certs,
+                                     sipserver, phones):
+    """tcp 1 with the no-inbound policy given to sticky_register(): flow
+    gone -> 430, no connection attempt."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("tcp", 1), ("tcp_policy", '"no-inbound"')])
+    phone = phones(harness.next_address(), k.address, 5060, tls=False)
+    reg, _ = register(phone, k, sipserver)
+    assert env.bindings(k)[0]["policy"] == "no-inbound"
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    assert final(sipserver).status == 430
+    time.sleep(0.3)
+    assert env.tcp_conns(k) == []
+
+
+# ------------------------------------------------------------- bad input
+
+def test_not_sticky_transports_forwarded_unchanged(kamailio_factory, tmp_path,
+                                                   certs, sipserver, phones):
+    """A REGISTER over UDP, and over TCP while only TLS is sticky (default),
+    reaches the registrar with the phone's own Contact; no binding."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    udp = UdpUA(harness.next_address(), 5060)
+    try:
+        own = "<sip:1002@%s:5060>;expires=300" % udp.ip
+        udp.send(build("REGISTER sip:%s SIP/2.0" % k.address, [
+            ("Via", udp.via()), ("Max-Forwards", "70"),
+            ("From", "<sip:1002@%s>;tag=a" % k.address),
+            ("To", "<sip:1002@%s>" % k.address), ("Call-ID", new_id()),
+            ("CSeq", "1 REGISTER"), ("Contact", own)]), proxy_udp(k))
+        reg = registrar_answer(sipserver)
+        assert reg.contacts() == [own]
+        assert udp.recv(5, want=lambda m: m.is_reply).status == 200
+    finally:
+        udp.close()
+    tcp = phones(harness.next_address(), k.address, 5060, tls=False)
+    reg, ok = register(tcp, k, sipserver)
+    assert "gts=" not in reg.text
+    assert env.bindings(k) == []
+
+
+def test_bad_contacts_get_400(kamailio_factory, tmp_path, certs, sipserver,
+                              phones):
+    """Unparseable, oversized, too many Contacts: 400 from the proxy, nothing
+    reaches the registrar, nothing is stored; duplicates get one binding."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("max_contacts", 4)])
+    phone = phones(harness.next_address(), k.address, 5061)
+    cases = {
+        "unparseable": ["<sip:1001@%s:5061;transport=tls" % phone.local_ip],
+        "oversized": ["<sip:%s@%s:5061;transport=tls>" % ("a" * 600, phone.local_ip)],
+        "too many": ["<sip:%d@%s:5061;transport=tls>" % (i, phone.local_ip)
+                     for i in range(5)],
+    }
+    for name, contacts in cases.items():
+        phone.register(k.address, contacts=contacts)
+        rpl = phone.recv(5, want=lambda m: m.is_reply)
+        assert rpl.status == 400, (name, rpl.text)
+    assert sipserver.nothing(0.3)
+    assert env.bindings(k) == []
+
+    dup = "<%s>;expires=60" % phone.contact_uri()
+    reg, ok = register(phone, k, sipserver, contacts=[dup, dup])
+    c1, c2 = reg.contacts()
+    assert c1 == c2 and "gts=" in c1
+    assert len(env.bindings(k)) == 1
+
+
+def test_reply_listing_unknown_contacts(kamailio_factory, tmp_path, certs,
+                                        sipserver, phones):
+    """A 2xx listing Contacts we never saw (another device, another proxy's
+    token) leaves them unchanged and restores ours."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    other = "<sip:1001@10.9.9.9:5060>;expires=100"
+    foreign = "<sip:1001@10.8.8.8:5060;gts=AAAAthisIsNotOurs>;expires=100"
+    phone.register(k.address, expires=300)
+    registrar_answer(sipserver, extra_contacts=[other, foreign])
+    ok = phone.recv(5, want=lambda m: m.is_reply)
+    cs = ok.contacts()
+    assert len(cs) == 3
+    assert uri_of(cs[0]) == phone.contact_uri()
+    assert cs[1] == other and cs[2] == foreign
+    assert len(env.bindings(k)) == 1
