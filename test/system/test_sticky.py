@@ -605,3 +605,44 @@ def test_reply_listing_unknown_contacts(kamailio_factory, tmp_path, certs,
     assert uri_of(cs[0]) == phone.contact_uri()
     assert cs[1] == other and cs[2] == foreign
     assert len(env.bindings(k)) == 1
+
+
+# ------------------------------------------------------------ with SIPp
+
+def test_sipp_sip_server_registers_and_calls_phone(kamailio_factory, tmp_path,
+                                                   certs, sipp_factory, phones):
+    """SIPp as SIP Server: as registrar it sees (and checks) the rewritten
+    Contact; as caller it sends INVITE/ACK/BYE to that Contact through the
+    proxy, and the TLS phone (listening on no port) answers over its own
+    connection."""
+    from types import SimpleNamespace
+    registrar = sipp_factory("sticky_registrar.xml", "registrar").start()
+    k = env.start_proxy(kamailio_factory, tmp_path, certs,
+                        SimpleNamespace(ip=registrar.address, port=registrar.port))
+    phone = phones(harness.next_address(), k.address, 5061)
+    phone.register(k.address, expires=300)
+    ok = phone.recv(5, want=lambda m: m.is_reply)
+    res = registrar.wait()
+    assert res.rc == 0 and res.successful == 1, res.screen
+    [reg] = res.received("REGISTER ")
+    contact = SipMsg(reg["text"].replace("\n", "\r\n")).contacts()[0]
+    rewritten = uri_of(contact)
+    assert rewritten.startswith("sip:1001@%s:5060;gts=" % k.address), contact
+    assert ok.status == 200 and uri_of(ok.contacts()[0]) == phone.contact_uri()
+    conns = env.tcp_conns(k)
+    assert len(conns) == 1
+
+    caller = sipp_factory("sticky_call_phone.xml", "caller",
+                          remote="%s:5060" % k.address,
+                          extra_args=["-key", "ruri", rewritten]).start()
+    inv = phone.recv(10, want=lambda m: m.method == "INVITE")
+    assert inv.ruri == phone.contact_uri()
+    phone.send(response(inv, 200, "OK", to_tag="ph1",
+                        contact="<%s>" % phone.contact_uri()))
+    ack = phone.recv(5, want=lambda m: m.method == "ACK")
+    bye = phone.recv(5, want=lambda m: m.method == "BYE")
+    phone.send(response(bye, 200, "OK"))
+    res = caller.wait()
+    assert res.rc == 0 and res.successful == 1, res.screen
+    assert ack.ruri == bye.ruri == phone.contact_uri()
+    assert env.tcp_conns(k) == conns
