@@ -646,3 +646,108 @@ def test_sipp_sip_server_registers_and_calls_phone(kamailio_factory, tmp_path,
     assert res.rc == 0 and res.successful == 1, res.screen
     assert ack.ruri == bye.ruri == phone.contact_uri()
     assert env.tcp_conns(k) == conns
+
+
+# ------------------------------------------------ the reference configuration
+
+def reference_tls_cfg(certs, path, mutual=False):
+    text = (harness.TOP / "etc" / "tls.cfg").read_text()
+    text = text.replace("/etc/kamailio/tls/proxy.key", str(certs.server_key))
+    text = text.replace("/etc/kamailio/tls/proxy.pem", str(certs.server))
+    text = text.replace("/etc/kamailio/tls/ca.pem", str(certs.ca))
+    if mutual:
+        # the documented tls-mutual switch
+        text = text.replace("verify_certificate = no\nrequire_certificate = no",
+                            "verify_certificate = yes\nrequire_certificate = yes")
+        assert "verify_certificate = yes\nrequire_certificate = yes" in text
+    path.write_text(text)
+    return path
+
+
+def start_reference(kamailio_factory, tmp_path, certs, sipserver, mutual=False,
+                    extra=None):
+    addr = harness.next_address()
+    defines = {"WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+               "TLS_CFG": '"%s"' % reference_tls_cfg(
+                   certs, tmp_path / "tls.cfg", mutual),
+               "REGISTRAR": '"sip:%s:%d"' % (sipserver.ip, sipserver.port),
+               "STICKY_SECRET": '"%s"' % env.SECRET}
+    defines.update(extra or {})
+    return kamailio_factory(name="ref", address=addr, defines=defines)
+
+
+def test_reference_config_with_tls(kamailio_factory, tmp_path, certs, sipserver,
+                                   phones):
+    """etc/kamailio.cfg -A WITH_TLS with etc/tls.cfg: the reference hooks
+    register the phone, reach it over its connection (INVITE, ACK, BYE from
+    the SIP Server), refuse a forged token and answer 430 once it is gone."""
+    k = start_reference(kamailio_factory, tmp_path, certs, sipserver,
+                        extra={"REGISTRAR_DEFAULT_TIMEOUT": "1800"})
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver, expires=3600)
+    rewritten = uri_of(reg.contacts()[0])
+    assert "gts=" in rewritten and hdr_param(reg.contacts()[0], "expires") == "1800"
+    assert uri_of(ok.contacts()[0]) == phone.contact_uri()
+
+    call_phone(sipserver, k, rewritten)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 200, "OK", to_tag="p",
+                        contact="<%s>" % phone.contact_uri()))
+    ok = final(sipserver)
+    dlg = {"ruri": uri_of(ok.hdr("Contact")),
+           "route": list(reversed(ok.hdrs("Record-Route"))),
+           "from": inv.hdr("From"), "to": ok.hdr("To"),
+           "call_id": inv.hdr("Call-ID")}
+    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+    phone.recv(5, want=lambda m: m.method == "ACK")
+    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
+    bye = phone.recv(5, want=lambda m: m.method == "BYE")
+    phone.send(response(bye, 200, "OK"))
+    assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+
+    tok = uri_param(rewritten, "gts")
+    call_phone(sipserver, k, rewritten.replace(tok, tok[:-2] + "AA"))
+    assert final(sipserver).status == 403
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+    assert env.tcp_conns(k) == []
+
+
+def test_reference_tls_cfg_mutual_switch(kamailio_factory, tmp_path, certs,
+                                         sipserver):
+    """etc/tls.cfg with its documented tls-mutual switch flipped."""
+    k = start_reference(kamailio_factory, tmp_path, certs, sipserver, mutual=True)
+    assert not tls_handshake_and_register(k, sipserver, client_context())
+    assert tls_handshake_and_register(
+        k, sipserver, client_context(cert=str(certs.client), key=str(certs.client_key)))
+
+
+def test_missing_or_weak_secret_stops_startup(tmp_path):
+    for secret, why in ((None, "missing"), ('"short"', "too short")):
+        cfg = env.render_cfg(tls=False).replace(
+            'modparam("genesys_tlssticky", "secret", "%s")' % env.SECRET,
+            "" if secret is None else
+            'modparam("genesys_tlssticky", "secret", %s)' % secret)
+        k = harness.Kamailio(tmp_path / why.replace(" ", "_"), cfg_text=cfg,
+                             defines={"REGISTRAR": '"sip:127.0.0.1:5060"'})
+        with pytest.raises(harness.HarnessError) as e:
+            k.start()
+        k.stop(check=False)
+        assert 'modparam "secret" is %s' % why in str(e.value)
+
+
+def test_bad_modparams_stop_startup(tmp_path):
+    for name, value, msg in (
+            ("hash_size", "1000", 'modparam "hash_size" = 1000 must be a power of two'),
+            ("tls_policy", '"sometimes"', 'modparam "tls_policy" = "sometimes" is invalid'),
+            ("registrar_default_timeout", "-5", 'modparam "registrar_default_timeout" = -5 is out of range'),
+            ("contact_socket", '"udp:10.255.255.1:5060"', "is not a listen socket")):
+        cfg = env.render_cfg(modparams=[(name, value)], tls=False)
+        k = harness.Kamailio(tmp_path / name, cfg_text=cfg,
+                             defines={"REGISTRAR": '"sip:127.0.0.1:5060"'})
+        with pytest.raises(harness.HarnessError) as e:
+            k.start()
+        k.stop(check=False)
+        assert msg in str(e.value), name
