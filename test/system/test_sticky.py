@@ -751,3 +751,24 @@ def test_bad_modparams_stop_startup(tmp_path):
             k.start()
         k.stop(check=False)
         assert msg in str(e.value), name
+
+
+def test_closed_event_from_tcpops(kamailio_factory, tmp_path, certs, sipserver,
+                                  phones):
+    """With tcpops owning the connection-closed event (tcp_closed_hook 0),
+    sticky_flow_closed() in event_route[tcp:closed] removes the
+    bindings of the closed connection."""
+    k = env.start_proxy(
+        kamailio_factory, tmp_path, certs, sipserver,
+        modparams=[("tcp_closed_hook", 0)],
+        extra_modules='loadmodule "tcpops"\nmodparam("tcpops", "closed_event", 1)',
+        extra_routes='event_route[tcp:closed] {\n'
+                     '\txlog("L_INFO", "tcp closed $conid\\n");\n'
+                     '\tsticky_flow_closed();\n}\n')
+    phone = phones(harness.next_address(), k.address, 5061)
+    register(phone, k, sipserver)
+    assert len(env.bindings(k)) == 1
+    phone.close()
+    k.wait_log(r"tcp closed")
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    k.wait_log(r"sticky binding removed \(connection closed\)")
