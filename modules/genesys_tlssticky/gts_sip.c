@@ -342,7 +342,8 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 			eff = gts_expires_cap(req, gts_cfg.registrar_default_timeout);
 			res = gts_table_prepare(&gts_root->table, aor, (size_t)aor_len,
 					c->uri.s, (size_t)c->uri.len, &conn, (uint8_t)policy,
-					eff == 0, now, gts_cfg.pending_ttl, fastrand(), &flow);
+					eff == 0, now, gts_cfg.pending_ttl,
+					fastrand() & 0x3fffffff, &flow);
 			if(res == GTS_NOTFOUND) {
 				LM_DBG("de-registration of unknown %.*s for %s: unchanged\n",
 						c->uri.len, c->uri.s, aor);

@@ -131,7 +131,7 @@ def test_register_rewrites_contact_and_restores_it(kamailio_factory, tmp_path,
     assert tok in b["rewritten"]
     assert b["source"] == "%s:%d" % (phone.local_ip, phone.local_port)
     assert b["transport"] == "tls"
-    assert b["state"] == "1" and b["alive"] == "1"
+    assert b["state"] == "active" and b["alive"] == "1"
     assert 590 <= int(b["expires"]) <= 600
     st = env.stats(k)
     assert st["bindings"] == 1 and st["active"] == 1 and st["registers"] == 1
@@ -320,6 +320,16 @@ def test_forged_and_malformed_tokens(kamailio_factory, tmp_path, certs,
     assert env.stats(k)["forged"] == 3
     k.wait_log(r"forged flow token in the Request-URI")
     k.wait_log(r"malformed flow token in the Request-URI")
+    # Kamailio statistics (kex) carry the same counters
+    st = k.rpc("stats.get_statistics", "genesys_tlssticky:")
+    assert "genesys_tlssticky:forged = 3" in st, st
+    assert "genesys_tlssticky:bindings = 1" in st, st
+    assert "genesys_tlssticky:routed = 0" in st, st
+    # list with an AOR filter; a bad argument is a 400 fault
+    assert len(env.bindings(k, "1001@%s" % k.address.upper())) == 1
+    assert env.bindings(k, "1002@%s" % k.address) == []
+    r = k.rpc_raw("genesys_tlssticky.list", "x" * 300)
+    assert "400" in r.stdout + r.stderr
 
 
 def test_expires_zero_and_expiry(kamailio_factory, tmp_path, certs, sipserver,
