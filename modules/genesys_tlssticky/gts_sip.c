@@ -497,8 +497,8 @@ int gts_sip_reply(struct sip_msg *msg)
 			if(e < 0)
 				e = gts_cfg.default_expires;
 			e = gts_expires_cap(e, gts_cfg.registrar_default_timeout);
-			if(e == 0)
-				continue; /* listed as expired: handled as unlisted */
+			/* listed as expired: removed, but still restored */
+			items[n].drop = (e == 0);
 			items[n].expires = now + e;
 			rc[n].c = c;
 			rc[n].expires = e;
@@ -514,7 +514,8 @@ int gts_sip_reply(struct sip_msg *msg)
 					aor);
 			continue;
 		}
-		counter_inc(gts_cnt.committed);
+		if(!items[i].drop)
+			counter_inc(gts_cnt.committed);
 		c = rc[i].c;
 		contact_params(c, &hp);
 		plen = gts_param_strip(

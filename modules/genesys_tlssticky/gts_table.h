@@ -115,6 +115,7 @@ typedef struct gts_commit_item
 {
 	gts_flow_t tok;	/* decoded token */
 	int64_t expires; /* absolute expiry from the reply */
+	int drop;		 /* listed with expires 0: remove, but restore it */
 	int found;		 /* out: 1 when the binding was committed */
 	char uri[GTS_URI_MAX + 1]; /* out: the phone's own Contact URI */
 } gts_commit_item_t;

@@ -822,3 +822,76 @@ def test_closed_event_from_tcpops(kamailio_factory, tmp_path, certs, sipserver,
     k.wait_log(r"tcp closed")
     assert env.wait_for(lambda: env.bindings(k) == [], 5)
     k.wait_log(r"sticky binding removed \(connection closed\)")
+
+
+# ------------------------------------------------------ registration details
+
+def test_challenge_then_register_keeps_one_token(kamailio_factory, tmp_path,
+                                                 certs, sipserver, phones):
+    """SIP Server challenges (401), the phone retries with credentials: the
+    retry carries the same rewritten Contact, one binding results."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    phone.register(k.address, cseq=1, call_id="chal-1")
+    reg1 = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+    sipserver.send(response(reg1, 401, "Unauthorized", to_tag="r", extra=[
+        ("WWW-Authenticate", 'Digest realm="genesys", nonce="abc"')],
+        record_route=False), reg1.src)
+    assert phone.recv(5, want=lambda m: m.is_reply).status == 401
+    assert env.bindings(k)[0]["state"] == "pending"
+    phone.register(k.address, cseq=2, call_id="chal-1", extra=[
+        ("Authorization", 'Digest username="1001", realm="genesys", '
+         'nonce="abc", uri="sip:x", response="0123456789abcdef"')])
+    reg2 = registrar_answer(sipserver)
+    assert phone.recv(5, want=lambda m: m.is_reply).status == 200
+    assert reg2.contacts() == reg1.contacts()
+    assert reg2.hdr("Authorization").startswith("Digest username=\"1001\"")
+    [b] = env.bindings(k)
+    assert b["state"] == "active"
+
+
+def test_two_contacts_and_contact_star(kamailio_factory, tmp_path, certs,
+                                       sipserver, phones):
+    """Two Contacts in one REGISTER: two bindings, both reachable; the
+    registrar dropping one (expires=0 in its 2xx) removes it; Contact: *
+    with Expires: 0 removes all of the AOR."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    c1 = "<sip:1001@%s:5061;transport=tls>;expires=300" % phone.local_ip
+    c2 = "<sip:1001-b@%s:5062;transport=tls>;expires=300" % phone.local_ip
+    reg, ok = register(phone, k, sipserver, contacts=[c1, c2])
+    r1, r2 = [uri_of(c) for c in reg.contacts()]
+    assert uri_param(r1, "gts") != uri_param(r2, "gts")
+    assert r2.startswith("sip:1001-b@%s:5060;" % k.address)
+    assert [uri_of(c) for c in ok.contacts()] == [uri_of(c1), uri_of(c2)]
+    assert len(env.bindings(k)) == 2
+    call_phone(sipserver, k, r2)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    assert inv.ruri == uri_of(c2)
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    final(sipserver)
+
+    # refresh: the registrar answers with the first one expired
+    phone.register(k.address, contacts=[c1, c2])
+    reg = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+    a, b = reg.contacts()
+    sipserver.send(response(reg, 200, "OK", to_tag="r", record_route=False, extra=[
+        ("Contact", re.sub(r"expires=\d+", "expires=0", a)), ("Contact", b)]),
+        reg.src)
+    ok = phone.recv(5, want=lambda m: m.is_reply)
+    # both restored for the phone, the dropped one with expires=0
+    assert [uri_of(c) for c in ok.contacts()] == [uri_of(c1), uri_of(c2)]
+    assert hdr_param(ok.contacts()[0], "expires") == "0"
+    [left] = env.bindings(k)
+    assert left["contact"] == uri_of(c2)
+
+    # Contact: * -> nothing left
+    phone.register(k.address, expires=0, contacts=["*"])
+    reg = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+    assert reg.contacts() == ["*"]
+    sipserver.send(response(reg, 200, "OK", to_tag="r", record_route=False),
+                   reg.src)
+    phone.recv(5, want=lambda m: m.is_reply)
+    assert env.bindings(k) == []
+    call_phone(sipserver, k, r2)
+    assert final(sipserver).status == 430

@@ -323,6 +323,24 @@ static void test_two_contacts_of_one_aor(void **state)
 	assert_int_equal(rm->why, GTS_WHY_UNLISTED);
 	assert_int_equal(rm->flow.conid, 1);
 	gts_table_free_list(t, rm);
+	rm = NULL;
+
+	/* listed with expires 0 (drop): its URI is returned for the phone and
+	 * the binding goes, even a pending one */
+	prep(t, "sip:3@h", conn(3, 3), 0, 0, &f1);
+	memset(it, 0, sizeof(it));
+	it[0].tok = f1;
+	it[0].drop = 1;
+	it[1].tok = f2;
+	it[1].expires = 300;
+	assert_int_equal(gts_table_commit(t, AOR, strlen(AOR), it, 2, &rm), 2);
+	assert_int_equal(it[0].found, 1);
+	assert_string_equal(it[0].uri, "sip:3@h");
+	assert_non_null(rm);
+	assert_null(rm->next);
+	assert_int_equal(rm->flow.conid, 3);
+	gts_table_free_list(t, rm);
+	assert_int_equal(gts_table_count(t), 1);
 }
 
 static void test_limits(void **state)
