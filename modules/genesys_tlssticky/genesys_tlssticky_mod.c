@@ -68,6 +68,7 @@ static int w_sticky_reply(struct sip_msg *msg, char *p1, char *p2);
 static int w_sticky_route(struct sip_msg *msg, char *p1, char *p2);
 static int w_sticky_rr(struct sip_msg *msg, char *p1, char *p2);
 static int w_sticky_flow_closed(struct sip_msg *msg, char *p1, char *p2);
+static int w_sticky_flow_closed0(struct sip_msg *msg, char *p1, char *p2);
 
 static counter_val_t gts_cnt_bindings(counter_handle_t h, void *param);
 
@@ -83,6 +84,8 @@ static cmd_export_t cmds[] = {
 		0, 0, REQUEST_ROUTE},
 	{"sticky_rr", (cmd_function)w_sticky_rr, 0,
 		0, 0, REQUEST_ROUTE},
+	{"sticky_flow_closed", (cmd_function)w_sticky_flow_closed0, 0,
+		0, 0, EVENT_ROUTE},
 	{"sticky_flow_closed", (cmd_function)w_sticky_flow_closed, 1,
 		fixup_igp_null, fixup_free_igp_null, ANY_ROUTE},
 	{0, 0, 0, 0, 0, 0}
@@ -532,6 +535,19 @@ static int ki_sticky_flow_closed(struct sip_msg *msg, int conid)
 	return 1;
 }
 
+/* in event_route[tcp:closed]: the faked message carries the connection's
+ * receive info, whose proto_reserved1 is the connection id ($conid is
+ * already null there: the connection is unhashed) */
+static int ki_sticky_flow_closed_current(struct sip_msg *msg)
+{
+	return ki_sticky_flow_closed(msg, msg->rcv.proto_reserved1);
+}
+
+static int w_sticky_flow_closed0(struct sip_msg *msg, char *p1, char *p2)
+{
+	return ki_sticky_flow_closed_current(msg);
+}
+
 static int w_sticky_register(struct sip_msg *msg, char *p1, char *p2)
 {
 	return ki_sticky_register(msg);
@@ -602,6 +618,11 @@ static sr_kemi_t sr_kemi_genesys_tlssticky_exports[] = {
 	{ str_init("genesys_tlssticky"), str_init("sticky_flow_closed"),
 		SR_KEMIP_INT, ki_sticky_flow_closed,
 		{ SR_KEMIP_INT, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_tlssticky"), str_init("sticky_flow_closed_current"),
+		SR_KEMIP_INT, ki_sticky_flow_closed_current,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},
 	{ {0, 0}, {0, 0}, 0, NULL, { 0, 0, 0, 0, 0, 0 } }

@@ -66,12 +66,12 @@ static int emit(rpc_t *rpc, void *ctx, void *arr, const gts_view_t *v,
 	alive = gts_flow_alive(&v->flow);
 	if(rpc->array_add(arr, "{", &st) < 0)
 		return -1;
-	return rpc->struct_add(st, "ssSdssdddsd", "aor", v->aor, "contact", v->uri,
+	return rpc->struct_add(st, "ssSussudssd", "aor", v->aor, "contact", v->uri,
 			"rewritten", &(str){rw, (int)strlen(rw)}, "conid",
-			(int)v->flow.conid, "source", src, "transport",
-			gts_proto_name(v->flow.proto), "generation", (int)v->flow.gen,
+			(unsigned int)v->flow.conid, "source", src, "transport",
+			gts_proto_name(v->flow.proto), "generation", (unsigned int)v->flow.gen,
 			"expires", (int)(v->expires - now), "state",
-			v->state == GTS_B_ACTIVE ? 1 : 0, "policy",
+			v->state == GTS_B_ACTIVE ? "active" : "pending", "policy",
 			gts_policy_str(v->policy), "alive", alive);
 }
 

@@ -342,7 +342,8 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 			eff = gts_expires_cap(req, gts_cfg.registrar_default_timeout);
 			res = gts_table_prepare(&gts_root->table, aor, (size_t)aor_len,
 					c->uri.s, (size_t)c->uri.len, &conn, (uint8_t)policy,
-					eff == 0, now, gts_cfg.pending_ttl, fastrand(), &flow);
+					eff == 0, now, gts_cfg.pending_ttl,
+					fastrand() & 0x3fffffff, &flow);
 			if(res == GTS_NOTFOUND) {
 				LM_DBG("de-registration of unknown %.*s for %s: unchanged\n",
 						c->uri.len, c->uri.s, aor);
@@ -496,8 +497,8 @@ int gts_sip_reply(struct sip_msg *msg)
 			if(e < 0)
 				e = gts_cfg.default_expires;
 			e = gts_expires_cap(e, gts_cfg.registrar_default_timeout);
-			if(e == 0)
-				continue; /* listed as expired: handled as unlisted */
+			/* listed as expired: removed, but still restored */
+			items[n].drop = (e == 0);
 			items[n].expires = now + e;
 			rc[n].c = c;
 			rc[n].expires = e;
@@ -513,7 +514,8 @@ int gts_sip_reply(struct sip_msg *msg)
 					aor);
 			continue;
 		}
-		counter_inc(gts_cnt.committed);
+		if(!items[i].drop)
+			counter_inc(gts_cnt.committed);
 		c = rc[i].c;
 		contact_params(c, &hp);
 		plen = gts_param_strip(

@@ -14,6 +14,7 @@
 #include "gts_table.h"
 
 #define GTS_MARK 0xff
+#define GTS_DROP 0xfe
 
 #define LOCK(t, i) (t)->ops.lock((t)->ops.ctx, (i) & ((t)->nlocks - 1))
 #define UNLOCK(t, i) (t)->ops.unlock((t)->ops.ctx, (i) & ((t)->nlocks - 1))
@@ -275,9 +276,13 @@ int gts_table_commit(gts_table_t *t, const char *aor, size_t aor_len,
 					&& b->flow.gen == items[i].tok.gen
 					&& gts_flow_same_conn(&b->flow, &items[i].tok)
 					&& aor_eq(b, aor, aor_len)) {
-				b->state = GTS_B_ACTIVE;
-				b->expires = items[i].expires;
-				b->why = GTS_MARK;
+				if(items[i].drop) {
+					b->why = GTS_DROP;
+				} else {
+					b->state = GTS_B_ACTIVE;
+					b->expires = items[i].expires;
+					b->why = GTS_MARK;
+				}
 				memcpy(items[i].uri, b_uri(b), b->uri_len);
 				items[i].uri[b->uri_len] = '\0';
 				items[i].found = 1;
@@ -290,7 +295,7 @@ int gts_table_commit(gts_table_t *t, const char *aor, size_t aor_len,
 	pp = &t->buckets[idx];
 	while((b = *pp) != NULL) {
 		if(!aor_eq(b, aor, aor_len) || b->why == GTS_MARK
-				|| b->state != GTS_B_ACTIVE) {
+				|| (b->state != GTS_B_ACTIVE && b->why != GTS_DROP)) {
 			pp = &b->next;
 			continue;
 		}
@@ -364,7 +369,10 @@ int gts_table_sweep(gts_table_t *t, int64_t now, const uint32_t *dead,
 			if(b->expires <= now) {
 				b->why = b->state == GTS_B_ACTIVE ? GTS_WHY_EXPIRED
 												  : GTS_WHY_PENDING_TIMEOUT;
-			} else if(ndead > 0 && dead_has(dead, ndead, b->flow.conid)) {
+			} else if(ndead > 0 && b->policy != GTS_POL_RECONNECT
+					  && dead_has(dead, ndead, b->flow.conid)) {
+				/* a reconnect binding outlives its flow: the phone's own
+				 * Contact is used until the registration expires */
 				b->why = GTS_WHY_CLOSED;
 			} else {
 				pp = &b->next;

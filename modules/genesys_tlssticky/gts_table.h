@@ -115,6 +115,7 @@ typedef struct gts_commit_item
 {
 	gts_flow_t tok;	/* decoded token */
 	int64_t expires; /* absolute expiry from the reply */
+	int drop;		 /* listed with expires 0: remove, but restore it */
 	int found;		 /* out: 1 when the binding was committed */
 	char uri[GTS_URI_MAX + 1]; /* out: the phone's own Contact URI */
 } gts_commit_item_t;
@@ -150,7 +151,8 @@ gts_res_t gts_table_lookup(gts_table_t *t, const gts_flow_t *tok,
 		gts_view_t *v);
 
 /* sweep: detach expired bindings and those on the connections listed in
- * dead (sorted ascending) */
+ * dead (sorted ascending), except bindings with the reconnect policy: they
+ * stay until they expire */
 int gts_table_sweep(gts_table_t *t, int64_t now, const uint32_t *dead,
 		int ndead, gts_binding_t **removed);
 

@@ -21,7 +21,8 @@ def sticky_blocks():
     return "\n\n".join(blocks)
 
 
-def render_cfg(modparams=(), debug=2, tls=True):
+def render_cfg(modparams=(), debug=2, tls=True, extra_modules="",
+               extra_routes=""):
     """A small proxy cfg: REGISTERs go to REGISTRAR, everything else by
     Request-URI; the phone hooks are the reference config's blocks."""
     mp = "\n".join('modparam("genesys_tlssticky", "%s", %s)' % (k, v)
@@ -56,6 +57,7 @@ loadmodule "xlog"
 loadmodule "kex"
 %(tls_mod)s
 loadmodule "genesys_tlssticky"
+%(extra_modules)s
 
 modparam("ctl", "binrpc", CTL_SOCK)
 modparam("rr", "enable_double_rr", 1)
@@ -101,13 +103,16 @@ route[RELAY] {
 }
 
 %(blocks)s
-""" % dict(debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
+
+%(extra_routes)s
+""" % dict(extra_modules=extra_modules, extra_routes=extra_routes, debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
            mp=mp, blocks=sticky_blocks())
 
 
-def tls_cfg(certs, method="TLSv1.2+", mutual=False):
+def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None):
     return """[server:default]
 method = %(method)s
+%(ciphers)s
 verify_certificate = %(v)s
 require_certificate = %(v)s
 private_key = %(key)s
@@ -119,18 +124,19 @@ method = %(method)s
 verify_certificate = no
 require_certificate = no
 """ % dict(method=method, v="yes" if mutual else "no", key=certs.server_key,
+           ciphers="cipher_list = %s" % ciphers if ciphers else "",
            cert=certs.server, ca=certs.ca)
 
 
 def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",
                 modparams=(), tls_method="TLSv1.2+", mutual=False, debug=2,
-                address=None):
+                address=None, ciphers=None, **cfg_kw):
     address = address or harness.next_address()
     tcfg = workdir / ("%s-tls.cfg" % name)
-    tcfg.write_text(tls_cfg(certs, tls_method, mutual))
+    tcfg.write_text(tls_cfg(certs, tls_method, mutual, ciphers))
     k = kamailio_factory(
         name=name, address=address,
-        cfg_text=render_cfg(modparams, debug=debug),
+        cfg_text=render_cfg(modparams, debug=debug, **cfg_kw),
         defines={"LISTEN_TLS": "tls:%s:5061" % address,
                  "TLS_CFG": '"%s"' % tcfg,
                  "REGISTRAR": '"sip:%s:%d"' % (registrar.ip, registrar.port)})
