@@ -1,0 +1,89 @@
+/*
+ * genesys_tlssticky: shared module state (Kamailio side)
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+#ifndef GTS_MOD_H
+#define GTS_MOD_H
+
+#include "core/str.h"
+#include "core/locking.h"
+#include "core/counters.h"
+#include "core/socket_info.h"
+#include "modules/rr/api.h"
+
+#include "gts_table.h"
+
+#define GTS_RING_SIZE 8192
+
+/* the shm root: the table and the closed-connection ring */
+typedef struct gts_root
+{
+	gts_table_t table;
+	gen_lock_set_t *locks;
+	gen_lock_t *ring_lock;
+	int ring_n;
+	int ring_overflow;
+	uint32_t ring[GTS_RING_SIZE];
+} gts_root_t;
+
+typedef struct gts_counters
+{
+	counter_handle_t registers; /* REGISTERs whose Contacts were rewritten */
+	counter_handle_t committed; /* bindings committed by a 2xx */
+	counter_handle_t removed;	/* bindings removed (any reason) */
+	counter_handle_t routed;	/* requests sent over a phone's flow */
+	counter_handle_t reconnect; /* requests sent by the reconnect policy */
+	counter_handle_t flow_failed; /* flow gone: 430/480 */
+	counter_handle_t forged;	/* forged, malformed, foreign or stale */
+} gts_counters_t;
+
+typedef struct gts_cfg
+{
+	str secret;
+	int tcp;			   /* also make TCP flows sticky */
+	int tls_policy;
+	int tcp_policy;
+	int registrar_default_timeout; /* cap, 0 = none */
+	int default_expires;
+	int pending_ttl;
+	int max_contacts;
+	int max_bindings;
+	int hash_size;
+	int timer_interval;
+	int rr_token;
+	int tcp_closed_hook;
+	str token_param;
+	str contact_socket;
+	/* resolved at init */
+	struct socket_info *csock;
+	str contact_hostport; /* shm/pkg-static "host:port" */
+	const char *contact_transport; /* "" / "tcp" / "tls" */
+} gts_cfg_t;
+
+extern gts_root_t *gts_root;
+extern gts_cfg_t gts_cfg;
+extern gts_counters_t gts_cnt;
+extern rr_api_t gts_rrb;
+extern int gts_have_rr;
+
+int gts_sip_register(struct sip_msg *msg, int policy);
+int gts_sip_reply(struct sip_msg *msg);
+int gts_sip_route(struct sip_msg *msg);
+int gts_sip_rr(struct sip_msg *msg);
+void gts_flow_closed(uint32_t conid);
+void gts_sweep(int64_t now);
+
+/* helpers shared with the RPC */
+int gts_flow_alive(const gts_flow_t *f);
+int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
+int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
+const char *gts_proto_name(int proto);
+void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
+int gts_rpc_init(void);
+
+#endif

@@ -1,0 +1,192 @@
+"""Shared set-up of the genesys_tlssticky system tests: a proxy cfg whose
+phone hooks are the reference config's own STICKY_* blocks, a tls.cfg per
+test, and helpers to look at the proxy's TCP connections."""
+
+import re
+import time
+
+import harness
+
+SECRET = "test-pool-secret-0123456789abcdef"
+
+# the route blocks of the reference config that tests exercise verbatim
+_BLOCK = re.compile(r"^(?:route\[STICKY_\w+\]|onreply_route\[STICKY_REPLY\]|"
+                    r"failure_route\[STICKY_RECONNECT_FAILED\])\s*\{.*?^\}",
+                    re.S | re.M)
+
+
+def sticky_blocks():
+    blocks = _BLOCK.findall(harness.REFERENCE_CFG.read_text())
+    assert len(blocks) == 4, "reference cfg lost its STICKY_* blocks"
+    return "\n\n".join(blocks)
+
+
+def render_cfg(modparams=(), debug=2, tls=True, extra_modules="",
+               extra_routes=""):
+    """A small proxy cfg: REGISTERs go to REGISTRAR, everything else by
+    Request-URI; the phone hooks are the reference config's blocks."""
+    mp = "\n".join('modparam("genesys_tlssticky", "%s", %s)' % (k, v)
+                   for k, v in modparams)
+    tls_listen = "enable_tls=yes\nlisten=LISTEN_TLS\n" if tls else ""
+    tls_mod = 'loadmodule "tls"\nmodparam("tls", "config", TLS_CFG)\nmodparam("tls", "connection_timeout", 3605)\n' if tls else ""
+    return """#!KAMAILIO
+debug=%(debug)d
+log_stderror=yes
+children=CHILDREN
+tcp_children=CHILDREN
+listen=LISTEN_UDP
+listen=LISTEN_TCP
+%(tls_listen)s
+auto_aliases=no
+dns=no
+rev_dns=no
+tcp_connection_lifetime=3605
+tcp_accept_no_cl=yes
+tcp_keepalive=yes
+
+loadmodule "ctl"
+loadmodule "corex"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "rr"
+loadmodule "pv"
+loadmodule "maxfwd"
+loadmodule "textops"
+loadmodule "siputils"
+loadmodule "xlog"
+loadmodule "kex"
+%(tls_mod)s
+loadmodule "genesys_tlssticky"
+%(extra_modules)s
+
+modparam("ctl", "binrpc", CTL_SOCK)
+modparam("rr", "enable_double_rr", 1)
+modparam("genesys_tlssticky", "secret", "%(secret)s")
+%(mp)s
+
+request_route {
+	if (!mf_process_maxfwd_header("10")) {
+		sl_send_reply("483", "Too Many Hops");
+		exit;
+	}
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) t_relay();
+		exit;
+	}
+	if (has_totag()) {
+		if (loose_route()) {
+			route(STICKY_TOPHONE);
+			route(RELAY);
+		}
+		if (is_method("ACK") && t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	remove_hf("Route");
+	if (is_method("REGISTER")) {
+		route(STICKY_REGISTER);
+	}
+	route(STICKY_TOPHONE);
+	if (is_method("INVITE|SUBSCRIBE")) {
+		record_route();
+		sticky_rr();
+	}
+	route(RELAY);
+}
+
+route[RELAY] {
+	if (!t_relay()) {
+		sl_reply_error();
+	}
+	exit;
+}
+
+%(blocks)s
+
+%(extra_routes)s
+""" % dict(extra_modules=extra_modules, extra_routes=extra_routes, debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
+           mp=mp, blocks=sticky_blocks())
+
+
+def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None):
+    return """[server:default]
+method = %(method)s
+%(ciphers)s
+verify_certificate = %(v)s
+require_certificate = %(v)s
+private_key = %(key)s
+certificate = %(cert)s
+ca_list = %(ca)s
+
+[client:default]
+method = %(method)s
+verify_certificate = no
+require_certificate = no
+""" % dict(method=method, v="yes" if mutual else "no", key=certs.server_key,
+           ciphers="cipher_list = %s" % ciphers if ciphers else "",
+           cert=certs.server, ca=certs.ca)
+
+
+def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",
+                modparams=(), tls_method="TLSv1.2+", mutual=False, debug=2,
+                address=None, ciphers=None, **cfg_kw):
+    address = address or harness.next_address()
+    tcfg = workdir / ("%s-tls.cfg" % name)
+    tcfg.write_text(tls_cfg(certs, tls_method, mutual, ciphers))
+    k = kamailio_factory(
+        name=name, address=address,
+        cfg_text=render_cfg(modparams, debug=debug, **cfg_kw),
+        defines={"LISTEN_TLS": "tls:%s:5061" % address,
+                 "TLS_CFG": '"%s"' % tcfg,
+                 "REGISTRAR": '"sip:%s:%d"' % (registrar.ip, registrar.port)})
+    return k
+
+
+def tcp_conns(k):
+    """the proxy's TCP/TLS connections as (type, src, dst-port) from
+    kamcmd core.tcp_list"""
+    out = k.rpc("core.tcp_list")
+    conns = []
+    for block in re.split(r"\n(?=\{)", out):
+        f = dict(re.findall(r"^\s*(\w+):\s*(\S+)", block, re.M))
+        if "type" in f and "src_ip" in f:
+            conns.append((f["type"], f["src_ip"], int(f["src_port"]),
+                          f["dst_ip"], int(f["dst_port"])))
+    return conns
+
+
+def bindings(k, aor=None):
+    """genesys_tlssticky.list as a list of dicts"""
+    out = k.rpc(*(["genesys_tlssticky.list"] + ([aor] if aor else [])))
+    items = []
+    cur = None
+    for ln in out.splitlines():
+        m = re.match(r"\s*(\w+):\s*(.*)$", ln)
+        if not m:
+            continue
+        key, val = m.group(1), m.group(2).strip()
+        if key == "bindings":
+            continue
+        if key == "aor":
+            cur = {}
+            items.append(cur)
+        if cur is not None:
+            cur[key] = val
+    return items
+
+
+def stats(k):
+    out = k.rpc("genesys_tlssticky.stats")
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"(\w+):\s*(-?\d+)", out)}
+
+
+def wait_for(pred, timeout=5.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()

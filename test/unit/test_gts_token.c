@@ -1,0 +1,218 @@
+/* cmocka tests: genesys_tlssticky flow token codec (gts_token.c) */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "genesys_tlssticky/gts_token.h"
+
+static const unsigned char KEY[] = "0123456789abcdef-pool-secret";
+#define KEYLEN (sizeof(KEY) - 1)
+
+static gts_flow_t sample(void)
+{
+	gts_flow_t f;
+	memset(&f, 0, sizeof(f));
+	f.aorh = 0xdeadbeef;
+	f.bid = 0x01020304;
+	f.gen = 7;
+	f.conid = 4242;
+	f.proto = 3;
+	f.src.af = 4;
+	f.src.ip[0] = 192;
+	f.src.ip[1] = 0;
+	f.src.ip[2] = 2;
+	f.src.ip[3] = 10;
+	f.src.port = 50123;
+	f.local.af = 4;
+	f.local.ip[0] = 10;
+	f.local.ip[3] = 1;
+	f.local.port = 5061;
+	return f;
+}
+
+static int flow_eq(const gts_flow_t *a, const gts_flow_t *b)
+{
+	return a->aorh == b->aorh && a->bid == b->bid && a->gen == b->gen
+		   && gts_flow_same_conn(a, b);
+}
+
+static void test_b64url_roundtrip(void **state)
+{
+	unsigned char in[64], out[64];
+	char enc[128];
+	int i, len, n;
+	(void)state;
+	for(i = 0; i < 64; i++)
+		in[i] = (unsigned char)(i * 37 + 11);
+	for(len = 0; len <= 64; len++) {
+		n = gts_b64url_encode(in, (size_t)len, enc, sizeof(enc));
+		assert_true(n >= 0);
+		assert_int_equal(strlen(enc), (size_t)n);
+		/* URI-safe alphabet, no padding */
+		assert_null(strpbrk(enc, "+/=;?&%"));
+		assert_int_equal(gts_b64url_decode(enc, (size_t)n, out, sizeof(out)),
+				len);
+		assert_memory_equal(in, out, (size_t)len);
+	}
+}
+
+static void test_b64url_rejects(void **state)
+{
+	unsigned char out[16];
+	(void)state;
+	assert_int_equal(gts_b64url_decode("abc=", 4, out, sizeof(out)), -1);
+	assert_int_equal(gts_b64url_decode("ab+c", 4, out, sizeof(out)), -1);
+	assert_int_equal(gts_b64url_decode("a", 1, out, sizeof(out)), -1);
+	/* non-canonical: unused low bits set ("AB" -> 0x00 with bits 0001) */
+	assert_int_equal(gts_b64url_decode("AB", 2, out, sizeof(out)), -1);
+	assert_int_equal(gts_b64url_decode("AA", 2, out, sizeof(out)), 1);
+	/* output buffer too small */
+	assert_int_equal(gts_b64url_decode("AAAAAAAA", 8, out, 2), -1);
+	/* encode: output buffer too small */
+	assert_int_equal(gts_b64url_encode(out, 6, (char *)out, 4), -1);
+}
+
+static void test_roundtrip_v4(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	int n;
+	(void)state;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	assert_true(n > 0 && n < GTS_TOKEN_MAX);
+	/* compact: 47 raw bytes -> 63 characters */
+	assert_int_equal(n, 63);
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_true(flow_eq(&f, &g));
+}
+
+static void test_roundtrip_v6(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	int n, i;
+	(void)state;
+	f.src.af = 6;
+	for(i = 0; i < 16; i++)
+		f.src.ip[i] = (uint8_t)(0x20 + i);
+	f.local.af = 6;
+	f.local.ip[15] = 1;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	assert_true(n > 0 && n < GTS_TOKEN_MAX);
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_true(flow_eq(&f, &g));
+	assert_int_equal(g.src.af, 6);
+	assert_int_equal(g.local.af, 6);
+}
+
+static void test_deterministic(void **state)
+{
+	/* a refresh over the same flow must give SIP Server the same Contact */
+	gts_flow_t f = sample();
+	char a[GTS_TOKEN_MAX], b[GTS_TOKEN_MAX];
+	(void)state;
+	gts_token_encode(&f, KEY, KEYLEN, a, sizeof(a));
+	gts_token_encode(&f, KEY, KEYLEN, b, sizeof(b));
+	assert_string_equal(a, b);
+	f.gen++;
+	gts_token_encode(&f, KEY, KEYLEN, b, sizeof(b));
+	assert_string_not_equal(a, b);
+}
+
+static void test_every_field_is_signed(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	unsigned char raw[GTS_RAW_MAX];
+	int n, rawlen, i, bit;
+	(void)state;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	rawlen = gts_b64url_decode(tok, (size_t)n, raw, sizeof(raw));
+	assert_int_equal(rawlen, 47);
+	/* flip every bit of the token: never accepted */
+	for(i = 0; i < rawlen; i++) {
+		for(bit = 0; bit < 8; bit++) {
+			char t2[GTS_TOKEN_MAX];
+			int m;
+			raw[i] ^= (unsigned char)(1u << bit);
+			m = gts_b64url_encode(raw, (size_t)rawlen, t2, sizeof(t2));
+			assert_int_not_equal(
+					gts_token_decode(t2, (size_t)m, KEY, KEYLEN, &g),
+					GTS_TOK_OK);
+			raw[i] ^= (unsigned char)(1u << bit);
+		}
+	}
+}
+
+static void test_other_secret_refused(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	static const unsigned char other[] = "0123456789abcdef-pool-secreT";
+	int n;
+	(void)state;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	assert_int_equal(
+			gts_token_decode(tok, (size_t)n, other, sizeof(other) - 1, &g),
+			GTS_TOK_BADMAC);
+}
+
+static void test_malformed(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	int n;
+	(void)state;
+	assert_int_equal(gts_token_decode("", 0, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+	assert_int_equal(gts_token_decode("abc", 3, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+	assert_int_equal(gts_token_decode("!!!!", 4, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	/* truncated */
+	assert_int_equal(gts_token_decode(tok, (size_t)n - 4, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+	/* too long */
+	{
+		char big[GTS_TOKEN_MAX * 2];
+		memset(big, 'A', sizeof(big));
+		assert_int_equal(gts_token_decode(big, sizeof(big), KEY, KEYLEN, &g),
+				GTS_TOK_MALFORMED);
+	}
+	/* bad address family refused at encode */
+	f.src.af = 5;
+	assert_int_equal(gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok)), -1);
+	/* output too small */
+	f = sample();
+	assert_int_equal(gts_token_encode(&f, KEY, KEYLEN, tok, 10), -1);
+}
+
+static void test_hash(void **state)
+{
+	(void)state;
+	/* FNV-1a reference values */
+	assert_int_equal(gts_hash(GTS_HASH_INIT, "", 0), 0x811c9dc5u);
+	assert_int_equal(gts_hash(GTS_HASH_INIT, "a", 1), 0xe40c292cu);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+			cmocka_unit_test(test_b64url_roundtrip),
+			cmocka_unit_test(test_b64url_rejects),
+			cmocka_unit_test(test_roundtrip_v4),
+			cmocka_unit_test(test_roundtrip_v6),
+			cmocka_unit_test(test_deterministic),
+			cmocka_unit_test(test_every_field_is_signed),
+			cmocka_unit_test(test_other_secret_refused),
+			cmocka_unit_test(test_malformed),
+			cmocka_unit_test(test_hash),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
