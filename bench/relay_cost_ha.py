@@ -1,0 +1,45 @@
+"""genesys_ha configuration for bench/relay_cost.py: ha_select_serving() +
+ha_record_route() for initial requests and ha_route_in_dialog() for
+in-dialog ones (the whole routing job of the reference config), in front of
+the same SIPp UAS as the plain and dispatcher configs.
+
+Probing is off (genesys_oos oos_check 0): the UAS of the benchmark does not
+answer OPTIONS, and the cost measured is the routing decision; the pair
+stays in its start state (primary, not probed yet), which is routable."""
+
+from pathlib import Path
+
+from benchlib import harness
+
+POOL = """<?xml version="1.0"?>
+<pool version="1">
+  <sipserver name="SIPS_Bench">
+    <primary uri="sip:%s"/>
+    <backup uri="sip:%s:5060"/>
+  </sipserver>
+</pool>
+"""
+
+
+def setup(workdir, uas_hostport):
+    path = Path(workdir) / "genesys-pool-bench.xml"
+    path.write_text(POOL % (uas_hostport, harness.next_address()))
+    return {"POOL_FILE": '"%s"' % path}
+
+
+CONFIGS = {
+    "genesys_ha": {
+        "modules": """loadmodule "genesys_oos"
+loadmodule "genesys_ha"
+modparam("genesys_oos", "oos_check", 0)
+modparam("genesys_ha", "pool_file", POOL_FILE)
+""",
+        "initial": """	if (ha_select_serving() < 0) { sl_send_reply("503", "Service Unavailable"); exit; }
+	ha_record_route();""",
+        "in_dialog": "if (ha_route_in_dialog() == -3) { sl_send_reply(\"403\", \"Forbidden\"); exit; }",
+        "setup": setup,
+    },
+}
+
+# the same without in-dialog routing (what dispatcher's config does)
+CONFIGS["genesys_ha_initial_only"] = dict(CONFIGS["genesys_ha"], in_dialog="")
