@@ -651,3 +651,72 @@ def test_in_dialog_request_fails_over_before_detection(
     assert status and status.startswith("SIP/2.0 200"), status
     assert len(branches(pri, "BYE")) == 1 and len(bak.requests("BYE")) == 1
     assert bak.requests("BYE")[0].startswith("BYE sip:sips@%s:5060 " % pri.address)
+
+
+KEMI_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen=LISTEN_UDP
+auto_aliases=no
+dns=no
+rev_dns=no
+loadmodule "ctl"
+loadmodule "kex"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "rr"
+loadmodule "pv"
+loadmodule "textops"
+loadmodule "app_jsdt"
+loadmodule "genesys_oos"
+loadmodule "genesys_ha"
+modparam("ctl", "binrpc", CTL_SOCK)
+modparam("app_jsdt", "load", KEMI_SCRIPT)
+modparam("genesys_oos", "oos_check", 1)
+modparam("genesys_oos", "oos_force", 1)
+modparam("genesys_oos", "oos_timeout", 400)
+modparam("genesys_ha", "pool_file", POOL_FILE)
+modparam("genesys_ha", "event_callback", "ksr_genesys_ha_event")
+cfgengine "jsdt"
+"""
+
+KEMI_JS = r"""
+function ksr_request_route() {
+	var fn = KSR.pv.get("$hdr(X-Fn)");
+	var rc = -100;
+	if (fn == "serving") {
+		rc = KSR.genesys_ha.ha_select_serving();
+	} else if (fn == "select") {
+		rc = KSR.genesys_ha.ha_select(KSR.pv.get("$hdr(X-Arg)"));
+	}
+	KSR.hdr.append_to_reply("X-Rc: " + rc + "\r\nX-Du: " + KSR.pv.get("$du")
+		+ "\r\nX-Pair: " + KSR.pv.get("$ha(pair)") + "\r\n");
+	KSR.sl.sl_send_reply(200, "tested");
+}
+
+function ksr_genesys_ha_event(evname) {
+	KSR.info("KEMI-EVENT " + evname + " pair=" + KSR.pv.get("$ha(pair)")
+		+ " trigger=" + KSR.pv.get("$ha(trigger)") + "\n");
+}
+"""
+
+
+def test_kemi_exports_and_event_callback(tmp_path, kamailio_factory,
+                                         peer_factory):
+    pri, bak = peer_factory(), peer_factory()
+    path = pair_pool(tmp_path, pri.address, bak.address)
+    js = tmp_path / "ha.js"
+    js.write_text(KEMI_JS)
+    k = kamailio_factory(cfg_text=KEMI_CFG,
+                         defines={"POOL_FILE": '"%s"' % path,
+                                  "KEMI_SCRIPT": '"%s"' % js})
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    r = fn(k, "serving")
+    assert (r["X-Rc"], r["X-Du"], r["X-Pair"]) == \
+        ("1", "sip:%s:5060" % pri.address, "SIPS_A"), r
+    assert fn(k, "select", "NOPE")["X-Rc"] == "-3"
+    k.rpc("genesys_ha.switchover", "SIPS_A")
+    k.wait_log(r"KEMI-EVENT genesys-ha:switchover pair=SIPS_A trigger=operator")
+    assert fn(k, "serving")["X-Du"] == "sip:%s:5060" % bak.address
