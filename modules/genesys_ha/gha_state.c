@@ -22,6 +22,7 @@
 #include "core/fmsg.h"
 #include "core/kemi.h"
 #include "core/action.h"
+#include "core/pt.h"
 
 #include "gha_state.h"
 #include "gha_route.h"
@@ -32,9 +33,11 @@ gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
 gha_counters_t gha_cnt;
 
-/* this process's reference on a snapshot */
+/* this process's reference on a snapshot; a forked child starts without
+ * one (a reference taken before the fork belongs to the parent) */
 static gha_pool_t *my_snap = NULL;
 static unsigned int my_gen = 0;
+static int my_proc = -1;
 
 /* event routes, looked up once */
 static int evrt_switchover = -1;
@@ -115,6 +118,11 @@ gha_pool_t *gha_snap(void)
 
 	if(gha_root == NULL)
 		return NULL;
+	if(my_proc != process_no) {
+		my_snap = NULL;
+		my_gen = 0;
+		my_proc = process_no;
+	}
 	g = __atomic_load_n(&gha_root->generation, __ATOMIC_ACQUIRE);
 	if(g == my_gen)
 		return my_snap;
