@@ -720,3 +720,27 @@ def test_kemi_exports_and_event_callback(tmp_path, kamailio_factory,
     k.rpc("genesys_ha.switchover", "SIPS_A")
     k.wait_log(r"KEMI-EVENT genesys-ha:switchover pair=SIPS_A trigger=operator")
     assert fn(k, "serving")["X-Du"] == "sip:%s:5060" % bak.address
+
+
+def test_register_goes_to_the_serving_pair(tmp_path, kamailio_factory,
+                                           peer_factory):
+    """SIP Server is the registrar: REGISTERs from endpoints go to the
+    serving pair's active member like any endpoint request."""
+    pri, bak = peer_factory(), peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    status, _ = hu.udp_request(k, "REGISTER", "sip:%s" % k.address,
+                               headers={"Expires": "60"})
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("REGISTER")) == 1 and not bak.requests("REGISTER")
+    k.rpc("genesys_ha.switchover", "SIPS_A")
+    status, _ = hu.udp_request(k, "REGISTER", "sip:%s" % k.address,
+                               headers={"Expires": "60"})
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(bak.requests("REGISTER")) == 1
+    # OPTIONS to the proxy itself (SIP Server's oos-check of its proxies)
+    status, _ = hu.udp_request(k, "OPTIONS", "sip:%s" % k.address)
+    assert status.startswith("SIP/2.0 200"), status
+    assert not pri.requests("OPTIONS sip:%s" % k.address)
