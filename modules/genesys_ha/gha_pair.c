@@ -170,8 +170,8 @@ void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
 	ev_end(st, now, ev);
 }
 
-int gha_ps_request_from(gha_pair_state_t *st, int member, long now,
-		gha_pair_events_t *ev)
+int gha_ps_request_from(
+		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev)
 {
 	ev_begin(st, ev);
 	if(member < 0 || member > 1 || member == st->active)
@@ -198,8 +198,8 @@ int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
 	return 0;
 }
 
-int gha_ps_relay_failed(gha_pair_state_t *st, int member, long now,
-		gha_pair_events_t *ev)
+int gha_ps_relay_failed(
+		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev)
 {
 	int oth;
 

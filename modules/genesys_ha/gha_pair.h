@@ -48,21 +48,21 @@ typedef enum gha_mstate
 /*! pair state */
 typedef enum gha_pstate
 {
-	GHA_PS_UNKNOWN = 0, /*!< active member not probed yet: routable */
-	GHA_PS_UP = 1,		/*!< active member answers */
+	GHA_PS_UNKNOWN = 0,	 /*!< active member not probed yet: routable */
+	GHA_PS_UP = 1,		 /*!< active member answers */
 	GHA_PS_INACTIVE = 2, /*!< active member answers 503: no new dialogs */
-	GHA_PS_DOWN = 3		/*!< both members silent: out of service */
+	GHA_PS_DOWN = 3		 /*!< both members silent: out of service */
 } gha_pstate_t;
 
 /*! what caused a switchover */
 typedef enum gha_trigger
 {
 	GHA_TRIG_NONE = 0,
-	GHA_TRIG_NO_ANSWER = 1,		/*!< the active member stopped answering */
+	GHA_TRIG_NO_ANSWER = 1,		 /*!< the active member stopped answering */
 	GHA_TRIG_BACKUP_REQUEST = 2, /*!< request from the other member, verified */
-	GHA_TRIG_OPERATOR = 3,		/*!< genesys_ha.switchover */
-	GHA_TRIG_RELAY_FAILURE = 4, /*!< relayed request timed out / failed */
-	GHA_TRIG_RECOVERY = 5		/*!< pair was down, other member answered */
+	GHA_TRIG_OPERATOR = 3,		 /*!< genesys_ha.switchover */
+	GHA_TRIG_RELAY_FAILURE = 4,	 /*!< relayed request timed out / failed */
+	GHA_TRIG_RECOVERY = 5		 /*!< pair was down, other member answered */
 } gha_trigger_t;
 
 /*! seconds a request from the backup keeps a verification armed */
@@ -70,16 +70,16 @@ typedef enum gha_trigger
 
 typedef struct gha_pair_state
 {
-	int active;				/*!< GHA_PRIMARY or GHA_BACKUP */
-	int mstate[2];			/*!< gha_mstate_t */
-	long msince[2];			/*!< last member state change */
-	int pstate;				/*!< gha_pstate_t */
-	long psince;			/*!< last pair state change */
-	int verify_member;		/*!< member under verification, -1 none */
-	long verify_until;		/*!< verification deadline */
-	long sw_time;			/*!< last switchover, 0 never */
-	int sw_from, sw_to;		/*!< members */
-	int sw_trigger;			/*!< gha_trigger_t */
+	int active;			/*!< GHA_PRIMARY or GHA_BACKUP */
+	int mstate[2];		/*!< gha_mstate_t */
+	long msince[2];		/*!< last member state change */
+	int pstate;			/*!< gha_pstate_t */
+	long psince;		/*!< last pair state change */
+	int verify_member;	/*!< member under verification, -1 none */
+	long verify_until;	/*!< verification deadline */
+	long sw_time;		/*!< last switchover, 0 never */
+	int sw_from, sw_to; /*!< members */
+	int sw_trigger;		/*!< gha_trigger_t */
 	unsigned long n_switchovers;
 	unsigned long n_down; /*!< times the pair went out of service */
 } gha_pair_state_t;
@@ -87,12 +87,12 @@ typedef struct gha_pair_state
 /*! what a state machine step produced (for logs, stats, event routes) */
 typedef struct gha_pair_events
 {
-	int switched;	  /*!< a switchover happened */
-	int from, to;	  /*!< members */
-	int trigger;	  /*!< gha_trigger_t */
+	int switched; /*!< a switchover happened */
+	int from, to; /*!< members */
+	int trigger;  /*!< gha_trigger_t */
 	int old_pstate, new_pstate;
-	int went_down;	  /*!< pair became out of service */
-	int went_up;	  /*!< pair left the out-of-service state */
+	int went_down; /*!< pair became out of service */
+	int went_up;   /*!< pair left the out-of-service state */
 } gha_pair_events_t;
 
 void gha_ps_init(gha_pair_state_t *st, long now);
@@ -110,16 +110,16 @@ enum
 };
 
 /*! a request arrived from 'member' */
-int gha_ps_request_from(gha_pair_state_t *st, int member, long now,
-		gha_pair_events_t *ev);
+int gha_ps_request_from(
+		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev);
 
 /*! operator switchover to the other member; 0 ok, -1 other member down */
 int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev);
 
 /*! a relayed request to 'member' failed; returns the member to retry on,
  * or -1 when the other member is not known alive */
-int gha_ps_relay_failed(gha_pair_state_t *st, int member, long now,
-		gha_pair_events_t *ev);
+int gha_ps_relay_failed(
+		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev);
 
 /*! may new dialogs be sent to the pair? */
 static inline int gha_ps_routable(const gha_pair_state_t *st)

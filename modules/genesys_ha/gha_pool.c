@@ -147,8 +147,8 @@ int gha_uri_parse(const char *s, int len, gha_uri_t *u, char *err, int errlen)
 		p = s + 5;
 		u->secure = 1;
 	} else {
-		seterr(err, errlen, "URI '%.*s' does not start with sip: or sips:",
-				len, s);
+		seterr(err, errlen, "URI '%.*s' does not start with sip: or sips:", len,
+				s);
 		return -1;
 	}
 	/* user part: up to the first '@' before any ';' of the host params */
@@ -192,8 +192,8 @@ int gha_uri_parse(const char *s, int len, gha_uri_t *u, char *err, int errlen)
 	}
 	while(p < end) {
 		if(*p != ';') {
-			seterr(err, errlen, "URI '%.*s': unexpected '%c' after host",
-					len, s, *p);
+			seterr(err, errlen, "URI '%.*s': unexpected '%c' after host", len,
+					s, *p);
 			return -1;
 		}
 		p++;
@@ -226,8 +226,8 @@ int gha_uri_parse(const char *s, int len, gha_uri_t *u, char *err, int errlen)
 		}
 		if(pnl == 9 && strncasecmp(pn, "transport", 9) == 0) {
 			if(pv == NULL) {
-				seterr(err, errlen, "URI '%.*s': transport without value",
-						len, s);
+				seterr(err, errlen, "URI '%.*s': transport without value", len,
+						s);
 				return -1;
 			}
 			if(pvl == 3 && strncasecmp(pv, "udp", 3) == 0)
@@ -290,8 +290,7 @@ int gha_resolve_default(const char *host, gha_addr_t *out, void *ctx)
 		memcpy(out->ip, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
 	} else if(res->ai_family == AF_INET6) {
 		out->af = AF_INET6;
-		memcpy(out->ip, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr,
-				16);
+		memcpy(out->ip, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, 16);
 	} else {
 		freeaddrinfo(res);
 		return -1;
@@ -401,16 +400,15 @@ static gha_load_rc_t check_member(const gha_draft_t *d, const char *elem,
 	memset(vm, 0, sizeof(*vm));
 	vm->uri = uri;
 	vm->line = line;
-	if(uri == NULL || gha_uri_parse(uri, (int)strlen(uri), &u, why,
-							  sizeof(why))
-							  < 0) {
-		seterr(err, errlen, "%s:%d: element <%s> of '%s': %s", file, line,
-				elem, owner, uri ? why : "missing uri");
+	if(uri == NULL
+			|| gha_uri_parse(uri, (int)strlen(uri), &u, why, sizeof(why)) < 0) {
+		seterr(err, errlen, "%s:%d: element <%s> of '%s': %s", file, line, elem,
+				owner, uri ? why : "missing uri");
 		return GHA_LOAD_CONFIG;
 	}
 	if(u.host.len >= (int)sizeof(vm->host)) {
-		seterr(err, errlen, "%s:%d: element <%s> of '%s': host too long",
-				file, line, elem, owner);
+		seterr(err, errlen, "%s:%d: element <%s> of '%s': host too long", file,
+				line, elem, owner);
 		return GHA_LOAD_CONFIG;
 	}
 	memcpy(vm->host, u.host.s, (size_t)u.host.len);
@@ -561,15 +559,16 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		if(x->name == NULL || x->name[0] == '\0'
 				|| strlen(x->name) > GHA_NAME_MAX) {
 			seterr(err, errlen,
-					"%s:%d: element <sipserver>: missing or too long name", file,
-					x->line);
+					"%s:%d: element <sipserver>: missing or too long name",
+					file, x->line);
 			rc = GHA_LOAD_CONFIG;
 			goto done;
 		}
 		for(j = 0; j < i; j++) {
 			if(strcmp(d->pairs[j].name, x->name) == 0) {
 				seterr(err, errlen,
-						"%s:%d: element <sipserver>: duplicate name '%s' (first "
+						"%s:%d: element <sipserver>: duplicate name '%s' "
+						"(first "
 						"at line %d)",
 						file, x->line, x->name, d->pairs[j].line);
 				rc = GHA_LOAD_CONFIG;
@@ -623,9 +622,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 				goto done;
 			}
 		}
-		rc = check_member(
-				d, "featureserver", x->name, x->uri, x->line, o, &fm[i], err,
-				errlen);
+		rc = check_member(d, "featureserver", x->name, x->uri, x->line, o,
+				&fm[i], err, errlen);
 		if(rc != GHA_LOAD_OK)
 			goto done;
 		strsz += member_strlen(&fm[i]) + slen(x->name) + slen(x->site);
@@ -708,8 +706,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	for(i = 0; i < d->nproxies; i++) {
 		gha_proxy_t *x = &p->proxies[i];
 		put(&sa, &x->address, d->proxies[i].address);
-		gha_hostport_parse(x->address.s, x->address.len, &h, &x->port, hbuf,
-				sizeof(hbuf));
+		gha_hostport_parse(
+				x->address.s, x->address.len, &h, &x->port, hbuf, sizeof(hbuf));
 		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
 		put(&sa, &x->host, hbuf);
 		put(&sa, &x->site, d->proxies[i].site);

@@ -53,12 +53,12 @@ typedef enum gha_load_rc
 /*! a parsed sip:/sips: URI (pointers into the parsed text) */
 typedef struct gha_uri
 {
-	int secure;		 /*!< sips: */
-	str user;		 /*!< may be empty */
-	str host;		 /*!< without [] for IPv6 */
-	int host_type;	 /*!< 4, 6 or 0 (a name) */
-	int port;		 /*!< 0 when absent */
-	int proto;		 /*!< enum gha_proto, NONE when absent */
+	int secure;	   /*!< sips: */
+	str user;	   /*!< may be empty */
+	str host;	   /*!< without [] for IPv6 */
+	int host_type; /*!< 4, 6 or 0 (a name) */
+	int port;	   /*!< 0 when absent */
+	int proto;	   /*!< enum gha_proto, NONE when absent */
 } gha_uri_t;
 
 /*! parse "sip:[user@]host[:port][;params]" strictly; 0 ok, -1 with err */
@@ -71,7 +71,7 @@ int gha_hostport_parse(
 /*! a resolved address */
 typedef struct gha_addr
 {
-	int af;					/*!< AF_INET or AF_INET6 */
+	int af;				  /*!< AF_INET or AF_INET6 */
 	unsigned char ip[16]; /*!< network order */
 } gha_addr_t;
 
@@ -135,13 +135,13 @@ void gha_draft_free(gha_draft_t *d);
 
 typedef struct gha_member
 {
-	str uri;	 /*!< as configured */
-	str host;	 /*!< as configured */
-	str dst;	 /*!< "sip:<ip>:<port>[;transport=x]": no DNS when used */
-	str ip;		 /*!< resolved address, text */
+	str uri;  /*!< as configured */
+	str host; /*!< as configured */
+	str dst;  /*!< "sip:<ip>:<port>[;transport=x]": no DNS when used */
+	str ip;	  /*!< resolved address, text */
 	gha_addr_t addr;
-	int port;	 /*!< explicit or default (5060/5061) */
-	int proto;	 /*!< enum gha_proto, UDP when absent */
+	int port;  /*!< explicit or default (5060/5061) */
+	int proto; /*!< enum gha_proto, UDP when absent */
 	int line;
 	int goos_id; /*!< genesys_oos target id, -1 before registration */
 } gha_member_t;
@@ -151,9 +151,9 @@ typedef struct gha_pair
 	str name;
 	str site;
 	int line;
-	gha_member_t m[2]; /*!< GHA_PRIMARY, GHA_BACKUP */
+	gha_member_t m[2];	 /*!< GHA_PRIMARY, GHA_BACKUP */
 	gha_pair_state_t st; /*!< runtime state, under the module's state lock */
-	unsigned long n_new;	 /*!< new dialogs routed (atomic increments) */
+	unsigned long n_new; /*!< new dialogs routed (atomic increments) */
 	unsigned long n_rejected; /*!< new dialogs refused (atomic increments) */
 	unsigned long n_indialog; /*!< in-dialog requests routed (atomic) */
 	unsigned long n_failover; /*!< failure_route retargets (atomic) */
@@ -164,7 +164,7 @@ typedef struct gha_fs
 	str name;
 	str site;
 	gha_member_t m;
-	int state;		   /*!< gha_mstate_t, under the state lock */
+	int state; /*!< gha_mstate_t, under the state lock */
 	long since;
 } gha_fs_t;
 
@@ -179,11 +179,11 @@ typedef struct gha_proxy
 
 typedef struct gha_pool
 {
-	int refcnt;			  /*!< owned by the glue (atomic builtins) */
+	int refcnt;				 /*!< owned by the glue (atomic builtins) */
 	unsigned int generation; /*!< set by the glue */
 	long loaded_at;
 	str file;
-	str own_site; /*!< site of own_address in the file, or empty */
+	str own_site;  /*!< site of own_address in the file, or empty */
 	int own_index; /*!< index in proxies of own_address, or -1 */
 	int serving;   /*!< index of the serving pair, or -1 */
 	int nproxies, npairs, nfs;

@@ -381,8 +381,8 @@ int ki_ha_from_sipserver(sip_msg_t *msg)
 	if(p == NULL)
 		return GHA_RC_NOT_FOUND;
 	to_gha_addr(&msg->rcv.src_ip, &a);
-	pi = gha_pool_find_member_addr(p, &a, msg->rcv.src_port,
-			msg->rcv.proto != PROTO_UDP, &m);
+	pi = gha_pool_find_member_addr(
+			p, &a, msg->rcv.src_port, msg->rcv.proto != PROTO_UDP, &m);
 	if(pi < 0)
 		return GHA_RC_NOT_FOUND;
 	c = gha_ctx(msg);
@@ -543,8 +543,8 @@ int pv_parse_ha_name(pv_spec_t *sp, str *in)
 	return 0;
 }
 
-static int pv_str(sip_msg_t *msg, pv_param_t *param, pv_value_t *res,
-		char *s, int len)
+static int pv_str(
+		sip_msg_t *msg, pv_param_t *param, pv_value_t *res, char *s, int len)
 {
 	str v;
 

@@ -29,13 +29,13 @@ typedef struct gha_ctx
 	int msg_pid;
 	char pair[GHA_NAME_MAX + 1];
 	int pair_len;
-	int role;	  /*!< member of the pair, -1 none */
+	int role;		  /*!< member of the pair, -1 none */
 	char member[256]; /*!< member URI as configured */
 	int member_len;
-	int state;	  /*!< pair state, -1 none */
+	int state; /*!< pair state, -1 none */
 	char dn[GHA_NAME_MAX + 1];
 	int dn_len;
-	int trigger;  /*!< event routes: switchover trigger, -1 none */
+	int trigger; /*!< event routes: switchover trigger, -1 none */
 	char old_member[256];
 	int old_member_len;
 	int from_member; /*!< the request came from a pool member */

@@ -33,8 +33,8 @@ static void fmt_time(long t, char *buf, size_t size)
 	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int add_member(rpc_t *rpc, void *arr, const gha_member_t *m,
-		int role, int state, long since, int active)
+static int add_member(rpc_t *rpc, void *arr, const gha_member_t *m, int role,
+		int state, long since, int active)
 {
 	void *h;
 	char ts[32];
@@ -144,8 +144,8 @@ static void gha_rpc_switchover(rpc_t *rpc, void *ctx)
 		return;
 	}
 	if(p == NULL || (pi = gha_pool_find_pair(p, name.s, name.len)) < 0) {
-		rpc->fault(ctx, 404, "unknown SIP Server pair '%.*s'", name.len,
-				name.s);
+		rpc->fault(
+				ctx, 404, "unknown SIP Server pair '%.*s'", name.len, name.s);
 		return;
 	}
 	if(gha_operator_switchover(p, pi) < 0) {
@@ -162,8 +162,7 @@ static void gha_rpc_switchover(rpc_t *rpc, void *ctx)
 			name.s, gha_role_name(st.active));
 	rpc->rpl_printf(ctx, "pair %.*s: active member is now the %s %.*s",
 			name.len, name.s, gha_role_name(st.active),
-			p->pairs[pi].m[st.active].uri.len,
-			p->pairs[pi].m[st.active].uri.s);
+			p->pairs[pi].m[st.active].uri.len, p->pairs[pi].m[st.active].uri.s);
 }
 
 static const char *gha_rpc_switchover_doc[] = {

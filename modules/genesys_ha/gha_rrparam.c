@@ -38,8 +38,7 @@ int gha_rr_escape(const str *in, char *out, int size)
 {
 	int i, o = 0;
 
-	if(in == NULL || in->s == NULL || in->len <= 0
-			|| in->len > GHA_RR_VAL_MAX)
+	if(in == NULL || in->s == NULL || in->len <= 0 || in->len > GHA_RR_VAL_MAX)
 		return -1;
 	for(i = 0; i < in->len; i++) {
 		unsigned char c = (unsigned char)in->s[i];

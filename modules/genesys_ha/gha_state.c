@@ -161,8 +161,8 @@ void gha_own_site(const gha_pool_t *p, str *site)
 
 /* ---- events: logs, counters, event routes (never under the lock) ---- */
 
-static void run_event_route(int rt, str *evname, const gha_pair_t *pr,
-		const gha_pair_events_t *ev)
+static void run_event_route(
+		int rt, str *evname, const gha_pair_t *pr, const gha_pair_events_t *ev)
 {
 	sr_kemi_eng_t *keng = NULL;
 	sip_msg_t *fmsg;
@@ -200,8 +200,8 @@ static void run_event_route(int rt, str *evname, const gha_pair_t *pr,
 	init_run_actions_ctx(&ctx);
 	if(keng == NULL) {
 		run_top_route(event_rt.rlist[rt], fmsg, &ctx);
-	} else if(sr_kemi_route(keng, fmsg, EVENT_ROUTE, &gha_event_callback,
-					  evname)
+	} else if(sr_kemi_route(
+					  keng, fmsg, EVENT_ROUTE, &gha_event_callback, evname)
 			  < 0) {
 		LM_ERR("error running the event callback %.*s for %.*s\n",
 				gha_event_callback.len, gha_event_callback.s, evname->len,
@@ -229,8 +229,8 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 		LM_ERR("40001 SPR_SIPS_HA_PAIR_UNAVAILABLE: SIP Server HA pair "
 			   "(%.*s:%d) is unavailable: '%.*s' primary and backup do not "
 			   "answer OPTIONS; new dialogs get 503 until one answers\n",
-				pr->m[0].host.len, pr->m[0].host.s, pr->m[0].port,
-				pr->name.len, pr->name.s);
+				pr->m[0].host.len, pr->m[0].host.s, pr->m[0].port, pr->name.len,
+				pr->name.s);
 		counter_inc(gha_cnt.pair_down);
 	}
 	if(ev->went_up) {
@@ -273,8 +273,7 @@ void gha_member_state(int goos_id, int new_state)
 	for(i = 0; i < p->npairs && pi < 0; i++) {
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
-				gha_ps_member_changed(
-						&p->pairs[i].st, k, new_state, now, &ev);
+				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
 				pi = i;
 				break;
 			}

@@ -32,21 +32,21 @@
 
 /*! return codes of the script functions (never 0) */
 #define GHA_RC_OK 1
-#define GHA_RC_AS_IS 2			/*!< nothing to change, relay as is */
+#define GHA_RC_AS_IS 2			   /*!< nothing to change, relay as is */
 #define GHA_RC_OUT_OF_SERVICE (-1) /*!< pair out of service */
-#define GHA_RC_INACTIVE (-2)	/*!< pair inactive: no new dialogs */
-#define GHA_RC_UNKNOWN_PAIR (-3) /*!< unknown pair (or no pool) */
-#define GHA_RC_NOT_FOUND (-4)	/*!< nothing matched */
-#define GHA_RC_ERROR (-5)		/*!< internal error, bad input */
+#define GHA_RC_INACTIVE (-2)	   /*!< pair inactive: no new dialogs */
+#define GHA_RC_UNKNOWN_PAIR (-3)   /*!< unknown pair (or no pool) */
+#define GHA_RC_NOT_FOUND (-4)	   /*!< nothing matched */
+#define GHA_RC_ERROR (-5)		   /*!< internal error, bad input */
 
 typedef struct gha_root
 {
-	gen_lock_t lock;	  /*!< cur pointer and all runtime state */
-	gha_pool_t *cur;	  /*!< published snapshot, or NULL */
+	gen_lock_t lock;		 /*!< cur pointer and all runtime state */
+	gha_pool_t *cur;		 /*!< published snapshot, or NULL */
 	unsigned int generation; /*!< bumped at every publish */
-	int reloading;		  /*!< 1 while a reload runs (atomic) */
-	unsigned int rr_pairs; /*!< round-robin position, pairs (atomic) */
-	unsigned int rr_fs;	   /*!< round-robin position, feature servers */
+	int reloading;			 /*!< 1 while a reload runs (atomic) */
+	unsigned int rr_pairs;	 /*!< round-robin position, pairs (atomic) */
+	unsigned int rr_fs;		 /*!< round-robin position, feature servers */
 	long started;
 } gha_root_t;
 

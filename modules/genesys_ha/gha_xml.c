@@ -95,8 +95,7 @@ static gha_load_rc_t nomem(char *err, int errlen)
 }
 
 gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
-		const char *xsd_buf, int xsd_len, gha_draft_t *d, char *err,
-		int errlen)
+		const char *xsd_buf, int xsd_len, gha_draft_t *d, char *err, int errlen)
 {
 	xmlParserCtxtPtr pctx = NULL;
 	xmlDocPtr doc = NULL;
@@ -136,8 +135,8 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 		l = strlen(msg);
 		while(l > 0 && msg[l - 1] == '\n')
 			msg[--l] = '\0';
-		snprintf(err, (size_t)errlen, "%s:%d: not well-formed XML: %s",
-				d->file, e ? e->line : 0, msg);
+		snprintf(err, (size_t)errlen, "%s:%d: not well-formed XML: %s", d->file,
+				e ? e->line : 0, msg);
 		goto done;
 	}
 	if(doc->intSubset || doc->extSubset) {

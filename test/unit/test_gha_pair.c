@@ -11,8 +11,8 @@
 #define P GHA_PRIMARY
 #define B GHA_BACKUP
 
-static void set(gha_pair_state_t *st, int m, int s, long now,
-		gha_pair_events_t *ev)
+static void set(
+		gha_pair_state_t *st, int m, int s, long now, gha_pair_events_t *ev)
 {
 	gha_ps_member_changed(st, m, s, now, ev);
 }
@@ -282,7 +282,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_first_start_primary_active),
 			cmocka_unit_test(test_primary_stops_answering),
-			cmocka_unit_test(test_primary_down_backup_silent_then_backup_answers),
+			cmocka_unit_test(
+					test_primary_down_backup_silent_then_backup_answers),
 			cmocka_unit_test(test_both_down_active_recovers),
 			cmocka_unit_test(test_inactive_503),
 			cmocka_unit_test(test_request_from_backup_verified),

@@ -80,8 +80,8 @@ static void test_uri_parse_errors(void **state)
 	(void)state;
 	for(i = 0; bad[i]; i++) {
 		err[0] = '\0';
-		assert_int_equal(
-				gha_uri_parse(bad[i], (int)strlen(bad[i]), &u, err, sizeof(err)),
+		assert_int_equal(gha_uri_parse(bad[i], (int)strlen(bad[i]), &u, err,
+								 sizeof(err)),
 				-1);
 		assert_true(strlen(err) > 0);
 	}
@@ -94,8 +94,8 @@ static void test_hostport(void **state)
 	int port;
 	char err[128];
 	(void)state;
-	assert_int_equal(gha_hostport_parse("127.0.0.1:5060", 14, &h, &port, err,
-							 sizeof(err)),
+	assert_int_equal(gha_hostport_parse(
+							 "127.0.0.1:5060", 14, &h, &port, err, sizeof(err)),
 			0);
 	assert_int_equal(port, 5060);
 	assert_int_equal(h.len, 9);
@@ -169,8 +169,8 @@ static void test_build_ok(void **state)
 	mkdraft(&d);
 	o.own_address = "127.0.0.1:5060";
 	o.serving = "SIPS_B";
-	assert_int_equal(gha_pool_build(&d, &o, &A, &p, err, sizeof(err)),
-			GHA_LOAD_OK);
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
 	gha_draft_free(&d);
 	assert_int_equal(live, 1);
 	assert_int_equal(p->npairs, 2);

@@ -58,8 +58,8 @@ static gha_load_rc_t load(const char *text, gha_pool_t **p, char *err)
 	return rc;
 }
 
-static void expect_err(const char *text, gha_load_rc_t want, int line,
-		const char *needle)
+static void expect_err(
+		const char *text, gha_load_rc_t want, int line, const char *needle)
 {
 	gha_pool_t *p = NULL;
 	char err[512] = "", prefix[128];
@@ -84,15 +84,15 @@ static void test_sample_file_loads(void **state)
 	memset(&o, 0, sizeof(o));
 	o.own_address = "127.0.0.1:5060";
 	o.serving = "SIPS_East";
-	assert_int_equal(gha_xml_load(SAMPLE, XSD, NULL, 0, &o, &A, &p, err,
-							 sizeof(err)),
+	assert_int_equal(
+			gha_xml_load(SAMPLE, XSD, NULL, 0, &o, &A, &p, err, sizeof(err)),
 			GHA_LOAD_OK);
 	assert_non_null(p);
 	assert_int_equal(p->npairs, 1);
 	assert_int_equal(p->nfs, 1);
 	assert_string_equal(p->own_site.s, "east");
-	assert_string_equal(p->pairs[0].m[1].dst.s,
-			"sip:127.0.0.12:5060;transport=udp");
+	assert_string_equal(
+			p->pairs[0].m[1].dst.s, "sip:127.0.0.12:5060;transport=udp");
 	gha_pool_free(p, &A);
 }
 
@@ -101,20 +101,21 @@ static void test_lines_and_elements(void **state)
 	gha_pool_t *p = NULL;
 	char err[512];
 	(void)state;
-	assert_int_equal(load(HEAD "<pool>\n"
-							   "  <proxies><proxy address=\"127.0.0.1:5060\"/>"
-							   "</proxies>\n"
-							   "  <sipserver name=\"A\">\n"
-							   "    <primary uri=\"sip:10.1.1.1\"/>\n"
-							   "    <backup uri=\"sip:10.1.1.2\"/>\n"
-							   "  </sipserver>\n"
-							   "  <sipserver name=\"B\" site=\"w\">\n"
-							   "    <primary uri=\"sip:10.1.2.1\"/>\n"
-							   "    <backup uri=\"sip:10.1.2.2\"/>\n"
-							   "  </sipserver>\n"
-							   "  <featureserver name=\"F\" uri=\"sip:10.1.3.1\"/>\n"
-							   "</pool>\n",
-							 &p, err),
+	assert_int_equal(
+			load(HEAD "<pool>\n"
+					  "  <proxies><proxy address=\"127.0.0.1:5060\"/>"
+					  "</proxies>\n"
+					  "  <sipserver name=\"A\">\n"
+					  "    <primary uri=\"sip:10.1.1.1\"/>\n"
+					  "    <backup uri=\"sip:10.1.1.2\"/>\n"
+					  "  </sipserver>\n"
+					  "  <sipserver name=\"B\" site=\"w\">\n"
+					  "    <primary uri=\"sip:10.1.2.1\"/>\n"
+					  "    <backup uri=\"sip:10.1.2.2\"/>\n"
+					  "  </sipserver>\n"
+					  "  <featureserver name=\"F\" uri=\"sip:10.1.3.1\"/>\n"
+					  "</pool>\n",
+					&p, err),
 			GHA_LOAD_OK);
 	assert_int_equal(p->pairs[0].line, 4);
 	assert_int_equal(p->pairs[0].m[1].line, 6);
@@ -220,12 +221,12 @@ static void test_missing_file_and_schema(void **state)
 	char err[512];
 	(void)state;
 	memset(&o, 0, sizeof(o));
-	assert_int_equal(gha_xml_load("/nonexistent/pool.xml", XSD, NULL, 0, &o,
-							 &A, &p, err, sizeof(err)),
+	assert_int_equal(gha_xml_load("/nonexistent/pool.xml", XSD, NULL, 0, &o, &A,
+							 &p, err, sizeof(err)),
 			GHA_LOAD_CONFIG);
 	assert_non_null(strstr(err, "/nonexistent/pool.xml: cannot read"));
-	assert_int_equal(gha_xml_load(SAMPLE, NULL, "<bad", 4, &o, &A, &p, err,
-							 sizeof(err)),
+	assert_int_equal(
+			gha_xml_load(SAMPLE, NULL, "<bad", 4, &o, &A, &p, err, sizeof(err)),
 			GHA_LOAD_CONFIG);
 	assert_non_null(strstr(err, "is unusable"));
 }
