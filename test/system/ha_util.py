@@ -136,7 +136,8 @@ def wait_pool(k, pred, timeout=8.0, what="condition"):
         time.sleep(0.1)
 
 
-def sipserver(sipp_factory, tmp_path, name, address=None, code=200):
+def sipserver(sipp_factory, tmp_path, name, address=None, code=200,
+              transport="u1"):
     """A SIPp SIP Server (ha_sipserver.xml); code: reply to OPTIONS."""
     scen = harness.SIPP_DIR / "ha_sipserver.xml"
     if code != 200:
@@ -146,7 +147,7 @@ def sipserver(sipp_factory, tmp_path, name, address=None, code=200):
         scen = Path(tmp_path) / ("ha_sipserver_%d.xml" % code)
         scen.write_text(text)
     return sipp_factory(str(scen), name, address=address, calls=100000,
-                        timeout=120)
+                        timeout=120, transport=transport)
 
 
 def phone(sipp_factory, k, name, calls=1, hold_ms=100, rate=None,

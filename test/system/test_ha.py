@@ -744,3 +744,35 @@ def test_register_goes_to_the_serving_pair(tmp_path, kamailio_factory,
     status, _ = hu.udp_request(k, "OPTIONS", "sip:%s" % k.address)
     assert status.startswith("SIP/2.0 200"), status
     assert not pri.requests("OPTIONS sip:%s" % k.address)
+
+
+def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
+                                              sipp_factory):
+    """SIP Servers on TCP (";transport=tcp" in the pool file), phones on
+    UDP: double Record-Route both carry the pair; the call and its BYE work,
+    also after a switchover to the backup."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
+         "sip:%s:5060;transport=tcp" % bak_addr, None)])
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
+                       transport="t1").start()
+    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
+                       transport="t1").start()
+    k = hu.start_proxy(kamailio_factory, path)
+    wait_pool(k, lambda p: p["SIPS_T"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_T"]["state"] == "up", what="both active")
+    r = hu.phone(sipp_factory, k, "call1").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    inv = wait_received(pri, "INVITE ", 1)[0]["text"]
+    rrs = re.findall(r"^Record-Route: (.*)$", inv, re.M)
+    assert len(rrs) == 2 and all("gha=SIPS_T" in x for x in rrs), rrs
+    assert any("transport=tcp" in x for x in rrs), rrs
+    long_call = hu.phone(sipp_factory, k, "long", hold_ms=3000).start()
+    wait_received(pri, "ACK ", 2)
+    k.rpc("genesys_ha.switchover", "SIPS_T")
+    r = long_call.wait()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    byes = wait_received(bak, "BYE ", 1)
+    assert len(byes) == 1 and byes[0]["text"].startswith(
+        "BYE sip:sips@%s:5060" % pri_addr), byes
