@@ -776,3 +776,34 @@ def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
     byes = wait_received(bak, "BYE ", 1)
     assert len(byes) == 1 and byes[0]["text"].startswith(
         "BYE sip:sips@%s:5060" % pri_addr), byes
+
+
+def test_reloads_under_traffic(tmp_path, kamailio_factory, sipp_factory,
+                               peer_factory):
+    """Snapshots swapped while calls flow: no call fails, nothing crashes
+    (kamailio runs with its memory debugger: a double free or a use after
+    free of a snapshot would show in the log the harness checks)."""
+    pri_addr = harness.next_address()
+    bak = peer_factory()
+    x1, x2 = peer_factory(), peer_factory()
+    path = tmp_path / "pool.xml"
+    one = hu.pool_xml([("SIPS_A", "sip:%s:5060" % pri_addr, bak.uri, None)])
+    two = hu.pool_xml([("SIPS_A", "sip:%s:5060" % pri_addr, bak.uri, None),
+                       ("SIPS_X", x1.uri, x2.uri, None)])
+    path.write_text(one)
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr).start()
+    k = hu.start_proxy(kamailio_factory, str(path),
+                       defines={"SERVING_SIPSERVER": '"SIPS_A"'})
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    calls = hu.phone(sipp_factory, k, "calls", calls=60, rate=20,
+                     hold_ms=200).start()
+    for i in range(12):
+        path.write_text(two if i % 2 == 0 else one)
+        k.rpc("genesys_ha.reload")
+        time.sleep(0.2)
+    r = calls.wait()
+    assert r.rc == 0 and r.successful == 60, r.screen
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary" and "SIPS_X" not in p
+    assert "generation: 13" in k.rpc("genesys_ha.pool")
+    assert len(wait_received(pri, "BYE ", 60)) == 60
