@@ -101,11 +101,13 @@ typedef struct goos_side
 	int deferred;		/*!< djob waits for the connect */
 	int ready;			/*!< connect succeeded: send djob now */
 	int64_t defer_until; /*!< send djob anyway at this time */
-	goos_job_t djob;
+	goos_job_t *djob;	 /*!< allocated on first use (TCP/TLS only) */
 } goos_side_t;
 
 
 static goos_side_t *goos_side = NULL;
+static int goos_nwatching = 0;		 /* side checks running */
+static int64_t goos_next_event = 0; /* earliest planned probe or deadline */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
 static int goos_njobs, goos_nrecs;
@@ -140,6 +142,8 @@ static int goos_side_init(void)
 
 static void goos_side_reset(goos_side_t *sd, uint32_t gen)
 {
+	goos_job_t *djob = sd->djob;
+
 	if(sd->udp_fd >= 0)
 		close(sd->udp_fd);
 	if(sd->conn_fd >= 0)
@@ -148,6 +152,7 @@ static void goos_side_reset(goos_side_t *sd, uint32_t gen)
 	sd->udp_fd = -1;
 	sd->conn_fd = -1;
 	sd->gen = gen;
+	sd->djob = djob;
 }
 
 static int goos_is_transport_errno(int e)
@@ -158,22 +163,27 @@ static int goos_is_transport_errno(int e)
 }
 
 /* phase 1 (no lock): collect errors of the running transport checks */
-static void goos_side_poll(int64_t now)
+/* returns the number of new events (errors seen, deferred probes ready) */
+static int goos_side_poll(int64_t now, int hiwater)
 {
 	goos_side_t *sd;
 	struct pollfd pfd;
 	char buf[64];
 	socklen_t len;
-	int i, n, err;
+	int i, n, err, events = 0, watching = 0;
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < hiwater; i++) {
 		sd = &goos_side[i];
+		if(!sd->watching)
+			continue;
+		watching++;
 		if(sd->deferred && now >= sd->defer_until) {
 			/* no answer to the connect yet: let tm try on its own */
 			sd->deferred = 0;
 			sd->ready = 1;
+			events++;
 		}
-		if(!sd->watching || sd->err)
+		if(sd->err)
 			continue;
 		if(sd->udp_fd >= 0) {
 			for(;;) {
@@ -182,8 +192,10 @@ static void goos_side_poll(int64_t now)
 					continue; /* the target answered the keep-alive */
 				if(errno == EINTR)
 					continue;
-				if(goos_is_transport_errno(errno))
+				if(goos_is_transport_errno(errno)) {
 					sd->err = errno;
+					events++;
+				}
 				break;
 			}
 		}
@@ -201,12 +213,17 @@ static void goos_side_poll(int64_t now)
 				sd->err = err;
 			close(sd->conn_fd);
 			sd->conn_fd = -1;
+			if(sd->err)
+				events++;
 			if(sd->deferred) {
 				sd->deferred = 0;
 				sd->ready = (sd->err == 0);
+				events += sd->ready;
 			}
 		}
 	}
+	goos_nwatching = watching;
+	return events;
 }
 
 static int goos_side_resolve(goos_side_t *sd, goos_job_t *job)
@@ -281,6 +298,7 @@ static void goos_side_start(goos_job_t *job)
 	sd->seq = job->seq;
 	sd->err = 0;
 	sd->watching = 1;
+	goos_nwatching++;
 	if(job->proto == PROTO_UDP) {
 		if(sd->udp_fd < 0) {
 			sd->udp_fd = goos_side_socket(sd, job, SOCK_DGRAM);
@@ -450,6 +468,7 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 		t->rpl_code = ps->code;
 		t->rpl_local = local;
 		t->rpl_ms = now;
+		goos_kick();
 	} else if(t->refs > 0 && !local) {
 		/* answer to an older probe */
 		t->late_replies++;
@@ -505,9 +524,17 @@ static void goos_send(goos_job_t *job)
 		if(sd->err)
 			return; /* refused at once: the next tick marks it DOWN */
 		if(sd->conn_fd >= 0) {
-			memcpy(&sd->djob, job, sizeof(goos_job_t));
-			sd->djob.uri.s = sd->djob.uri_buf;
-			sd->djob.sock.s = sd->djob.sock_buf;
+			if(sd->djob == NULL) {
+				sd->djob = (goos_job_t *)pkg_malloc(sizeof(goos_job_t));
+				if(sd->djob == NULL) {
+					PKG_MEM_ERROR;
+					goos_tm_send(job);
+					return;
+				}
+			}
+			memcpy(sd->djob, job, sizeof(goos_job_t));
+			sd->djob->uri.s = sd->djob->uri_buf;
+			sd->djob->sock.s = sd->djob->sock_buf;
 			sd->deferred = 1;
 			sd->ready = 0;
 			sd->defer_until = goos_now_ms() + goos_defer_ms();
@@ -536,8 +563,8 @@ void goos_probe_timer(unsigned int ticks, void *param)
 	goos_target_t *t;
 	goos_side_t *sd;
 	goos_job_t *job;
-	int64_t now;
-	int i, span;
+	int64_t now, ev;
+	int i, span, hiwater, side_events = 0;
 	char detail[96];
 
 	(void)ticks;
@@ -547,17 +574,28 @@ void goos_probe_timer(unsigned int ticks, void *param)
 	if(goos_side == NULL && goos_side_init() < 0)
 		return;
 	now = goos_now_ms();
-	goos_side_poll(now);
+	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
+	if(goos_nwatching > 0)
+		side_events = goos_side_poll(now, hiwater);
+	/* idle tick: nothing planned yet, nothing handed over */
+	if(side_events == 0 && now < goos_next_event
+			&& !__atomic_load_n(&goos_root->kick, __ATOMIC_ACQUIRE))
+		return;
 	goos_njobs = goos_nrecs = 0;
+	goos_next_event = GOOS_NEVER;
 
 	lock_get(&goos_root->lock);
-	for(i = 0; i < goos_root->max_targets; i++) {
-		if(goos_njobs >= GOOS_BATCH || goos_nrecs >= GOOS_BATCH - 2)
-			break; /* the rest on the next tick */
+	__atomic_store_n(&goos_root->kick, 0, __ATOMIC_RELEASE);
+	hiwater = goos_root->hiwater;
+	for(i = 0; i < hiwater; i++) {
+		if(goos_njobs >= GOOS_BATCH || goos_nrecs >= GOOS_BATCH - 2) {
+			goos_next_event = now; /* the rest on the next tick */
+			break;
+		}
 		t = &goos_root->targets[i];
 		sd = &goos_side[i];
 		if(t->refs <= 0) {
-			if(sd->udp_fd >= 0 || sd->conn_fd >= 0)
+			if(sd->udp_fd >= 0 || sd->conn_fd >= 0 || sd->watching)
 				goos_side_reset(sd, 0);
 			continue;
 		}
@@ -602,14 +640,19 @@ void goos_probe_timer(unsigned int ticks, void *param)
 			job->sock.len = t->sock.len;
 			t->probes++;
 		}
+		ev = t->sched.pending ? t->sched.deadline_ms : t->sched.next_due_ms;
+		if(t->sched.want || t->rpl_ready)
+			ev = now;
+		if(ev < goos_next_event)
+			goos_next_event = ev;
 	}
 	lock_release(&goos_root->lock);
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {
 		sd = &goos_side[i];
 		if(sd->ready) {
 			sd->ready = 0;
-			goos_tm_send(&sd->djob);
+			goos_tm_send(sd->djob);
 		}
 	}
 	for(i = 0; i < goos_njobs; i++)

@@ -106,7 +106,7 @@ static int goos_find(str *uri, str *sock, int match_sock)
 	goos_target_t *t;
 	int i;
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < goos_root->hiwater; i++) {
 		t = &goos_root->targets[i];
 		if(t->refs <= 0 || t->hash != h || t->uri.len != uri->len
 				|| memcmp(t->uri.s, uri->s, uri->len) != 0)
@@ -225,6 +225,9 @@ int goos_table_register(str *uri, str *sock)
 	t->gen++;
 	__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
 	t->refs = 1;
+	if(i >= goos_root->hiwater)
+		goos_root->hiwater = i + 1;
+	goos_kick();
 	lock_release(&goos_root->lock);
 	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
 			sock ? " via " : "", sock ? sock->len : 0, sock ? sock->s : "");
@@ -253,6 +256,7 @@ int goos_table_release(int id)
 		t->started = 0;
 		t->gen++;
 		__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
+		goos_kick(); /* the timer closes its sockets for the slot */
 		LM_INFO("target %d [%.*s] released\n", id, t->uri.len, t->uri.s);
 	}
 	lock_release(&goos_root->lock);
@@ -305,8 +309,10 @@ int goos_table_want_probe(int id, int only_if_not_up)
 		return -1;
 	}
 	st = t->health.state;
-	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN)
+	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN) {
 		t->sched.want = 1;
+		goos_kick();
+	}
 	lock_release(&goos_root->lock);
 	return 0;
 }
