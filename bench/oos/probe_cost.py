@@ -132,7 +132,10 @@ def main():
                 cfg = ds_cfg(targets, work / "dispatcher.list")
             else:
                 cfg = oos_cfg(targets, 0 if "=0" in name else 1)
-            k = harness.Kamailio(work / tag, cfg_text=cfg, mem_debug=False)
+            # TLSF for shm and pkg: constant-time allocation, so the numbers do not
+            # depend on the state of quick-malloc's free lists
+            k = harness.Kamailio(work / tag, cfg_text=cfg, mem_debug=False,
+                                 extra_args=["-x", "tlsf", "-X", "tlsf"])
             runs.append({"name": name, "uas": uas, "kam": k})
             procs.append(uas)
         time.sleep(0.5)

@@ -35,7 +35,7 @@ typedef enum goos_rpl_class
 /*! phases are multiples of span / GOOS_SLOTS: probes leave in small
  * batches (fewer wake-ups of the timer and of the SIP workers that read the
  * replies) spread over the period */
-#define GOOS_SLOTS 20
+#define GOOS_SLOTS 8
 
 /*! phase of target `id` inside a span: ids are spread by the golden ratio,
  * so any number of targets is spread evenly without knowing how many */

@@ -31,8 +31,7 @@ typedef struct goos_target
 	int refs;	  /*!< registrations; 0 = free slot */
 	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
 	int started;  /*!< timer process planned the first probe */
-	int rpl_ready; /*!< a tm callback handed over a reply */
-	goos_sched_t sched; /*!< probe timing (timer process) */
+	goos_sched_t sched; /*!< probe timing */
 
 	/*! effective state (forced state wins): the one lock-free field,
 	 * read with atomic loads in the request path */
@@ -41,12 +40,6 @@ typedef struct goos_target
 	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
 	int tc_off;			  /*!< transport check disabled for this target */
 	int proto;			  /*!< PROTO_UDP/TCP/TLS from the URI */
-
-	/* reply handed over by a tm callback to the timer process */
-	uint32_t rpl_seq;
-	int rpl_code;
-	int rpl_local;
-	int64_t rpl_ms;
 
 	/* last completed probe, for RPC probe waiters */
 	uint32_t done_seq;
@@ -78,9 +71,12 @@ typedef struct goos_root
 	gen_lock_t lock;
 	int max_targets;
 	int hiwater; /*!< slots [hiwater, max_targets) were never used */
-	/*! set when something needs the probe timer before its next planned
-	 * event (a reply, a probe request, a new target) */
+	/*! set when something needs the probe process before its next planned
+	 * event (a probe request, a new or released target); the first setter
+	 * also writes a byte to wake_wr, which the process polls */
 	volatile int kick;
+	int wake_rd;
+	int wake_wr;
 	goos_target_t *targets;
 } goos_root_t;
 
@@ -88,11 +84,8 @@ typedef struct goos_root
 extern goos_root_t *goos_root;
 extern goos_params_t goos_params;
 
-/*! wake the probe timer on its next tick */
-static inline void goos_kick(void)
-{
-	__atomic_store_n(&goos_root->kick, 1, __ATOMIC_RELEASE);
-}
+/*! wake the probe process (any process, with or without the lock) */
+void goos_kick(void);
 
 /*! monotonic clock, ms (same clock in every process) */
 int64_t goos_now_ms(void);

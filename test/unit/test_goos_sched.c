@@ -25,7 +25,11 @@ static void test_phases_are_spread(void **state)
 			count[ph / quantum]++;
 		}
 		for(i = 0; i < GOOS_SLOTS; i++)
-			assert_true(count[i] <= (n + GOOS_SLOTS - 1) / GOOS_SLOTS + 1);
+			assert_true(count[i] <= (n + GOOS_SLOTS - 1) / GOOS_SLOTS + 2);
+		/* a small pool (a few SIP Server pairs): one target per slot */
+		if(n <= 5)
+			for(i = 0; i < GOOS_SLOTS; i++)
+				assert_true(count[i] <= 1);
 	}
 	assert_int_equal(goos_sched_phase_ms(5, 0), 0);
 	/* short spans: plain ms phases */
