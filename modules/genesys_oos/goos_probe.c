@@ -116,6 +116,7 @@ static goos_side_t *goos_side = NULL;
 static struct pollfd *goos_pfds = NULL;
 static int goos_nwatching = 0;					/* side checks running */
 static int64_t goos_next_event = 0;				/* next planned event */
+static int64_t goos_next_due = 0;	/* next periodic or requested probe */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
 static int goos_njobs, goos_nrecs;
@@ -400,6 +401,8 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 	}
 	goos_health_apply(&t->health, res, goos_params.fail_threshold,
 			goos_params.ok_threshold);
+	if(t->sched.pending)
+		goos_root->npending--;
 	goos_sched_done(&t->sched, now,
 			goos_params_period_ms(&goos_params, t->health.state));
 	t->done_result = res;
@@ -574,6 +577,23 @@ static const char *goos_errno_detail(int proto, int err)
 	return "transport error: connect timed out";
 }
 
+/* the earliest time the next probe of a target with a pending probe can be
+ * due, whatever the reply brings (see goos_sched_done) */
+static int64_t goos_due_after(goos_sched_t *s)
+{
+	int64_t minp, t;
+
+	if(goos_params.check_s == 0)
+		return GOOS_NEVER;
+	minp = goos_params.force_s < goos_params.check_s ? goos_params.force_s
+													 : goos_params.check_s;
+	minp *= 1000;
+	if(s->periodic)
+		return s->next_due_ms + minp;
+	t = s->sent_ms + minp;
+	return s->next_due_ms < t ? s->next_due_ms : t;
+}
+
 /* one pass: side checks, then (when something is due) the table walk */
 static void goos_probe_pass(void)
 {
@@ -593,6 +613,7 @@ static void goos_probe_pass(void)
 		return;
 	goos_njobs = goos_nrecs = 0;
 	goos_next_event = GOOS_NEVER;
+	goos_next_due = GOOS_NEVER;
 
 	lock_get(&goos_root->lock);
 	__atomic_store_n(&goos_root->kick, 0, __ATOMIC_RELEASE);
@@ -638,6 +659,7 @@ static void goos_probe_pass(void)
 			job = &goos_jobs[goos_njobs++];
 			job->id = i;
 			job->seq = goos_sched_sent(&t->sched, now, goos_params.timeout_ms);
+			goos_root->npending++;
 			job->gen = t->gen;
 			job->proto = t->proto;
 			job->tc_off = t->tc_off;
@@ -655,6 +677,10 @@ static void goos_probe_pass(void)
 			ev = now;
 		if(ev < goos_next_event)
 			goos_next_event = ev;
+		if(t->sched.pending)
+			ev = goos_due_after(&t->sched);
+		if(ev < goos_next_due)
+			goos_next_due = ev;
 	}
 	lock_release(&goos_root->lock);
 
@@ -681,7 +707,13 @@ static int goos_poll_setup(int *nfds)
 	goos_pfds[0].fd = goos_root->wake_rd;
 	goos_pfds[0].events = POLLIN;
 	now = goos_now_ms();
-	wake = goos_next_event;
+	/* deadlines only matter while probes are in flight: when the replies
+	 * came (in the SIP workers), sleep until the next probe is due.  A
+	 * probe still pending has its deadline in goos_next_event, and its
+	 * next periodic time is after that deadline. */
+	wake = __atomic_load_n(&goos_root->npending, __ATOMIC_ACQUIRE) > 0
+				   ? goos_next_event
+				   : goos_next_due;
 	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {
 		sd = &goos_side[i];

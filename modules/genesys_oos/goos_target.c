@@ -281,6 +281,8 @@ int goos_table_release(int id)
 	if(t->refs == 0) {
 		/* a reply still on its way must not land on the next user */
 		t->sched.seq++;
+		if(t->sched.pending)
+			goos_root->npending--;
 		t->sched.pending = 0;
 		t->sched.want = 0;
 		t->started = 0;

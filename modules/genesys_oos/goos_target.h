@@ -75,6 +75,7 @@ typedef struct goos_root
 	 * event (a probe request, a new or released target); the first setter
 	 * also writes a byte to wake_wr, which the process polls */
 	volatile int kick;
+	volatile int npending; /*!< probes in flight (all targets) */
 	int wake_rd;
 	int wake_wr;
 	goos_target_t *targets;
