@@ -17,6 +17,7 @@
  * goos_health.c, goos_sched.c and goos_params.c.
  */
 
+#include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
 
@@ -25,7 +26,7 @@
 #include "core/mod_fix.h"
 #include "core/kemi.h"
 #include "core/mem/mem.h"
-#include "core/timer_proc.h"
+#include "core/cfg/cfg_struct.h"
 #include "core/socket_info.h"
 #include "core/rpc_lookup.h"
 #include "core/pt.h"
@@ -262,7 +263,8 @@ static int mod_init(void)
 		if(goos_register_cfg_target(ct->spec) < 0)
 			return -1;
 	}
-	register_basic_timers(1);
+	register_procs(1);
+	cfg_register_child(1);
 	LM_INFO("oos_check=%d s oos_force=%d s oos_timeout=%d ms "
 			"fail_threshold=%d ok_threshold=%d probe_from=%.*s\n",
 			goos_params.check_s, goos_params.force_s, goos_params.timeout_ms,
@@ -273,14 +275,22 @@ static int mod_init(void)
 
 static int child_init(int rank)
 {
+	int pid;
+
 	goos_notify_seal();
 	if(rank != PROC_MAIN)
 		return 0;
-	if(fork_basic_utimer(PROC_TIMER, "GENESYS_OOS PROBE TIMER", 1,
-			   goos_probe_timer, NULL, GOOS_TICK_MS * 1000)
-			< 0) {
-		LM_ERR("cannot start the genesys_oos probe timer process\n");
+	pid = fork_process(PROC_TIMER, "GENESYS_OOS PROBE TIMER", 1);
+	if(pid < 0) {
+		LM_ERR("cannot start the genesys_oos probe process\n");
 		return -1;
+	}
+	if(pid == 0) {
+		/* the probe process: tm and the cfg framework as in a timer */
+		if(cfg_child_init())
+			return -1;
+		goos_probe_loop();
+		exit(-1);
 	}
 	return 0;
 }

@@ -9,18 +9,22 @@
  * \file
  * \brief genesys_oos :: probe engine
  *
- * One dedicated timer process wakes every GOOS_TICK_MS and, for every
- * target, under the table lock: takes the reply a tm callback handed over,
- * takes a transport error seen by its own transport check, expires the
- * pending probe at its deadline, and decides whether a new probe is due.
- * After unlocking it sends the due probes through tm (t_request) and runs
- * the notifications of the state changes.
+ One dedicated process ("GENESYS_OOS PROBE TIMER") sleeps in poll() until
+ * the next planned event (a probe due, a probe deadline), a transport-check
+ * socket reporting, or a wake-up byte on a pipe (a probe requested, a target
+ * registered).  Then, under the table lock, for every target it takes a
+ * transport error seen by its own check, expires the pending probe at its
+ * deadline (millisecond resolution) and decides whether a new probe is due;
+ * after unlocking it sends the due probes through tm (t_request) and
+ * notifies the state changes.  It never wakes for nothing: an idle proxy
+ * costs no CPU, and probes leave in small batches (goos_sched.h).
  *
- * The tm callback runs in whatever process received the reply (or in tm's
- * timer for a local 408): it only stores code, "local" flag and arrival
- * time in the target under the lock; the timer process decides.  The
- * callback parameter carries the target id and the probe's sequence
- * number, so a reply can only ever complete the probe that caused it.
+ * The tm callback runs in the SIP worker that received the reply (or in
+ * tm's timer for a local 408): it completes the probe under the lock and
+ * notifies a state change itself, after unlocking (tm runs the callback
+ * without its reply lock).  The callback parameter carries the target id and
+ * the probe's sequence number, so a reply can only ever complete the probe
+ * that caused it.
  *
  * Transport check (goos_transport_check): tm does not report a refused TCP
  * connection or an ICMP port-unreachable to a local UAC (the send error is
@@ -54,6 +58,7 @@
 #include "core/resolve.h"
 #include "core/ip_addr.h"
 #include "core/socket_info.h"
+#include "core/cfg/cfg_struct.h"
 #include "modules/tm/tm_load.h"
 
 #include "goos_probe.h"
@@ -69,6 +74,8 @@ static str goos_options = str_init("OPTIONS");
 static str goos_probe_hdrs = str_init("Max-Forwards: 70\r\n");
 
 #define GOOS_BATCH 64
+/* the longest sleep: cfg changes are picked up at least this often */
+#define GOOS_MAX_SLEEP_MS 1000
 
 typedef struct goos_job
 {
@@ -87,25 +94,29 @@ typedef struct goos_job
 /* timer process only */
 typedef struct goos_side
 {
-	uint32_t gen;  /*!< slot generation this state belongs to */
-	int resolved;  /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
-	int by_name;   /*!< the host is a name: resolve again for every probe */
+	uint32_t gen; /*!< slot generation this state belongs to */
+	int resolved; /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
+	int by_name;  /*!< the host is a name: resolve again for every probe */
 	union sockaddr_union dst;
-	int udp_fd;	   /*!< connected UDP socket or -1 */
-	int conn_fd;   /*!< TCP connect in progress or -1 */
-	int watching;  /*!< a check runs for probe `seq` */
+	int udp_fd;	  /*!< connected UDP socket or -1 */
+	int conn_fd;  /*!< TCP connect in progress or -1 */
+	int watching; /*!< a check runs for probe `seq` */
+	int pidx;	  /*!< index in goos_pfds of the last poll(), 0: none */
 	uint32_t seq;
-	int err;	   /*!< errno seen for probe `seq`, 0: none */
+	int err; /*!< errno seen for probe `seq`, 0: none */
 	/* TCP/TLS: the tm probe waits for the check's connect to succeed, so
 	 * a refused target costs no tm send (and no core ERROR log lines) */
-	int deferred;		/*!< djob waits for the connect */
-	int ready;			/*!< connect succeeded: send djob now */
+	int deferred;		 /*!< djob waits for the connect */
+	int ready;			 /*!< connect succeeded: send djob now */
 	int64_t defer_until; /*!< send djob anyway at this time */
-	goos_job_t djob;
+	goos_job_t *djob;	 /*!< allocated on first use (TCP/TLS only) */
 } goos_side_t;
 
-
 static goos_side_t *goos_side = NULL;
+static struct pollfd *goos_pfds = NULL;
+static int goos_nwatching = 0;					/* side checks running */
+static int64_t goos_next_event = 0;				/* next planned event */
+static int64_t goos_next_due = 0;	/* next periodic or requested probe */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
 static int goos_njobs, goos_nrecs;
@@ -126,7 +137,9 @@ static int goos_side_init(void)
 
 	goos_side = (goos_side_t *)pkg_malloc(
 			sizeof(goos_side_t) * goos_root->max_targets);
-	if(goos_side == NULL) {
+	goos_pfds = (struct pollfd *)pkg_malloc(
+			sizeof(struct pollfd) * (goos_root->max_targets + 1));
+	if(goos_side == NULL || goos_pfds == NULL) {
 		PKG_MEM_ERROR;
 		return -1;
 	}
@@ -140,6 +153,8 @@ static int goos_side_init(void)
 
 static void goos_side_reset(goos_side_t *sd, uint32_t gen)
 {
+	goos_job_t *djob = sd->djob;
+
 	if(sd->udp_fd >= 0)
 		close(sd->udp_fd);
 	if(sd->conn_fd >= 0)
@@ -148,6 +163,19 @@ static void goos_side_reset(goos_side_t *sd, uint32_t gen)
 	sd->udp_fd = -1;
 	sd->conn_fd = -1;
 	sd->gen = gen;
+	sd->djob = djob;
+}
+
+/* the check of a probe is over (the UDP socket stays for the next one) */
+static void goos_side_stop(goos_side_t *sd)
+{
+	sd->watching = 0;
+	sd->deferred = 0;
+	sd->ready = 0;
+	if(sd->conn_fd >= 0) {
+		close(sd->conn_fd);
+		sd->conn_fd = -1;
+	}
 }
 
 static int goos_is_transport_errno(int e)
@@ -158,23 +186,39 @@ static int goos_is_transport_errno(int e)
 }
 
 /* phase 1 (no lock): collect errors of the running transport checks */
-static void goos_side_poll(int64_t now)
+/* returns the number of new events (errors seen, deferred probes ready) */
+static int goos_side_poll(int64_t now, int hiwater)
 {
 	goos_side_t *sd;
-	struct pollfd pfd;
+	goos_target_t *t;
 	char buf[64];
 	socklen_t len;
-	int i, n, err;
+	int i, n, err, events = 0, watching = 0;
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < hiwater; i++) {
 		sd = &goos_side[i];
+		if(!sd->watching)
+			continue;
+		t = &goos_root->targets[i];
+		/* finished probe (a reply completed it in another process): two
+		 * aligned ints read without the lock, a stale view only delays */
+		if(!t->sched.pending || t->sched.seq != sd->seq) {
+			goos_side_stop(sd);
+			continue;
+		}
+		watching++;
 		if(sd->deferred && now >= sd->defer_until) {
 			/* no answer to the connect yet: let tm try on its own */
 			sd->deferred = 0;
 			sd->ready = 1;
+			events++;
 		}
-		if(!sd->watching || sd->err)
+		if(sd->err)
 			continue;
+		/* only sockets poll() reported: no syscall for quiet ones */
+		if(sd->pidx <= 0 || goos_pfds[sd->pidx].revents == 0)
+			continue;
+		sd->pidx = 0;
 		if(sd->udp_fd >= 0) {
 			for(;;) {
 				n = recv(sd->udp_fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -182,17 +226,14 @@ static void goos_side_poll(int64_t now)
 					continue; /* the target answered the keep-alive */
 				if(errno == EINTR)
 					continue;
-				if(goos_is_transport_errno(errno))
+				if(goos_is_transport_errno(errno)) {
 					sd->err = errno;
+					events++;
+				}
 				break;
 			}
 		}
 		if(sd->conn_fd >= 0) {
-			pfd.fd = sd->conn_fd;
-			pfd.events = POLLOUT;
-			pfd.revents = 0;
-			if(poll(&pfd, 1, 0) <= 0)
-				continue;
 			err = 0;
 			len = sizeof(err);
 			if(getsockopt(sd->conn_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -201,12 +242,17 @@ static void goos_side_poll(int64_t now)
 				sd->err = err;
 			close(sd->conn_fd);
 			sd->conn_fd = -1;
+			if(sd->err)
+				events++;
 			if(sd->deferred) {
 				sd->deferred = 0;
 				sd->ready = (sd->err == 0);
+				events += sd->ready;
 			}
 		}
 	}
+	goos_nwatching = watching;
+	return events;
 }
 
 static int goos_side_resolve(goos_side_t *sd, goos_job_t *job)
@@ -259,8 +305,7 @@ static void goos_side_start(goos_job_t *job)
 {
 	goos_side_t *sd = &goos_side[job->id];
 	char buf[64];
-	socklen_t len;
-	int err;
+	int i;
 
 	if(!goos_transport_check || job->tc_off || sd->gen != job->gen)
 		return;
@@ -280,7 +325,9 @@ static void goos_side_start(goos_job_t *job)
 		return;
 	sd->seq = job->seq;
 	sd->err = 0;
+	sd->pidx = 0;
 	sd->watching = 1;
+	goos_nwatching++;
 	if(job->proto == PROTO_UDP) {
 		if(sd->udp_fd < 0) {
 			sd->udp_fd = goos_side_socket(sd, job, SOCK_DGRAM);
@@ -294,11 +341,14 @@ static void goos_side_start(goos_job_t *job)
 				goto off;
 			}
 		}
-		/* forget errors caused by earlier datagrams */
-		len = sizeof(err);
-		getsockopt(sd->udp_fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		while(recv(sd->udp_fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
-			;
+		/* forget data and errors caused by earlier datagrams (a recv
+		 * returns a pending ICMP error once, and clears it) */
+		for(i = 0; i < 8; i++) {
+			if(recv(sd->udp_fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+				continue;
+			if(errno != EINTR && !goos_is_transport_errno(errno))
+				break; /* EAGAIN: clean */
+		}
 		if(send(sd->udp_fd, "\r\n\r\n", 4, MSG_DONTWAIT) < 0
 				&& goos_is_transport_errno(errno))
 			sd->err = errno;
@@ -329,22 +379,12 @@ off:
 	sd->watching = 0;
 }
 
-/* under the lock: a probe finished */
-static void goos_complete(goos_target_t *t, int id, goos_result_t res,
+/* under the lock: a probe finished; fills rec and returns 1 when the
+ * effective state changed (notify it after unlocking) */
+static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		goos_reason_t reason, int code, int rtt, const char *detail,
-		int64_t now)
+		int64_t now, goos_change_rec_t *rec)
 {
-	goos_change_rec_t *rec;
-
-	if(goos_side[id].seq == t->sched.seq) {
-		goos_side[id].watching = 0;
-		goos_side[id].deferred = 0;
-		goos_side[id].ready = 0;
-		if(goos_side[id].conn_fd >= 0) {
-			close(goos_side[id].conn_fd);
-			goos_side[id].conn_fd = -1;
-		}
-	}
 	if(res == GOOS_RES_DOWN) {
 		t->failures++;
 		if(reason == GOOS_R_TIMEOUT) {
@@ -355,82 +395,38 @@ static void goos_complete(goos_target_t *t, int id, goos_result_t res,
 			counter_inc(goos_cnt_transport);
 		}
 	}
-	if(reason == GOOS_R_REPLY || code > 0) {
+	if(reason == GOOS_R_REPLY) {
 		t->last_code = code;
 		t->last_rtt_ms = rtt;
 	}
 	goos_health_apply(&t->health, res, goos_params.fail_threshold,
 			goos_params.ok_threshold);
+	if(t->sched.pending)
+		goos_root->npending--;
 	goos_sched_done(&t->sched, now,
 			goos_params_period_ms(&goos_params, t->health.state));
 	t->done_result = res;
 	t->done_reason = reason;
 	t->done_seq = t->sched.seq;
-	rec = &goos_recs[goos_nrecs];
 	if(goos_target_update(t, id, reason, code, rec)) {
 		snprintf(rec->detail, sizeof(rec->detail), "%s", detail);
-		goos_nrecs++;
+		return 1;
 	}
+	return 0;
 }
 
-static void goos_take_reply(goos_target_t *t, int id, int64_t now)
-{
-	goos_rpl_class_t cls;
-	goos_result_t res;
-	goos_reason_t reason;
-	int rtt;
-	char detail[96];
-
-	t->rpl_ready = 0;
-	cls = goos_sched_classify(&t->sched, t->rpl_seq, t->rpl_ms);
-	rtt = (int)(t->rpl_ms - t->sched.sent_ms);
-	if(cls == GOOS_RPL_ON_TIME) {
-		if(t->rpl_local) {
-			res = GOOS_RES_DOWN;
-			reason = (t->rpl_code == 408) ? GOOS_R_TIMEOUT : GOOS_R_TRANSPORT;
-			snprintf(detail, sizeof(detail), "%s: local %d from tm",
-					reason == GOOS_R_TIMEOUT ? "timeout" : "transport error",
-					t->rpl_code);
-			goos_complete(t, id, res, reason, 0, -1, detail, now);
-		} else {
-			res = goos_classify(t->rpl_code, 0);
-			snprintf(detail, sizeof(detail), "reply %d in %d ms",
-					t->rpl_code, rtt);
-			goos_complete(t, id, res, GOOS_R_REPLY, t->rpl_code, rtt, detail,
-					now);
-		}
-		return;
-	}
-	if(cls == GOOS_RPL_LATE && !t->rpl_local && t->done_seq == t->rpl_seq
-			&& t->done_reason == GOOS_R_TRANSPORT && !t->tc_off) {
-		/* the target answered the very probe the transport check declared
-		 * failed: something (a firewall rejecting the check's source port
-		 * with ICMP) makes the check lie; stop using it for this target */
-		t->tc_off = 1;
-		LM_WARN("target %.*s answered probe %u (%d) after its transport "
-				"check reported an error: the check is disabled for this "
-				"target (a firewall may reject packets from other ports "
-				"than the SIP socket); only replies and oos_timeout count "
-				"now\n",
-				t->uri.len, t->uri.s, t->rpl_seq, t->rpl_code);
-	}
-	if(cls == GOOS_RPL_LATE && !t->rpl_local) {
-		/* the deadline decided (or will decide on this tick): record the
-		 * answer and probe again at once, that probe's result counts */
-		t->late_replies++;
-		t->last_code = t->rpl_code;
-		t->last_rtt_ms = rtt;
-		t->sched.want = 1;
-		counter_inc(goos_cnt_late);
-	}
-}
-
+/* runs in the process that got the final reply (or tm's local 408) */
 static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 {
+	goos_change_rec_t rec;
 	goos_target_t *t;
+	goos_rpl_class_t cls;
+	goos_reason_t reason;
 	uint32_t seq;
-	int id, local;
+	int id, local, code, rtt, changed = 0, tc_warn = 0;
 	int64_t now = goos_now_ms();
+	char detail[96];
+	char uri[GOOS_URI_MAX];
 
 	(void)trans;
 	(void)type;
@@ -440,22 +436,62 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 	if(id < 0 || id >= goos_root->max_targets)
 		return;
 	local = (ps->rpl == NULL || ps->rpl == FAKED_REPLY);
+	code = ps->code;
 	if(!local)
 		counter_inc(goos_cnt_replies);
 	t = &goos_root->targets[id];
 	lock_get(&goos_root->lock);
-	if(t->refs > 0 && seq == t->sched.seq) {
-		t->rpl_ready = 1;
-		t->rpl_seq = seq;
-		t->rpl_code = ps->code;
-		t->rpl_local = local;
-		t->rpl_ms = now;
-	} else if(t->refs > 0 && !local) {
-		/* answer to an older probe */
+	if(t->refs <= 0) {
+		lock_release(&goos_root->lock);
+		return;
+	}
+	cls = goos_sched_classify(&t->sched, seq, now);
+	rtt = (int)(now - t->sched.sent_ms);
+	if(cls == GOOS_RPL_ON_TIME) {
+		if(local) {
+			/* made by tm: its fr_timer (408) or a send failure */
+			reason = (code == 408) ? GOOS_R_TIMEOUT : GOOS_R_TRANSPORT;
+			snprintf(detail, sizeof(detail), "%s: local %d from tm",
+					reason == GOOS_R_TIMEOUT ? "timeout" : "transport error",
+					code);
+			changed = goos_complete(t, id, GOOS_RES_DOWN, reason, 0, -1,
+					detail, now, &rec);
+		} else {
+			snprintf(detail, sizeof(detail), "reply %d in %d ms", code, rtt);
+			changed = goos_complete(t, id, goos_classify(code, 0),
+					GOOS_R_REPLY, code, rtt, detail, now, &rec);
+		}
+	} else if(!local) {
+		/* after the deadline (or for an older probe): recorded, never
+		 * undoes the failure; a late answer to the last probe asks for a
+		 * new probe at once, whose result counts */
 		t->late_replies++;
 		counter_inc(goos_cnt_late);
+		if(cls == GOOS_RPL_LATE) {
+			t->last_code = code;
+			t->last_rtt_ms = rtt;
+			if(t->done_seq == seq && t->done_reason == GOOS_R_TRANSPORT
+					&& !t->tc_off) {
+				/* the target answered the very probe its transport check
+				 * declared failed: a firewall rejecting the check's source
+				 * port makes the check lie; stop using it for this target */
+				t->tc_off = 1;
+				tc_warn = 1;
+				snprintf(uri, sizeof(uri), "%.*s", t->uri.len, t->uri.s);
+			}
+			t->sched.want = 1;
+			goos_kick();
+		}
 	}
 	lock_release(&goos_root->lock);
+	if(tc_warn)
+		LM_WARN("target %s answered probe %u (%d) after its transport "
+				"check reported an error: the check is off for this target "
+				"(a firewall may reject packets from other ports than the "
+				"SIP socket); only replies and oos_timeout count now\n",
+				uri, seq, code);
+	if(changed)
+		goos_notify(&rec);
 }
 
 static void goos_tm_send(goos_job_t *job)
@@ -482,9 +518,11 @@ static void goos_tm_send(goos_job_t *job)
 	t = &goos_root->targets[job->id];
 	lock_get(&goos_root->lock);
 	if(t->refs > 0 && t->gen == job->gen && t->sched.pending
-			&& t->sched.seq == job->seq && goos_nrecs < GOOS_BATCH)
-		goos_complete(t, job->id, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0, -1,
-				"transport error: tm could not send the probe", now);
+			&& t->sched.seq == job->seq && goos_nrecs < GOOS_BATCH
+			&& goos_complete(t, job->id, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0,
+					   -1, "transport error: tm could not send the probe",
+					   now, &goos_recs[goos_nrecs]))
+		goos_nrecs++;
 	lock_release(&goos_root->lock);
 }
 
@@ -503,11 +541,19 @@ static void goos_send(goos_job_t *job)
 	if(job->proto != PROTO_UDP && sd->gen == job->gen && sd->seq == job->seq
 			&& sd->watching) {
 		if(sd->err)
-			return; /* refused at once: the next tick marks it DOWN */
+			return; /* refused at once: the next walk marks it DOWN */
 		if(sd->conn_fd >= 0) {
-			memcpy(&sd->djob, job, sizeof(goos_job_t));
-			sd->djob.uri.s = sd->djob.uri_buf;
-			sd->djob.sock.s = sd->djob.sock_buf;
+			if(sd->djob == NULL) {
+				sd->djob = (goos_job_t *)pkg_malloc(sizeof(goos_job_t));
+				if(sd->djob == NULL) {
+					PKG_MEM_ERROR;
+					goos_tm_send(job);
+					return;
+				}
+			}
+			memcpy(sd->djob, job, sizeof(goos_job_t));
+			sd->djob->uri.s = sd->djob->uri_buf;
+			sd->djob->sock.s = sd->djob->sock_buf;
 			sd->deferred = 1;
 			sd->ready = 0;
 			sd->defer_until = goos_now_ms() + goos_defer_ms();
@@ -531,33 +577,56 @@ static const char *goos_errno_detail(int proto, int err)
 	return "transport error: connect timed out";
 }
 
-void goos_probe_timer(unsigned int ticks, void *param)
+/* the earliest time the next probe of a target with a pending probe can be
+ * due, whatever the reply brings (see goos_sched_done) */
+static int64_t goos_due_after(goos_sched_t *s)
+{
+	int64_t minp, t;
+
+	if(goos_params.check_s == 0)
+		return GOOS_NEVER;
+	minp = goos_params.force_s < goos_params.check_s ? goos_params.force_s
+													 : goos_params.check_s;
+	minp *= 1000;
+	if(s->periodic)
+		return s->next_due_ms + minp;
+	t = s->sent_ms + minp;
+	return s->next_due_ms < t ? s->next_due_ms : t;
+}
+
+/* one pass: side checks, then (when something is due) the table walk */
+static void goos_probe_pass(void)
 {
 	goos_target_t *t;
 	goos_side_t *sd;
 	goos_job_t *job;
-	int64_t now;
-	int i, span;
+	int64_t now, ev;
+	int i, span, hiwater, side_events = 0;
 	char detail[96];
 
-	(void)ticks;
-	(void)param;
-	if(goos_root == NULL)
-		return;
-	if(goos_side == NULL && goos_side_init() < 0)
-		return;
 	now = goos_now_ms();
-	goos_side_poll(now);
+	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
+	if(goos_nwatching > 0)
+		side_events = goos_side_poll(now, hiwater);
+	if(side_events == 0 && now < goos_next_event
+			&& !__atomic_load_n(&goos_root->kick, __ATOMIC_ACQUIRE))
+		return;
 	goos_njobs = goos_nrecs = 0;
+	goos_next_event = GOOS_NEVER;
+	goos_next_due = GOOS_NEVER;
 
 	lock_get(&goos_root->lock);
-	for(i = 0; i < goos_root->max_targets; i++) {
-		if(goos_njobs >= GOOS_BATCH || goos_nrecs >= GOOS_BATCH - 2)
-			break; /* the rest on the next tick */
+	__atomic_store_n(&goos_root->kick, 0, __ATOMIC_RELEASE);
+	hiwater = goos_root->hiwater;
+	for(i = 0; i < hiwater; i++) {
+		if(goos_njobs >= GOOS_BATCH || goos_nrecs >= GOOS_BATCH - 2) {
+			goos_next_event = now; /* the rest on the next pass */
+			break;
+		}
 		t = &goos_root->targets[i];
 		sd = &goos_side[i];
 		if(t->refs <= 0) {
-			if(sd->udp_fd >= 0 || sd->conn_fd >= 0)
+			if(sd->udp_fd >= 0 || sd->conn_fd >= 0 || sd->watching)
 				goos_side_reset(sd, 0);
 			continue;
 		}
@@ -573,23 +642,24 @@ void goos_probe_timer(unsigned int ticks, void *param)
 				t->sched.next_due_ms = GOOS_NEVER;
 			t->started = 1;
 		}
-		if(t->rpl_ready)
-			goos_take_reply(t, i, now);
 		if(t->sched.pending && sd->watching && sd->err
-				&& sd->seq == t->sched.seq) {
-			goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0, -1,
-					goos_errno_detail(t->proto, sd->err), now);
-		}
+				&& sd->seq == t->sched.seq
+				&& goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0, -1,
+						goos_errno_detail(t->proto, sd->err), now,
+						&goos_recs[goos_nrecs]))
+			goos_nrecs++;
 		if(goos_sched_expired(&t->sched, now)) {
 			snprintf(detail, sizeof(detail), "timeout: no reply within %d ms",
 					goos_params.timeout_ms);
-			goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1, detail,
-					now);
+			if(goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1,
+					   detail, now, &goos_recs[goos_nrecs]))
+				goos_nrecs++;
 		}
 		if(goos_sched_due(&t->sched, now)) {
 			job = &goos_jobs[goos_njobs++];
 			job->id = i;
 			job->seq = goos_sched_sent(&t->sched, now, goos_params.timeout_ms);
+			goos_root->npending++;
 			job->gen = t->gen;
 			job->proto = t->proto;
 			job->tc_off = t->tc_off;
@@ -602,18 +672,93 @@ void goos_probe_timer(unsigned int ticks, void *param)
 			job->sock.len = t->sock.len;
 			t->probes++;
 		}
+		ev = t->sched.pending ? t->sched.deadline_ms : t->sched.next_due_ms;
+		if(t->sched.want)
+			ev = now;
+		if(ev < goos_next_event)
+			goos_next_event = ev;
+		if(t->sched.pending)
+			ev = goos_due_after(&t->sched);
+		if(ev < goos_next_due)
+			goos_next_due = ev;
 	}
 	lock_release(&goos_root->lock);
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {
 		sd = &goos_side[i];
 		if(sd->ready) {
 			sd->ready = 0;
-			goos_tm_send(&sd->djob);
+			goos_tm_send(sd->djob);
 		}
 	}
 	for(i = 0; i < goos_njobs; i++)
 		goos_send(&goos_jobs[i]);
 	for(i = 0; i < goos_nrecs; i++)
 		goos_notify(&goos_recs[i]);
+}
+
+/* how long poll() may sleep, and which fds it watches */
+static int goos_poll_setup(int *nfds)
+{
+	goos_side_t *sd;
+	int64_t now, wake;
+	int i, n = 1, hiwater;
+
+	goos_pfds[0].fd = goos_root->wake_rd;
+	goos_pfds[0].events = POLLIN;
+	now = goos_now_ms();
+	/* deadlines only matter while probes are in flight: when the replies
+	 * came (in the SIP workers), sleep until the next probe is due.  A
+	 * probe still pending has its deadline in goos_next_event, and its
+	 * next periodic time is after that deadline. */
+	wake = __atomic_load_n(&goos_root->npending, __ATOMIC_ACQUIRE) > 0
+				   ? goos_next_event
+				   : goos_next_due;
+	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
+	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {
+		sd = &goos_side[i];
+		if(!sd->watching || sd->err)
+			continue;
+		if(sd->deferred && sd->defer_until < wake)
+			wake = sd->defer_until;
+		sd->pidx = 0;
+		if(sd->conn_fd >= 0) {
+			sd->pidx = n;
+			goos_pfds[n].fd = sd->conn_fd;
+			goos_pfds[n].revents = 0;
+			goos_pfds[n++].events = POLLOUT;
+		} else if(sd->udp_fd >= 0) {
+			/* an ICMP error shows as POLLERR */
+			sd->pidx = n;
+			goos_pfds[n].fd = sd->udp_fd;
+			goos_pfds[n].revents = 0;
+			goos_pfds[n++].events = POLLIN;
+		}
+	}
+	*nfds = n;
+	if(wake - now > GOOS_MAX_SLEEP_MS)
+		return GOOS_MAX_SLEEP_MS;
+	return wake > now ? (int)(wake - now) : 0;
+}
+
+void goos_probe_loop(void)
+{
+	char buf[64];
+	int nfds, timeout;
+
+	if(goos_root == NULL || goos_side_init() < 0) {
+		LM_ERR("cannot start the genesys_oos probe process\n");
+		return;
+	}
+	for(;;) {
+		timeout = goos_poll_setup(&nfds);
+		if(poll(goos_pfds, nfds, timeout) < 0 && errno != EINTR)
+			LM_ERR("poll: %s\n", strerror(errno));
+		if(goos_pfds[0].revents & POLLIN) {
+			while(read(goos_root->wake_rd, buf, sizeof(buf)) > 0)
+				;
+		}
+		cfg_update();
+		goos_probe_pass();
+	}
 }

@@ -11,7 +11,7 @@
 #include "core/str.h"
 #include "core/ip_addr.h"
 
-/* timer process tick: the resolution of every deadline and period */
+/* how often an RPC waiting for a probe result looks at it */
 #define GOOS_TICK_MS 10
 
 extern str goos_probe_from;			   /*!< From URI of the probes */
@@ -22,7 +22,7 @@ extern int goos_transport_check;	   /*!< ICMP / TCP refused detection */
 /*! bind tm (mod_init) */
 int goos_probe_init(void);
 
-/*! the timer process main function (fork_basic_utimer) */
-void goos_probe_timer(unsigned int ticks, void *param);
+/*! main loop of the probe process (never returns) */
+void goos_probe_loop(void);
 
 #endif

@@ -112,7 +112,7 @@ static void goos_rpc_list(rpc_t *rpc, void *ctx)
 		return;
 	}
 	lock_get(&goos_root->lock);
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < goos_root->hiwater; i++) {
 		if(goos_root->targets[i].refs > 0)
 			goos_snap_take(&goos_root->targets[i], i, &snaps[n++]);
 	}
@@ -240,6 +240,7 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	/* the probe sent after this request is the next sequence number */
 	want_seq = t->sched.seq + 1;
 	t->sched.want = 1;
+	goos_kick();
 	lock_release(&goos_root->lock);
 	/* a pending probe finishes first, then ours: two deadlines at most */
 	deadline = goos_now_ms() + 2 * goos_params.timeout_ms + 1000;

@@ -16,8 +16,14 @@ int goos_sched_phase_ms(int id, int span_ms)
 
 	if(span_ms <= 0 || id <= 0)
 		return 0;
+	int quantum = span_ms / GOOS_SLOTS;
+	int ph;
+
 	frac = (uint32_t)id * GOOS_GOLDEN32;
-	return (int)(((uint64_t)frac * (uint64_t)span_ms) >> 32);
+	ph = (int)(((uint64_t)frac * (uint64_t)span_ms) >> 32);
+	if(quantum > 1)
+		ph -= ph % quantum;
+	return ph;
 }
 
 void goos_sched_start(goos_sched_t *s, int64_t now, int id, int span_ms)
@@ -36,6 +42,7 @@ int goos_sched_due(const goos_sched_t *s, int64_t now)
 
 uint32_t goos_sched_sent(goos_sched_t *s, int64_t now, int timeout_ms)
 {
+	s->periodic = (now >= s->next_due_ms);
 	s->seq++;
 	s->pending = 1;
 	s->want = 0;
@@ -49,22 +56,26 @@ int goos_sched_expired(const goos_sched_t *s, int64_t now)
 	return s->pending && now >= s->deadline_ms;
 }
 
-void goos_sched_replan(goos_sched_t *s, int64_t now, int period_ms)
+void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms)
 {
+	int64_t next;
+
+	s->pending = 0;
 	if(period_ms <= 0) {
 		s->next_due_ms = GOOS_NEVER;
 		return;
 	}
-	/* keep the phase of the last probe; never plan in the past */
-	s->next_due_ms = s->sent_ms + period_ms;
-	if(s->next_due_ms < now)
-		s->next_due_ms = now;
-}
-
-void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms)
-{
-	s->pending = 0;
-	goos_sched_replan(s, now, period_ms);
+	if(s->periodic || s->next_due_ms == GOOS_NEVER) {
+		next = (s->periodic ? s->next_due_ms : s->sent_ms) + period_ms;
+	} else {
+		next = s->sent_ms + period_ms;
+		if(s->next_due_ms < next)
+			next = s->next_due_ms;
+	}
+	/* never in the past (a long pause of the timer process) */
+	if(next < now)
+		next += ((now - next) / period_ms + 1) * period_ms;
+	s->next_due_ms = next;
 }
 
 goos_rpl_class_t goos_sched_classify(

@@ -18,6 +18,7 @@ typedef struct goos_sched
 	uint32_t seq;		 /*!< sequence number of the last probe sent */
 	int pending;		 /*!< that probe is still waiting for its result */
 	int want;			 /*!< an immediate probe was requested */
+	int periodic;		 /*!< the pending probe is the periodic one */
 	int64_t sent_ms;	 /*!< when the last probe was sent */
 	int64_t deadline_ms; /*!< when it times out */
 	int64_t next_due_ms; /*!< when the next periodic probe is due */
@@ -30,6 +31,11 @@ typedef enum goos_rpl_class
 	GOOS_RPL_LATE = 1,	  /*!< for the last probe, after its deadline */
 	GOOS_RPL_STALE = 2	  /*!< for an older probe (or a released slot) */
 } goos_rpl_class_t;
+
+/*! phases are multiples of span / GOOS_SLOTS: probes leave in small
+ * batches (fewer wake-ups of the timer and of the SIP workers that read the
+ * replies) spread over the period */
+#define GOOS_SLOTS 8
 
 /*! phase of target `id` inside a span: ids are spread by the golden ratio,
  * so any number of targets is spread evenly without knowing how many */
@@ -48,11 +54,10 @@ uint32_t goos_sched_sent(goos_sched_t *s, int64_t now, int timeout_ms);
 int goos_sched_expired(const goos_sched_t *s, int64_t now);
 
 /*! the pending probe finished; period_ms (0 = no periodic probing) is the
- * period of the state the target is in now */
+ * period of the state the target is in now.  A periodic probe plans the
+ * next one a period later (same phase); a requested one keeps the plan,
+ * brought forward to a period after it when the period got shorter. */
 void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms);
-
-/*! the period changed (state change): re-plan the next periodic probe */
-void goos_sched_replan(goos_sched_t *s, int64_t now, int period_ms);
 
 /*! classify a reply to probe `seq` received at rpl_ms */
 goos_rpl_class_t goos_sched_classify(

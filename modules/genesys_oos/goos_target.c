@@ -18,8 +18,14 @@
  * and notified after unlocking.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
@@ -50,9 +56,20 @@ static uint32_t goos_hash(const str *s)
 	return h;
 }
 
+void goos_kick(void)
+{
+	if(__atomic_exchange_n(&goos_root->kick, 1, __ATOMIC_ACQ_REL) == 0
+			&& goos_root->wake_wr >= 0) {
+		/* non-blocking: a full pipe already wakes the process */
+		if(write(goos_root->wake_wr, "k", 1) < 0 && errno != EAGAIN)
+			LM_DBG("wake-up write: %s\n", strerror(errno));
+	}
+}
+
 int goos_table_init(void)
 {
 	size_t sz;
+	int fds[2];
 
 	if(goos_root != NULL)
 		return 0;
@@ -72,6 +89,17 @@ int goos_table_init(void)
 	}
 	memset(goos_root->targets, 0, sz);
 	goos_root->max_targets = goos_params.max_targets;
+	goos_root->wake_rd = goos_root->wake_wr = -1;
+	if(pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		LM_ERR("cannot create the genesys_oos wake-up pipe: %s\n",
+				strerror(errno));
+		shm_free(goos_root->targets);
+		shm_free(goos_root);
+		goos_root = NULL;
+		return -1;
+	}
+	goos_root->wake_rd = fds[0];
+	goos_root->wake_wr = fds[1];
 	if(lock_init(&goos_root->lock) == NULL) {
 		LM_ERR("cannot initialize the genesys_oos table lock\n");
 		shm_free(goos_root->targets);
@@ -86,6 +114,10 @@ void goos_table_destroy(void)
 {
 	if(goos_root == NULL)
 		return;
+	if(goos_root->wake_rd >= 0)
+		close(goos_root->wake_rd);
+	if(goos_root->wake_wr >= 0)
+		close(goos_root->wake_wr);
 	lock_destroy(&goos_root->lock);
 	shm_free(goos_root->targets);
 	shm_free(goos_root);
@@ -106,7 +138,7 @@ static int goos_find(str *uri, str *sock, int match_sock)
 	goos_target_t *t;
 	int i;
 
-	for(i = 0; i < goos_root->max_targets; i++) {
+	for(i = 0; i < goos_root->hiwater; i++) {
 		t = &goos_root->targets[i];
 		if(t->refs <= 0 || t->hash != h || t->uri.len != uri->len
 				|| memcmp(t->uri.s, uri->s, uri->len) != 0)
@@ -213,7 +245,6 @@ int goos_table_register(str *uri, str *sock)
 	t->rpc_refs = 0;
 	t->sched.pending = 0;
 	t->sched.want = 0;
-	t->rpl_ready = 0;
 	t->done_seq = t->sched.seq;
 	t->done_result = -1;
 	t->since = time(NULL);
@@ -225,6 +256,9 @@ int goos_table_register(str *uri, str *sock)
 	t->gen++;
 	__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
 	t->refs = 1;
+	if(i >= goos_root->hiwater)
+		goos_root->hiwater = i + 1;
+	goos_kick();
 	lock_release(&goos_root->lock);
 	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
 			sock ? " via " : "", sock ? sock->len : 0, sock ? sock->s : "");
@@ -247,12 +281,14 @@ int goos_table_release(int id)
 	if(t->refs == 0) {
 		/* a reply still on its way must not land on the next user */
 		t->sched.seq++;
+		if(t->sched.pending)
+			goos_root->npending--;
 		t->sched.pending = 0;
 		t->sched.want = 0;
-		t->rpl_ready = 0;
 		t->started = 0;
 		t->gen++;
 		__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
+		goos_kick(); /* the timer closes its sockets for the slot */
 		LM_INFO("target %d [%.*s] released\n", id, t->uri.len, t->uri.s);
 	}
 	lock_release(&goos_root->lock);
@@ -305,8 +341,10 @@ int goos_table_want_probe(int id, int only_if_not_up)
 		return -1;
 	}
 	st = t->health.state;
-	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN)
+	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN) {
 		t->sched.want = 1;
+		goos_kick();
+	}
 	lock_release(&goos_root->lock);
 	return 0;
 }

@@ -24,35 +24,22 @@
 #define GOOS_SOCK_MAX 128
 
 /*! one probed target, in shm; every field but `state` is read and written
- * under goos_root->lock */
+ * under goos_root->lock.  The fields the probe timer looks at on every tick
+ * come first (one cache line), the buffers last. */
 typedef struct goos_target
 {
 	int refs;	  /*!< registrations; 0 = free slot */
-	int rpc_refs; /*!< of which taken by genesys_oos.add */
 	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
-	char uri_buf[GOOS_URI_MAX];
-	str uri;
-	char sock_buf[GOOS_SOCK_MAX];
-	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
-	struct socket_info *si; /*!< resolved send socket or NULL */
-	int proto;				/*!< PROTO_UDP/TCP/TLS from the URI */
-	uint32_t hash;			/*!< of the URI, for lookups */
+	int started;  /*!< timer process planned the first probe */
+	goos_sched_t sched; /*!< probe timing */
 
 	/*! effective state (forced state wins): the one lock-free field,
 	 * read with atomic loads in the request path */
 	volatile int state;
 	goos_health_t health; /*!< probed state with hysteresis */
 	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
-	goos_sched_t sched;	  /*!< probe timing (timer process) */
-	int started;		  /*!< timer process planned the first probe */
 	int tc_off;			  /*!< transport check disabled for this target */
-
-	/* reply handed over by a tm callback to the timer process */
-	int rpl_ready;
-	uint32_t rpl_seq;
-	int rpl_code;
-	int rpl_local;
-	int64_t rpl_ms;
+	int proto;			  /*!< PROTO_UDP/TCP/TLS from the URI */
 
 	/* last completed probe, for RPC probe waiters */
 	uint32_t done_seq;
@@ -69,17 +56,37 @@ typedef struct goos_target
 	unsigned long timeouts;
 	unsigned long transport_errors;
 	unsigned long late_replies;
+
+	int rpc_refs;			/*!< of refs, taken by genesys_oos.add */
+	uint32_t hash;			/*!< of the URI, for lookups */
+	struct socket_info *si; /*!< resolved send socket or NULL */
+	str uri;
+	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
+	char uri_buf[GOOS_URI_MAX];
+	char sock_buf[GOOS_SOCK_MAX];
 } goos_target_t;
 
 typedef struct goos_root
 {
 	gen_lock_t lock;
 	int max_targets;
+	int hiwater; /*!< slots [hiwater, max_targets) were never used */
+	/*! set when something needs the probe process before its next planned
+	 * event (a probe request, a new or released target); the first setter
+	 * also writes a byte to wake_wr, which the process polls */
+	volatile int kick;
+	volatile int npending; /*!< probes in flight (all targets) */
+	int wake_rd;
+	int wake_wr;
 	goos_target_t *targets;
 } goos_root_t;
 
+
 extern goos_root_t *goos_root;
 extern goos_params_t goos_params;
+
+/*! wake the probe process (any process, with or without the lock) */
+void goos_kick(void);
 
 /*! monotonic clock, ms (same clock in every process) */
 int64_t goos_now_ms(void);

@@ -9,31 +9,31 @@
 
 #include "genesys_oos/goos_sched.h"
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
 
-/* the first n phases split a span into gaps no smaller than span/(3n) */
+/* the first n phases fill the GOOS_SLOTS slots of a span evenly */
 static void test_phases_are_spread(void **state)
 {
-	int n, i, ph[200], span = 1000, min_gap;
+	int n, i, ph, span = 1000, quantum = 1000 / GOOS_SLOTS;
+	int count[GOOS_SLOTS];
 	(void)state;
-	for(n = 2; n <= 200; n++) {
+	for(n = 1; n <= 400; n++) {
+		memset(count, 0, sizeof(count));
 		for(i = 0; i < n; i++) {
-			ph[i] = goos_sched_phase_ms(i, span);
-			assert_in_range(ph[i], 0, span - 1);
+			ph = goos_sched_phase_ms(i, span);
+			assert_in_range(ph, 0, span - 1);
+			assert_int_equal(ph % quantum, 0);
+			count[ph / quantum]++;
 		}
-		qsort(ph, n, sizeof(int), cmp_int);
-		min_gap = span;
-		for(i = 1; i < n; i++)
-			if(ph[i] - ph[i - 1] < min_gap)
-				min_gap = ph[i] - ph[i - 1];
-		if(span - ph[n - 1] + ph[0] < min_gap)
-			min_gap = span - ph[n - 1] + ph[0];
-		assert_true(min_gap >= span / (3 * n));
+		for(i = 0; i < GOOS_SLOTS; i++)
+			assert_true(count[i] <= (n + GOOS_SLOTS - 1) / GOOS_SLOTS + 2);
+		/* a small pool (a few SIP Server pairs): one target per slot */
+		if(n <= 5)
+			for(i = 0; i < GOOS_SLOTS; i++)
+				assert_true(count[i] <= 1);
 	}
 	assert_int_equal(goos_sched_phase_ms(5, 0), 0);
+	/* short spans: plain ms phases */
+	assert_in_range(goos_sched_phase_ms(1, 10), 0, 9);
 }
 
 static void test_first_probe_at_phase(void **state)
@@ -119,12 +119,25 @@ static void test_replan_on_state_change(void **state)
 	goos_sched_sent(&s, 0, 300);
 	goos_sched_done(&s, 300, 30000);
 	assert_int_equal(s.next_due_ms, 30000);
-	/* now DOWN: the shorter oos_force period applies */
-	goos_sched_replan(&s, 300, 2000);
-	assert_int_equal(s.next_due_ms, 2000);
-	/* never in the past */
-	goos_sched_replan(&s, 9000, 2000);
+	/* a requested probe fails, the target is DOWN: the shorter oos_force
+	 * period brings the next probe forward */
+	s.want = 1;
+	goos_sched_sent(&s, 5000, 300);
+	goos_sched_done(&s, 5300, 2000);
+	assert_int_equal(s.next_due_ms, 7000);
+	/* a requested probe with the same period keeps the plan */
+	s.want = 1;
+	goos_sched_sent(&s, 5500, 300);
+	goos_sched_done(&s, 5600, 2000);
+	assert_int_equal(s.next_due_ms, 7000);
+	/* periodic probes keep their phase, whatever the reply time */
+	goos_sched_sent(&s, 7004, 300);
+	goos_sched_done(&s, 7250, 2000);
 	assert_int_equal(s.next_due_ms, 9000);
+	/* never in the past after a stall of the timer */
+	goos_sched_sent(&s, 9000, 300);
+	goos_sched_done(&s, 20000, 2000);
+	assert_int_equal(s.next_due_ms, 21000);
 }
 
 static void test_reply_classes(void **state)
