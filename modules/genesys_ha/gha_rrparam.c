@@ -42,6 +42,9 @@ int gha_rr_escape(const str *in, char *out, int size)
 		return -1;
 	for(i = 0; i < in->len; i++) {
 		unsigned char c = (unsigned char)in->s[i];
+		/* the decoder refuses %00: never produce what cannot come back */
+		if(c == 0)
+			return -1;
 		if(plain(c)) {
 			if(o + 1 > size)
 				return -1;

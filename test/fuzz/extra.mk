@@ -1,2 +1,1 @@
-# extra sources per fuzz harness (see Makefile)
 EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c

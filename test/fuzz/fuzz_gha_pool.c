@@ -1,5 +1,5 @@
-/* libFuzzer: genesys_ha SIP URI and host:port parsers (pool file values;
- * the same code must never crash on any input) */
+/* libFuzzer: genesys_ha URI and host:port parsers (pool file values and
+ * Request-URIs compared against the pool) */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,22 +9,28 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	gha_uri_t u;
-	char err[256];
-	str h;
+	str host;
 	int port;
-	const char *s = (const char *)data;
+	char err[128];
 
 	if(size > 4096)
 		return 0;
-	if(gha_uri_parse(s, (int)size, &u, err, sizeof(err)) == 0) {
-		/* a parsed URI points inside the input, with a sane port */
-		if(u.host.s < s || u.host.s + u.host.len > s + size || u.host.len <= 0)
+	memset(&u, 0, sizeof(u));
+	if(gha_uri_parse((const char *)data, (int)size, &u, err, sizeof(err)) == 0) {
+		/* parsed pieces point into the input */
+		if(u.host.len < 0 || u.host.s < (const char *)data
+				|| u.host.s + u.host.len > (const char *)data + size)
 			__builtin_trap();
 		if(u.port < 0 || u.port > 65535)
 			__builtin_trap();
 	}
-	if(gha_hostport_parse(s, (int)size, &h, &port, err, sizeof(err)) == 0) {
-		if(port < 1 || port > 65535 || h.len <= 0)
+	if(gha_hostport_parse((const char *)data, (int)size, &host, &port, err,
+			   sizeof(err))
+			== 0) {
+		if(host.len < 0 || host.s < (const char *)data
+				|| host.s + host.len > (const char *)data + size)
+			__builtin_trap();
+		if(port < 0 || port > 65535)
 			__builtin_trap();
 	}
 	return 0;
