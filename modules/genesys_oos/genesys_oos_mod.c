@@ -46,7 +46,8 @@ goos_params_t goos_params = {.check_s = 5,
 		.timeout_ms = 4000,
 		.fail_threshold = 1,
 		.ok_threshold = 1,
-		.max_targets = 256};
+		.max_targets = 256,
+		.probe_slots = 8};
 
 /* `target` modparams, kept until mod_init registers them */
 typedef struct goos_cfg_target
@@ -85,6 +86,7 @@ static param_export_t params[] = {
 	{"fail_threshold",  PARAM_INT, &goos_params.fail_threshold},
 	{"ok_threshold",    PARAM_INT, &goos_params.ok_threshold},
 	{"max_targets",     PARAM_INT, &goos_params.max_targets},
+	{"probe_slots",     PARAM_INT, &goos_params.probe_slots},
 	{"target",          PARAM_STRING | PARAM_USE_FUNC,
 		(void *)goos_param_target},
 	{"probe_from",      PARAM_STR, &goos_probe_from},

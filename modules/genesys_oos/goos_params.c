@@ -41,6 +41,9 @@ int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 			|| p->max_targets > GOOS_MAX_TARGETS_MAX)
 		return range_err(err, errlen, "max_targets", p->max_targets,
 				GOOS_MAX_TARGETS_MIN, GOOS_MAX_TARGETS_MAX, "");
+	if(p->probe_slots < GOOS_SLOTS_MIN || p->probe_slots > GOOS_SLOTS_MAX)
+		return range_err(err, errlen, "probe_slots", p->probe_slots,
+				GOOS_SLOTS_MIN, GOOS_SLOTS_MAX, "");
 	/* the deadline must fall before the next probe of the same target */
 	limit = p->force_s * 1000;
 	if(p->check_s > 0 && p->check_s * 1000 < limit)

@@ -637,7 +637,8 @@ static void goos_probe_pass(void)
 			span = goos_params_period_ms(&goos_params, GOOS_H_UNKNOWN);
 			if(span > 1000)
 				span = 1000;
-			goos_sched_start(&t->sched, now, i, span);
+			goos_sched_start(
+					&t->sched, now, i, span, goos_params.probe_slots);
 			if(goos_params.check_s == 0)
 				t->sched.next_due_ms = GOOS_NEVER;
 			t->started = 1;

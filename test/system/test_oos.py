@@ -438,6 +438,10 @@ def test_default_probe_from(kamailio_factory, responders):
     ({"target": "http://example.com/"},
      r"modparam target='http://example.com/' is not a valid SIP URI"),
     ({"fail_threshold": 0}, r"modparam fail_threshold=0 is out of range"),
+    ({"probe_slots": 0}, r"modparam probe_slots=0 is out of range \(allowed 1-100"),
+    ({"transport_check": 2}, r"modparam transport_check=2 is out of range \(allowed 0-1"),
+    ({"send_socket": "udp:10.255.255.1:5060"},
+     r"modparam send_socket='udp:10.255.255.1:5060' is not a listen socket"),
 ])
 def test_bad_parameters_refuse_to_start(tmp_path, params, message):
     k = harness.Kamailio(tmp_path / "k", cfg_text=make_cfg(params))
