@@ -180,8 +180,7 @@ static int goos_register_cfg_target(char *spec)
 		return -1;
 	}
 	if(goos_table_register(&uri, sock.len ? &sock : NULL) < 0) {
-		LM_ERR("modparam target='%s' cannot be registered (see above)\n",
-				spec);
+		LM_ERR("modparam target='%s' cannot be registered (see above)\n", spec);
 		return -1;
 	}
 	return 0;
@@ -198,7 +197,7 @@ static int goos_default_from(void)
 	if(si) {
 		host = si->useinfo.name.len > 0 ? si->useinfo.name : si->address_str;
 		port = si->useinfo.port_no_str.len > 0 ? si->useinfo.port_no_str
-												: si->port_no_str;
+											   : si->port_no_str;
 	}
 	len = sizeof("sip:genesys-oos@") - 1 + host.len + 1 + port.len + 2;
 	goos_probe_from.s = (char *)pkg_malloc(len + 1);
