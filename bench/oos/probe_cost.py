@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """CPU cost per OPTIONS probe: genesys_oos next to dispatcher, same run.
 
-Three kamailio processes run at the same time on their own loopback
+Four kamailio processes run at the same time on their own loopback
 addresses, each probing the same number of targets every second:
-  - genesys_oos with its transport check (ICMP / TCP refused detection),
+  - genesys_oos as configured by default (transport check, 8 batches of
+    probes per period),
   - genesys_oos with transport_check=0 (replies and timeouts only),
+  - genesys_oos with transport_check=0 and probe_slots=1 (every probe of a
+    period in one burst, as dispatcher sends them),
   - dispatcher with ds_ping_interval=1 and ds_probing_mode=1.
 Each has its own SIPp UAS answering 200; the targets are distinct URIs on
 that UAS (sip:t<N>@addr:port), so every probe is a real OPTIONS
@@ -52,8 +55,9 @@ request_route { sl_send_reply("404", "Not here"); }
 """
 
 
-def oos_cfg(targets, transport_check):
+def oos_cfg(targets, transport_check, slots=8):
     lines = ['loadmodule "genesys_oos"',
+             'modparam("genesys_oos", "probe_slots", %d)' % slots,
              'modparam("genesys_oos", "oos_check", 1)',
              'modparam("genesys_oos", "oos_force", 1)',
              'modparam("genesys_oos", "oos_timeout", 1000)',
@@ -123,7 +127,9 @@ def main():
     runs = []
     procs = []
     try:
-        for name in ("genesys_oos", "genesys_oos transport_check=0", "dispatcher"):
+        for name in ("genesys_oos", "genesys_oos transport_check=0",
+                     "genesys_oos transport_check=0 probe_slots=1",
+                     "dispatcher"):
             tag = re.sub(r"\W+", "_", name)
             uas = Uas(work, tag)
             targets = ["sip:t%d@%s:5060" % (i, uas.address)
@@ -131,7 +137,8 @@ def main():
             if name == "dispatcher":
                 cfg = ds_cfg(targets, work / "dispatcher.list")
             else:
-                cfg = oos_cfg(targets, 0 if "=0" in name else 1)
+                cfg = oos_cfg(targets, 0 if "check=0" in name else 1,
+                              1 if "slots=1" in name else 8)
             # TLSF for shm and pkg: constant-time allocation, so the numbers do not
             # depend on the state of quick-malloc's free lists
             k = harness.Kamailio(work / tag, cfg_text=cfg, mem_debug=False,
@@ -170,7 +177,7 @@ def main():
         Path(args.out).write_text(
             "# genesys_oos probe cost\n\n"
             "`bench/oos/probe_cost.py --targets %d --window %.0f`, %s, on a "
-            "shared 2-core machine; the three probers ran at the same time, "
+            "shared 2-core machine; the four probers ran at the same time, "
             "each against its own SIPp UAS, every target probed every second. "
             "CPU is utime+stime of all kamailio processes (including the "
             "SIP workers that receive the replies).\n\n%s\n"

@@ -46,7 +46,8 @@ goos_params_t goos_params = {.check_s = 5,
 		.timeout_ms = 4000,
 		.fail_threshold = 1,
 		.ok_threshold = 1,
-		.max_targets = 256};
+		.max_targets = 256,
+		.probe_slots = 8};
 
 /* `target` modparams, kept until mod_init registers them */
 typedef struct goos_cfg_target
@@ -85,6 +86,7 @@ static param_export_t params[] = {
 	{"fail_threshold",  PARAM_INT, &goos_params.fail_threshold},
 	{"ok_threshold",    PARAM_INT, &goos_params.ok_threshold},
 	{"max_targets",     PARAM_INT, &goos_params.max_targets},
+	{"probe_slots",     PARAM_INT, &goos_params.probe_slots},
 	{"target",          PARAM_STRING | PARAM_USE_FUNC,
 		(void *)goos_param_target},
 	{"probe_from",      PARAM_STR, &goos_probe_from},
@@ -178,8 +180,7 @@ static int goos_register_cfg_target(char *spec)
 		return -1;
 	}
 	if(goos_table_register(&uri, sock.len ? &sock : NULL) < 0) {
-		LM_ERR("modparam target='%s' cannot be registered (see above)\n",
-				spec);
+		LM_ERR("modparam target='%s' cannot be registered (see above)\n", spec);
 		return -1;
 	}
 	return 0;
@@ -196,7 +197,7 @@ static int goos_default_from(void)
 	if(si) {
 		host = si->useinfo.name.len > 0 ? si->useinfo.name : si->address_str;
 		port = si->useinfo.port_no_str.len > 0 ? si->useinfo.port_no_str
-												: si->port_no_str;
+											   : si->port_no_str;
 	}
 	len = sizeof("sip:genesys-oos@") - 1 + host.len + 1 + port.len + 2;
 	goos_probe_from.s = (char *)pkg_malloc(len + 1);

@@ -247,8 +247,7 @@ int goos_pv_parse_name(pv_spec_t *sp, str *in)
 
 	if(sp == NULL || in == NULL || in->len <= 0)
 		return -1;
-	for(i = 0; i < (int)(sizeof(goos_pv_keys) / sizeof(goos_pv_keys[0]));
-			i++) {
+	for(i = 0; i < (int)(sizeof(goos_pv_keys) / sizeof(goos_pv_keys[0])); i++) {
 		if(strlen(goos_pv_keys[i]) == (size_t)in->len
 				&& strncmp(in->s, goos_pv_keys[i], in->len) == 0) {
 			sp->pvp.pvn.type = PV_NAME_INTSTR;

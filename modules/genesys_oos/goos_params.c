@@ -13,9 +13,8 @@
 static int range_err(char *err, size_t errlen, const char *name, int val,
 		int min, int max, const char *unit)
 {
-	snprintf(err, errlen,
-			"modparam %s=%d is out of range (allowed %d-%d%s%s)", name, val,
-			min, max, unit[0] ? " " : "", unit);
+	snprintf(err, errlen, "modparam %s=%d is out of range (allowed %d-%d%s%s)",
+			name, val, min, max, unit[0] ? " " : "", unit);
 	return -1;
 }
 
@@ -41,6 +40,9 @@ int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 			|| p->max_targets > GOOS_MAX_TARGETS_MAX)
 		return range_err(err, errlen, "max_targets", p->max_targets,
 				GOOS_MAX_TARGETS_MIN, GOOS_MAX_TARGETS_MAX, "");
+	if(p->probe_slots < GOOS_SLOTS_MIN || p->probe_slots > GOOS_SLOTS_MAX)
+		return range_err(err, errlen, "probe_slots", p->probe_slots,
+				GOOS_SLOTS_MIN, GOOS_SLOTS_MAX, "");
 	/* the deadline must fall before the next probe of the same target */
 	limit = p->force_s * 1000;
 	if(p->check_s > 0 && p->check_s * 1000 < limit)
@@ -50,8 +52,7 @@ int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 				"modparam oos_timeout=%d is out of range (allowed %d-%d ms: "
 				"it must not exceed the probe period, oos_check=%d s "
 				"and oos_force=%d s)",
-				p->timeout_ms, GOOS_TIMEOUT_MIN, limit, p->check_s,
-				p->force_s);
+				p->timeout_ms, GOOS_TIMEOUT_MIN, limit, p->check_s, p->force_s);
 		return -1;
 	}
 	return 0;

@@ -20,6 +20,8 @@
 #define GOOS_THRESHOLD_MAX 100
 #define GOOS_MAX_TARGETS_MIN 1
 #define GOOS_MAX_TARGETS_MAX 65535
+#define GOOS_SLOTS_MIN 1
+#define GOOS_SLOTS_MAX 100
 
 /*! the module's tunables, as set by modparams */
 typedef struct goos_params
@@ -30,6 +32,7 @@ typedef struct goos_params
 	int fail_threshold; /*!< consecutive failures before DOWN */
 	int ok_threshold;	/*!< consecutive answers before ACTIVE/INACTIVE */
 	int max_targets;	/*!< capacity of the target table */
+	int probe_slots;	/*!< batches of probes per period */
 } goos_params_t;
 
 /*! check ranges and consistency; on error returns -1 and writes one line

@@ -114,8 +114,8 @@ typedef struct goos_side
 
 static goos_side_t *goos_side = NULL;
 static struct pollfd *goos_pfds = NULL;
-static int goos_nwatching = 0;					/* side checks running */
-static int64_t goos_next_event = 0;				/* next planned event */
+static int goos_nwatching = 0;		/* side checks running */
+static int64_t goos_next_event = 0; /* next planned event */
 static int64_t goos_next_due = 0;	/* next periodic or requested probe */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
@@ -220,9 +220,8 @@ static int goos_side_poll(int64_t now, int hiwater)
 			continue;
 		sd->pidx = 0;
 		if(sd->udp_fd >= 0) {
-			for(;;) {
-				n = recv(sd->udp_fd, buf, sizeof(buf), MSG_DONTWAIT);
-				if(n >= 0)
+			for(n = 0; n < 16; n++) {
+				if(recv(sd->udp_fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
 					continue; /* the target answered the keep-alive */
 				if(errno == EINTR)
 					continue;
@@ -334,8 +333,8 @@ static void goos_side_start(goos_job_t *job)
 			if(sd->udp_fd < 0)
 				goto off;
 			if(connect(sd->udp_fd, &sd->dst.s, sockaddru_len(sd->dst)) < 0) {
-				LM_ERR("transport check for %.*s: connect: %s\n",
-						job->uri.len, job->uri.s, strerror(errno));
+				LM_ERR("transport check for %.*s: connect: %s\n", job->uri.len,
+						job->uri.s, strerror(errno));
 				close(sd->udp_fd);
 				sd->udp_fd = -1;
 				goto off;
@@ -454,12 +453,12 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 			snprintf(detail, sizeof(detail), "%s: local %d from tm",
 					reason == GOOS_R_TIMEOUT ? "timeout" : "transport error",
 					code);
-			changed = goos_complete(t, id, GOOS_RES_DOWN, reason, 0, -1,
-					detail, now, &rec);
+			changed = goos_complete(
+					t, id, GOOS_RES_DOWN, reason, 0, -1, detail, now, &rec);
 		} else {
 			snprintf(detail, sizeof(detail), "reply %d in %d ms", code, rtt);
-			changed = goos_complete(t, id, goos_classify(code, 0),
-					GOOS_R_REPLY, code, rtt, detail, now, &rec);
+			changed = goos_complete(t, id, goos_classify(code, 0), GOOS_R_REPLY,
+					code, rtt, detail, now, &rec);
 		}
 	} else if(!local) {
 		/* after the deadline (or for an older probe): recorded, never
@@ -519,9 +518,9 @@ static void goos_tm_send(goos_job_t *job)
 	lock_get(&goos_root->lock);
 	if(t->refs > 0 && t->gen == job->gen && t->sched.pending
 			&& t->sched.seq == job->seq && goos_nrecs < GOOS_BATCH
-			&& goos_complete(t, job->id, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0,
-					   -1, "transport error: tm could not send the probe",
-					   now, &goos_recs[goos_nrecs]))
+			&& goos_complete(t, job->id, GOOS_RES_DOWN, GOOS_R_TRANSPORT, 0, -1,
+					"transport error: tm could not send the probe", now,
+					&goos_recs[goos_nrecs]))
 		goos_nrecs++;
 	lock_release(&goos_root->lock);
 }
@@ -637,7 +636,7 @@ static void goos_probe_pass(void)
 			span = goos_params_period_ms(&goos_params, GOOS_H_UNKNOWN);
 			if(span > 1000)
 				span = 1000;
-			goos_sched_start(&t->sched, now, i, span);
+			goos_sched_start(&t->sched, now, i, span, goos_params.probe_slots);
 			if(goos_params.check_s == 0)
 				t->sched.next_due_ms = GOOS_NEVER;
 			t->started = 1;
@@ -651,8 +650,8 @@ static void goos_probe_pass(void)
 		if(goos_sched_expired(&t->sched, now)) {
 			snprintf(detail, sizeof(detail), "timeout: no reply within %d ms",
 					goos_params.timeout_ms);
-			if(goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1,
-					   detail, now, &goos_recs[goos_nrecs]))
+			if(goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1, detail,
+					   now, &goos_recs[goos_nrecs]))
 				goos_nrecs++;
 		}
 		if(goos_sched_due(&t->sched, now)) {
@@ -688,7 +687,10 @@ static void goos_probe_pass(void)
 		sd = &goos_side[i];
 		if(sd->ready) {
 			sd->ready = 0;
-			goos_tm_send(sd->djob);
+			t = &goos_root->targets[i];
+			/* unless the probe finished meanwhile (its deadline) */
+			if(t->sched.pending && t->sched.seq == sd->seq)
+				goos_tm_send(sd->djob);
 		}
 	}
 	for(i = 0; i < goos_njobs; i++)

@@ -14,10 +14,10 @@
 /* how often an RPC waiting for a probe result looks at it */
 #define GOOS_TICK_MS 10
 
-extern str goos_probe_from;			   /*!< From URI of the probes */
-extern str goos_send_socket;		   /*!< default send socket (modparam) */
+extern str goos_probe_from;				 /*!< From URI of the probes */
+extern str goos_send_socket;			 /*!< default send socket (modparam) */
 extern struct socket_info *goos_send_si; /*!< ... resolved */
-extern int goos_transport_check;	   /*!< ICMP / TCP refused detection */
+extern int goos_transport_check;		 /*!< ICMP / TCP refused detection */
 
 /*! bind tm (mod_init) */
 int goos_probe_init(void);

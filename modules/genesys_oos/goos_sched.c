@@ -10,13 +10,13 @@
 /* 2^32 / golden ratio */
 #define GOOS_GOLDEN32 2654435769u
 
-int goos_sched_phase_ms(int id, int span_ms)
+int goos_sched_phase_ms(int id, int span_ms, int slots)
 {
 	uint32_t frac;
 
 	if(span_ms <= 0 || id <= 0)
 		return 0;
-	int quantum = span_ms / GOOS_SLOTS;
+	int quantum = slots > 0 ? span_ms / slots : 1;
 	int ph;
 
 	frac = (uint32_t)id * GOOS_GOLDEN32;
@@ -26,11 +26,12 @@ int goos_sched_phase_ms(int id, int span_ms)
 	return ph;
 }
 
-void goos_sched_start(goos_sched_t *s, int64_t now, int id, int span_ms)
+void goos_sched_start(
+		goos_sched_t *s, int64_t now, int id, int span_ms, int slots)
 {
 	/* keep `want`: a report may arrive before the first probe */
 	s->pending = 0;
-	s->next_due_ms = now + goos_sched_phase_ms(id, span_ms);
+	s->next_due_ms = now + goos_sched_phase_ms(id, span_ms, slots);
 }
 
 int goos_sched_due(const goos_sched_t *s, int64_t now)

@@ -32,17 +32,16 @@ typedef enum goos_rpl_class
 	GOOS_RPL_STALE = 2	  /*!< for an older probe (or a released slot) */
 } goos_rpl_class_t;
 
-/*! phases are multiples of span / GOOS_SLOTS: probes leave in small
- * batches (fewer wake-ups of the timer and of the SIP workers that read the
- * replies) spread over the period */
-#define GOOS_SLOTS 8
-
 /*! phase of target `id` inside a span: ids are spread by the golden ratio,
- * so any number of targets is spread evenly without knowing how many */
-int goos_sched_phase_ms(int id, int span_ms);
+ * so any number of targets is spread evenly without knowing how many.
+ * Phases are multiples of span / slots: probes leave in `slots` batches per
+ * period (fewer wake-ups of the probe process and of the SIP workers that
+ * read the replies; 1 = one burst, as dispatcher) */
+int goos_sched_phase_ms(int id, int span_ms, int slots);
 
 /*! a target starts being probed: first probe at now + its phase in span */
-void goos_sched_start(goos_sched_t *s, int64_t now, int id, int span_ms);
+void goos_sched_start(
+		goos_sched_t *s, int64_t now, int id, int span_ms, int slots);
 
 /*! 1 when a probe must be sent now (requested, or periodic and due) */
 int goos_sched_due(const goos_sched_t *s, int64_t now);

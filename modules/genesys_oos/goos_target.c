@@ -166,15 +166,15 @@ int goos_table_register(str *uri, str *sock)
 	}
 	/* parse a copy: parse_uri keeps pointers into the buffer */
 	if(uri->len >= GOOS_URI_MAX) {
-		LM_ERR("target URI [%.*s] is too long (max %d characters)\n",
-				uri->len, uri->s, GOOS_URI_MAX - 1);
+		LM_ERR("target URI [%.*s] is too long (max %d characters)\n", uri->len,
+				uri->s, GOOS_URI_MAX - 1);
 		return -1;
 	}
 	if(parse_uri(uri->s, uri->len, &puri) < 0
 			|| (puri.type != SIP_URI_T && puri.type != SIPS_URI_T)
 			|| puri.host.len <= 0) {
-		LM_ERR("target URI [%.*s] is not a valid sip: or sips: URI\n",
-				uri->len, uri->s);
+		LM_ERR("target URI [%.*s] is not a valid sip: or sips: URI\n", uri->len,
+				uri->s);
 		return -1;
 	}
 	proto = puri.proto;
@@ -349,8 +349,8 @@ int goos_table_want_probe(int id, int only_if_not_up)
 	return 0;
 }
 
-int goos_target_update(goos_target_t *t, int id, goos_reason_t reason,
-		int code, goos_change_rec_t *rec)
+int goos_target_update(goos_target_t *t, int id, goos_reason_t reason, int code,
+		goos_change_rec_t *rec)
 {
 	int old = t->state;
 	int eff = t->forced ? t->forced : t->health.state;

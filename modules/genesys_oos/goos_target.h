@@ -28,9 +28,9 @@
  * come first (one cache line), the buffers last. */
 typedef struct goos_target
 {
-	int refs;	  /*!< registrations; 0 = free slot */
-	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
-	int started;  /*!< timer process planned the first probe */
+	int refs;			/*!< registrations; 0 = free slot */
+	uint32_t gen;		/*!< bumped every time the slot is (re)used or freed */
+	int started;		/*!< timer process planned the first probe */
 	goos_sched_t sched; /*!< probe timing */
 
 	/*! effective state (forced state wins): the one lock-free field,
@@ -47,10 +47,10 @@ typedef struct goos_target
 	int done_reason; /*!< goos_reason_t */
 
 	/* visibility */
-	time_t since;	   /*!< wall clock of the last effective change */
-	int last_code;	   /*!< last reply code (0: none) */
-	int last_rtt_ms;   /*!< round trip of the last reply, -1: none */
-	int last_reason;   /*!< reason of the last effective change */
+	time_t since;	 /*!< wall clock of the last effective change */
+	int last_code;	 /*!< last reply code (0: none) */
+	int last_rtt_ms; /*!< round trip of the last reply, -1: none */
+	int last_reason; /*!< reason of the last effective change */
 	unsigned long probes;
 	unsigned long failures; /*!< timeouts + transport errors */
 	unsigned long timeouts;
@@ -120,7 +120,7 @@ typedef struct goos_change_rec
 
 /*! set the effective state of t from its probed and forced state; fills
  * rec and returns 1 when it changed (call under the lock) */
-int goos_target_update(goos_target_t *t, int id, goos_reason_t reason,
-		int code, goos_change_rec_t *rec);
+int goos_target_update(goos_target_t *t, int id, goos_reason_t reason, int code,
+		goos_change_rec_t *rec);
 
 #endif

@@ -37,7 +37,7 @@ loadmodule "textops"
 loadmodule "genesys_oos"
 
 modparam("ctl", "binrpc", CTL_SOCK)
-modparam("tm", "fr_timer", 30000)
+modparam("tm", "fr_timer", {fr_timer})
 {params}
 
 request_route {{
@@ -68,7 +68,7 @@ event_route[genesys-oos:target-down] {{
 """
 
 
-def make_cfg(params, listen=()):
+def make_cfg(params, listen=(), fr_timer=30000):
     """params: {name: value} or [(name, value)] (repeatable names)."""
     items = params.items() if isinstance(params, dict) else params
     lines = []
@@ -77,7 +77,7 @@ def make_cfg(params, listen=()):
             lines.append('modparam("genesys_oos", "%s", %d)' % (name, value))
         else:
             lines.append('modparam("genesys_oos", "%s", "%s")' % (name, value))
-    return CFG.format(params="\n".join(lines),
+    return CFG.format(params="\n".join(lines), fr_timer=fr_timer,
                       listen="\n".join("listen=%s" % l for l in listen))
 
 

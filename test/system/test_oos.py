@@ -97,12 +97,15 @@ def test_reply_code_gives_state(kamailio_factory, sipp_factory, tmp_path,
 
 # ---------------------------------------------------------------- transport
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_closed_port_is_down_in_one_round_trip(kamailio_factory, transport):
     """Nothing listens on the target's port: ICMP port unreachable (UDP) or
-    a refused connection (TCP) is DOWN at once, long before oos_timeout."""
+    a refused connection (TCP, and TLS whose check is the same TCP connect)
+    is DOWN at once, long before oos_timeout."""
     addr = harness.next_address()
-    uri = "sip:%s:5060" % addr + (";transport=tcp" if transport == "tcp" else "")
+    uri = {"udp": "sip:%s:5060" % addr,
+           "tcp": "sip:%s:5060;transport=tcp" % addr,
+           "tls": "sips:%s:5061" % addr}[transport]
     k = start_kamailio(kamailio_factory, {"oos_check": 5, "oos_force": 5,
                                           "oos_timeout": 3000, "target": uri})
     _, row = wait_state(k, uri, "down", timeout=2.5)
@@ -438,6 +441,10 @@ def test_default_probe_from(kamailio_factory, responders):
     ({"target": "http://example.com/"},
      r"modparam target='http://example.com/' is not a valid SIP URI"),
     ({"fail_threshold": 0}, r"modparam fail_threshold=0 is out of range"),
+    ({"probe_slots": 0}, r"modparam probe_slots=0 is out of range \(allowed 1-100"),
+    ({"transport_check": 2}, r"modparam transport_check=2 is out of range \(allowed 0-1"),
+    ({"send_socket": "udp:10.255.255.1:5060"},
+     r"modparam send_socket='udp:10.255.255.1:5060' is not a listen socket"),
 ])
 def test_bad_parameters_refuse_to_start(tmp_path, params, message):
     k = harness.Kamailio(tmp_path / "k", cfg_text=make_cfg(params))
@@ -531,3 +538,22 @@ def test_runtime_add_and_remove(kamailio_factory, responders):
                  ("genesys_oos.add",)):
         res = k.rpc_raw(*args)
         assert "error: 400" in res.stdout + res.stderr, (args, res.stdout)
+
+
+def test_local_408_from_tm_is_a_timeout(tmp_path, kamailio_factory, responders):
+    """With tm's fr_timer shorter than oos_timeout, tm's own 408 ends the
+    probe: a timeout (DOWN), not an answer, though its code is 408."""
+    silent = responders(policy=lambda n, src: (None, 0))
+    k = kamailio_factory(cfg_text=make_cfg({"oos_check": 2, "oos_force": 2,
+                                            "oos_timeout": 1900,
+                                            "target": silent.uri},
+                                           fr_timer=400))
+    took, row = wait_state(k, silent.uri, "down", timeout=4)
+    assert row["last_reason"] == "timeout" and row["last_code"] == "0", row
+    assert re.search(r"target %s state unknown -> down \(timeout: local 408 "
+                     r"from tm\)" % re.escape(silent.uri), k.log_text())
+    # decided by tm's 400 ms, not by our 1900 ms deadline
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", silent.uri)
+    assert "reason: timeout" in out and "result: down" in out, out
+    assert time.monotonic() - t0 < 1.5

@@ -16,7 +16,8 @@ static goos_params_t defaults(void)
 			.timeout_ms = 4000,
 			.fail_threshold = 1,
 			.ok_threshold = 1,
-			.max_targets = 256};
+			.max_targets = 256,
+			.probe_slots = 8};
 	return p;
 }
 
@@ -112,6 +113,15 @@ static void test_thresholds_and_capacity(void **state)
 	assert_non_null(strstr(err, "max_targets=0"));
 	p.max_targets = 65536;
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	p = defaults();
+	p.probe_slots = 0;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "probe_slots=0"));
+	assert_non_null(strstr(err, "1-100"));
+	p.probe_slots = 101;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	p.probe_slots = 1;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
 }
 
 static void test_error_is_one_line_and_bounded(void **state)

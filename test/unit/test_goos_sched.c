@@ -10,7 +10,9 @@
 #include "genesys_oos/goos_sched.h"
 
 
-/* the first n phases fill the GOOS_SLOTS slots of a span evenly */
+#define GOOS_SLOTS 8
+
+/* the first n phases fill the slots of a span evenly */
 static void test_phases_are_spread(void **state)
 {
 	int n, i, ph, span = 1000, quantum = 1000 / GOOS_SLOTS;
@@ -19,7 +21,7 @@ static void test_phases_are_spread(void **state)
 	for(n = 1; n <= 400; n++) {
 		memset(count, 0, sizeof(count));
 		for(i = 0; i < n; i++) {
-			ph = goos_sched_phase_ms(i, span);
+			ph = goos_sched_phase_ms(i, span, GOOS_SLOTS);
 			assert_in_range(ph, 0, span - 1);
 			assert_int_equal(ph % quantum, 0);
 			count[ph / quantum]++;
@@ -31,9 +33,14 @@ static void test_phases_are_spread(void **state)
 			for(i = 0; i < GOOS_SLOTS; i++)
 				assert_true(count[i] <= 1);
 	}
-	assert_int_equal(goos_sched_phase_ms(5, 0), 0);
+	assert_int_equal(goos_sched_phase_ms(5, 0, 8), 0);
 	/* short spans: plain ms phases */
-	assert_in_range(goos_sched_phase_ms(1, 10), 0, 9);
+	assert_in_range(goos_sched_phase_ms(1, 10, 20), 0, 9);
+	/* one slot: one burst at the start of the period */
+	for(i = 0; i < 50; i++)
+		assert_int_equal(goos_sched_phase_ms(i, 1000, 1), 0);
+	/* many slots: fine phases */
+	assert_int_equal(goos_sched_phase_ms(1, 1000, 1000), 618);
 }
 
 static void test_first_probe_at_phase(void **state)
@@ -41,11 +48,11 @@ static void test_first_probe_at_phase(void **state)
 	goos_sched_t s;
 	(void)state;
 	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 10000, 0, 1000);
+	goos_sched_start(&s, 10000, 0, 1000, 8);
 	assert_true(goos_sched_due(&s, 10000));
-	goos_sched_start(&s, 10000, 1, 1000);
+	goos_sched_start(&s, 10000, 1, 1000, 8);
 	assert_false(goos_sched_due(&s, 10000));
-	assert_true(goos_sched_due(&s, 10000 + goos_sched_phase_ms(1, 1000)));
+	assert_true(goos_sched_due(&s, 10000 + goos_sched_phase_ms(1, 1000, 8)));
 }
 
 static void test_periodic_cycle(void **state)
@@ -54,7 +61,7 @@ static void test_periodic_cycle(void **state)
 	uint32_t seq;
 	(void)state;
 	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000);
+	goos_sched_start(&s, 0, 0, 1000, 8);
 	seq = goos_sched_sent(&s, 0, 300);
 	assert_int_equal(seq, 1);
 	/* no second probe while one is pending */
@@ -73,7 +80,7 @@ static void test_request_probes_at_once(void **state)
 	goos_sched_t s;
 	(void)state;
 	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000);
+	goos_sched_start(&s, 0, 0, 1000, 8);
 	goos_sched_sent(&s, 0, 300);
 	goos_sched_done(&s, 10, 5000);
 	s.want = 1;
@@ -93,7 +100,7 @@ static void test_request_before_start_is_kept(void **state)
 	(void)state;
 	memset(&s, 0, sizeof(s));
 	s.want = 1;
-	goos_sched_start(&s, 0, 5, 1000);
+	goos_sched_start(&s, 0, 5, 1000, 8);
 	assert_true(goos_sched_due(&s, 0));
 }
 
@@ -102,7 +109,7 @@ static void test_probing_off(void **state)
 	goos_sched_t s;
 	(void)state;
 	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 3, 0);
+	goos_sched_start(&s, 0, 3, 0, 8);
 	goos_sched_sent(&s, 0, 300);
 	goos_sched_done(&s, 10, 0);
 	assert_false(goos_sched_due(&s, INT64_MAX - 1));
@@ -115,7 +122,7 @@ static void test_replan_on_state_change(void **state)
 	goos_sched_t s;
 	(void)state;
 	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000);
+	goos_sched_start(&s, 0, 0, 1000, 8);
 	goos_sched_sent(&s, 0, 300);
 	goos_sched_done(&s, 300, 30000);
 	assert_int_equal(s.next_due_ms, 30000);
