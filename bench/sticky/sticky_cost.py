@@ -50,6 +50,8 @@ loadmodule "sl"
 loadmodule "rr"
 loadmodule "pv"
 loadmodule "corex"
+loadmodule "textops"
+loadmodule "siputils"
 loadmodule "tls"
 modparam("tls", "config", TLS_CFG)
 modparam("ctl", "binrpc", CTL_SOCK)

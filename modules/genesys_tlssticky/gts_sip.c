@@ -24,6 +24,7 @@
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_to.h"
+#include "core/parser/parse_from.h"
 #include "core/parser/parse_cseq.h"
 #include "core/parser/parse_expires.h"
 #include "core/parser/contact/parse_contact.h"
@@ -732,6 +733,9 @@ int gts_sip_route(struct sip_msg *msg)
 
 int gts_sip_rr(struct sip_msg *msg)
 {
+	char aor[GTS_AOR_MAX + 1];
+	sip_uri_t *fu;
+	int aor_len;
 	gts_conn_t c;
 	gts_flow_t f;
 
@@ -743,6 +747,25 @@ int gts_sip_rr(struct sip_msg *msg)
 	}
 	if(conn_of_msg(msg, &c) < 0)
 		return -3;
+	/* only the flow of a registered phone (its From AOR has a binding on
+	 * this connection): a SIP Server or gateway reached over TCP/TLS keeps
+	 * normal routing (and reconnection) for its dialogs */
+	fu = parse_from_uri(msg);
+	if(fu == NULL
+			|| (aor_len = gts_aor_key(aor, sizeof(aor), fu->user.s,
+						(size_t)fu->user.len, fu->host.s,
+						(size_t)fu->host.len))
+					   <= 0
+			|| gts_table_find_conn(
+					   &gts_root->table, aor, (size_t)aor_len, c.conid)
+					   != GTS_OK) {
+		LM_DBG("%.*s from %s:%d: no binding of its From AOR on flow %u, no"
+			   " flow token in Record-Route\n",
+				msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s,
+				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port, c.conid);
+		return -2;
+	}
 	memset(&f, 0, sizeof(f));
 	f.conid = c.conid;
 	f.proto = c.proto;

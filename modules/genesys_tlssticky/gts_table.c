@@ -338,6 +338,23 @@ gts_res_t gts_table_lookup(
 	return seen ? GTS_STALE : GTS_NOTFOUND;
 }
 
+gts_res_t gts_table_find_conn(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid)
+{
+	unsigned int idx = gts_aor_hash(aor, aor_len) & (t->size - 1);
+	gts_binding_t *b;
+	gts_res_t r = GTS_NOTFOUND;
+
+	LOCK(t, idx);
+	for(b = t->buckets[idx]; b; b = b->next)
+		if(b->flow.conid == conid && aor_eq(b, aor, aor_len)) {
+			r = GTS_OK;
+			break;
+		}
+	UNLOCK(t, idx);
+	return r;
+}
+
 static int dead_has(const uint32_t *dead, int n, uint32_t conid)
 {
 	int lo = 0, hi = n - 1, mid;

@@ -150,6 +150,10 @@ int gts_table_commit(gts_table_t *t, const char *aor, size_t aor_len,
 gts_res_t gts_table_lookup(gts_table_t *t, const gts_flow_t *tok,
 		gts_view_t *v);
 
+/* GTS_OK when aor has a binding (pending or active) on connection conid */
+gts_res_t gts_table_find_conn(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid);
+
 /* sweep: detach expired bindings and those on the connections listed in
  * dead (sorted ascending), except bindings with the reconnect policy: they
  * stay until they expire */

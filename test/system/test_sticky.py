@@ -234,6 +234,20 @@ def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
     assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
     assert env.tcp_conns(k) == conns
 
+    # a TLS client without a binding (From AOR not registered on its flow):
+    # no flow token in Record-Route, its dialogs are routed normally
+    other = phones(harness.next_address(), k.address, 5061, user="3003")
+    other.send(build("INVITE sip:2000@%s:%d SIP/2.0" % (sipserver.ip, sipserver.port), [
+        ("Via", other.via()), ("Max-Forwards", "70"),
+        ("From", "<sip:3003@%s>;tag=o1" % k.address),
+        ("To", "<sip:2000@%s>" % sipserver.ip), ("Call-ID", new_id("o")),
+        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % other.contact_uri())]))
+    inv2 = sipserver.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert inv2.hdrs("Record-Route") and not any(
+        "gts=" in r for r in inv2.hdrs("Record-Route")), inv2.text
+    sipserver.send(response(inv2, 486, "Busy Here", to_tag="x"), inv2.src)
+    assert other.recv(5, want=lambda m: m.is_reply and m.status >= 200).status == 486
+
 
 def test_phone_gone_gets_430_without_connecting(kamailio_factory, tmp_path,
                                                 certs, sipserver, phones):

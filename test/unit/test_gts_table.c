@@ -144,6 +144,11 @@ static void test_register_commit_lookup(void **state)
 	assert_string_equal(v.aor, AOR);
 	assert_string_equal(v.uri, URI);
 
+	/* the flow of the AOR is known (sticky_rr) */
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7), GTS_OK);
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8), GTS_NOTFOUND);
+	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7), GTS_NOTFOUND);
+
 	/* refresh over the same flow: same token, stays active */
 	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
