@@ -776,6 +776,10 @@ def test_reference_config_with_tls(kamailio_factory, tmp_path, certs, sipserver,
     assert env.wait_for(lambda: env.bindings(k) == [], 5)
     call_phone(sipserver, k, rewritten)
     assert final(sipserver).status == 430
+    # the JavaScript routing really ran
+    for line in ("kemi sticky_register 1", "kemi sticky_route 1",
+                 "kemi sticky_route -2", "kemi sticky_route -3"):
+        k.wait_log(re.escape(line))
     assert env.tcp_conns(k) == []
 
 
@@ -909,3 +913,84 @@ def test_two_contacts_and_contact_star(kamailio_factory, tmp_path, certs,
     assert env.bindings(k) == []
     call_phone(sipserver, k, r2)
     assert final(sipserver).status == 430
+
+
+# ------------------------------------------------------------------- KEMI
+
+KEMI_JS = r"""
+function ksr_request_route() {
+	if (KSR.is_CANCEL() || KSR.hdr.is_present("To") < 0) { return; }
+	if (KSR.siputils.has_totag() > 0) {
+		if (KSR.rr.loose_route() > 0) {
+			var rc = KSR.genesys_tlssticky.sticky_route();
+			if (rc == -3) { KSR.sl.send_reply(430, "Flow Failed"); return; }
+			KSR.tm.t_relay();
+		} else if (KSR.is_ACK()) {
+			KSR.tm.t_relay();
+		}
+		return;
+	}
+	if (KSR.is_REGISTER()) {
+		var r = KSR.genesys_tlssticky.sticky_register_policy("no-inbound");
+		KSR.info("kemi sticky_register " + r + "\n");
+		if (r == -2) { KSR.sl.send_reply(400, "Bad Contact"); return; }
+		KSR.tm.t_on_reply("ksr_sticky_reply");
+		KSR.pv.sets("$du", "REGISTRAR_URI");
+		KSR.tm.t_relay();
+		return;
+	}
+	var s = KSR.genesys_tlssticky.sticky_route();
+	KSR.info("kemi sticky_route " + s + "\n");
+	if (s == -2) { KSR.sl.send_reply(403, "Invalid Flow Token"); return; }
+	if (s == -3) { KSR.sl.send_reply(430, "Flow Failed"); return; }
+	if (s == 1 && KSR.is_INVITE()) { KSR.rr.record_route(); }
+	if (s == -1 && KSR.is_INVITE()) {
+		KSR.rr.record_route();
+		KSR.genesys_tlssticky.sticky_rr();
+	}
+	KSR.tm.t_relay();
+}
+
+function ksr_sticky_reply() {
+	if (KSR.pv.get("$rs") == "200") {
+		KSR.genesys_tlssticky.sticky_reply();
+	}
+}
+"""
+
+
+def test_kemi_exports(kamailio_factory, tmp_path, certs, sipserver, phones):
+    """The KEMI functions (here from JavaScript, app_jsdt) register a phone,
+    reach it over its connection, refuse a forged token and answer 430 once
+    the flow is gone."""
+    js = tmp_path / "sticky.js"
+    js.write_text(KEMI_JS.replace("REGISTRAR_URI", "sip:%s:%d" % (sipserver.ip, sipserver.port)))
+    cfg = env.render_cfg().split("request_route {")[0] + \
+        'loadmodule "app_jsdt"\nmodparam("app_jsdt", "load", "%s")\ncfgengine "jsdt"\n' % js
+    addr = harness.next_address()
+    (tmp_path / "tls.cfg").write_text(env.tls_cfg(certs))
+    k = kamailio_factory(name="kemi", address=addr, cfg_text=cfg, defines={
+        "LISTEN_TLS": "tls:%s:5061" % addr,
+        "TLS_CFG": '"%s"' % (tmp_path / "tls.cfg"),
+        "REGISTRAR": '"sip:%s:%d"' % (sipserver.ip, sipserver.port)})
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    assert "gts=" in rewritten and uri_of(ok.contacts()[0]) == phone.contact_uri()
+    assert env.bindings(k)[0]["policy"] == "no-inbound"
+    call_phone(sipserver, k, rewritten)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    assert inv.ruri == phone.contact_uri()
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+    tok = uri_param(rewritten, "gts")
+    call_phone(sipserver, k, rewritten.replace(tok, tok[:-3] + "AAA"))
+    assert final(sipserver).status == 403
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+    # the JavaScript routing really ran
+    for line in ("kemi sticky_register 1", "kemi sticky_route 1",
+                 "kemi sticky_route -2", "kemi sticky_route -3"):
+        k.wait_log(re.escape(line))
