@@ -2,8 +2,11 @@
 #
 #   make deps     install Debian packages and fetch/configure the Kamailio source
 #   make          build the three modules (out of tree, Kamailio's Makefile.modules)
-#   make test     unit tests (plain and under ASan/UBSan) and system tests
+#   make test     unit tests (plain and under ASan/UBSan), fuzz smoke runs, system tests
+#   make fuzz     run every libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make run      start the proxy demo on loopback
+#   make bench    run the benchmarks in bench/ (callgrind + CPU time)
+#   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
 
@@ -17,7 +20,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit system run check-cfg clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench clean distclean $(MODULES)
 
 all: modules
 
@@ -35,6 +38,13 @@ $(MODULES): | $(STAMP)
 unit: | $(STAMP)
 	@$(MAKE) --no-print-directory -C test/unit run COREPATH=$(COREPATH)
 
+# libFuzzer harnesses: a short deterministic run in 'make test', longer here
+fuzz-smoke: | $(STAMP)
+	@$(MAKE) --no-print-directory -C test/fuzz smoke COREPATH=$(COREPATH)
+
+fuzz: | $(STAMP)
+	@$(MAKE) --no-print-directory -C test/fuzz run COREPATH=$(COREPATH)
+
 system: modules
 	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)
 
@@ -42,6 +52,7 @@ system: modules
 test: deps
 	@$(MAKE) --no-print-directory modules
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory system
 
 check-cfg: modules
@@ -52,11 +63,25 @@ run: deps
 	@$(MAKE) --no-print-directory modules
 	@bash scripts/run-demo.sh
 
+# benchmarks (not part of 'make test'): results are printed and written
+# under docs/
+bench: modules
+	cd bench && /usr/bin/python3 relay_cost.py --out ../docs/bench-relay-cost.md
+
+# the .deb lands in build/; it depends on the exact Kamailio upstream version
+deb: deps
+	rm -f ../kamailio-genesys-modules_*.deb ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes
+	dpkg-buildpackage -us -uc -b >build-deb.log 2>&1 || { tail -30 build-deb.log; exit 1; }
+	mkdir -p build && mv ../kamailio-genesys-modules_*.deb build/
+	rm -f ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes build-deb.log
+	@ls build/*.deb
+
 clean:
 	@for m in $(MODULES); do \
 		$(MAKE) --no-print-directory -C modules/$$m clean COREPATH=$(COREPATH) >/dev/null 2>&1 || \
 		rm -f modules/$$m/*.o modules/$$m/*.d modules/$$m/*.so; done
 	@$(MAKE) --no-print-directory -C test/unit clean
+	@$(MAKE) --no-print-directory -C test/fuzz clean
 
 distclean: clean
 	rm -rf .cache

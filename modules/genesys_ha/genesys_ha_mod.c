@@ -7,30 +7,280 @@
  * Licensed under the GNU General Public License, version 2 or later.
  */
 
+/*!
+ * \file
+ * \brief genesys_ha :: exports, parameters, w_ wrappers, KEMI, init
+ *
+ * The HA pool of Genesys SIP Server primary/backup pairs: the pool file,
+ * pair state from genesys_oos probing, switchover, routing decisions.
+ */
+
+#include <string.h>
+#include <strings.h>
+#include <libxml/parser.h>
+
 #include "core/sr_module.h"
 #include "core/dprint.h"
+#include "core/mod_fix.h"
+#include "core/kemi.h"
+
+#include "gha_state.h"
+#include "gha_route.h"
+#include "gha_rpc.h"
 
 MODULE_VERSION
 
+/* the w_ and mod_register signatures are Kamailio's: unused arguments */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+str gha_pool_file = STR_NULL;
+str gha_schema_file = STR_NULL;
+str gha_own_address = STR_NULL;
+str gha_serving = STR_NULL;
+str gha_geo_location = STR_NULL;
+str gha_lb_name = str_init("round-robin");
+str gha_event_callback = STR_NULL;
+int gha_lb_alg = GHA_LB_ROUND_ROBIN;
+
 static int mod_init(void);
+static void mod_destroy(void);
+
+static int w_ha_select_serving(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_select_serving(msg);
+}
+
+static int w_ha_select(sip_msg_t *msg, char *pair, char *p2)
+{
+	str s;
+
+	if(fixup_get_svalue(msg, (gparam_t *)pair, &s) < 0) {
+		LM_ERR("cannot get the pair name\n");
+		return GHA_RC_ERROR;
+	}
+	return ki_ha_select(msg, &s);
+}
+
+static int w_ha_select_site0(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_select_site(msg);
+}
+
+static int w_ha_select_site1(sip_msg_t *msg, char *site, char *p2)
+{
+	str s;
+
+	if(fixup_get_svalue(msg, (gparam_t *)site, &s) < 0) {
+		LM_ERR("cannot get the site\n");
+		return GHA_RC_ERROR;
+	}
+	return ki_ha_select_site_name(msg, &s);
+}
+
+static int w_ha_select_by_uri(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_select_by_uri(msg);
+}
+
+static int w_ha_record_route0(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_record_route(msg);
+}
+
+static int w_ha_record_route1(sip_msg_t *msg, char *dn, char *p2)
+{
+	str s;
+
+	if(fixup_get_svalue(msg, (gparam_t *)dn, &s) < 0) {
+		LM_ERR("cannot get the DN\n");
+		return GHA_RC_ERROR;
+	}
+	return ki_ha_record_route_dn(msg, &s);
+}
+
+static int w_ha_route_in_dialog(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_route_in_dialog(msg);
+}
+
+static int w_ha_from_sipserver(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_from_sipserver(msg);
+}
+
+static int w_ha_failover(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_failover(msg);
+}
+
+static int w_ha_select_feature_server(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_select_feature_server(msg);
+}
+
+#define GHA_ROUTES (REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
 
 /* clang-format off */
+static cmd_export_t cmds[] = {
+	{"ha_select_serving", (cmd_function)w_ha_select_serving, 0, 0, 0,
+		GHA_ROUTES},
+	{"ha_select", (cmd_function)w_ha_select, 1, fixup_spve_null,
+		fixup_free_spve_null, GHA_ROUTES},
+	{"ha_select_site", (cmd_function)w_ha_select_site0, 0, 0, 0, GHA_ROUTES},
+	{"ha_select_site", (cmd_function)w_ha_select_site1, 1, fixup_spve_null,
+		fixup_free_spve_null, GHA_ROUTES},
+	{"ha_select_by_uri", (cmd_function)w_ha_select_by_uri, 0, 0, 0,
+		GHA_ROUTES},
+	{"ha_record_route", (cmd_function)w_ha_record_route0, 0, 0, 0,
+		REQUEST_ROUTE},
+	{"ha_record_route", (cmd_function)w_ha_record_route1, 1, fixup_spve_null,
+		fixup_free_spve_null, REQUEST_ROUTE},
+	{"ha_route_in_dialog", (cmd_function)w_ha_route_in_dialog, 0, 0, 0,
+		REQUEST_ROUTE},
+	{"ha_from_sipserver", (cmd_function)w_ha_from_sipserver, 0, 0, 0,
+		REQUEST_ROUTE | ONREPLY_ROUTE},
+	{"ha_failover", (cmd_function)w_ha_failover, 0, 0, 0, FAILURE_ROUTE},
+	{"ha_select_feature_server", (cmd_function)w_ha_select_feature_server,
+		0, 0, 0, GHA_ROUTES},
+	{0, 0, 0, 0, 0, 0}
+};
+
+static param_export_t params[] = {
+	{"pool_file", PARAM_STR, &gha_pool_file},
+	{"schema_file", PARAM_STR, &gha_schema_file},
+	{"own_address", PARAM_STR, &gha_own_address},
+	{"serving_sipserver", PARAM_STR, &gha_serving},
+	{"geo_location", PARAM_STR, &gha_geo_location},
+	{"lb_algorithm", PARAM_STR, &gha_lb_name},
+	{"event_callback", PARAM_STR, &gha_event_callback},
+	{0, 0, 0}
+};
+
+static pv_export_t pvs[] = {
+	{{"ha", sizeof("ha") - 1}, PVT_OTHER, pv_get_ha, 0, pv_parse_ha_name, 0,
+		0, 0},
+	{{0, 0}, 0, 0, 0, 0, 0, 0, 0}
+};
+
 struct module_exports exports = {
-	"genesys_ha",            /* module name */
+	"genesys_ha",    /* module name */
 	DEFAULT_DLFLAGS, /* dlopen flags */
-	0,               /* exported functions */
-	0,               /* exported parameters */
-	0,               /* RPC method exports */
-	0,               /* exported pseudo-variables */
+	cmds,            /* exported functions */
+	params,          /* exported parameters */
+	gha_rpc_cmds,    /* RPC method exports */
+	pvs,             /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module init function */
 	0,               /* per-child init function */
-	0                /* module destroy function */
+	mod_destroy      /* module destroy function */
 };
 /* clang-format on */
 
 static int mod_init(void)
 {
-	LM_INFO("module loaded\n");
+	if(strcasecmp(gha_lb_name.s, "round-robin") == 0) {
+		gha_lb_alg = GHA_LB_ROUND_ROBIN;
+	} else if(strcasecmp(gha_lb_name.s, "random") == 0) {
+		gha_lb_alg = GHA_LB_RANDOM;
+	} else {
+		LM_ERR("lb_algorithm '%.*s' is invalid: use round-robin or random\n",
+				gha_lb_name.len, gha_lb_name.s);
+		return -1;
+	}
+	if(gha_serving.len > GHA_NAME_MAX) {
+		LM_ERR("serving_sipserver is longer than %d characters\n",
+				GHA_NAME_MAX);
+		return -1;
+	}
+	if(goos_load_api(&gha_goos) < 0) {
+		LM_ERR("genesys_ha needs the genesys_oos module: add loadmodule "
+			   "\"genesys_oos\" before loadmodule \"genesys_ha\"\n");
+		return -1;
+	}
+	if(load_rr_api(&gha_rrb) < 0) {
+		LM_ERR("genesys_ha needs the rr module: add loadmodule \"rr\"\n");
+		return -1;
+	}
+	if(load_tm_api(&gha_tmb) < 0) {
+		LM_ERR("genesys_ha needs the tm module: add loadmodule \"tm\"\n");
+		return -1;
+	}
+	if(gha_route_init() < 0)
+		return -1;
+	/* once, before forking; never xmlCleanupParser() in a worker */
+	xmlInitParser();
+	return gha_state_init();
+}
+
+static void mod_destroy(void)
+{
+	gha_state_destroy();
+	gha_route_destroy();
+}
+
+/* clang-format off */
+static sr_kemi_t sr_kemi_genesys_ha_exports[] = {
+	{ str_init("genesys_ha"), str_init("ha_select_serving"),
+		SR_KEMIP_INT, ki_ha_select_serving,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_select"),
+		SR_KEMIP_INT, ki_ha_select,
+		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_select_site"),
+		SR_KEMIP_INT, ki_ha_select_site,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_select_site_name"),
+		SR_KEMIP_INT, ki_ha_select_site_name,
+		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_select_by_uri"),
+		SR_KEMIP_INT, ki_ha_select_by_uri,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_record_route"),
+		SR_KEMIP_INT, ki_ha_record_route,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_record_route_dn"),
+		SR_KEMIP_INT, ki_ha_record_route_dn,
+		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_route_in_dialog"),
+		SR_KEMIP_INT, ki_ha_route_in_dialog,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_from_sipserver"),
+		SR_KEMIP_INT, ki_ha_from_sipserver,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_failover"),
+		SR_KEMIP_INT, ki_ha_failover,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_select_feature_server"),
+		SR_KEMIP_INT, ki_ha_select_feature_server,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ {0, 0}, {0, 0}, 0, NULL, { 0, 0, 0, 0, 0, 0 } }
+};
+/* clang-format on */
+
+int mod_register(char *path, int *dlflags, void *p1, void *p2)
+{
+	sr_kemi_modules_add(sr_kemi_genesys_ha_exports);
 	return 0;
 }

@@ -106,7 +106,9 @@ static inline int goos_load_api(goos_api_t *api)
 {
 	bind_goos_f bindgoos;
 
-	bindgoos = (bind_goos_f)find_export("bind_genesys_oos", 0, 0);
+	/* through void(*)(void): -Wcast-function-type allows that cast */
+	bindgoos = (bind_goos_f)(void (*)(void))find_export(
+			"bind_genesys_oos", NO_SCRIPT, 0);
 	if(bindgoos == 0) {
 		LM_ERR("cannot find bind_genesys_oos: is genesys_oos loaded?\n");
 		return -1;

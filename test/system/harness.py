@@ -246,7 +246,7 @@ class Sipp:
 
     def __init__(self, workdir, scenario, name, address=None, port=5060,
                  remote=None, transport="u1", calls=1, extra_args=None,
-                 service=None, timeout=30):
+                 service=None, timeout=30, trace=True):
         self.workdir = Path(workdir)
         self.name = name
         self.address = address or next_address()
@@ -261,6 +261,7 @@ class Sipp:
         self.extra_args = list(extra_args or [])
         self.service = service
         self.timeout = timeout
+        self.trace = trace
         self.proc = None
         base = self.workdir / ("sipp-" + name)
         self.msg_file = Path(str(base) + "-messages.log")
@@ -278,10 +279,11 @@ class Sipp:
                 "-p", str(self.port), "-t", self.transport,
                 "-m", str(self.calls), "-nostdin",
                 "-timeout", "%ds" % self.timeout, "-timeout_error",
-                "-trace_msg", "-message_file", str(self.msg_file),
                 "-trace_err", "-error_file", str(self.err_file),
                 "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
                 "-trace_screen", "-screen_file", str(self.screen_file)]
+        if self.trace:
+            argv += ["-trace_msg", "-message_file", str(self.msg_file)]
         if self.service:
             argv += ["-s", self.service]
         argv += self.extra_args

@@ -84,10 +84,15 @@ request_route {
 		exit;
 	}
 	remove_hf("Route");
-	if (is_method("REGISTER")) {
-		route(STICKY_REGISTER);
-	}
 	route(STICKY_TOPHONE);
+	if (is_method("REGISTER")) {
+		# as the reference config: rewrite, then to the registrar
+		route(STICKY_REGISTER);
+#!ifdef REGISTRAR
+		$du = REGISTRAR;
+#!endif
+		route(RELAY);
+	}
 	if (is_method("INVITE|SUBSCRIBE")) {
 		record_route();
 		sticky_rr();

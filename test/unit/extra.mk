@@ -1,3 +1,12 @@
+# extra sources and flags per unit test (see Makefile)
+EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c
+EXTRA_gha_xml := $(TOP)/modules/genesys_ha/gha_pool.c $(TOP)/modules/genesys_ha/gha_pair.c
+GHA_XML_CFLAGS := $(shell pkg-config --cflags libxml-2.0) \
+	-DGHA_TEST_TOP='"$(TOP)"'
+GHA_XML_LIBS := $(shell pkg-config --libs libxml-2.0)
+$(BIN)/test_gha_xml $(BIN)/test_gha_xml.san: CFLAGS_COMMON += $(GHA_XML_CFLAGS)
+$(BIN)/test_gha_xml $(BIN)/test_gha_xml.san: LDLIBS += $(GHA_XML_LIBS)
+
 # genesys_tlssticky: the table uses the token file's hash and address
 # helpers; token signing needs OpenSSL's libcrypto
 EXTRA_gts_table := $(TOP)/modules/genesys_tlssticky/gts_token.c

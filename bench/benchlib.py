@@ -1,0 +1,138 @@
+"""Benchmark helpers: per-call instruction counts (callgrind) and CPU time of
+a real kamailio relaying real SIPp calls.
+
+Instruction counts are stable on a noisy machine: the per-call cost is the
+difference between two runs with different call counts, divided by the
+difference in calls, summed over every kamailio process.  That removes
+start-up and shutdown work and keeps only what each call costs.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "test" / "system"))
+
+import harness  # noqa: E402
+
+
+# TLSF for shm and pkg: constant-time allocation, so the numbers measure the
+# routing work and not the state of quick-malloc's free lists (which made
+# 90 % of a call's instructions and varied from run to run)
+MEM_ARGS = ["-x", "tlsf", "-X", "tlsf"]
+
+
+def worker_pids(kam, kinds=("receiver",)):
+    """pids of the SIP worker processes (kamcmd core.psx)."""
+    out = kam.rpc("core.psx")
+    pids = []
+    for pid, dsc in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out):
+        if any(k in dsc for k in kinds):
+            pids.append(int(pid))
+    return pids
+
+
+def _sum_callgrind(outdir, pids=None):
+    """sum of instructions over callgrind files (only `pids` when given)."""
+    total = 0
+    for f in glob.glob(str(Path(outdir) / "cg.*")):
+        if pids is not None and int(f.rsplit(".", 1)[1]) not in pids:
+            continue
+        with open(f, errors="replace") as fh:
+            for line in fh:
+                m = re.match(r"^(?:summary|totals):\s+(\d+)", line)
+                if m:
+                    total += int(m.group(1))
+                    break
+    return total
+
+
+def _proc_cpu_seconds(pgid):
+    """utime+stime (s) of every process in a process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path("/proc/%s/stat" % pid).read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:  # field 5: pgrp
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
+              uac_scenario="uac_call.xml", uac_args=None, uas_address=None,
+              callee=None):
+    """Run `calls` SIPp calls through kam; returns (uac_result, uas_result)."""
+    uas = harness.Sipp(workdir, uas_scenario, "uas-%d" % calls, calls=calls,
+                       address=uas_address, timeout=600, trace=False)
+    uas.start()
+    uac = harness.Sipp(workdir, uac_scenario, "uac-%d" % calls, calls=calls,
+                       remote="%s:%d" % (kam.address, kam.port), timeout=600,
+                       trace=False,
+                       extra_args=["-r", str(rate), "-l", "200",
+                                   "-key", "callee",
+                                   callee or "%s:%d" % (uas.address, uas.port)]
+                       + list(uac_args or []))
+    r = uac.run()
+    u = uas.wait(timeout=60)
+    return r, u
+
+
+def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
+                          rate=50, **kw):
+    """callgrind instructions per call in the SIP receiver processes (where
+    requests and replies are routed; timer processes do time-driven work
+    that depends on the run's length, not on its calls)."""
+    totals = []
+    for n in calls:
+        d = Path(workdir) / ("cg-%d" % n)
+        d.mkdir(parents=True, exist_ok=True)
+        k = harness.Kamailio(d / "k", cfg_text=cfg_text,
+                             defines=dict(defines or {}), mem_debug=False,
+                             extra_args=MEM_ARGS)
+        k.defines["CHILDREN"] = "1"
+        argv0 = k.argv
+
+        def argv(check_only=False, _orig=argv0, _d=d):
+            a = _orig(check_only)
+            if check_only:
+                return a
+            return ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                    "--callgrind-out-file=%s/cg.%%p" % _d] + a
+        k.argv = argv
+        k.start(timeout=120)
+        pids = worker_pids(k)
+        time.sleep(1)
+        r, u = run_calls(d, k, n, rate, **kw)
+        time.sleep(1)
+        k.stop(check=False)
+        if r.successful != n:
+            raise RuntimeError("only %d of %d calls succeeded under callgrind: %s"
+                               % (r.successful, n, r.screen))
+        totals.append(_sum_callgrind(d, pids))
+    return (totals[1] - totals[0]) / float(calls[1] - calls[0])
+
+
+def cpu_seconds_per(workdir, cfg_text, defines=None, calls=10000, rate=1000, **kw):
+    """kamailio CPU seconds (user+sys, all processes) for `calls` calls."""
+    d = Path(workdir) / "cpu"
+    d.mkdir(parents=True, exist_ok=True)
+    k = harness.Kamailio(d / "k", cfg_text=cfg_text, defines=dict(defines or {}),
+                         mem_debug=False, extra_args=MEM_ARGS)
+    k.start()
+    time.sleep(1)
+    before = _proc_cpu_seconds(k.proc.pid)
+    r, u = run_calls(d, k, calls, rate, **kw)
+    after = _proc_cpu_seconds(k.proc.pid)
+    k.stop(check=False)
+    return after - before, r.successful

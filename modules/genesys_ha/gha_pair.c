@@ -1,0 +1,246 @@
+/*
+ * genesys_ha module: pair state machine and load-balancing selection
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: pure pair logic (see gha_pair.h for the rules)
+ */
+
+#include <string.h>
+
+#include "gha_pair.h"
+
+/* clang-format off */
+static const char *mstate_names[] = {
+	[GHA_MS_UNKNOWN] = "unknown",
+	[GHA_MS_ACTIVE] = "active",
+	[GHA_MS_INACTIVE] = "inactive",
+	[GHA_MS_DOWN] = "down",
+};
+
+static const char *pstate_names[] = {
+	[GHA_PS_UNKNOWN] = "probing",
+	[GHA_PS_UP] = "up",
+	[GHA_PS_INACTIVE] = "inactive",
+	[GHA_PS_DOWN] = "out-of-service",
+};
+
+static const char *trigger_names[] = {
+	[GHA_TRIG_NONE] = "none",
+	[GHA_TRIG_NO_ANSWER] = "no-answer",
+	[GHA_TRIG_BACKUP_REQUEST] = "request-from-backup",
+	[GHA_TRIG_OPERATOR] = "operator",
+	[GHA_TRIG_RELAY_FAILURE] = "relay-failure",
+	[GHA_TRIG_RECOVERY] = "recovery",
+};
+/* clang-format on */
+
+const char *gha_mstate_name(int s)
+{
+	if(s < 0 || s > GHA_MS_DOWN)
+		return "invalid";
+	return mstate_names[s];
+}
+
+const char *gha_pstate_name(int s)
+{
+	if(s < 0 || s > GHA_PS_DOWN)
+		return "invalid";
+	return pstate_names[s];
+}
+
+const char *gha_trigger_name(int t)
+{
+	if(t < 0 || t > GHA_TRIG_RECOVERY)
+		return "invalid";
+	return trigger_names[t];
+}
+
+const char *gha_role_name(int member)
+{
+	return member == GHA_PRIMARY ? "primary" : "backup";
+}
+
+static int answers(int ms)
+{
+	return ms == GHA_MS_ACTIVE || ms == GHA_MS_INACTIVE;
+}
+
+static int compute_pstate(const gha_pair_state_t *st)
+{
+	switch(st->mstate[st->active]) {
+		case GHA_MS_ACTIVE:
+			return GHA_PS_UP;
+		case GHA_MS_INACTIVE:
+			return GHA_PS_INACTIVE;
+		case GHA_MS_DOWN:
+			return GHA_PS_DOWN;
+		default:
+			return GHA_PS_UNKNOWN;
+	}
+}
+
+void gha_ps_init(gha_pair_state_t *st, long now)
+{
+	memset(st, 0, sizeof(*st));
+	st->active = GHA_PRIMARY;
+	st->mstate[0] = st->mstate[1] = GHA_MS_UNKNOWN;
+	st->msince[0] = st->msince[1] = now;
+	st->pstate = GHA_PS_UNKNOWN;
+	st->psince = now;
+	st->verify_member = -1;
+}
+
+static void ev_begin(const gha_pair_state_t *st, gha_pair_events_t *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->old_pstate = st->pstate;
+	ev->new_pstate = st->pstate;
+	ev->from = ev->to = st->active;
+}
+
+static void do_switch(gha_pair_state_t *st, int to, int trigger, long now,
+		gha_pair_events_t *ev)
+{
+	ev->switched = 1;
+	ev->from = st->active;
+	ev->to = to;
+	ev->trigger = trigger;
+	st->sw_from = st->active;
+	st->sw_to = to;
+	st->sw_time = now;
+	st->sw_trigger = trigger;
+	st->active = to;
+	st->n_switchovers++;
+	st->verify_member = -1;
+	st->verify_until = 0;
+}
+
+static void ev_end(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
+{
+	int np = compute_pstate(st);
+
+	if(np != st->pstate) {
+		st->pstate = np;
+		st->psince = now;
+	}
+	ev->new_pstate = np;
+	if(np == GHA_PS_DOWN && ev->old_pstate != GHA_PS_DOWN) {
+		ev->went_down = 1;
+		st->n_down++;
+	}
+	if(ev->old_pstate == GHA_PS_DOWN && np != GHA_PS_DOWN)
+		ev->went_up = 1;
+}
+
+void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
+		long now, gha_pair_events_t *ev)
+{
+	int cur, oth;
+
+	ev_begin(st, ev);
+	if(member < 0 || member > 1 || mstate < GHA_MS_UNKNOWN
+			|| mstate > GHA_MS_DOWN)
+		return;
+	if(st->mstate[member] == mstate)
+		return;
+	st->mstate[member] = mstate;
+	st->msince[member] = now;
+	cur = st->active;
+	oth = 1 - cur;
+	if(st->verify_member >= 0 && now > st->verify_until) {
+		st->verify_member = -1;
+		st->verify_until = 0;
+	}
+	if(member == oth && st->verify_member == oth && answers(mstate)) {
+		/* seed 003: a request came from the backup and it answers now */
+		do_switch(st, oth, GHA_TRIG_BACKUP_REQUEST, now, ev);
+	} else if(st->mstate[cur] == GHA_MS_DOWN && answers(st->mstate[oth])) {
+		do_switch(st, oth,
+				st->pstate == GHA_PS_DOWN ? GHA_TRIG_RECOVERY
+										  : GHA_TRIG_NO_ANSWER,
+				now, ev);
+	}
+	ev_end(st, now, ev);
+}
+
+int gha_ps_request_from(gha_pair_state_t *st, int member, long now,
+		gha_pair_events_t *ev)
+{
+	ev_begin(st, ev);
+	if(member < 0 || member > 1 || member == st->active)
+		return GHA_RQ_ACTIVE;
+	if(answers(st->mstate[member])) {
+		do_switch(st, member, GHA_TRIG_BACKUP_REQUEST, now, ev);
+		ev_end(st, now, ev);
+		return GHA_RQ_SWITCHED;
+	}
+	st->verify_member = member;
+	st->verify_until = now + GHA_VERIFY_WINDOW;
+	return GHA_RQ_VERIFY;
+}
+
+int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
+{
+	int oth = 1 - st->active;
+
+	ev_begin(st, ev);
+	if(st->mstate[oth] == GHA_MS_DOWN)
+		return -1;
+	do_switch(st, oth, GHA_TRIG_OPERATOR, now, ev);
+	ev_end(st, now, ev);
+	return 0;
+}
+
+int gha_ps_relay_failed(gha_pair_state_t *st, int member, long now,
+		gha_pair_events_t *ev)
+{
+	int oth;
+
+	ev_begin(st, ev);
+	if(member < 0 || member > 1)
+		return -1;
+	if(member != st->active) {
+		/* someone switched already: retry on the active member if alive */
+		return st->mstate[st->active] == GHA_MS_ACTIVE ? st->active : -1;
+	}
+	oth = 1 - member;
+	if(st->mstate[oth] != GHA_MS_ACTIVE)
+		return -1;
+	do_switch(st, oth, GHA_TRIG_RELAY_FAILURE, now, ev);
+	ev_end(st, now, ev);
+	return oth;
+}
+
+int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
+		unsigned int rnd)
+{
+	int i, k, navail = 0;
+
+	for(i = 0; i < n; i++)
+		if(avail[i])
+			navail++;
+	if(navail == 0)
+		return -1;
+	if(alg == GHA_LB_RANDOM) {
+		k = (int)(rnd % (unsigned int)navail);
+		for(i = 0; i < n; i++) {
+			if(avail[i] && k-- == 0)
+				return i;
+		}
+		return -1;
+	}
+	/* the k-th available candidate: an even share whatever is down */
+	k = (int)((*rr_counter)++ % (unsigned int)navail);
+	for(i = 0; i < n; i++) {
+		if(avail[i] && k-- == 0)
+			return i;
+	}
+	return -1;
+}

@@ -1,0 +1,149 @@
+/*
+ * genesys_ha module: pair state machine and load-balancing selection
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: pure pair logic: which member of a primary/backup
+ * SIP Server pair is active, the pair state, and switchovers
+ *
+ * Rules (issue 4, seeds 000/001/003):
+ * - a member "answers" when its probe state is ACTIVE (any final reply but
+ *   503) or INACTIVE (503); DOWN = no answer; UNKNOWN = not probed yet;
+ * - the active member stays active while it answers or is not probed yet
+ *   (first start: the primary); when it goes DOWN and the other member
+ *   answers, the other member becomes active (trigger NO_ANSWER);
+ * - both members silent: the pair is DOWN (out of service); the first
+ *   member to answer again becomes active (pair UP);
+ * - active member INACTIVE (503): the pair is INACTIVE (no new dialogs);
+ * - a request from the other member (seed 003) switches at once when that
+ *   member is known to answer, else arms a verification: the switch happens
+ *   when the other member answers a probe within the window;
+ * - the operator may switch to the other member unless it is DOWN;
+ * - a relayed request to the active member that failed switches to the
+ *   other member when that one is known ACTIVE.
+ * All functions take 'now' (seconds) and never read the clock.
+ */
+
+#ifndef _GHA_PAIR_H_
+#define _GHA_PAIR_H_
+
+#define GHA_PRIMARY 0
+#define GHA_BACKUP 1
+
+/*! member probe state: same values as goos_state_t */
+typedef enum gha_mstate
+{
+	GHA_MS_UNKNOWN = 0,
+	GHA_MS_ACTIVE = 1,
+	GHA_MS_INACTIVE = 2,
+	GHA_MS_DOWN = 3
+} gha_mstate_t;
+
+/*! pair state */
+typedef enum gha_pstate
+{
+	GHA_PS_UNKNOWN = 0, /*!< active member not probed yet: routable */
+	GHA_PS_UP = 1,		/*!< active member answers */
+	GHA_PS_INACTIVE = 2, /*!< active member answers 503: no new dialogs */
+	GHA_PS_DOWN = 3		/*!< both members silent: out of service */
+} gha_pstate_t;
+
+/*! what caused a switchover */
+typedef enum gha_trigger
+{
+	GHA_TRIG_NONE = 0,
+	GHA_TRIG_NO_ANSWER = 1,		/*!< the active member stopped answering */
+	GHA_TRIG_BACKUP_REQUEST = 2, /*!< request from the other member, verified */
+	GHA_TRIG_OPERATOR = 3,		/*!< genesys_ha.switchover */
+	GHA_TRIG_RELAY_FAILURE = 4, /*!< relayed request timed out / failed */
+	GHA_TRIG_RECOVERY = 5		/*!< pair was down, other member answered */
+} gha_trigger_t;
+
+/*! seconds a request from the backup keeps a verification armed */
+#define GHA_VERIFY_WINDOW 10
+
+typedef struct gha_pair_state
+{
+	int active;				/*!< GHA_PRIMARY or GHA_BACKUP */
+	int mstate[2];			/*!< gha_mstate_t */
+	long msince[2];			/*!< last member state change */
+	int pstate;				/*!< gha_pstate_t */
+	long psince;			/*!< last pair state change */
+	int verify_member;		/*!< member under verification, -1 none */
+	long verify_until;		/*!< verification deadline */
+	long sw_time;			/*!< last switchover, 0 never */
+	int sw_from, sw_to;		/*!< members */
+	int sw_trigger;			/*!< gha_trigger_t */
+	unsigned long n_switchovers;
+	unsigned long n_down; /*!< times the pair went out of service */
+} gha_pair_state_t;
+
+/*! what a state machine step produced (for logs, stats, event routes) */
+typedef struct gha_pair_events
+{
+	int switched;	  /*!< a switchover happened */
+	int from, to;	  /*!< members */
+	int trigger;	  /*!< gha_trigger_t */
+	int old_pstate, new_pstate;
+	int went_down;	  /*!< pair became out of service */
+	int went_up;	  /*!< pair left the out-of-service state */
+} gha_pair_events_t;
+
+void gha_ps_init(gha_pair_state_t *st, long now);
+
+/*! a member's probe state changed */
+void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
+		long now, gha_pair_events_t *ev);
+
+/*! results of gha_ps_request_from() */
+enum
+{
+	GHA_RQ_ACTIVE = 0,	 /*!< request from the active member: nothing to do */
+	GHA_RQ_SWITCHED = 1, /*!< switched at once (member known to answer) */
+	GHA_RQ_VERIFY = 2	 /*!< verification armed: probe both members now */
+};
+
+/*! a request arrived from 'member' */
+int gha_ps_request_from(gha_pair_state_t *st, int member, long now,
+		gha_pair_events_t *ev);
+
+/*! operator switchover to the other member; 0 ok, -1 other member down */
+int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev);
+
+/*! a relayed request to 'member' failed; returns the member to retry on,
+ * or -1 when the other member is not known alive */
+int gha_ps_relay_failed(gha_pair_state_t *st, int member, long now,
+		gha_pair_events_t *ev);
+
+/*! may new dialogs be sent to the pair? */
+static inline int gha_ps_routable(const gha_pair_state_t *st)
+{
+	return st->pstate == GHA_PS_UP || st->pstate == GHA_PS_UNKNOWN;
+}
+
+const char *gha_mstate_name(int s);
+const char *gha_pstate_name(int s);
+const char *gha_trigger_name(int t);
+const char *gha_role_name(int member);
+
+/* ---- load balancing (seed 001: random or round-robin within a site) ---- */
+
+enum gha_lb
+{
+	GHA_LB_ROUND_ROBIN = 0,
+	GHA_LB_RANDOM = 1
+};
+
+/*! pick one of n candidates whose avail[i] is non-zero; rr_counter is
+ * advanced for round-robin, rnd is a random number for random;
+ * returns the index or -1 when none is available */
+int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
+		unsigned int rnd);
+
+#endif

@@ -1,0 +1,827 @@
+/*
+ * genesys_ha module: the pool model (pure logic, no Kamailio runtime)
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: pool model: URI parsing, validation, flattening
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "gha_pool.h"
+
+const char *gha_proto_name(int proto)
+{
+	switch(proto) {
+		case GHA_PROTO_UDP:
+			return "udp";
+		case GHA_PROTO_TCP:
+			return "tcp";
+		case GHA_PROTO_TLS:
+			return "tls";
+		case GHA_PROTO_SCTP:
+			return "sctp";
+		default:
+			return "any";
+	}
+}
+
+static void seterr(char *err, int errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if(err == NULL || errlen <= 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, (size_t)errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int is_alnum(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		   || (c >= '0' && c <= '9');
+}
+
+/* RFC 3261 hostname characters (and IPv4 digits/dots) */
+static int is_hostchar(int c)
+{
+	return is_alnum(c) || c == '-' || c == '.';
+}
+
+/* user part: unreserved / escaped / user-unreserved */
+static int is_userchar(int c)
+{
+	return is_alnum(c) || strchr("-_.!~*'()%&=+$,;?/", c) != NULL;
+}
+
+static int is_paramchar(int c)
+{
+	return is_alnum(c) || strchr("-_.!~*'()%[]/:&+$", c) != NULL;
+}
+
+static int parse_port(const char *s, int len, int *port)
+{
+	int i, v = 0;
+
+	if(len < 1 || len > 5)
+		return -1;
+	for(i = 0; i < len; i++) {
+		if(s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if(v < 1 || v > 65535)
+		return -1;
+	*port = v;
+	return 0;
+}
+
+/* host (name, IPv4 or [IPv6]) at s; returns chars consumed or -1 */
+static int parse_host(const char *s, int len, str *host, int *type)
+{
+	int i;
+	char buf[64];
+	unsigned char tmp[16];
+
+	if(len <= 0)
+		return -1;
+	if(s[0] == '[') {
+		for(i = 1; i < len && s[i] != ']'; i++)
+			;
+		if(i >= len || i - 1 <= 0 || i - 1 >= (int)sizeof(buf))
+			return -1;
+		memcpy(buf, s + 1, (size_t)(i - 1));
+		buf[i - 1] = '\0';
+		if(inet_pton(AF_INET6, buf, tmp) != 1)
+			return -1;
+		host->s = (char *)s + 1;
+		host->len = i - 1;
+		*type = 6;
+		return i + 1;
+	}
+	for(i = 0; i < len && is_hostchar((unsigned char)s[i]); i++)
+		;
+	if(i == 0 || s[0] == '.' || s[0] == '-' || s[i - 1] == '-')
+		return -1;
+	host->s = (char *)s;
+	host->len = i;
+	*type = 0;
+	if(i < (int)sizeof(buf)) {
+		memcpy(buf, s, (size_t)i);
+		buf[i] = '\0';
+		if(inet_pton(AF_INET, buf, tmp) == 1)
+			*type = 4;
+	}
+	return i;
+}
+
+int gha_uri_parse(const char *s, int len, gha_uri_t *u, char *err, int errlen)
+{
+	int i, n, at = -1;
+	const char *p, *end, *pn, *pv;
+	int pnl, pvl;
+
+	memset(u, 0, sizeof(*u));
+	if(s == NULL || len <= 0) {
+		seterr(err, errlen, "empty URI");
+		return -1;
+	}
+	end = s + len;
+	if(len > 4 && strncasecmp(s, "sip:", 4) == 0) {
+		p = s + 4;
+	} else if(len > 5 && strncasecmp(s, "sips:", 5) == 0) {
+		p = s + 5;
+		u->secure = 1;
+	} else {
+		seterr(err, errlen, "URI '%.*s' does not start with sip: or sips:",
+				len, s);
+		return -1;
+	}
+	/* user part: up to the first '@' before any ';' of the host params */
+	for(i = 0; p + i < end; i++) {
+		if(p[i] == '@') {
+			at = i;
+			break;
+		}
+	}
+	if(at >= 0) {
+		for(i = 0; i < at; i++) {
+			if(!is_userchar((unsigned char)p[i])) {
+				seterr(err, errlen, "URI '%.*s': bad character in user part",
+						len, s);
+				return -1;
+			}
+		}
+		if(at == 0) {
+			seterr(err, errlen, "URI '%.*s': empty user part", len, s);
+			return -1;
+		}
+		u->user.s = (char *)p;
+		u->user.len = at;
+		p += at + 1;
+	}
+	n = parse_host(p, (int)(end - p), &u->host, &u->host_type);
+	if(n < 0) {
+		seterr(err, errlen, "URI '%.*s': bad host", len, s);
+		return -1;
+	}
+	p += n;
+	if(p < end && *p == ':') {
+		p++;
+		for(i = 0; p + i < end && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if(parse_port(p, i, &u->port) < 0) {
+			seterr(err, errlen, "URI '%.*s': bad port", len, s);
+			return -1;
+		}
+		p += i;
+	}
+	while(p < end) {
+		if(*p != ';') {
+			seterr(err, errlen, "URI '%.*s': unexpected '%c' after host",
+					len, s, *p);
+			return -1;
+		}
+		p++;
+		pn = p;
+		while(p < end && *p != '=' && *p != ';') {
+			if(!is_paramchar((unsigned char)*p)) {
+				seterr(err, errlen, "URI '%.*s': bad parameter", len, s);
+				return -1;
+			}
+			p++;
+		}
+		pnl = (int)(p - pn);
+		pv = NULL;
+		pvl = 0;
+		if(p < end && *p == '=') {
+			p++;
+			pv = p;
+			while(p < end && *p != ';') {
+				if(!is_paramchar((unsigned char)*p)) {
+					seterr(err, errlen, "URI '%.*s': bad parameter", len, s);
+					return -1;
+				}
+				p++;
+			}
+			pvl = (int)(p - pv);
+		}
+		if(pnl == 0) {
+			seterr(err, errlen, "URI '%.*s': empty parameter", len, s);
+			return -1;
+		}
+		if(pnl == 9 && strncasecmp(pn, "transport", 9) == 0) {
+			if(pv == NULL) {
+				seterr(err, errlen, "URI '%.*s': transport without value",
+						len, s);
+				return -1;
+			}
+			if(pvl == 3 && strncasecmp(pv, "udp", 3) == 0)
+				u->proto = GHA_PROTO_UDP;
+			else if(pvl == 3 && strncasecmp(pv, "tcp", 3) == 0)
+				u->proto = GHA_PROTO_TCP;
+			else if(pvl == 3 && strncasecmp(pv, "tls", 3) == 0)
+				u->proto = GHA_PROTO_TLS;
+			else if(pvl == 4 && strncasecmp(pv, "sctp", 4) == 0)
+				u->proto = GHA_PROTO_SCTP;
+			else {
+				seterr(err, errlen,
+						"URI '%.*s': transport '%.*s' is not udp, tcp, tls "
+						"or sctp",
+						len, s, pvl, pv);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int gha_hostport_parse(
+		const char *s, int len, str *host, int *port, char *err, int errlen)
+{
+	int n, type;
+
+	n = parse_host(s, len, host, &type);
+	if(n < 0 || n >= len || s[n] != ':'
+			|| parse_port(s + n + 1, len - n - 1, port) < 0) {
+		seterr(err, errlen, "'%.*s' is not host:port", len, s);
+		return -1;
+	}
+	return 0;
+}
+
+int gha_resolve_default(const char *host, gha_addr_t *out, void *ctx)
+{
+	struct addrinfo hints, *res = NULL;
+	int rc;
+
+	(void)ctx;
+	memset(out, 0, sizeof(*out));
+	if(inet_pton(AF_INET, host, out->ip) == 1) {
+		out->af = AF_INET;
+		return 0;
+	}
+	if(inet_pton(AF_INET6, host, out->ip) == 1) {
+		out->af = AF_INET6;
+		return 0;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if(rc != 0 || res == NULL)
+		return -1;
+	if(res->ai_family == AF_INET) {
+		out->af = AF_INET;
+		memcpy(out->ip, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
+	} else if(res->ai_family == AF_INET6) {
+		out->af = AF_INET6;
+		memcpy(out->ip, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr,
+				16);
+	} else {
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ---- draft ---- */
+
+static void *grow(void *arr, int *cap, int n, size_t elsz)
+{
+	void *p;
+	int nc;
+
+	if(n < *cap)
+		return arr;
+	nc = *cap ? *cap * 2 : 8;
+	p = realloc(arr, (size_t)nc * elsz);
+	if(p == NULL)
+		return NULL;
+	memset((char *)p + (size_t)*cap * elsz, 0, (size_t)(nc - *cap) * elsz);
+	*cap = nc;
+	return p;
+}
+
+gha_draft_proxy_t *gha_draft_add_proxy(gha_draft_t *d)
+{
+	void *p = grow(d->proxies, &d->cproxies, d->nproxies, sizeof(*d->proxies));
+	if(p == NULL)
+		return NULL;
+	d->proxies = p;
+	return &d->proxies[d->nproxies++];
+}
+
+gha_draft_pair_t *gha_draft_add_pair(gha_draft_t *d)
+{
+	void *p = grow(d->pairs, &d->cpairs, d->npairs, sizeof(*d->pairs));
+	if(p == NULL)
+		return NULL;
+	d->pairs = p;
+	return &d->pairs[d->npairs++];
+}
+
+gha_draft_fs_t *gha_draft_add_fs(gha_draft_t *d)
+{
+	void *p = grow(d->fs, &d->cfs, d->nfs, sizeof(*d->fs));
+	if(p == NULL)
+		return NULL;
+	d->fs = p;
+	return &d->fs[d->nfs++];
+}
+
+void gha_draft_free(gha_draft_t *d)
+{
+	int i;
+
+	for(i = 0; i < d->nproxies; i++) {
+		free(d->proxies[i].address);
+		free(d->proxies[i].site);
+	}
+	for(i = 0; i < d->npairs; i++) {
+		free(d->pairs[i].name);
+		free(d->pairs[i].site);
+		free(d->pairs[i].uri[0]);
+		free(d->pairs[i].uri[1]);
+	}
+	for(i = 0; i < d->nfs; i++) {
+		free(d->fs[i].name);
+		free(d->fs[i].site);
+		free(d->fs[i].uri);
+	}
+	free(d->proxies);
+	free(d->pairs);
+	free(d->fs);
+	free(d->file);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- build ---- */
+
+/* a member as validated, before flattening */
+typedef struct vmember
+{
+	const char *uri;
+	char host[256];
+	char ip[64];
+	char dst[128];
+	gha_addr_t addr;
+	int port, proto, line;
+} vmember_t;
+
+static const char *nz(const char *s)
+{
+	return s ? s : "";
+}
+
+static gha_load_rc_t check_member(const gha_draft_t *d, const char *elem,
+		const char *owner, const char *uri, int line, const gha_build_opts_t *o,
+		vmember_t *vm, char *err, int errlen)
+{
+	gha_uri_t u;
+	char why[256];
+	gha_resolve_f res = o->resolve ? o->resolve : gha_resolve_default;
+	const char *file = nz(d->file);
+
+	memset(vm, 0, sizeof(*vm));
+	vm->uri = uri;
+	vm->line = line;
+	if(uri == NULL || gha_uri_parse(uri, (int)strlen(uri), &u, why,
+							  sizeof(why))
+							  < 0) {
+		seterr(err, errlen, "%s:%d: element <%s> of '%s': %s", file, line,
+				elem, owner, uri ? why : "missing uri");
+		return GHA_LOAD_CONFIG;
+	}
+	if(u.host.len >= (int)sizeof(vm->host)) {
+		seterr(err, errlen, "%s:%d: element <%s> of '%s': host too long",
+				file, line, elem, owner);
+		return GHA_LOAD_CONFIG;
+	}
+	memcpy(vm->host, u.host.s, (size_t)u.host.len);
+	vm->host[u.host.len] = '\0';
+	vm->proto = u.proto ? u.proto : (u.secure ? GHA_PROTO_TLS : GHA_PROTO_UDP);
+	if(u.secure && u.proto && u.proto != GHA_PROTO_TLS) {
+		seterr(err, errlen,
+				"%s:%d: element <%s> of '%s': sips: URI with transport=%s",
+				file, line, elem, owner, gha_proto_name(u.proto));
+		return GHA_LOAD_CONFIG;
+	}
+	vm->port = u.port ? u.port : (vm->proto == GHA_PROTO_TLS ? 5061 : 5060);
+	if(res(vm->host, &vm->addr, o->resolve_ctx) < 0) {
+		seterr(err, errlen,
+				"%s:%d: element <%s> of '%s': cannot resolve host '%s'", file,
+				line, elem, owner, vm->host);
+		return GHA_LOAD_RESOLVE;
+	}
+	if(inet_ntop(vm->addr.af, vm->addr.ip, vm->ip, sizeof(vm->ip)) == NULL) {
+		seterr(err, errlen, "%s:%d: element <%s> of '%s': bad address", file,
+				line, elem, owner);
+		return GHA_LOAD_RESOLVE;
+	}
+	if(vm->addr.af == AF_INET6)
+		snprintf(vm->dst, sizeof(vm->dst), "sip:[%s]:%d", vm->ip, vm->port);
+	else
+		snprintf(vm->dst, sizeof(vm->dst), "sip:%s:%d", vm->ip, vm->port);
+	if(u.proto || u.secure) {
+		size_t l = strlen(vm->dst);
+		snprintf(vm->dst + l, sizeof(vm->dst) - l, ";transport=%s",
+				gha_proto_name(vm->proto));
+	}
+	return GHA_LOAD_OK;
+}
+
+static int same_addr(const gha_addr_t *a, const gha_addr_t *b)
+{
+	return a->af == b->af
+		   && memcmp(a->ip, b->ip, a->af == AF_INET ? 4 : 16) == 0;
+}
+
+/* string area writer for flattening */
+typedef struct sarea
+{
+	char *p;
+	char *end;
+} sarea_t;
+
+static void put(sarea_t *a, str *dst, const char *s)
+{
+	size_t l = s ? strlen(s) : 0;
+
+	dst->s = a->p;
+	dst->len = (int)l;
+	if(l)
+		memcpy(a->p, s, l);
+	a->p[l] = '\0';
+	a->p += l + 1;
+}
+
+static size_t slen(const char *s)
+{
+	return (s ? strlen(s) : 0) + 1;
+}
+
+static size_t member_strlen(const vmember_t *v)
+{
+	return slen(v->uri) + slen(v->host) + slen(v->dst) + slen(v->ip);
+}
+
+static void put_member(sarea_t *a, gha_member_t *m, const vmember_t *v)
+{
+	put(a, &m->uri, v->uri);
+	put(a, &m->host, v->host);
+	put(a, &m->dst, v->dst);
+	put(a, &m->ip, v->ip);
+	m->addr = v->addr;
+	m->port = v->port;
+	m->proto = v->proto;
+	m->line = v->line;
+	m->goos_id = -1;
+}
+
+gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
+		const gha_alloc_t *a, gha_pool_t **out, char *err, int errlen)
+{
+	gha_load_rc_t rc = GHA_LOAD_OK;
+	vmember_t *pm = NULL, *fm = NULL;
+	gha_addr_t *paddr = NULL;
+	gha_resolve_f res = o->resolve ? o->resolve : gha_resolve_default;
+	const char *file = nz(d->file);
+	int i, j, k, own = -1, serving = -1;
+	size_t sz, strsz = 0;
+	gha_pool_t *p;
+	sarea_t sa;
+	char hbuf[256];
+	str h;
+	int port;
+
+	*out = NULL;
+	if(d->npairs == 0) {
+		seterr(err, errlen, "%s: no <sipserver> element", file);
+		return GHA_LOAD_CONFIG;
+	}
+	pm = calloc((size_t)d->npairs * 2, sizeof(*pm));
+	fm = calloc((size_t)(d->nfs + 1), sizeof(*fm));
+	paddr = calloc((size_t)(d->nproxies + 1), sizeof(*paddr));
+	if(pm == NULL || fm == NULL || paddr == NULL) {
+		rc = GHA_LOAD_NOMEM;
+		seterr(err, errlen, "out of memory");
+		goto done;
+	}
+	/* proxies */
+	for(i = 0; i < d->nproxies; i++) {
+		const gha_draft_proxy_t *x = &d->proxies[i];
+		if(x->address == NULL
+				|| gha_hostport_parse(x->address, (int)strlen(x->address), &h,
+						   &port, hbuf, sizeof(hbuf))
+						   < 0) {
+			seterr(err, errlen, "%s:%d: element <proxy>: %s", file, x->line,
+					x->address ? hbuf : "missing address");
+			rc = GHA_LOAD_CONFIG;
+			goto done;
+		}
+		for(j = 0; j < i; j++) {
+			if(strcasecmp(d->proxies[j].address, x->address) == 0) {
+				seterr(err, errlen,
+						"%s:%d: element <proxy>: duplicate address '%s' (first "
+						"at line %d)",
+						file, x->line, x->address, d->proxies[j].line);
+				rc = GHA_LOAD_CONFIG;
+				goto done;
+			}
+		}
+		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
+		if(res(hbuf, &paddr[i], o->resolve_ctx) < 0) {
+			seterr(err, errlen,
+					"%s:%d: element <proxy>: cannot resolve host '%s'", file,
+					x->line, hbuf);
+			rc = GHA_LOAD_RESOLVE;
+			goto done;
+		}
+		strsz += slen(x->address) + slen(hbuf) + slen(x->site);
+	}
+	/* pairs */
+	for(i = 0; i < d->npairs; i++) {
+		const gha_draft_pair_t *x = &d->pairs[i];
+		if(x->name == NULL || x->name[0] == '\0'
+				|| strlen(x->name) > GHA_NAME_MAX) {
+			seterr(err, errlen,
+					"%s:%d: element <sipserver>: missing or too long name", file,
+					x->line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
+		}
+		for(j = 0; j < i; j++) {
+			if(strcmp(d->pairs[j].name, x->name) == 0) {
+				seterr(err, errlen,
+						"%s:%d: element <sipserver>: duplicate name '%s' (first "
+						"at line %d)",
+						file, x->line, x->name, d->pairs[j].line);
+				rc = GHA_LOAD_CONFIG;
+				goto done;
+			}
+		}
+		for(k = 0; k < 2; k++) {
+			rc = check_member(d, k == 0 ? "primary" : "backup", x->name,
+					x->uri[k], x->uline[k] ? x->uline[k] : x->line, o,
+					&pm[2 * i + k], err, errlen);
+			if(rc != GHA_LOAD_OK)
+				goto done;
+			strsz += member_strlen(&pm[2 * i + k]);
+		}
+		strsz += slen(x->name) + slen(x->site);
+	}
+	/* the same SIP Server in two places would make its state ambiguous */
+	for(i = 0; i < d->npairs * 2; i++) {
+		for(j = 0; j < i; j++) {
+			if(same_addr(&pm[i].addr, &pm[j].addr)
+					&& pm[i].port == pm[j].port) {
+				seterr(err, errlen,
+						"%s:%d: element <%s> of '%s': %s:%d is already a "
+						"member of '%s' (line %d)",
+						file, pm[i].line, i % 2 ? "backup" : "primary",
+						d->pairs[i / 2].name, pm[i].ip, pm[i].port,
+						d->pairs[j / 2].name, pm[j].line);
+				rc = GHA_LOAD_CONFIG;
+				goto done;
+			}
+		}
+	}
+	/* feature servers */
+	for(i = 0; i < d->nfs; i++) {
+		const gha_draft_fs_t *x = &d->fs[i];
+		if(x->name == NULL || x->name[0] == '\0'
+				|| strlen(x->name) > GHA_NAME_MAX) {
+			seterr(err, errlen,
+					"%s:%d: element <featureserver>: missing or too long name",
+					file, x->line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
+		}
+		for(j = 0; j < i; j++) {
+			if(strcmp(d->fs[j].name, x->name) == 0) {
+				seterr(err, errlen,
+						"%s:%d: element <featureserver>: duplicate name '%s' "
+						"(first at line %d)",
+						file, x->line, x->name, d->fs[j].line);
+				rc = GHA_LOAD_CONFIG;
+				goto done;
+			}
+		}
+		rc = check_member(
+				d, "featureserver", x->name, x->uri, x->line, o, &fm[i], err,
+				errlen);
+		if(rc != GHA_LOAD_OK)
+			goto done;
+		strsz += member_strlen(&fm[i]) + slen(x->name) + slen(x->site);
+	}
+	/* serving_sipserver */
+	if(o->serving && o->serving[0]) {
+		for(i = 0; i < d->npairs; i++)
+			if(strcmp(d->pairs[i].name, o->serving) == 0)
+				serving = i;
+		if(serving < 0) {
+			seterr(err, errlen,
+					"%s: serving_sipserver '%s' is not a <sipserver> of the "
+					"pool",
+					file, o->serving);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
+		}
+	}
+	/* own_address */
+	if(o->own_address && o->own_address[0]) {
+		gha_addr_t oa;
+		if(gha_hostport_parse(o->own_address, (int)strlen(o->own_address), &h,
+				   &port, hbuf, sizeof(hbuf))
+				< 0) {
+			seterr(err, errlen, "own_address: %s", hbuf);
+			rc = GHA_LOAD_OWN_ADDR;
+			goto done;
+		}
+		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
+		if(res(hbuf, &oa, o->resolve_ctx) < 0) {
+			seterr(err, errlen, "own_address: cannot resolve host '%s'", hbuf);
+			rc = GHA_LOAD_RESOLVE;
+			goto done;
+		}
+		for(i = 0; i < d->nproxies && own < 0; i++) {
+			str ph;
+			int pp;
+			char tmp[8];
+			if(gha_hostport_parse(d->proxies[i].address,
+					   (int)strlen(d->proxies[i].address), &ph, &pp, tmp, 1)
+					< 0)
+				continue;
+			if(pp == port && same_addr(&paddr[i], &oa))
+				own = i;
+		}
+		if(own < 0) {
+			seterr(err, errlen,
+					"%s: own_address %s is not a <proxy> of the pool (%d "
+					"listed)",
+					file, o->own_address, d->nproxies);
+			rc = GHA_LOAD_OWN_ADDR;
+			goto done;
+		}
+	}
+	/* flatten */
+	strsz += slen(d->file);
+	sz = sizeof(gha_pool_t) + (size_t)d->nproxies * sizeof(gha_proxy_t)
+		 + (size_t)d->npairs * sizeof(gha_pair_t)
+		 + (size_t)d->nfs * sizeof(gha_fs_t) + strsz;
+	p = a->alloc(sz, a->ctx);
+	if(p == NULL) {
+		seterr(err, errlen, "out of memory (%zu bytes for the pool)", sz);
+		rc = GHA_LOAD_NOMEM;
+		goto done;
+	}
+	memset(p, 0, sz);
+	p->size = sz;
+	p->nproxies = d->nproxies;
+	p->npairs = d->npairs;
+	p->nfs = d->nfs;
+	p->pairs = (gha_pair_t *)(p + 1);
+	p->fs = (gha_fs_t *)(p->pairs + d->npairs);
+	p->proxies = (gha_proxy_t *)(p->fs + d->nfs);
+	sa.p = (char *)(p->proxies + d->nproxies);
+	sa.end = (char *)p + sz;
+	p->loaded_at = o->now;
+	p->own_index = own;
+	p->serving = serving;
+	put(&sa, &p->file, d->file);
+	for(i = 0; i < d->nproxies; i++) {
+		gha_proxy_t *x = &p->proxies[i];
+		put(&sa, &x->address, d->proxies[i].address);
+		gha_hostport_parse(x->address.s, x->address.len, &h, &x->port, hbuf,
+				sizeof(hbuf));
+		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
+		put(&sa, &x->host, hbuf);
+		put(&sa, &x->site, d->proxies[i].site);
+		x->addr = paddr[i];
+	}
+	if(own >= 0)
+		p->own_site = p->proxies[own].site;
+	for(i = 0; i < d->npairs; i++) {
+		gha_pair_t *x = &p->pairs[i];
+		put(&sa, &x->name, d->pairs[i].name);
+		put(&sa, &x->site, d->pairs[i].site);
+		x->line = d->pairs[i].line;
+		put_member(&sa, &x->m[0], &pm[2 * i]);
+		put_member(&sa, &x->m[1], &pm[2 * i + 1]);
+		gha_ps_init(&x->st, o->now);
+	}
+	for(i = 0; i < d->nfs; i++) {
+		gha_fs_t *x = &p->fs[i];
+		put(&sa, &x->name, d->fs[i].name);
+		put(&sa, &x->site, d->fs[i].site);
+		put_member(&sa, &x->m, &fm[i]);
+		x->state = GHA_MS_UNKNOWN;
+		x->since = o->now;
+	}
+	if(sa.p > sa.end) {
+		/* cannot happen: sizes computed above */
+		a->free(p, a->ctx);
+		seterr(err, errlen, "internal error: pool size");
+		rc = GHA_LOAD_NOMEM;
+		goto done;
+	}
+	*out = p;
+done:
+	free(pm);
+	free(fm);
+	free(paddr);
+	return rc;
+}
+
+void gha_pool_free(gha_pool_t *p, const gha_alloc_t *a)
+{
+	if(p)
+		a->free(p, a->ctx);
+}
+
+int gha_pool_find_pair(const gha_pool_t *p, const char *name, int len)
+{
+	int i;
+
+	for(i = 0; i < p->npairs; i++) {
+		if(p->pairs[i].name.len == len
+				&& memcmp(p->pairs[i].name.s, name, (size_t)len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+int gha_pool_find_member_addr(const gha_pool_t *p, const gha_addr_t *a,
+		int port, int any_port, int *member)
+{
+	int i, k, found = -1;
+
+	for(i = 0; i < p->npairs; i++) {
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			if(!same_addr(&m->addr, a))
+				continue;
+			if(m->port == port) {
+				*member = k;
+				return i;
+			}
+			if(any_port && found < 0) {
+				found = i;
+				*member = k;
+			}
+		}
+	}
+	return found;
+}
+
+int gha_pool_find_member_host(
+		const gha_pool_t *p, const str *host, int port, int *member)
+{
+	int i, k;
+
+	for(i = 0; i < p->npairs; i++) {
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			int mp = port ? port : (m->proto == GHA_PROTO_TLS ? 5061 : 5060);
+			if(m->port != mp)
+				continue;
+			if((m->host.len == host->len
+					   && strncasecmp(m->host.s, host->s, (size_t)host->len)
+								  == 0)
+					|| (m->ip.len == host->len
+							&& strncasecmp(m->ip.s, host->s, (size_t)host->len)
+									   == 0)) {
+				*member = k;
+				return i;
+			}
+		}
+	}
+	return -1;
+}
+
+int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port)
+{
+	int i;
+
+	for(i = 0; i < p->nfs; i++) {
+		if(same_addr(&p->fs[i].m.addr, a) && p->fs[i].m.port == port)
+			return i;
+	}
+	return -1;
+}

@@ -1,0 +1,594 @@
+/*
+ * genesys_ha module: routing functions (request path) and $ha(...)
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: request path: no shm allocation, no DNS, no lock
+ * (runtime state is read lock-free; a switchover triggered here takes the
+ * state lock briefly, see gha_state.c)
+ */
+
+#include <string.h>
+#include <regex.h>
+
+#include "core/dprint.h"
+#include "core/ut.h"
+#include "core/dset.h"
+#include "core/mem/pkg.h"
+#include "core/rand/kam_rand.h"
+#include "core/parser/parse_uri.h"
+#include "core/parser/parse_from.h"
+#include "core/ip_addr.h"
+#include "modules/tm/h_table.h"
+#include "modules/tm/t_lookup.h"
+
+#include "gha_state.h"
+#include "gha_route.h"
+#include "gha_rrparam.h"
+
+struct rr_binds gha_rrb;
+struct tm_binds gha_tmb;
+
+/* a "gha" Route parameter, with or without a value */
+static regex_t gha_param_re;
+static int gha_param_re_ok = 0;
+
+int gha_route_init(void)
+{
+	if(regcomp(&gha_param_re, ";[ \t]*" GHA_RR_PAIR "[ \t]*(=|;|$)",
+			   REG_EXTENDED | REG_NOSUB)
+			!= 0) {
+		LM_ERR("cannot compile the Route parameter expression\n");
+		return -1;
+	}
+	gha_param_re_ok = 1;
+	return 0;
+}
+
+void gha_route_destroy(void)
+{
+	if(gha_param_re_ok)
+		regfree(&gha_param_re);
+	gha_param_re_ok = 0;
+}
+
+static gha_ctx_t _ctx;
+static int *avail_buf = NULL;
+static int avail_cap = 0;
+
+void gha_ctx_save(gha_ctx_t *save)
+{
+	*save = _ctx;
+}
+
+void gha_ctx_restore(const gha_ctx_t *save)
+{
+	_ctx = *save;
+}
+
+gha_ctx_t *gha_ctx(sip_msg_t *msg)
+{
+	if(_ctx.msg_id != msg->id || _ctx.msg_pid != msg->pid) {
+		memset(&_ctx, 0, sizeof(_ctx));
+		_ctx.msg_id = msg->id;
+		_ctx.msg_pid = msg->pid;
+		_ctx.role = -1;
+		_ctx.state = -1;
+		_ctx.trigger = -1;
+	}
+	return &_ctx;
+}
+
+static int cpy(char *dst, int size, const str *s)
+{
+	int l = s->len < size - 1 ? s->len : size - 1;
+	if(l > 0)
+		memcpy(dst, s->s, (size_t)l);
+	dst[l > 0 ? l : 0] = '\0';
+	return l > 0 ? l : 0;
+}
+
+void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member)
+{
+	c->pair_len = cpy(c->pair, sizeof(c->pair), &pr->name);
+	c->role = member;
+	c->member_len = cpy(c->member, sizeof(c->member), &pr->m[member].uri);
+	c->state = gha_pstate(pr);
+}
+
+static int *avail(int n)
+{
+	int *p;
+
+	if(n <= avail_cap)
+		return avail_buf;
+	p = pkg_realloc(avail_buf, sizeof(int) * (size_t)n);
+	if(p == NULL) {
+		PKG_MEM_ERROR;
+		return NULL;
+	}
+	avail_buf = p;
+	avail_cap = n;
+	return p;
+}
+
+static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->af = (int)ip->af;
+	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
+}
+
+/* send a new dialog to the active member of pair pi */
+static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
+{
+	gha_pair_t *pr = &p->pairs[pi];
+	int a = gha_active(pr), ps = gha_pstate(pr);
+	gha_ctx_t *c = gha_ctx(msg);
+
+	gha_ctx_set_pair(c, pr, a);
+	c->state = ps;
+	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
+		GHA_INC(pr->n_rejected);
+		counter_inc(gha_cnt.rejected);
+		LM_DBG("pair '%.*s' is %s: no new dialog\n", pr->name.len, pr->name.s,
+				gha_pstate_name(ps));
+		return ps == GHA_PS_DOWN ? GHA_RC_OUT_OF_SERVICE : GHA_RC_INACTIVE;
+	}
+	if(set_dst_uri(msg, &pr->m[a].dst) < 0) {
+		LM_ERR("cannot set the destination to %.*s\n", pr->m[a].dst.len,
+				pr->m[a].dst.s);
+		return GHA_RC_ERROR;
+	}
+	GHA_INC(pr->n_new);
+	counter_inc(gha_cnt.new_dialogs);
+	return GHA_RC_OK;
+}
+
+static int unknown_pair(const char *what, str *name)
+{
+	counter_inc(gha_cnt.rejected);
+	LM_DBG("%s: unknown SIP Server pair '%.*s'\n", what, name ? name->len : 0,
+			name ? name->s : "");
+	return GHA_RC_UNKNOWN_PAIR;
+}
+
+int ki_ha_select_serving(sip_msg_t *msg)
+{
+	gha_pool_t *p = gha_snap();
+	int si = gha_serving_index(p);
+
+	if(si < 0)
+		return unknown_pair("ha_select_serving", &gha_serving);
+	return select_pair(msg, p, si);
+}
+
+int ki_ha_select(sip_msg_t *msg, str *pair)
+{
+	gha_pool_t *p = gha_snap();
+	int pi;
+
+	if(p == NULL || pair == NULL || pair->len <= 0)
+		return unknown_pair("ha_select", pair);
+	pi = gha_pool_find_pair(p, pair->s, pair->len);
+	if(pi < 0)
+		return unknown_pair("ha_select", pair);
+	return select_pair(msg, p, pi);
+}
+
+static int site_eq(const str *a, const str *b)
+{
+	return a->len == b->len && memcmp(a->s, b->s, (size_t)a->len) == 0;
+}
+
+int ki_ha_select_site_name(sip_msg_t *msg, str *site)
+{
+	gha_pool_t *p = gha_snap();
+	int i, n = 0, pi, *av;
+	unsigned int rr;
+	str s;
+
+	if(p == NULL)
+		return unknown_pair("ha_select_site", NULL);
+	if(site && site->len > 0)
+		s = *site;
+	else
+		gha_own_site(p, &s);
+	if((av = avail(p->npairs)) == NULL)
+		return GHA_RC_ERROR;
+	for(i = 0; i < p->npairs; i++) {
+		int in = s.len <= 0 || site_eq(&p->pairs[i].site, &s);
+		n += in;
+		av[i] = in && gha_ps_routable(&p->pairs[i].st);
+	}
+	if(n == 0) {
+		counter_inc(gha_cnt.rejected);
+		LM_DBG("no SIP Server pair in site '%.*s'\n", s.len, s.s);
+		return GHA_RC_UNKNOWN_PAIR;
+	}
+	rr = __atomic_fetch_add(&gha_root->rr_pairs, 1, __ATOMIC_RELAXED);
+	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
+	if(pi < 0) {
+		counter_inc(gha_cnt.rejected);
+		return GHA_RC_OUT_OF_SERVICE;
+	}
+	return select_pair(msg, p, pi);
+}
+
+int ki_ha_select_site(sip_msg_t *msg)
+{
+	return ki_ha_select_site_name(msg, NULL);
+}
+
+int ki_ha_select_by_uri(sip_msg_t *msg)
+{
+	gha_pool_t *p = gha_snap();
+	int pi, m;
+
+	if(p == NULL)
+		return unknown_pair("ha_select_by_uri", NULL);
+	if(parse_sip_msg_uri(msg) < 0) {
+		LM_ERR("cannot parse the Request-URI\n");
+		return GHA_RC_ERROR;
+	}
+	pi = gha_pool_find_member_host(
+			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
+	if(pi < 0 && msg->parsed_uri.port_no == 0)
+		pi = gha_pool_find_pair(
+				p, msg->parsed_uri.host.s, msg->parsed_uri.host.len);
+	if(pi < 0)
+		return GHA_RC_NOT_FOUND;
+	return select_pair(msg, p, pi);
+}
+
+static int record_route(sip_msg_t *msg, str *dn)
+{
+	gha_ctx_t *c = gha_ctx(msg);
+	char buf[2 * 3 * GHA_RR_VAL_MAX + 32];
+	str pair, params, d = STR_NULL;
+	sip_uri_t *fu;
+	int n;
+
+	if(c->pair_len <= 0) {
+		/* no pair chosen for this request: a plain Record-Route */
+		return gha_rrb.record_route(msg, NULL) < 0 ? GHA_RC_ERROR
+												   : GHA_RC_AS_IS;
+	}
+	if(dn && dn->len > 0) {
+		d = *dn;
+	} else if(c->from_member) {
+		/* SIP Server -> endpoint: the DN is the called party */
+		if(parse_sip_msg_uri(msg) > 0)
+			d = msg->parsed_uri.user;
+	} else if((fu = parse_from_uri(msg)) != NULL) {
+		/* endpoint -> SIP Server: the DN is the caller */
+		d = fu->user;
+	}
+	if(d.len > GHA_RR_VAL_MAX)
+		d.len = 0;
+	pair.s = c->pair;
+	pair.len = c->pair_len;
+	n = gha_rr_encode(&pair, d.len > 0 ? &d : NULL, buf, sizeof(buf));
+	if(n < 0) {
+		LM_ERR("cannot encode the Record-Route parameters for '%.*s'\n",
+				pair.len, pair.s);
+		return GHA_RC_ERROR;
+	}
+	if(d.len > 0)
+		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
+	params.s = buf;
+	params.len = n;
+	if(gha_rrb.record_route(msg, &params) < 0) {
+		LM_ERR("record_route failed\n");
+		return GHA_RC_ERROR;
+	}
+	return GHA_RC_OK;
+}
+
+int ki_ha_record_route(sip_msg_t *msg)
+{
+	return record_route(msg, NULL);
+}
+
+int ki_ha_record_route_dn(sip_msg_t *msg, str *dn)
+{
+	return record_route(msg, dn);
+}
+
+static int refuse_route(sip_msg_t *msg, const char *why, str *val)
+{
+	counter_inc(gha_cnt.route_refused);
+	LM_WARN("in-dialog %.*s from %s:%d refused: %s '%.*s' in the Route "
+			"header; not forwarded\n",
+			msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+			msg->rcv.src_port, why, val->len > 64 ? 64 : val->len,
+			val->s ? val->s : "");
+	return GHA_RC_UNKNOWN_PAIR;
+}
+
+int ki_ha_route_in_dialog(sip_msg_t *msg)
+{
+	static str pname = str_init(GHA_RR_PAIR);
+	static str dname = str_init(GHA_RR_DN);
+	gha_pool_t *p = gha_snap();
+	char name[GHA_RR_VAL_MAX + 1];
+	str val = STR_NULL, dval = STR_NULL, nm;
+	gha_ctx_t *c;
+	gha_pair_t *pr;
+	int n, pi, qi, m, a;
+
+	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
+		/* "gha" without a value is a malformed id, not "no id" */
+		if(gha_param_re_ok
+				&& gha_rrb.check_route_param(msg, &gha_param_re) == 0)
+			return refuse_route(msg, "malformed SIP Server pair id", &val);
+		return GHA_RC_NOT_FOUND; /* not a dialog through a pair */
+	}
+	n = gha_rr_decode(&val, name, sizeof(name) - 1);
+	if(n < 0)
+		return refuse_route(msg, "malformed SIP Server pair id", &val);
+	nm.s = name;
+	nm.len = n;
+	pi = p ? gha_pool_find_pair(p, name, n) : -1;
+	if(pi < 0)
+		return refuse_route(msg, "unknown SIP Server pair", &nm);
+	c = gha_ctx(msg);
+	gha_ctx_set_pair(c, &p->pairs[pi], gha_active(&p->pairs[pi]));
+	if(gha_rrb.get_route_param(msg, &dname, &dval) == 0) {
+		n = gha_rr_decode(&dval, c->dn, sizeof(c->dn) - 1);
+		c->dn_len = n > 0 ? n : 0;
+	}
+	/* towards the SIP Server side: the Request-URI names a member (maybe
+	 * the old primary): send it to that pair's current active member */
+	if(parse_sip_msg_uri(msg) < 0) {
+		LM_ERR("cannot parse the Request-URI\n");
+		return GHA_RC_ERROR;
+	}
+	qi = gha_pool_find_member_host(
+			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
+	if(qi < 0)
+		return GHA_RC_AS_IS; /* towards the endpoint */
+	pr = &p->pairs[qi];
+	a = gha_active(pr);
+	gha_ctx_set_pair(c, pr, a);
+	if(gha_pstate(pr) == GHA_PS_DOWN) {
+		counter_inc(gha_cnt.rejected);
+		return GHA_RC_OUT_OF_SERVICE;
+	}
+	if(set_dst_uri(msg, &pr->m[a].dst) < 0) {
+		LM_ERR("cannot set the destination\n");
+		return GHA_RC_ERROR;
+	}
+	GHA_INC(pr->n_indialog);
+	counter_inc(gha_cnt.in_dialog);
+	return GHA_RC_OK;
+}
+
+int ki_ha_from_sipserver(sip_msg_t *msg)
+{
+	gha_pool_t *p = gha_snap();
+	gha_addr_t a;
+	gha_ctx_t *c;
+	int pi, m;
+
+	if(p == NULL)
+		return GHA_RC_NOT_FOUND;
+	to_gha_addr(&msg->rcv.src_ip, &a);
+	pi = gha_pool_find_member_addr(p, &a, msg->rcv.src_port,
+			msg->rcv.proto != PROTO_UDP, &m);
+	if(pi < 0)
+		return GHA_RC_NOT_FOUND;
+	c = gha_ctx(msg);
+	gha_ctx_set_pair(c, &p->pairs[pi], m);
+	c->from_member = 1;
+	if(msg->first_line.type == SIP_REQUEST)
+		gha_request_from(p, pi, m);
+	c->state = gha_pstate(&p->pairs[pi]);
+	return GHA_RC_OK;
+}
+
+/* pair member of the branch's destination */
+static int branch_member(gha_pool_t *p, struct ua_client *uac, int *member)
+{
+	struct ip_addr ip;
+	gha_addr_t a;
+
+	su2ip_addr(&ip, &uac->request.dst.to);
+	to_gha_addr(&ip, &a);
+	return gha_pool_find_member_addr(
+			p, &a, su_getport(&uac->request.dst.to), 0, member);
+}
+
+int ki_ha_failover(sip_msg_t *msg)
+{
+	gha_pool_t *p = gha_snap();
+	struct cell *t;
+	struct ua_client *uac;
+	gha_ctx_t *c;
+	gha_pair_t *pr;
+	int b, i, pi, qi, m, k, to, timeout, tried = 0;
+
+	if(p == NULL)
+		return GHA_RC_NOT_FOUND;
+	t = gha_tmb.t_gett();
+	if(t == NULL || t == T_UNDEFINED) {
+		LM_ERR("ha_failover() needs a transaction (use it in "
+			   "failure_route)\n");
+		return GHA_RC_ERROR;
+	}
+	b = gha_tmb.t_get_picked_branch();
+	if(b < 0 || b >= t->nr_of_outgoings)
+		return GHA_RC_NOT_FOUND;
+	uac = &t->uac[b];
+	timeout = uac->reply == FAKED_REPLY || uac->reply == NULL
+			  || uac->last_received == 0;
+	if(!timeout && uac->last_received != 503)
+		return GHA_RC_NOT_FOUND; /* an answer: not a member failure */
+	pi = branch_member(p, uac, &m);
+	if(pi < 0)
+		return GHA_RC_NOT_FOUND;
+	for(i = 0; i < t->nr_of_outgoings; i++) {
+		qi = branch_member(p, &t->uac[i], &k);
+		if(qi == pi)
+			tried |= 1 << k;
+	}
+	pr = &p->pairs[pi];
+	to = gha_relay_failed(p, pi, m, timeout);
+	c = gha_ctx(msg);
+	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
+	if(to < 0 || (tried & (1 << to))) {
+		LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s) and the "
+				  "other member is not known alive or was tried: no retry\n",
+				pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
+				pr->m[m].uri.s, timeout ? "no answer" : "503");
+		return GHA_RC_OUT_OF_SERVICE;
+	}
+	if(set_dst_uri(msg, &pr->m[to].dst) < 0) {
+		LM_ERR("cannot set the destination\n");
+		return GHA_RC_ERROR;
+	}
+	ruri_mark_new(); /* re-use the R-URI for the new branch */
+	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
+			  "%.*s\n",
+			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
+			pr->m[m].uri.s, timeout ? "no answer" : "503", gha_role_name(to),
+			pr->m[to].uri.len, pr->m[to].uri.s);
+	GHA_INC(pr->n_failover);
+	counter_inc(gha_cnt.failovers);
+	return GHA_RC_OK;
+}
+
+int ki_ha_select_feature_server(sip_msg_t *msg)
+{
+	gha_pool_t *p = gha_snap();
+	int i, n = 0, fi, *av, st;
+	unsigned int rr;
+	gha_ctx_t *c;
+	str s;
+
+	if(p == NULL || p->nfs == 0)
+		return GHA_RC_NOT_FOUND;
+	gha_own_site(p, &s);
+	if((av = avail(p->nfs)) == NULL)
+		return GHA_RC_ERROR;
+	for(i = 0; i < p->nfs; i++) {
+		int in = s.len <= 0 || site_eq(&p->fs[i].site, &s);
+		n += in;
+		st = __atomic_load_n(&p->fs[i].state, __ATOMIC_RELAXED);
+		av[i] = in && (st == GHA_MS_ACTIVE || st == GHA_MS_UNKNOWN);
+	}
+	if(n == 0)
+		return GHA_RC_NOT_FOUND;
+	rr = __atomic_fetch_add(&gha_root->rr_fs, 1, __ATOMIC_RELAXED);
+	fi = gha_lb_pick(p->nfs, av, gha_lb_alg, &rr, kam_rand());
+	if(fi < 0)
+		return GHA_RC_OUT_OF_SERVICE;
+	if(set_dst_uri(msg, &p->fs[fi].m.dst) < 0)
+		return GHA_RC_ERROR;
+	c = gha_ctx(msg);
+	c->member_len = cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
+	c->pair_len = 0; /* not a pair: ha_record_route() adds no pair id */
+	return GHA_RC_OK;
+}
+
+/* ---- $ha(key) ---- */
+
+enum
+{
+	HA_PV_PAIR = 1,
+	HA_PV_ROLE,
+	HA_PV_MEMBER,
+	HA_PV_STATE,
+	HA_PV_DN,
+	HA_PV_TRIGGER,
+	HA_PV_OLD_MEMBER
+};
+
+int pv_parse_ha_name(pv_spec_t *sp, str *in)
+{
+	int k = 0;
+
+	if(sp == NULL || in == NULL || in->len <= 0)
+		return -1;
+	if(in->len == 4 && strncmp(in->s, "pair", 4) == 0)
+		k = HA_PV_PAIR;
+	else if(in->len == 4 && strncmp(in->s, "role", 4) == 0)
+		k = HA_PV_ROLE;
+	else if(in->len == 6 && strncmp(in->s, "member", 6) == 0)
+		k = HA_PV_MEMBER;
+	else if(in->len == 5 && strncmp(in->s, "state", 5) == 0)
+		k = HA_PV_STATE;
+	else if(in->len == 2 && strncmp(in->s, "dn", 2) == 0)
+		k = HA_PV_DN;
+	else if(in->len == 7 && strncmp(in->s, "trigger", 7) == 0)
+		k = HA_PV_TRIGGER;
+	else if(in->len == 10 && strncmp(in->s, "old_member", 10) == 0)
+		k = HA_PV_OLD_MEMBER;
+	if(k == 0) {
+		LM_ERR("unknown $ha(%.*s): use pair, role, member, state, dn, "
+			   "trigger or old_member\n",
+				in->len, in->s);
+		return -1;
+	}
+	sp->pvp.pvn.type = PV_NAME_INTSTR;
+	sp->pvp.pvn.u.isname.type = 0;
+	sp->pvp.pvn.u.isname.name.n = k;
+	return 0;
+}
+
+static int pv_str(sip_msg_t *msg, pv_param_t *param, pv_value_t *res,
+		char *s, int len)
+{
+	str v;
+
+	if(len <= 0)
+		return pv_get_null(msg, param, res);
+	v.s = s;
+	v.len = len;
+	return pv_get_strval(msg, param, res, &v);
+}
+
+static int pv_cstr(
+		sip_msg_t *msg, pv_param_t *param, pv_value_t *res, const char *s)
+{
+	return pv_str(msg, param, res, (char *)s, (int)strlen(s));
+}
+
+int pv_get_ha(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
+{
+	gha_ctx_t *c;
+
+	if(msg == NULL || param == NULL)
+		return -1;
+	c = gha_ctx(msg);
+	switch(param->pvn.u.isname.name.n) {
+		case HA_PV_PAIR:
+			return pv_str(msg, param, res, c->pair, c->pair_len);
+		case HA_PV_ROLE:
+			if(c->role < 0)
+				return pv_get_null(msg, param, res);
+			return pv_cstr(msg, param, res, gha_role_name(c->role));
+		case HA_PV_MEMBER:
+			return pv_str(msg, param, res, c->member, c->member_len);
+		case HA_PV_STATE:
+			if(c->state < 0)
+				return pv_get_null(msg, param, res);
+			return pv_cstr(msg, param, res, gha_pstate_name(c->state));
+		case HA_PV_DN:
+			return pv_str(msg, param, res, c->dn, c->dn_len);
+		case HA_PV_TRIGGER:
+			if(c->trigger < 0)
+				return pv_get_null(msg, param, res);
+			return pv_cstr(msg, param, res, gha_trigger_name(c->trigger));
+		case HA_PV_OLD_MEMBER:
+			return pv_str(msg, param, res, c->old_member, c->old_member_len);
+	}
+	return pv_get_null(msg, param, res);
+}

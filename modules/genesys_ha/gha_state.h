@@ -1,0 +1,123 @@
+/*
+ * genesys_ha module: shared state (snapshots in shm, pair runtime state,
+ * genesys_oos glue, events)
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: shared state
+ *
+ * The pool is an immutable snapshot in one shm block (gha_pool_t) that also
+ * holds each pair's runtime state.  Publishing a new snapshot (reload) is a
+ * pointer swap under root->lock; every process keeps a counted reference on
+ * the snapshot it last used and re-acquires only when the shared generation
+ * changed, so the request path takes no lock.  Runtime state is written
+ * under root->lock (short, never held while calling another module or
+ * running a route) and read lock-free (aligned ints).
+ */
+
+#ifndef _GHA_STATE_H_
+#define _GHA_STATE_H_
+
+#include "core/str.h"
+#include "core/locking.h"
+#include "core/counters.h"
+#include "genesys_oos/api.h"
+#include "gha_pool.h"
+
+/*! return codes of the script functions (never 0) */
+#define GHA_RC_OK 1
+#define GHA_RC_AS_IS 2			/*!< nothing to change, relay as is */
+#define GHA_RC_OUT_OF_SERVICE (-1) /*!< pair out of service */
+#define GHA_RC_INACTIVE (-2)	/*!< pair inactive: no new dialogs */
+#define GHA_RC_UNKNOWN_PAIR (-3) /*!< unknown pair (or no pool) */
+#define GHA_RC_NOT_FOUND (-4)	/*!< nothing matched */
+#define GHA_RC_ERROR (-5)		/*!< internal error, bad input */
+
+typedef struct gha_root
+{
+	gen_lock_t lock;	  /*!< cur pointer and all runtime state */
+	gha_pool_t *cur;	  /*!< published snapshot, or NULL */
+	unsigned int generation; /*!< bumped at every publish */
+	int reloading;		  /*!< 1 while a reload runs (atomic) */
+	unsigned int rr_pairs; /*!< round-robin position, pairs (atomic) */
+	unsigned int rr_fs;	   /*!< round-robin position, feature servers */
+	long started;
+} gha_root_t;
+
+/* module parameters (genesys_ha_mod.c) */
+extern str gha_pool_file;
+extern str gha_schema_file;
+extern str gha_own_address;
+extern str gha_serving;
+extern str gha_geo_location;
+extern str gha_lb_name;
+extern str gha_event_callback;
+extern int gha_lb_alg;
+
+extern gha_root_t *gha_root;
+extern goos_api_t gha_goos;
+
+/* statistics */
+typedef struct gha_counters
+{
+	counter_handle_t switchovers, pair_down, pair_up, new_dialogs, rejected,
+			in_dialog, route_refused, failovers, backup_requests, reloads,
+			reload_errors;
+} gha_counters_t;
+extern gha_counters_t gha_cnt;
+
+int gha_state_init(void);
+void gha_state_destroy(void);
+
+/*! the current snapshot for this process (no lock unless a reload
+ * happened since the last call); NULL when no pool is loaded */
+gha_pool_t *gha_snap(void);
+
+/*! reload the pool file; 0 ok, else an event id with msg */
+int gha_reload(char *msg, int msglen);
+
+/*! apply a member/feature server state change (genesys_oos callback) */
+void gha_member_state(int goos_id, int new_state);
+
+/*! request from member 'member' of pair 'pi' (seed 003) */
+void gha_request_from(gha_pool_t *p, int pi, int member);
+
+/*! operator switchover; 0 ok, -1 other member down */
+int gha_operator_switchover(gha_pool_t *p, int pi);
+
+/*! relayed request to member failed; timeout != 0 for timeout/transport;
+ * returns the member to retry on or -1 */
+int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout);
+
+/*! the serving pair index of p, or -1 */
+int gha_serving_index(const gha_pool_t *p);
+/*! this proxy's site (geo_location, else own_address's site), may be empty */
+void gha_own_site(const gha_pool_t *p, str *site);
+
+/*! copy of a pair's runtime state, read under the lock (for RPC) */
+void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out);
+/*! copy of a feature server state (for RPC) */
+void gha_fs_copy(gha_pool_t *p, int fi, int *state, long *since);
+
+/*! lock-free reads for the request path */
+static inline int gha_active(const gha_pair_t *pr)
+{
+	return __atomic_load_n(&pr->st.active, __ATOMIC_RELAXED);
+}
+static inline int gha_pstate(const gha_pair_t *pr)
+{
+	return __atomic_load_n(&pr->st.pstate, __ATOMIC_RELAXED);
+}
+static inline int gha_mstate(const gha_pair_t *pr, int m)
+{
+	return __atomic_load_n(&pr->st.mstate[m], __ATOMIC_RELAXED);
+}
+#define GHA_INC(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * genesys_oos: RPC commands
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_oos :: RPC commands genesys_oos.list, .set_state, .probe
+ */
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dprint.h"
+#include "core/mem/mem.h"
+
+#include "goos_rpc.h"
+#include "goos_notify.h"
+#include "goos_probe.h"
+
+/* a copy of one target taken under the lock */
+typedef struct goos_snap
+{
+	int id;
+	int refs;
+	char uri[GOOS_URI_MAX];
+	char sock[GOOS_SOCK_MAX];
+	int state, probed, forced, last_code, last_rtt_ms, last_reason, pending;
+	int tc_off;
+	time_t since;
+	unsigned long probes, failures, timeouts, transport_errors, late;
+} goos_snap_t;
+
+static void goos_snap_take(goos_target_t *t, int id, goos_snap_t *s)
+{
+	s->id = id;
+	s->refs = t->refs;
+	memcpy(s->uri, t->uri.s, t->uri.len);
+	s->uri[t->uri.len] = '\0';
+	memcpy(s->sock, t->sock.s, t->sock.len);
+	s->sock[t->sock.len] = '\0';
+	s->state = t->state;
+	s->probed = t->health.state;
+	s->forced = t->forced;
+	s->last_code = t->last_code;
+	s->last_rtt_ms = t->last_rtt_ms;
+	s->last_reason = t->last_reason;
+	s->pending = t->sched.pending;
+	s->tc_off = t->tc_off;
+	s->since = t->since;
+	s->probes = t->probes;
+	s->failures = t->failures;
+	s->timeouts = t->timeouts;
+	s->transport_errors = t->transport_errors;
+	s->late = t->late_replies;
+}
+
+static const char *goos_forced_name(int forced)
+{
+	return forced ? goos_health_state_name(forced) : "no";
+}
+
+static void goos_rpc_add_snap(rpc_t *rpc, void *ctx, goos_snap_t *s)
+{
+	void *h;
+	time_t now = time(NULL);
+	char *sock = s->sock;
+
+	if(rpc->add(ctx, "{", &h) < 0) {
+		rpc->fault(ctx, 500, "Internal error creating the reply");
+		return;
+	}
+	if(sock[0] == '\0') {
+		sock = goos_send_socket.len > 0 ? goos_send_socket.s : "default";
+	}
+	rpc->struct_add(h, "dsssssdd", "id", s->id, "uri", s->uri, "socket", sock,
+			"state", goos_health_state_name(s->state), "probed_state",
+			goos_health_state_name(s->probed), "forced",
+			goos_forced_name(s->forced), "since", (int)s->since, "since_s",
+			(int)(now - s->since));
+	rpc->struct_add(h, "sddduuuuud", "last_reason",
+			goos_reason_name(s->last_reason), "last_code", s->last_code,
+			"last_rtt_ms", s->last_rtt_ms, "probe_pending", s->pending,
+			"probes_sent", (unsigned int)s->probes, "failures",
+			(unsigned int)s->failures, "timeouts", (unsigned int)s->timeouts,
+			"transport_errors", (unsigned int)s->transport_errors,
+			"late_replies", (unsigned int)s->late, "refs", s->refs);
+	rpc->struct_add(h, "s", "transport_check",
+			(!goos_transport_check || s->tc_off) ? "off" : "on");
+}
+
+static const char *goos_rpc_list_doc[] = {
+		"List the probed targets with state, last reply and counters", 0};
+
+static void goos_rpc_list(rpc_t *rpc, void *ctx)
+{
+	goos_snap_t *snaps;
+	int i, n = 0;
+
+	if(goos_root == NULL) {
+		rpc->fault(ctx, 500, "genesys_oos is not initialized");
+		return;
+	}
+	snaps = (goos_snap_t *)pkg_malloc(
+			sizeof(goos_snap_t) * goos_root->max_targets);
+	if(snaps == NULL) {
+		PKG_MEM_ERROR;
+		rpc->fault(ctx, 500, "Out of memory");
+		return;
+	}
+	lock_get(&goos_root->lock);
+	for(i = 0; i < goos_root->max_targets; i++) {
+		if(goos_root->targets[i].refs > 0)
+			goos_snap_take(&goos_root->targets[i], i, &snaps[n++]);
+	}
+	lock_release(&goos_root->lock);
+	for(i = 0; i < n; i++)
+		goos_rpc_add_snap(rpc, ctx, &snaps[i]);
+	pkg_free(snaps);
+}
+
+/* target from the RPC arguments: <uri> [socket] */
+static int goos_rpc_target(rpc_t *rpc, void *ctx, str *uri, str *sock)
+{
+	int id;
+
+	if(sock->s != NULL && sock->len > 0)
+		id = goos_table_lookup_sock(uri, sock);
+	else
+		id = goos_table_lookup(uri);
+	if(id < 0) {
+		rpc->fault(ctx, 400, "Unknown target: %.*s%s%.*s", uri->len, uri->s,
+				sock->len > 0 ? " via " : "", sock->len,
+				sock->s ? sock->s : "");
+		return -1;
+	}
+	return id;
+}
+
+int goos_set_forced(int id, int forced)
+{
+	goos_change_rec_t rec;
+	goos_target_t *t;
+	int changed;
+
+	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+		return -1;
+	t = &goos_root->targets[id];
+	lock_get(&goos_root->lock);
+	if(t->refs <= 0) {
+		lock_release(&goos_root->lock);
+		return -1;
+	}
+	t->forced = forced;
+	changed = goos_target_update(
+			t, id, forced ? GOOS_R_FORCED : GOOS_R_AUTO, 0, &rec);
+	lock_release(&goos_root->lock);
+	if(changed) {
+		snprintf(rec.detail, sizeof(rec.detail), "%s",
+				forced ? "forced by the operator (genesys_oos.set_state)"
+					   : "returned to probing by the operator "
+						 "(genesys_oos.set_state auto)");
+		goos_notify(&rec);
+	}
+	return 0;
+}
+
+static const char *goos_rpc_set_state_doc[] = {
+		"Force a target's state until set back to auto: "
+		"<uri> active|down|auto [socket]",
+		0};
+
+static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, st = STR_NULL, sock = STR_NULL;
+	int id, forced, n;
+	void *h;
+
+	n = rpc->scan(ctx, "SS*S", &uri, &st, &sock);
+	if(n < 2) {
+		rpc->fault(ctx, 400,
+				"Bad arguments: expected <uri> active|down|auto [socket]");
+		return;
+	}
+	if(n < 3)
+		sock.s = NULL, sock.len = 0;
+	if(st.len == 6 && strncasecmp(st.s, "active", 6) == 0)
+		forced = GOOS_ACTIVE;
+	else if(st.len == 4 && strncasecmp(st.s, "down", 4) == 0)
+		forced = GOOS_DOWN;
+	else if(st.len == 4 && strncasecmp(st.s, "auto", 4) == 0)
+		forced = 0;
+	else {
+		rpc->fault(ctx, 400, "Bad state '%.*s': use active, down or auto",
+				st.len, st.s);
+		return;
+	}
+	id = goos_rpc_target(rpc, ctx, &uri, &sock);
+	if(id < 0)
+		return;
+	if(goos_set_forced(id, forced) < 0) {
+		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		return;
+	}
+	if(rpc->add(ctx, "{", &h) < 0)
+		return;
+	rpc->struct_add(h, "Sss", "uri", &uri, "state",
+			goos_health_state_name(goos_table_state(id)), "forced",
+			goos_forced_name(forced));
+}
+
+static const char *goos_rpc_probe_doc[] = {
+		"Probe a target now and answer with the result: <uri> [socket]", 0};
+
+static void goos_rpc_probe(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	goos_target_t *t;
+	uint32_t want_seq;
+	int id, done = 0, result = -1, reason = 0, code = 0, rtt = -1;
+	int64_t deadline;
+	void *h;
+	int n;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_rpc_target(rpc, ctx, &uri, &sock);
+	if(id < 0)
+		return;
+	t = &goos_root->targets[id];
+	lock_get(&goos_root->lock);
+	/* the probe sent after this request is the next sequence number */
+	want_seq = t->sched.seq + 1;
+	t->sched.want = 1;
+	lock_release(&goos_root->lock);
+	/* a pending probe finishes first, then ours: two deadlines at most */
+	deadline = goos_now_ms() + 2 * goos_params.timeout_ms + 1000;
+	while(goos_now_ms() < deadline) {
+		usleep(GOOS_TICK_MS * 1000);
+		lock_get(&goos_root->lock);
+		if(t->refs <= 0) {
+			lock_release(&goos_root->lock);
+			rpc->fault(ctx, 400, "Target released while probing");
+			return;
+		}
+		if((int32_t)(t->done_seq - want_seq) >= 0) {
+			done = 1;
+			result = t->done_result;
+			reason = t->done_reason;
+			code = (reason == GOOS_R_REPLY) ? t->last_code : 0;
+			rtt = (reason == GOOS_R_REPLY) ? t->last_rtt_ms : -1;
+		}
+		lock_release(&goos_root->lock);
+		if(done)
+			break;
+	}
+	if(!done) {
+		rpc->fault(ctx, 500, "No probe result within %d ms",
+				2 * goos_params.timeout_ms + 1000);
+		return;
+	}
+	if(rpc->add(ctx, "{", &h) < 0)
+		return;
+	rpc->struct_add(h, "Sssddss", "uri", &uri, "result",
+			goos_health_state_name(goos_result_state(result)), "reason",
+			goos_reason_name(reason), "code", code, "rtt_ms", rtt, "state",
+			goos_health_state_name(goos_table_state(id)), "forced",
+			goos_forced_name(t->forced));
+}
+
+static const char *goos_rpc_add_doc[] = {
+		"Register a target at runtime: <uri> [socket]", 0};
+
+static void goos_rpc_add(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n;
+	void *h;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_register(&uri, sock.len > 0 ? &sock : NULL);
+	if(id < 0) {
+		rpc->fault(ctx, 400,
+				"Cannot register %.*s: bad URI or socket, or table full "
+				"(see the log)",
+				uri.len, uri.s);
+		return;
+	}
+	lock_get(&goos_root->lock);
+	goos_root->targets[id].rpc_refs++;
+	lock_release(&goos_root->lock);
+	if(rpc->add(ctx, "{", &h) < 0)
+		return;
+	rpc->struct_add(h, "dS", "id", id, "uri", &uri);
+}
+
+static const char *goos_rpc_remove_doc[] = {
+		"Release a target added with genesys_oos.add: <uri> [socket]", 0};
+
+static void goos_rpc_remove(rpc_t *rpc, void *ctx)
+{
+	str uri = STR_NULL, sock = STR_NULL;
+	int id, n, ok = 0;
+
+	n = rpc->scan(ctx, "S*S", &uri, &sock);
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return;
+	}
+	if(n < 2)
+		sock.s = NULL, sock.len = 0;
+	id = goos_table_lookup_sock(&uri, &sock);
+	if(id < 0) {
+		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		return;
+	}
+	/* only references taken over RPC: a module's target stays */
+	lock_get(&goos_root->lock);
+	if(goos_root->targets[id].rpc_refs > 0) {
+		goos_root->targets[id].rpc_refs--;
+		ok = 1;
+	}
+	lock_release(&goos_root->lock);
+	if(!ok) {
+		rpc->fault(ctx, 400,
+				"Target %.*s was not added with genesys_oos.add (it is "
+				"registered by a module or by the target parameter)",
+				uri.len, uri.s);
+		return;
+	}
+	goos_table_release(id);
+	rpc->rpl_printf(ctx, "Ok. Target %.*s released", uri.len, uri.s);
+}
+
+/* clang-format off */
+rpc_export_t goos_rpc_cmds[] = {
+	{"genesys_oos.list", goos_rpc_list, goos_rpc_list_doc, RET_ARRAY},
+	{"genesys_oos.set_state", goos_rpc_set_state, goos_rpc_set_state_doc, 0},
+	{"genesys_oos.probe", goos_rpc_probe, goos_rpc_probe_doc, 0},
+	{"genesys_oos.add", goos_rpc_add, goos_rpc_add_doc, 0},
+	{"genesys_oos.remove", goos_rpc_remove, goos_rpc_remove_doc, 0},
+	{0, 0, 0, 0}
+};
+/* clang-format on */

@@ -1,0 +1,97 @@
+/*
+ * genesys_oos: probe scheduling (pure logic, no Kamailio deps)
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+#include "goos_sched.h"
+
+/* 2^32 / golden ratio */
+#define GOOS_GOLDEN32 2654435769u
+
+int goos_sched_phase_ms(int id, int span_ms)
+{
+	uint32_t frac;
+
+	if(span_ms <= 0 || id <= 0)
+		return 0;
+	frac = (uint32_t)id * GOOS_GOLDEN32;
+	return (int)(((uint64_t)frac * (uint64_t)span_ms) >> 32);
+}
+
+void goos_sched_start(goos_sched_t *s, int64_t now, int id, int span_ms)
+{
+	/* keep `want`: a report may arrive before the first probe */
+	s->pending = 0;
+	s->next_due_ms = now + goos_sched_phase_ms(id, span_ms);
+}
+
+int goos_sched_due(const goos_sched_t *s, int64_t now)
+{
+	if(s->pending)
+		return 0;
+	return s->want || now >= s->next_due_ms;
+}
+
+uint32_t goos_sched_sent(goos_sched_t *s, int64_t now, int timeout_ms)
+{
+	s->seq++;
+	s->pending = 1;
+	s->want = 0;
+	s->sent_ms = now;
+	s->deadline_ms = now + timeout_ms;
+	return s->seq;
+}
+
+int goos_sched_expired(const goos_sched_t *s, int64_t now)
+{
+	return s->pending && now >= s->deadline_ms;
+}
+
+void goos_sched_replan(goos_sched_t *s, int64_t now, int period_ms)
+{
+	if(period_ms <= 0) {
+		s->next_due_ms = GOOS_NEVER;
+		return;
+	}
+	/* keep the phase of the last probe; never plan in the past */
+	s->next_due_ms = s->sent_ms + period_ms;
+	if(s->next_due_ms < now)
+		s->next_due_ms = now;
+}
+
+void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms)
+{
+	s->pending = 0;
+	goos_sched_replan(s, now, period_ms);
+}
+
+goos_rpl_class_t goos_sched_classify(
+		const goos_sched_t *s, uint32_t seq, int64_t rpl_ms)
+{
+	if(seq != s->seq)
+		return GOOS_RPL_STALE;
+	if(s->pending && rpl_ms < s->deadline_ms)
+		return GOOS_RPL_ON_TIME;
+	return GOOS_RPL_LATE;
+}
+
+#define GOOS_CBP_ID_BITS 16
+_Static_assert(sizeof(uintptr_t) >= 8,
+		"the tm callback parameter carries a 32-bit sequence and a 16-bit id");
+
+void *goos_cbp_encode(int id, uint32_t seq)
+{
+	uintptr_t v = ((uintptr_t)seq << GOOS_CBP_ID_BITS)
+				  | ((uintptr_t)id & ((1u << GOOS_CBP_ID_BITS) - 1));
+	return (void *)v;
+}
+
+void goos_cbp_decode(void *cbp, int *id, uint32_t *seq)
+{
+	uintptr_t v = (uintptr_t)cbp;
+
+	*id = (int)(v & ((1u << GOOS_CBP_ID_BITS) - 1));
+	*seq = (uint32_t)(v >> GOOS_CBP_ID_BITS);
+}

@@ -1,0 +1,341 @@
+/*
+ * genesys_oos: the shared target table
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_oos :: fixed-capacity target table in shm
+ *
+ * Slots never move, so a target id (the slot index) stays valid until the
+ * target is released.  Every field except `state` is accessed under the
+ * table lock; `state` (the effective state) is written under the lock and
+ * read lock-free with an atomic load, which is all the request path needs.
+ * The lock is never held while calling tm, running an event route or a
+ * subscriber callback: changes are copied into goos_change_rec_t records
+ * and notified after unlocking.
+ */
+
+#include <string.h>
+#include <time.h>
+
+#include "core/dprint.h"
+#include "core/mem/shm_mem.h"
+#include "core/parser/parse_uri.h"
+#include "core/socket_info.h"
+
+#include "goos_target.h"
+
+goos_root_t *goos_root = NULL;
+
+int64_t goos_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t goos_hash(const str *s)
+{
+	uint32_t h = 2166136261u;
+	int i;
+
+	for(i = 0; i < s->len; i++) {
+		h ^= (unsigned char)s->s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+int goos_table_init(void)
+{
+	size_t sz;
+
+	if(goos_root != NULL)
+		return 0;
+	goos_root = (goos_root_t *)shm_malloc(sizeof(goos_root_t));
+	if(goos_root == NULL) {
+		SHM_MEM_ERROR;
+		return -1;
+	}
+	memset(goos_root, 0, sizeof(goos_root_t));
+	sz = sizeof(goos_target_t) * goos_params.max_targets;
+	goos_root->targets = (goos_target_t *)shm_malloc(sz);
+	if(goos_root->targets == NULL) {
+		SHM_MEM_ERROR;
+		shm_free(goos_root);
+		goos_root = NULL;
+		return -1;
+	}
+	memset(goos_root->targets, 0, sz);
+	goos_root->max_targets = goos_params.max_targets;
+	if(lock_init(&goos_root->lock) == NULL) {
+		LM_ERR("cannot initialize the genesys_oos table lock\n");
+		shm_free(goos_root->targets);
+		shm_free(goos_root);
+		goos_root = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void goos_table_destroy(void)
+{
+	if(goos_root == NULL)
+		return;
+	lock_destroy(&goos_root->lock);
+	shm_free(goos_root->targets);
+	shm_free(goos_root);
+	goos_root = NULL;
+}
+
+static int goos_same_sock(goos_target_t *t, str *sock)
+{
+	int len = (sock && sock->s) ? sock->len : 0;
+
+	return t->sock.len == len
+		   && (len == 0 || memcmp(t->sock.s, sock->s, len) == 0);
+}
+
+static int goos_find(str *uri, str *sock, int match_sock)
+{
+	uint32_t h = goos_hash(uri);
+	goos_target_t *t;
+	int i;
+
+	for(i = 0; i < goos_root->max_targets; i++) {
+		t = &goos_root->targets[i];
+		if(t->refs <= 0 || t->hash != h || t->uri.len != uri->len
+				|| memcmp(t->uri.s, uri->s, uri->len) != 0)
+			continue;
+		if(match_sock && !goos_same_sock(t, sock))
+			continue;
+		return i;
+	}
+	return -1;
+}
+
+int goos_table_register(str *uri, str *sock)
+{
+	struct sip_uri puri;
+	struct socket_info *si = NULL;
+	goos_target_t *t;
+	int id, i, proto;
+	str s;
+
+	if(goos_root == NULL && goos_table_init() < 0)
+		return -1;
+	if(uri == NULL || uri->s == NULL || uri->len <= 0) {
+		LM_ERR("empty target URI\n");
+		return -1;
+	}
+	/* parse a copy: parse_uri keeps pointers into the buffer */
+	if(uri->len >= GOOS_URI_MAX) {
+		LM_ERR("target URI [%.*s] is too long (max %d characters)\n",
+				uri->len, uri->s, GOOS_URI_MAX - 1);
+		return -1;
+	}
+	if(parse_uri(uri->s, uri->len, &puri) < 0
+			|| (puri.type != SIP_URI_T && puri.type != SIPS_URI_T)
+			|| puri.host.len <= 0) {
+		LM_ERR("target URI [%.*s] is not a valid sip: or sips: URI\n",
+				uri->len, uri->s);
+		return -1;
+	}
+	proto = puri.proto;
+	if(puri.type == SIPS_URI_T)
+		proto = PROTO_TLS;
+	if(proto == PROTO_NONE)
+		proto = PROTO_UDP;
+	if(proto != PROTO_UDP && proto != PROTO_TCP && proto != PROTO_TLS) {
+		LM_ERR("target URI [%.*s]: only udp, tcp and tls transports can be "
+			   "probed\n",
+				uri->len, uri->s);
+		return -1;
+	}
+	if(sock != NULL && sock->s != NULL && sock->len > 0) {
+		if(sock->len >= GOOS_SOCK_MAX) {
+			LM_ERR("send socket [%.*s] is too long\n", sock->len, sock->s);
+			return -1;
+		}
+		s = *sock;
+		si = lookup_local_socket(&s);
+		if(si == NULL) {
+			LM_ERR("target [%.*s]: send socket [%.*s] is not one of the "
+				   "listen sockets (use proto:ip:port of a listen= line)\n",
+					uri->len, uri->s, sock->len, sock->s);
+			return -1;
+		}
+	} else {
+		sock = NULL;
+	}
+
+	lock_get(&goos_root->lock);
+	id = goos_find(uri, sock, 1);
+	if(id >= 0) {
+		goos_root->targets[id].refs++;
+		lock_release(&goos_root->lock);
+		return id;
+	}
+	for(i = 0; i < goos_root->max_targets; i++) {
+		if(goos_root->targets[i].refs == 0)
+			break;
+	}
+	if(i == goos_root->max_targets) {
+		lock_release(&goos_root->lock);
+		LM_ERR("cannot register target [%.*s]: the table is full "
+			   "(max_targets=%d)\n",
+				uri->len, uri->s, goos_root->max_targets);
+		return -1;
+	}
+	t = &goos_root->targets[i];
+	memcpy(t->uri_buf, uri->s, uri->len);
+	t->uri_buf[uri->len] = '\0';
+	t->uri.s = t->uri_buf;
+	t->uri.len = uri->len;
+	t->sock.s = t->sock_buf;
+	t->sock.len = 0;
+	if(sock) {
+		memcpy(t->sock_buf, sock->s, sock->len);
+		t->sock_buf[sock->len] = '\0';
+		t->sock.len = sock->len;
+	}
+	t->si = si;
+	t->proto = proto;
+	t->hash = goos_hash(uri);
+	goos_health_reset(&t->health);
+	t->forced = 0;
+	t->started = 0;
+	t->tc_off = 0;
+	t->rpc_refs = 0;
+	t->sched.pending = 0;
+	t->sched.want = 0;
+	t->rpl_ready = 0;
+	t->done_seq = t->sched.seq;
+	t->done_result = -1;
+	t->since = time(NULL);
+	t->last_code = 0;
+	t->last_rtt_ms = -1;
+	t->last_reason = GOOS_R_REPLY;
+	t->probes = t->failures = t->timeouts = t->transport_errors = 0;
+	t->late_replies = 0;
+	t->gen++;
+	__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
+	t->refs = 1;
+	lock_release(&goos_root->lock);
+	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
+			sock ? " via " : "", sock ? sock->len : 0, sock ? sock->s : "");
+	return i;
+}
+
+int goos_table_release(int id)
+{
+	goos_target_t *t;
+
+	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+		return -1;
+	t = &goos_root->targets[id];
+	lock_get(&goos_root->lock);
+	if(t->refs <= 0) {
+		lock_release(&goos_root->lock);
+		return -1;
+	}
+	t->refs--;
+	if(t->refs == 0) {
+		/* a reply still on its way must not land on the next user */
+		t->sched.seq++;
+		t->sched.pending = 0;
+		t->sched.want = 0;
+		t->rpl_ready = 0;
+		t->started = 0;
+		t->gen++;
+		__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
+		LM_INFO("target %d [%.*s] released\n", id, t->uri.len, t->uri.s);
+	}
+	lock_release(&goos_root->lock);
+	return 0;
+}
+
+int goos_table_lookup(str *uri)
+{
+	int id;
+
+	if(goos_root == NULL || uri == NULL || uri->s == NULL)
+		return -1;
+	lock_get(&goos_root->lock);
+	id = goos_find(uri, NULL, 0);
+	lock_release(&goos_root->lock);
+	return id;
+}
+
+int goos_table_lookup_sock(str *uri, str *sock)
+{
+	int id;
+
+	if(goos_root == NULL || uri == NULL || uri->s == NULL)
+		return -1;
+	lock_get(&goos_root->lock);
+	id = goos_find(uri, sock, 1);
+	lock_release(&goos_root->lock);
+	return id;
+}
+
+goos_state_t goos_table_state(int id)
+{
+	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+		return GOOS_UNKNOWN;
+	return (goos_state_t)__atomic_load_n(
+			&goos_root->targets[id].state, __ATOMIC_ACQUIRE);
+}
+
+int goos_table_want_probe(int id, int only_if_not_up)
+{
+	goos_target_t *t;
+	int st;
+
+	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+		return -1;
+	t = &goos_root->targets[id];
+	lock_get(&goos_root->lock);
+	if(t->refs <= 0) {
+		lock_release(&goos_root->lock);
+		return -1;
+	}
+	st = t->health.state;
+	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN)
+		t->sched.want = 1;
+	lock_release(&goos_root->lock);
+	return 0;
+}
+
+int goos_target_update(goos_target_t *t, int id, goos_reason_t reason,
+		int code, goos_change_rec_t *rec)
+{
+	int old = t->state;
+	int eff = t->forced ? t->forced : t->health.state;
+
+	if(eff == old)
+		return 0;
+	__atomic_store_n(&t->state, eff, __ATOMIC_RELEASE);
+	t->since = time(NULL);
+	t->last_reason = reason;
+	memset(rec, 0, sizeof(*rec));
+	rec->ch.id = id;
+	memcpy(rec->uri_buf, t->uri.s, t->uri.len);
+	rec->uri_buf[t->uri.len] = '\0';
+	rec->ch.uri.s = rec->uri_buf;
+	rec->ch.uri.len = t->uri.len;
+	memcpy(rec->sock_buf, t->sock.s, t->sock.len);
+	rec->sock_buf[t->sock.len] = '\0';
+	rec->sock.s = rec->sock_buf;
+	rec->sock.len = t->sock.len;
+	rec->ch.old_state = (goos_state_t)old;
+	rec->ch.new_state = (goos_state_t)eff;
+	rec->ch.reason = reason;
+	rec->ch.code = code;
+	rec->rtt_ms = t->last_rtt_ms;
+	return 1;
+}

@@ -1,0 +1,119 @@
+/*
+ * genesys_oos: the shared target table
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+#ifndef _GOOS_TARGET_H_
+#define _GOOS_TARGET_H_
+
+#include <stdint.h>
+#include <time.h>
+
+#include "core/str.h"
+#include "core/locking.h"
+#include "core/ip_addr.h"
+
+#include "api.h"
+#include "goos_health.h"
+#include "goos_sched.h"
+#include "goos_params.h"
+
+#define GOOS_URI_MAX 256
+#define GOOS_SOCK_MAX 128
+
+/*! one probed target, in shm; every field but `state` is read and written
+ * under goos_root->lock */
+typedef struct goos_target
+{
+	int refs;	  /*!< registrations; 0 = free slot */
+	int rpc_refs; /*!< of which taken by genesys_oos.add */
+	uint32_t gen; /*!< bumped every time the slot is (re)used or freed */
+	char uri_buf[GOOS_URI_MAX];
+	str uri;
+	char sock_buf[GOOS_SOCK_MAX];
+	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
+	struct socket_info *si; /*!< resolved send socket or NULL */
+	int proto;				/*!< PROTO_UDP/TCP/TLS from the URI */
+	uint32_t hash;			/*!< of the URI, for lookups */
+
+	/*! effective state (forced state wins): the one lock-free field,
+	 * read with atomic loads in the request path */
+	volatile int state;
+	goos_health_t health; /*!< probed state with hysteresis */
+	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
+	goos_sched_t sched;	  /*!< probe timing (timer process) */
+	int started;		  /*!< timer process planned the first probe */
+	int tc_off;			  /*!< transport check disabled for this target */
+
+	/* reply handed over by a tm callback to the timer process */
+	int rpl_ready;
+	uint32_t rpl_seq;
+	int rpl_code;
+	int rpl_local;
+	int64_t rpl_ms;
+
+	/* last completed probe, for RPC probe waiters */
+	uint32_t done_seq;
+	int done_result; /*!< goos_result_t, or -1 */
+	int done_reason; /*!< goos_reason_t */
+
+	/* visibility */
+	time_t since;	   /*!< wall clock of the last effective change */
+	int last_code;	   /*!< last reply code (0: none) */
+	int last_rtt_ms;   /*!< round trip of the last reply, -1: none */
+	int last_reason;   /*!< reason of the last effective change */
+	unsigned long probes;
+	unsigned long failures; /*!< timeouts + transport errors */
+	unsigned long timeouts;
+	unsigned long transport_errors;
+	unsigned long late_replies;
+} goos_target_t;
+
+typedef struct goos_root
+{
+	gen_lock_t lock;
+	int max_targets;
+	goos_target_t *targets;
+} goos_root_t;
+
+extern goos_root_t *goos_root;
+extern goos_params_t goos_params;
+
+/*! monotonic clock, ms (same clock in every process) */
+int64_t goos_now_ms(void);
+
+/*! create the table (idempotent: genesys_ha may bind before our mod_init) */
+int goos_table_init(void);
+void goos_table_destroy(void);
+
+/*! register a target (see api.h); errors are logged; returns id or < 0 */
+int goos_table_register(str *uri, str *sock);
+int goos_table_release(int id);
+/*! id of the first target with this URI, or -1 */
+int goos_table_lookup(str *uri);
+/*! id of the target with this URI and socket (sock NULL/empty: none) */
+int goos_table_lookup_sock(str *uri, str *sock);
+/*! lock-free effective state; GOOS_UNKNOWN for a bad id */
+goos_state_t goos_table_state(int id);
+/*! ask the timer process for an immediate probe; 0 ok, -1 bad id */
+int goos_table_want_probe(int id, int only_if_not_up);
+
+/*! a state change to notify after the lock is released */
+typedef struct goos_change_rec
+{
+	goos_change_t ch;
+	char uri_buf[GOOS_URI_MAX];
+	char sock_buf[GOOS_SOCK_MAX];
+	str sock;
+	int rtt_ms;
+	char detail[96]; /*!< why, in words, for the log line */
+} goos_change_rec_t;
+
+/*! set the effective state of t from its probed and forced state; fills
+ * rec and returns 1 when it changed (call under the lock) */
+int goos_target_update(goos_target_t *t, int id, goos_reason_t reason,
+		int code, goos_change_rec_t *rec);
+
+#endif

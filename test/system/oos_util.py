@@ -1,0 +1,234 @@
+"""Helpers for the genesys_oos system tests: a small kamailio.cfg, the
+genesys_oos.list parser, and a scriptable UDP SIP responder.
+
+The responder is a real socket peer (like SIPp, but its answers can be
+chosen per probe): it answers, drops or delays each OPTIONS probe as a test
+policy decides, and records when and from where every probe arrived.
+"""
+
+import re
+import socket
+import threading
+import time
+
+import harness
+
+# {params}: modparam lines; {listen}: extra listen lines
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+log_prefix="{{$mt $ci}} "
+children=2
+tcp_children=2
+listen=LISTEN_UDP
+listen=LISTEN_TCP
+{listen}
+auto_aliases=no
+dns=no
+rev_dns=no
+
+loadmodule "ctl"
+loadmodule "kex"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "pv"
+loadmodule "xlog"
+loadmodule "textops"
+loadmodule "genesys_oos"
+
+modparam("ctl", "binrpc", CTL_SOCK)
+modparam("tm", "fr_timer", 30000)
+{params}
+
+request_route {{
+	if (is_method("MESSAGE")) {{
+		if ($hdr(X-Report) == "failure") {{
+			oos_report_failure("$hdr(X-Target)");
+		}} else if ($hdr(X-Report) == "alive") {{
+			oos_report_alive("$hdr(X-Target)");
+		}} else {{
+			oos_is_active("$hdr(X-Target)");
+		}}
+		$var(rc) = $rc;
+		sl_send_reply("200", "rc=$var(rc)");
+		exit;
+	}}
+	sl_send_reply("404", "Not here");
+}}
+
+event_route[genesys-oos:target-up] {{
+	xlog("L_NOTICE", "OOS-EVENT up uri=$goos(uri) old=$goos(old_state) state=$goos(state) reason=$goos(reason) code=$goos(code)\\n");
+}}
+event_route[genesys-oos:target-inactive] {{
+	xlog("L_NOTICE", "OOS-EVENT inactive uri=$goos(uri) old=$goos(old_state) state=$goos(state) reason=$goos(reason) code=$goos(code)\\n");
+}}
+event_route[genesys-oos:target-down] {{
+	xlog("L_NOTICE", "OOS-EVENT down uri=$goos(uri) old=$goos(old_state) state=$goos(state) reason=$goos(reason) code=$goos(code)\\n");
+}}
+"""
+
+
+def make_cfg(params, listen=()):
+    """params: {name: value} or [(name, value)] (repeatable names)."""
+    items = params.items() if isinstance(params, dict) else params
+    lines = []
+    for name, value in items:
+        if isinstance(value, int):
+            lines.append('modparam("genesys_oos", "%s", %d)' % (name, value))
+        else:
+            lines.append('modparam("genesys_oos", "%s", "%s")' % (name, value))
+    return CFG.format(params="\n".join(lines),
+                      listen="\n".join("listen=%s" % l for l in listen))
+
+
+def parse_rpc_structs(text):
+    """kamcmd output of structs -> [dict]."""
+    out, cur = [], None
+    for line in text.splitlines():
+        s = line.strip()
+        if s == "{":
+            cur = {}
+        elif s == "}":
+            if cur is not None:
+                out.append(cur)
+            cur = None
+        elif cur is not None and ":" in s:
+            key, val = s.split(":", 1)
+            cur[key.strip()] = val.strip()
+    return out
+
+
+def oos_list(k):
+    return parse_rpc_structs(k.rpc("genesys_oos.list"))
+
+
+def target(k, uri, socket_name=None):
+    for t in oos_list(k):
+        if t["uri"] == uri and (socket_name is None or t["socket"] == socket_name):
+            return t
+    raise AssertionError("target %s not in genesys_oos.list" % uri)
+
+
+def wait_state(k, uri, state, timeout, socket_name=None, step=0.02):
+    """Poll genesys_oos.list until the target is in `state`; returns the
+    seconds waited and the target's row."""
+    t0 = time.monotonic()
+    while True:
+        row = target(k, uri, socket_name)
+        if row["state"] == state:
+            return time.monotonic() - t0, row
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("target %s not %s within %.1fs: %s"
+                                 % (uri, state, timeout, row))
+        time.sleep(step)
+
+
+def send_message(kamailio, headers, timeout=3.0):
+    """Send a MESSAGE to kamailio from a fresh address; returns the reply's
+    status line."""
+    addr = harness.next_address()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 0))
+    port = s.getsockname()[1]
+    callid = "oos-%f@%s" % (time.time(), addr)
+    extra = "".join("%s: %s\r\n" % kv for kv in headers.items())
+    msg = ("MESSAGE sip:oos@%s:%d SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
+           "From: <sip:test@%s>;tag=t1\r\n"
+           "To: <sip:oos@%s>\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: 1 MESSAGE\r\n"
+           "Max-Forwards: 70\r\n"
+           "%s"
+           "Content-Length: 0\r\n\r\n"
+           % (kamailio.address, kamailio.port, addr, port, int(time.time() * 1000),
+              addr, kamailio.address, callid, extra))
+    s.settimeout(timeout)
+    try:
+        s.sendto(msg.encode(), (kamailio.address, kamailio.port))
+        data, _ = s.recvfrom(65535)
+    finally:
+        s.close()
+    return data.decode(errors="replace").split("\r\n", 1)[0]
+
+
+def _header(lines, *names):
+    names = tuple(n.lower() + ":" for n in names)
+    return [l for l in lines if l.lower().startswith(names)]
+
+
+class Responder(threading.Thread):
+    """UDP SIP peer on (address, port).  policy(n, src) -> (code, delay_s)
+    decides per probe (n = 0-based index of distinct Call-IDs); code None
+    drops the probe and all its retransmissions."""
+
+    def __init__(self, address=None, port=5060, policy=None):
+        super().__init__(daemon=True)
+        self.address = address or harness.next_address()
+        self.port = port
+        self.policy = policy or (lambda n, src: (200, 0))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((self.address, port))
+        self.sock.settimeout(0.1)
+        self.probes = []          # [(monotonic time, call-id, src)]
+        self.decisions = {}       # call-id -> (code, delay)
+        self.requests = []        # first copy of every probe
+        self.replies_sent = 0
+        self._quit = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self):
+        return "sip:%s:%d" % (self.address, self.port)
+
+    def run(self):
+        while not self._quit.is_set():
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            text = data.decode(errors="replace")
+            if not text.startswith("OPTIONS "):
+                continue
+            lines = text.split("\r\n")
+            cid = _header(lines, "Call-ID", "i")
+            cid = cid[0].split(":", 1)[1].strip() if cid else ""
+            with self._lock:
+                if cid not in self.decisions:
+                    n = len(self.decisions)
+                    self.decisions[cid] = self.policy(n, src)
+                    self.probes.append((time.monotonic(), cid, src))
+                    self.requests.append(text)
+                code, delay = self.decisions[cid]
+            if code is None:
+                continue
+            reply = self._reply(lines, code)
+            if delay:
+                threading.Timer(delay, self._send, (reply, src)).start()
+            else:
+                self._send(reply, src)
+
+    def _send(self, reply, src):
+        try:
+            self.sock.sendto(reply, src)
+            self.replies_sent += 1
+        except OSError:
+            pass
+
+    @staticmethod
+    def _reply(lines, code):
+        out = ["SIP/2.0 %d Test Reply" % code]
+        out += _header(lines, "Via", "v")
+        out += _header(lines, "From", "f")
+        out += [l + ";tag=resp" for l in _header(lines, "To", "t")]
+        out += _header(lines, "Call-ID", "i")
+        out += _header(lines, "CSeq")
+        out += ["Content-Length: 0", "", ""]
+        return "\r\n".join(out).encode()
+
+    def stop(self):
+        self._quit.set()
+        self.join(timeout=2)
+        self.sock.close()

@@ -1,0 +1,634 @@
+"""genesys_ha system tests: the reference kamailio.cfg with a pool file,
+SIP Servers simulated by SIPp (or a UDP peer where one process must answer
+and send), phones by SIPp; everything on 127.x loopback addresses."""
+
+import re
+import time
+
+import pytest
+
+import harness
+import ha_util as hu
+from ha_util import pool, wait_pool
+
+
+def pair_pool(tmp_path, pri, bak, name="SIPS_A", **kw):
+    return hu.write_pool(tmp_path / "pool.xml",
+                         [(name, "sip:%s:5060" % pri, "sip:%s:5060" % bak, None)],
+                         **kw)
+
+
+def wait_received(sipp, prefix, n, timeout=5.0):
+    """Wait until a running SIPp has received n messages starting with prefix."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = sipp.result(None).received(prefix)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def active_is(name, role, state="up"):
+    return lambda p: (p[name]["active"] == role and p[name]["state"] == state)
+
+
+def test_calls_go_to_primary_then_backup_after_primary_dies(
+        tmp_path, kamailio_factory, sipp_factory):
+    """Calls reach the primary; the primary dies (killed) and the promoted
+    backup answers: new calls reach the backup; a call set up before the
+    switchover is torn down with a BYE whose Request-URI names the old
+    primary, and that BYE reaches the backup."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri_addr, bak_addr))
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr).start()
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active")
+
+    # 1. a call goes to the primary
+    r = hu.phone(sipp_factory, k, "call1").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    # 2. a long call is set up on the primary
+    long_call = hu.phone(sipp_factory, k, "long", hold_ms=6000).start()
+    wait_received(pri, "ACK ", 2)
+    # 3. the primary dies; the backup is promoted (starts answering)
+    pri.kill()
+    res_pri = pri.result(None)
+    assert len(res_pri.received("INVITE ")) == 2, res_pri.messages
+    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr).start()
+    p = wait_pool(k, active_is("SIPS_A", "backup"), timeout=6,
+                  what="backup active")
+    assert p["SIPS_A"]["last_switchover"]["trigger"] in ("no-answer", "recovery")
+    # 4. new calls reach the backup
+    r = hu.phone(sipp_factory, k, "call2").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    # 5. the old call ends: its BYE names the old primary, reaches the backup
+    r = long_call.wait()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    bak.kill()
+    res_bak = bak.result(None)
+    assert len(res_bak.received("INVITE ")) == 1, res_bak.messages
+    byes = res_bak.received("BYE ")
+    assert len(byes) == 2, res_bak.messages
+    assert any(b["text"].startswith("BYE sip:sips@%s:5060" % pri_addr)
+               for b in byes), [b["text"][:80] for b in byes]
+    log = k.log_text()
+    assert re.search(r"SIP Server pair 'SIPS_A': switchover from primary "
+                     r"sip:%s:5060 to backup sip:%s:5060" % (pri_addr, bak_addr),
+                     log), log[-3000:]
+    assert "event genesys-ha:switchover: pair SIPS_A now uses backup" in log
+    assert "40004 SPR_PROXY_INITIALIZED" in log
+
+
+def peers(*kw):
+    out = []
+    for k in kw:
+        p = hu.Peer(**k)
+        p.start()
+        out.append(p)
+    return out
+
+
+@pytest.fixture
+def peer_factory():
+    made = []
+
+    def make(**kw):
+        p = hu.Peer(**kw)
+        p.start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_request_from_backup_switches_only_when_backup_answers(
+        tmp_path, kamailio_factory, peer_factory):
+    """Seed 003: a request from the backup makes the proxy probe both members
+    at once; a silent backup (a spoofed packet) never flips the pool, a
+    backup answering OPTIONS does, faster than its periodic probe."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=None)      # a Genesys backup ignores SIP
+    ep = peer_factory()                         # an endpoint
+    # DOWN targets probed only every 5 s: the switch must come from the
+    # immediate probe the request triggers
+    oos = dict(hu.FAST_OOS, oos_force=5)
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address), oos=oos)
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "down"
+              and p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active, backup down")
+    n_probes = len(bak.requests("OPTIONS"))
+    # a request "from the backup" while it does not answer
+    reply = bak.send_request((k.address, k.port), "MESSAGE",
+                             "sip:1001@%s:%d" % (ep.address, ep.port))
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
+    k.wait_log(r"request from the backup sip:%s:5060, which is not known to "
+               r"answer: probing both members now" % bak.address)
+    time.sleep(1.5)
+    assert len(bak.requests("OPTIONS")) > n_probes   # probed at once
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary", p
+    assert p["SIPS_A"]["switchovers"] == "0"
+
+    # the backup is promoted: it answers OPTIONS and sends a request
+    time.sleep(1.0)    # its verification window is still armed: let it age
+    bak.options_code = 200
+    t0 = time.monotonic()
+    reply = bak.send_request((k.address, k.port), "MESSAGE",
+                             "sip:1001@%s:%d" % (ep.address, ep.port))
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    p = wait_pool(k, active_is("SIPS_A", "backup"), timeout=3,
+                  what="backup active")
+    assert time.monotonic() - t0 < 2.5     # not the 5 s periodic probe
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "request-from-backup"
+    # and new dialogs go to the backup now
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(bak.requests("INVITE")) == 1 and not pri.requests("INVITE")
+
+
+def test_both_silent_503_and_40001_then_recovery(
+        tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory(options_code=None)
+    bak_addr = harness.next_address()    # nothing listens: ICMP unreachable
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak_addr))
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              what="pair out of service")
+    k.wait_log(r"40001 SPR_SIPS_HA_PAIR_UNAVAILABLE: SIP Server HA pair "
+               r"\(%s:5060\) is unavailable" % re.escape(pri.address))
+    k.wait_log(r"event genesys-ha:pair-down: pair SIPS_A is out of service")
+    status, text = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 503"), status
+    assert re.search(r"^Retry-After: 5\r?$", text, re.M), text
+    assert not pri.requests("INVITE")
+    # the primary answers again: the pair recovers
+    pri.options_code = 200
+    wait_pool(k, active_is("SIPS_A", "primary"), timeout=5, what="pair up")
+    k.wait_log(r"SIP Server pair 'SIPS_A' is available again: primary")
+    k.wait_log(r"event genesys-ha:pair-up: pair SIPS_A is back")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("INVITE")) == 1
+
+
+def test_primary_503_to_options_no_new_dialogs_in_dialog_continues(
+        tmp_path, kamailio_factory, sipp_factory):
+    """SIP Server inactive state (seed 001): 503 to OPTIONS = no new dialogs,
+    requests within existing dialogs still go to it."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri_addr, bak_addr))
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr).start()
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    call = hu.phone(sipp_factory, k, "long", hold_ms=5000).start()
+    wait_received(pri, "ACK ", 1)
+    # the primary goes inactive: it answers OPTIONS with 503
+    pri.kill()
+    pri2 = hu.sipserver(sipp_factory, tmp_path, "primary503", address=pri_addr,
+                        code=503).start()
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "inactive",
+              what="pair inactive")
+    status, text = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 503"), status
+    assert "Retry-After:" in text
+    res = call.wait()
+    assert res.rc == 0 and res.successful == 1, res.screen
+    pri2.kill()
+    r2 = pri2.result(None)
+    assert len(r2.received("BYE ")) == 1, r2.messages
+    assert not r2.received("INVITE ")
+    assert "is inactive: primary sip:%s:5060 answers 503" % pri_addr in k.log_text()
+
+
+def branches(peer, method):
+    return {re.search(r"branch=([^;\s]+)", t).group(1)
+            for t in peer.requests(method)}
+
+
+def test_failure_route_failover_to_backup(
+        tmp_path, kamailio_factory, sipp_factory, peer_factory):
+    """A relayed INVITE to the primary times out: the same transaction tries
+    the backup (known alive), the caller sees one successful call, the pair
+    switches (trigger relay-failure)."""
+    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    r = hu.phone(sipp_factory, k, "call").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    assert len(branches(pri, "INVITE")) == 1
+    assert len(branches(bak, "INVITE")) == 1
+    assert len(bak.requests("BYE")) == 1
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "backup", p
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "relay-failure"
+    assert p["SIPS_A"]["failovers"] == "1"
+    k.wait_log(r"pair 'SIPS_A': request to primary sip:%s:5060 failed \(no "
+               r"answer\): retrying on backup" % re.escape(pri.address))
+
+
+def test_failover_is_bounded(tmp_path, kamailio_factory, peer_factory):
+    """Neither member answers the INVITE: one try each, then a final error."""
+    pri = peer_factory(answer_requests=False)
+    bak = peer_factory(answer_requests=False)
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
+                               timeout=8)
+    assert status and status.startswith("SIP/2.0 408"), status
+    assert len(branches(pri, "INVITE")) == 1
+    assert len(branches(bak, "INVITE")) == 1
+
+
+def test_operator_switchover_rpc(tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory()
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    out = k.rpc("genesys_ha.switchover", "SIPS_A")
+    assert "active member is now the backup" in out
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "backup"
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "operator"
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200")
+    assert len(bak.requests("INVITE")) == 1 and not pri.requests("INVITE")
+    k.wait_log(r"event genesys-ha:switchover: pair SIPS_A now uses backup "
+               r"sip:%s:5060 \(was sip:%s:5060, trigger operator\)"
+               % (re.escape(bak.address), re.escape(pri.address)))
+    # bad arguments
+    r = k.rpc_raw("genesys_ha.switchover")
+    assert "400" in r.stdout + r.stderr
+    r = k.rpc_raw("genesys_ha.switchover", "NOPE")
+    assert "404" in r.stdout + r.stderr and "unknown SIP Server pair" in r.stdout + r.stderr
+    # the primary dies: switching back to it is refused
+    pri.options_code = None
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "down",
+              what="primary down")
+    r = k.rpc_raw("genesys_ha.switchover", "SIPS_A")
+    assert "409" in r.stdout + r.stderr, r
+    assert pool(k)["SIPS_A"]["active"] == "backup"
+
+
+def test_reload_good_and_broken(tmp_path, kamailio_factory, peer_factory):
+    """A broken file is refused with file:line and the running pool, its
+    member states and its routing stay; a good file replaces the pool
+    atomically, member states survive for members that stay, new members
+    are probed, removed ones are released."""
+    a1, a2, b1, b2, c1, c2 = (peer_factory() for _ in range(6))
+    path = tmp_path / "pool.xml"
+    hu.write_pool(path, [("SIPS_A", a1.uri, a2.uri, None),
+                         ("SIPS_C", c1.uri, c2.uri, None)])
+    k = hu.start_proxy(kamailio_factory, str(path),
+                       defines={"SERVING_SIPSERVER": '"SIPS_A"'})
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_C"]["members"]["backup"]["state"] == "active",
+              what="all active")
+    k.rpc("genesys_ha.switchover", "SIPS_A")     # state to carry over
+    before = pool(k)
+    good = path.read_text()
+
+    # broken: not well-formed, at line 4
+    path.write_text(good.replace('<sipserver name="SIPS_C">',
+                                 '<sipserver name="SIPS_C"', 1))
+    r = k.rpc_raw("genesys_ha.reload")
+    out = r.stdout + r.stderr
+    assert "500" in out and "%s:" % path in out and "not well-formed" in out, out
+    assert "40003" in out and "running pool is unchanged" in out
+    k.wait_log(r"40003 SPR_ERROR_READING_CONFIG_DATA: %s:\d+: not well-formed"
+               % re.escape(str(path)))
+    # broken: unknown host in a new pair
+    path.write_text(good.replace("</pool>", '  <sipserver name="SIPS_X">\n'
+                                 '    <primary uri="sip:no-such-host.invalid"/>\n'
+                                 '    <backup uri="sip:127.0.0.1:5999"/>\n'
+                                 '  </sipserver>\n</pool>'))
+    r = k.rpc_raw("genesys_ha.reload")
+    out = r.stdout + r.stderr
+    assert "40005" in out and "no-such-host.invalid" in out, out
+    after = pool(k)
+    assert after["SIPS_A"] == before["SIPS_A"]
+    assert "SIPS_X" not in after
+    assert "generation: 1" in k.rpc("genesys_ha.pool")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200") and len(a2.requests("INVITE")) == 1
+
+    # good: SIPS_A stays, SIPS_C goes, SIPS_B comes
+    hu.write_pool(path, [("SIPS_A", a1.uri, a2.uri, None),
+                         ("SIPS_B", b1.uri, b2.uri, None)])
+    out = k.rpc("genesys_ha.reload")
+    assert "2 SIP Server pairs" in out and "generation 2" in out, out
+    p = pool(k)
+    assert "SIPS_C" not in p and "SIPS_B" in p
+    # SIPS_A kept its active member, states, switchover and counters
+    for key in ("active", "state", "since", "switchovers"):
+        assert p["SIPS_A"][key] == pool_val(after, "SIPS_A", key), key
+    assert int(p["SIPS_A"]["new_dialogs"]) == int(after["SIPS_A"]["new_dialogs"]) + 1
+    assert p["SIPS_A"]["members"]["primary"]["since"] == \
+        before["SIPS_A"]["members"]["primary"]["since"]
+    assert p["SIPS_A"]["last_switchover"]["trigger"] == "operator"
+    wait_pool(k, lambda p: p["SIPS_B"]["members"]["backup"]["state"] == "active",
+              what="new pair probed")
+    # the removed pair's members are no longer probed
+    targets = k.rpc("genesys_oos.list")
+    assert c1.address not in targets and b1.address in targets, targets
+    n = len(c1.requests("OPTIONS"))
+    time.sleep(1.5)
+    assert len(c1.requests("OPTIONS")) == n
+    # routing follows the new pool
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200") and len(a2.requests("INVITE")) == 2
+
+
+def pool_val(p, pair, key):
+    return p[pair][key]
+
+
+def test_forged_route_pair_id_refused(tmp_path, kamailio_factory, peer_factory):
+    pri = peer_factory()
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    ruri = "sip:sips@%s:5060" % pri.address
+    for gha in ("NO_SUCH_PAIR", "%zz", "SIPS%5FA", ""):
+        status, _ = hu.udp_request(
+            k, "BYE", ruri, route="<sip:%s;lr;gha=%s>" % (k.address, gha))
+        assert status and status.startswith("SIP/2.0 403"), (gha, status)
+    time.sleep(0.3)
+    assert not pri.requests("BYE") and not bak.requests("BYE")
+    k.wait_log(r"in-dialog BYE from [\d.]+:\d+ refused: unknown SIP Server "
+               r"pair 'NO_SUCH_PAIR' in the Route header; not forwarded")
+    k.wait_log(r"refused: malformed SIP Server pair id '%zz'")
+    # the genuine id is routed
+    status, _ = hu.udp_request(
+        k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("BYE")) == 1
+
+
+BAD_POOLS = [
+    ("not-well-formed",
+     '<?xml version="1.0"?>\n<pool>\n  <sipserver name="A">\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA", r"pool.xml:5: not well-formed"),
+    ("schema",
+     '<?xml version="1.0"?>\n<pool>\n  <sipserver name="A">\n'
+     '    <primary uri="sip:127.0.0.1:5998"/>\n  </sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:3: element <sipserver>: Element 'sipserver': Missing child"),
+    ("duplicate",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5903"/>'
+     '<backup uri="sip:127.0.0.1:5904"/></sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:4: element <sipserver>: duplicate name 'A' \(first at line 3\)"),
+    ("bad-uri",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901;transport=xyz"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"pool.xml:3: element <primary> of 'A': URI .* transport 'xyz'"),
+    ("unknown-serving",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {"SERVING_SIPSERVER": '"B"'}, "40003 SPR_ERROR_READING_CONFIG_DATA",
+     r"serving_sipserver 'B' is not a <sipserver> of the pool"),
+    ("unresolvable",
+     '<?xml version="1.0"?>\n<pool>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>\n'
+     '    <backup uri="sip:no-such-host.invalid"/></sipserver>\n</pool>\n',
+     {}, "40005 SPR_HOST_NOT_RESOLVED",
+     r"pool.xml:4: element <backup> of 'A': cannot resolve host "
+     r"'no-such-host.invalid'"),
+    ("own-address",
+     '<?xml version="1.0"?>\n<pool>\n  <proxies>\n'
+     '    <proxy address="127.0.0.1:5060" site="east"/>\n  </proxies>\n'
+     '  <sipserver name="A"><primary uri="sip:127.0.0.1:5901"/>'
+     '<backup uri="sip:127.0.0.1:5902"/></sipserver>\n</pool>\n',
+     {"OWN_ADDRESS": '"127.0.0.9:5060"'}, "40000 SPR_OWN_PROXY_ADDR_NOT_FOUND",
+     r"own_address 127.0.0.9:5060 is not a <proxy> of the pool"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_POOLS, ids=[c[0] for c in BAD_POOLS])
+def test_bad_pool_file_refuses_start(tmp_path, case):
+    name, text, defines, event, rx = case
+    path = tmp_path / "pool.xml"
+    path.write_text(text)
+    d = {"POOL_FILE": '"%s"' % path}
+    d.update(defines)
+    k = harness.Kamailio(tmp_path / "k", cfg_text=hu.reference_cfg(), defines=d)
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    log = k.log_text()
+    assert re.search(event + r": .*" + rx, log), log[-2000:]
+    assert "40004" not in log
+
+
+def test_good_pool_with_own_address_starts(tmp_path, kamailio_factory,
+                                           peer_factory):
+    pri, bak = peer_factory(), peer_factory()
+    addr = harness.next_address()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, "east")],
+                         proxies=[("%s:5060" % addr, "east"),
+                                  ("127.0.0.1:5060", "west")])
+    k = hu.start_proxy(kamailio_factory, path, address=addr,
+                       defines={"OWN_ADDRESS": '"%s:5060"' % addr})
+    k.wait_log(r"40004 SPR_PROXY_INITIALIZED: .* serving SIP Server 'SIPS_A', "
+               r"site 'east'")
+    out = k.rpc("genesys_ha.pool")
+    assert re.search(r"address: %s:5060\s+site: east\s+self: yes"
+                     % re.escape(addr), out), out
+
+
+def test_genesys_oos_required(tmp_path):
+    path = pair_pool(tmp_path, "127.0.0.1", "127.0.0.2")
+    cfg = hu.reference_cfg().replace('loadmodule "genesys_oos"\n', "")
+    cfg = re.sub(r'modparam\("genesys_oos".*\n', "", cfg)
+    k = harness.Kamailio(tmp_path / "k", cfg_text=cfg,
+                         defines={"POOL_FILE": '"%s"' % path})
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    assert 'genesys_ha needs the genesys_oos module' in k.log_text()
+
+
+def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
+                                           peer_factory):
+    """geo-location east: endpoint calls are balanced round-robin over the
+    available pairs of the site (never the west pair); an inter-site request
+    from a west SIP Server naming an east pair's old primary reaches that
+    pair's active member; MWI SUBSCRIBEs go to the east Feature Server that
+    answers, never to the one that is down or to the west one."""
+    e1p = peer_factory(options_code=None)
+    e1b, e2p = peer_factory(), peer_factory()
+    e2b = peer_factory(options_code=None)
+    wp = peer_factory()
+    wb = peer_factory(options_code=None)
+    fs1, fs3 = peer_factory(), peer_factory()
+    fs2_addr = harness.next_address()                 # down: nothing listens
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS-E1", e1p.uri, e1b.uri, "east"),
+        ("SIPS-E2", e2p.uri, e2b.uri, "east"),
+        ("SIPS-W", wp.uri, wb.uri, "west")],
+        fs=[("FS1", fs1.uri, "east"), ("FS2", "sip:%s:5060" % fs2_addr, "east"),
+            ("FS3", fs3.uri, "west")])
+    k = hu.start_proxy(kamailio_factory, path,
+                       defines={"GEO_LOCATION": '"east"'})
+    wait_pool(k, lambda p: p["SIPS-E1"]["active"] == "backup"
+              and p["SIPS-E1"]["state"] == "up"
+              and p["SIPS-E2"]["state"] == "up" and p["SIPS-W"]["state"] == "up"
+              and p["_fs"]["FS2"]["state"] == "down"
+              and p["_fs"]["FS1"]["state"] == "active",
+              what="pool settled")
+    # endpoint calls: round-robin over the east pairs
+    for i in range(4):
+        status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+        assert status.startswith("SIP/2.0 200"), status
+    assert len(e1b.requests("INVITE")) == 2, e1b.requests("INVITE")
+    assert len(e2p.requests("INVITE")) == 2
+    assert not wp.requests("INVITE") and not e1p.requests("INVITE")
+    # inter-site: the west SIP Server sends through its pool to the east
+    # pair, naming the pair's old primary
+    reply = wp.send_request((k.address, k.port), "INVITE",
+                            "sip:3000@%s:5060" % e1p.address)
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    got = e1b.requests("INVITE")
+    assert len(got) == 3 and got[-1].startswith(
+        "INVITE sip:3000@%s:5060 " % e1p.address), got[-1]
+    assert re.search(r"^Record-Route: <sip:%s[^>]*;gha=SIPS-E1;ghadn=3000"
+                     % re.escape(k.address), got[-1], re.M), got[-1]
+    # ... or naming the pair itself
+    reply = wp.send_request((k.address, k.port), "MESSAGE", "sip:3000@SIPS-E2")
+    assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(e2p.requests("MESSAGE")) == 1
+    # MWI
+    for i in range(4):
+        status, _ = hu.udp_request(k, "SUBSCRIBE", "sip:1001@%s" % k.address,
+                                   headers={"Event": "message-summary",
+                                            "Expires": "60"})
+        assert status.startswith("SIP/2.0 200"), status
+    assert len(fs1.requests("SUBSCRIBE")) == 4
+    assert not fs3.requests("SUBSCRIBE")
+    assert not e1b.requests("SUBSCRIBE") and not e2p.requests("SUBSCRIBE")
+    # other SUBSCRIBEs go to the SIP Servers
+    status, _ = hu.udp_request(k, "SUBSCRIBE", "sip:1001@%s" % k.address,
+                               headers={"Event": "presence", "Expires": "60"})
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(fs1.requests("SUBSCRIBE")) == 4
+
+
+SCRIPT_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen=LISTEN_UDP
+auto_aliases=no
+dns=no
+rev_dns=no
+loadmodule "ctl"
+loadmodule "kex"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "rr"
+loadmodule "pv"
+loadmodule "xlog"
+loadmodule "textops"
+loadmodule "genesys_oos"
+loadmodule "genesys_ha"
+modparam("ctl", "binrpc", CTL_SOCK)
+modparam("genesys_oos", "oos_check", 1)
+modparam("genesys_oos", "oos_force", 1)
+modparam("genesys_oos", "oos_timeout", 400)
+modparam("genesys_ha", "pool_file", POOL_FILE)
+modparam("genesys_ha", "serving_sipserver", "SIPS_A")
+modparam("genesys_ha", "lb_algorithm", "random")
+
+request_route {
+	switch ($hdr(X-Fn)) {
+	case "select":
+		ha_select("$hdr(X-Arg)");
+		break;
+	case "serving":
+		ha_select_serving();
+		break;
+	case "site":
+		ha_select_site("$hdr(X-Arg)");
+		break;
+	case "fs":
+		ha_select_feature_server();
+		break;
+	case "from":
+		ha_from_sipserver();
+		break;
+	default:
+		sl_send_reply("400", "no X-Fn");
+		exit;
+	}
+	$var(rc) = $rc;
+	append_to_reply("X-Rc: $var(rc)\\r\\nX-Du: $du\\r\\nX-Pair: $ha(pair)\\r\\nX-Role: $ha(role)\\r\\nX-Member: $ha(member)\\r\\nX-State: $ha(state)\\r\\n");
+	sl_send_reply("200", "tested");
+	exit;
+}
+"""
+
+
+def fn(k, name, arg="", peer=None):
+    hdrs = {"X-Fn": name, "X-Arg": arg}
+    if peer:
+        text = peer.send_request((k.address, k.port), "MESSAGE",
+                                 "sip:x@%s" % k.address, headers=hdrs,
+                                 full=True)
+    else:
+        status, text = hu.udp_request(k, "MESSAGE", "sip:x@%s" % k.address,
+                                      headers=hdrs)
+    assert text and text.startswith("SIP/2.0 200"), text
+    return dict(re.findall(r"^(X-[A-Za-z]+): ?(.*?)\r?$", text, re.M))
+
+
+def test_script_functions_return_codes_and_pvs(tmp_path, kamailio_factory,
+                                               peer_factory):
+    pri, bak = peer_factory(), peer_factory(options_code=None)
+    cp, cb = peer_factory(options_code=None), peer_factory(options_code=None)
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_A", pri.uri, bak.uri, "east"),
+        ("SIPS_C", cp.uri, cb.uri, "west")],
+        fs=[("FS1", "sip:%s:5060" % harness.next_address(), "east")])
+    k = kamailio_factory(cfg_text=SCRIPT_CFG,
+                         defines={"POOL_FILE": '"%s"' % path})
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
+              and p["SIPS_C"]["state"] == "out-of-service"
+              and p["_fs"]["FS1"]["state"] == "down", what="settled")
+    r = fn(k, "select", "SIPS_A")
+    assert r["X-Rc"] == "1" and r["X-Du"] == "sip:%s:5060" % pri.address, r
+    assert (r["X-Pair"], r["X-Role"], r["X-Member"], r["X-State"]) == \
+        ("SIPS_A", "primary", pri.uri, "up"), r
+    r = fn(k, "serving")
+    assert r["X-Rc"] == "1" and r["X-Pair"] == "SIPS_A"
+    assert fn(k, "select", "NOPE")["X-Rc"] == "-3"
+    r = fn(k, "select", "SIPS_C")
+    assert r["X-Rc"] == "-1" and r["X-State"] == "out-of-service", r
+    assert fn(k, "site", "west")["X-Rc"] == "-1"      # its only pair is down
+    assert fn(k, "site", "mars")["X-Rc"] == "-3"      # no pair in that site
+    assert fn(k, "site", "east")["X-Pair"] == "SIPS_A"
+    assert fn(k, "fs")["X-Rc"] == "-1"                # its only FS is down
+    assert fn(k, "from")["X-Rc"] == "-4"              # not a pool member
+    r = fn(k, "from", peer=pri)
+    assert (r["X-Rc"], r["X-Pair"], r["X-Role"]) == ("1", "SIPS_A", "primary"), r
+    # statistics
+    out = k.rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"new_dialogs\D+[1-9]", out), out
+    assert re.search(r"rejected\D+[1-9]", out), out

@@ -1,0 +1,533 @@
+"""genesys_oos: active out-of-service detection by OPTIONS probing.
+
+Every test runs the real kamailio with genesys_oos and real peers on their
+own loopback addresses (SIPp UAS, or the scriptable socket responder of
+oos_util when a test must choose which probe is answered), and reads the
+target states through `kamcmd genesys_oos.list`.
+"""
+
+import re
+import time
+
+import pytest
+
+import harness
+from oos_util import (Responder, make_cfg, oos_list, send_message, target,
+                      wait_state)
+
+FAST = {"oos_check": 1, "oos_force": 1, "oos_timeout": 500}
+MANY = 100000   # SIPp -m: every probe is a new "call" for a UAS
+
+
+@pytest.fixture
+def responders():
+    made = []
+
+    def make(**kw):
+        r = Responder(**kw)
+        r.start()
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+def reply_scenario(tmp_path, code):
+    """oos_uas_reply.xml answering with `code` (SIPp checks codes at load)."""
+    text = (harness.SIPP_DIR / "oos_uas_reply.xml").read_text()
+    path = tmp_path / ("oos_uas_reply_%d.xml" % code)
+    path.write_text(text.replace("SIP/2.0 200 Probe Reply",
+                                 "SIP/2.0 %d Probe Reply" % code))
+    return path
+
+
+def start_kamailio(kamailio_factory, params, **kw):
+    return kamailio_factory(cfg_text=make_cfg(params), **kw)
+
+
+def events(k):
+    return re.findall(r"OOS-EVENT (\S+) uri=(\S+) old=(\S+) state=(\S+) "
+                      r"reason=(\S+) code=(\S+)", k.log_text())
+
+
+# ---------------------------------------------------------------- defaults
+
+def test_reference_config_has_no_targets(kamailio):
+    """The reference cfg loads genesys_oos without targets: valid, no
+    probing, no errors."""
+    assert oos_list(kamailio) == []
+    time.sleep(1.5)
+    stats = kamailio.rpc("stats.get_statistics", "genesys_oos:")
+    assert re.search(r"genesys_oos:probes_sent = 0\b", stats), stats
+    assert not re.search(r"(ERROR|WARNING): genesys_oos", kamailio.log_text())
+
+
+# ---------------------------------------------------------------- reply codes
+
+@pytest.mark.parametrize("code,state", [(200, "active"), (503, "inactive"),
+                                        (404, "active"), (408, "active")])
+def test_reply_code_gives_state(kamailio_factory, sipp_factory, tmp_path,
+                                code, state):
+    """A SIPp UAS answering OPTIONS with `code`: any final reply but 503 is
+    ACTIVE (a 408 received from the target is an answer), 503 is INACTIVE;
+    the event route of the new state runs with the target in $goos()."""
+    uas = sipp_factory(reply_scenario(tmp_path, code), "uas%d" % code,
+                       calls=MANY).start()
+    k = start_kamailio(kamailio_factory, dict(FAST, target=uas.uri))
+    _, row = wait_state(k, uas.uri, state, timeout=5)
+    assert row["last_code"] == str(code), row
+    assert row["last_reason"] == "reply" and row["forced"] == "no", row
+    assert int(row["last_rtt_ms"]) >= 0 and row["timeouts"] == "0", row
+    # it stays there: later probes confirm the state
+    time.sleep(2.2)
+    row = target(k, uas.uri)
+    assert row["state"] == state and int(row["probes_sent"]) >= 3, row
+    ev = "up" if state == "active" else state
+    assert (ev, uas.uri, "unknown", state, "reply", str(code)) in events(k)
+    assert len(events(k)) == 1, events(k)
+    # the state change is logged with target, old and new state and why
+    level = "NOTICE" if state == "active" else "WARNING"
+    assert re.search(r"%s: genesys_oos .*target %s state unknown -> %s "
+                     r"\(reply %d in \d+ ms\)" % (level, re.escape(uas.uri),
+                                                  state, code),
+                     k.log_text()), k.log_text()[-3000:]
+
+
+# ---------------------------------------------------------------- transport
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_closed_port_is_down_in_one_round_trip(kamailio_factory, transport):
+    """Nothing listens on the target's port: ICMP port unreachable (UDP) or
+    a refused connection (TCP) is DOWN at once, long before oos_timeout."""
+    addr = harness.next_address()
+    uri = "sip:%s:5060" % addr + (";transport=tcp" if transport == "tcp" else "")
+    k = start_kamailio(kamailio_factory, {"oos_check": 5, "oos_force": 5,
+                                          "oos_timeout": 3000, "target": uri})
+    _, row = wait_state(k, uri, "down", timeout=2.5)
+    assert row["last_reason"] == "transport", row
+    assert row["timeouts"] == "0" and int(row["transport_errors"]) >= 1, row
+    # a probe now: answered by the network in well under oos_timeout (3 s)
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", uri)
+    took = time.monotonic() - t0
+    assert re.search(r"result: down", out) and re.search(r"reason: transport", out), out
+    assert took < 1.0, "probe of a closed %s port took %.2fs" % (transport, took)
+    assert target(k, uri)["timeouts"] == "0"
+    assert ("down", uri, "unknown", "down", "transport", "0") in events(k)
+    assert re.search(r"WARNING: genesys_oos .*target %s state unknown -> down "
+                     r"\(transport error: (ICMP port unreachable|connection "
+                     r"refused)\)" % re.escape(uri), k.log_text())
+    # a refused TCP target costs no tm send: no core ERROR lines per probe
+    assert not re.search(r"ERROR:", k.log_text()), k.log_text()[-2000:]
+
+
+def test_transport_check_off_falls_back_to_timeout(kamailio_factory):
+    """transport_check=0: a closed UDP port is only detected by the probe
+    deadline (what dispatcher does), which shows what the check buys."""
+    uri = "sip:%s:5060" % harness.next_address()
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 600, "target": uri,
+                                          "transport_check": 0})
+    _, row = wait_state(k, uri, "down", timeout=4)
+    assert row["last_reason"] == "timeout" and row["transport_errors"] == "0", row
+    assert row["transport_check"] == "off", row
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", uri)
+    assert "reason: timeout" in out, out
+    assert time.monotonic() - t0 >= 0.55
+
+
+# ---------------------------------------------------------------- timeouts
+
+def test_silent_target_goes_down_then_recovers(kamailio_factory, sipp_factory,
+                                               tmp_path):
+    """A SIPp UAS that reads OPTIONS and never answers is DOWN within
+    oos_timeout + one period; answering again, it is ACTIVE within
+    oos_force + oos_timeout."""
+    params = {"oos_check": 1, "oos_force": 2, "oos_timeout": 700}
+    addr = harness.next_address()
+    uri = "sip:%s:5060" % addr
+    up = sipp_factory(reply_scenario(tmp_path, 200), "up1", address=addr,
+                      calls=MANY).start()
+    k = start_kamailio(kamailio_factory, dict(params, target=uri))
+    wait_state(k, uri, "active", timeout=5)
+
+    up.kill()
+    silent = sipp_factory("oos_uas_silent.xml", "silent", address=addr,
+                          calls=MANY).start()
+    took, row = wait_state(k, uri, "down", timeout=6)
+    # one period (1 s) + oos_timeout (0.7 s) + scheduling margin
+    assert took < 1.0 + 0.7 + 0.8, took
+    assert row["last_reason"] == "timeout" and int(row["timeouts"]) >= 1, row
+    assert row["transport_errors"] == "0", row
+    # the SIPp UAS really received the probes it did not answer
+    time.sleep(0.3)
+    silent.kill()
+    assert silent.result(None).received("OPTIONS "), "no probe reached the UAS"
+
+    up2 = sipp_factory(reply_scenario(tmp_path, 200), "up2", address=addr,
+                       calls=MANY).start()
+    took, row = wait_state(k, uri, "active", timeout=6)
+    # oos_force (2 s) + oos_timeout (0.7 s) + margin
+    assert took < 2.0 + 0.7 + 0.8, took
+    assert row["last_code"] == "200", row
+    up2.kill()
+    ev = [e[:5] for e in events(k)]
+    assert ev == [("up", uri, "unknown", "active", "reply"),
+                  ("down", uri, "active", "down", "timeout"),
+                  ("up", uri, "down", "active", "reply")], ev
+
+
+@pytest.mark.parametrize("fail_threshold,flips", [(2, False), (1, True)])
+def test_fail_threshold(kamailio_factory, responders, fail_threshold, flips):
+    """With fail_threshold=2 a single lost probe does not flip an ACTIVE
+    target; with 1 it does (the control case)."""
+    r = responders(policy=lambda n, src: (None, 0) if n == 2 else (200, 0))
+    k = start_kamailio(kamailio_factory, dict(FAST, target=r.uri,
+                                              fail_threshold=fail_threshold))
+    wait_state(k, r.uri, "active", timeout=5)
+    seen = set()
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        row = target(k, r.uri)
+        seen.add(row["state"])
+        if int(row["probes_sent"]) >= 6 and row["probe_pending"] == "0":
+            break
+        time.sleep(0.02)
+    assert row["timeouts"] == "1", row          # exactly one probe was lost
+    assert ("down" in seen) == flips, (seen, row)
+    assert row["state"] == "active", row        # and answers bring it back
+
+
+def test_late_reply_does_not_undo_the_timeout(kamailio_factory, responders):
+    """Replies slower than oos_timeout: each probe times out (DOWN), the late
+    reply is recorded (code, rtt, late_replies) and triggers an immediate
+    re-probe, but never brings the target up by itself."""
+    r = responders(policy=lambda n, src: (200, 0.45))
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 2,
+                                          "oos_timeout": 250, "target": r.uri})
+    wait_state(k, r.uri, "down", timeout=5)
+    states = set()
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        states.add(target(k, r.uri)["state"])
+        time.sleep(0.02)
+    row = target(k, r.uri)
+    assert states == {"down"}, states
+    assert int(row["late_replies"]) >= 2, row
+    assert row["last_code"] == "200" and int(row["last_rtt_ms"]) >= 400, row
+    # re-probed at once after each late reply, not every oos_force (2 s):
+    # ~0.7 s per cycle over the 3+ s observed
+    assert len(r.probes) >= 4, len(r.probes)
+
+
+# ---------------------------------------------------------------- matching
+
+def test_same_uri_on_two_sockets_stays_distinct(kamailio_factory, responders):
+    """Two targets with the same URI, probed from two different send
+    sockets: the peer answers only one of them, and the replies go to the
+    probe that caused them (kamailio issue 4330)."""
+    kaddr = harness.next_address()
+    kaddr2 = harness.next_address()
+    r = responders(policy=lambda n, src: (200, 0) if src[0] == kaddr else (None, 0))
+    cfg = make_cfg([("oos_check", 1), ("oos_force", 1), ("oos_timeout", 400),
+                    ("target", "%s socket=udp:%s:5060" % (r.uri, kaddr)),
+                    ("target", "%s socket=udp:%s:5060" % (r.uri, kaddr2))],
+                   listen=["udp:%s:5060" % kaddr2])
+    k = kamailio_factory(cfg_text=cfg, address=kaddr)
+    wait_state(k, r.uri, "active", timeout=5, socket_name="udp:%s:5060" % kaddr)
+    wait_state(k, r.uri, "down", timeout=5, socket_name="udp:%s:5060" % kaddr2)
+    time.sleep(1.5)
+    a = target(k, r.uri, "udp:%s:5060" % kaddr)
+    b = target(k, r.uri, "udp:%s:5060" % kaddr2)
+    assert a["state"] == "active" and a["timeouts"] == "0", a
+    assert b["state"] == "down" and b["last_code"] == "0", b
+    assert {src[0] for _, _, src in r.probes} == {kaddr, kaddr2}
+
+
+# ---------------------------------------------------------------- passive
+
+def test_passive_failure_report_probes_at_once(kamailio_factory, responders):
+    """oos_report_failure(uri) from the script probes the target at once:
+    it is DOWN long before the next periodic probe (oos_check=60), and a
+    report alone never marks it down; oos_report_alive(uri) lets a DOWN
+    target be probed at once (oos_force=30)."""
+    r = responders()
+    addr = r.address
+    k = start_kamailio(kamailio_factory, {"oos_check": 60, "oos_force": 30,
+                                          "oos_timeout": 1000, "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    probes = int(target(k, r.uri)["probes_sent"])
+
+    # a report while it answers: probed at once, still active
+    line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    assert line == "SIP/2.0 200 rc=1", line
+    deadline = time.monotonic() + 2
+    while int(target(k, r.uri)["probes_sent"]) == probes:
+        assert time.monotonic() < deadline, "no probe after the report"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert target(k, r.uri)["state"] == "active"
+
+    # the server dies (port closed): the next report finds it down at once
+    r.stop()
+    t0 = time.monotonic()
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    took, row = wait_state(k, r.uri, "down", timeout=3)
+    assert took < 2.0, took
+    assert row["last_reason"] == "transport", row
+
+    # it is back: a report of traffic from it probes it at once
+    r2 = responders(address=addr)
+    line = send_message(k, {"X-Report": "alive", "X-Target": r.uri})
+    assert line == "SIP/2.0 200 rc=1", line
+    took, _ = wait_state(k, r.uri, "active", timeout=3)
+    assert took < 2.0, took
+    assert r2.probes
+
+    # unknown targets
+    line = send_message(k, {"X-Report": "failure", "X-Target": "sip:nobody@x"})
+    assert line == "SIP/2.0 200 rc=-4", line
+
+
+def test_oos_is_active_return_codes(kamailio_factory, responders, sipp_factory,
+                                    tmp_path):
+    """oos_is_active(uri): 1 active, -1 inactive, -2 down, -4 not a target."""
+    ok = responders()
+    busy = sipp_factory(reply_scenario(tmp_path, 503), "busy", calls=MANY).start()
+    dead = "sip:%s:5060" % harness.next_address()
+    k = start_kamailio(kamailio_factory, [("oos_check", 1), ("oos_force", 1),
+                                          ("oos_timeout", 500),
+                                          ("target", ok.uri),
+                                          ("target", busy.uri),
+                                          ("target", dead)])
+    wait_state(k, ok.uri, "active", timeout=5)
+    wait_state(k, busy.uri, "inactive", timeout=5)
+    wait_state(k, dead, "down", timeout=5)
+    for uri, rc in ((ok.uri, "1"), (busy.uri, "-1"), (dead, "-2"),
+                    ("sip:unknown.example.com", "-4")):
+        line = send_message(k, {"X-Target": uri})
+        assert line == "SIP/2.0 200 rc=%s" % rc, (uri, line)
+
+
+# ---------------------------------------------------------------- operator
+
+def test_forced_state_wins_until_auto(kamailio_factory, responders):
+    """genesys_oos.set_state forces a state over probe results until auto."""
+    r = responders()
+    dead = "sip:%s:5060" % harness.next_address()
+    k = start_kamailio(kamailio_factory, [("oos_check", 1), ("oos_force", 1),
+                                          ("oos_timeout", 400),
+                                          ("target", r.uri), ("target", dead)])
+    wait_state(k, r.uri, "active", timeout=5)
+    wait_state(k, dead, "down", timeout=5)
+
+    out = k.rpc("genesys_oos.set_state", r.uri, "down")
+    assert "state: down" in out and "forced: down" in out, out
+    k.rpc("genesys_oos.set_state", dead, "active")
+    probes = int(target(k, r.uri)["probes_sent"])
+    time.sleep(2.5)             # probes keep running and keep answering
+    a, d = target(k, r.uri), target(k, dead)
+    assert int(a["probes_sent"]) >= probes + 2, a
+    assert (a["state"], a["forced"], a["probed_state"]) == ("down", "down", "active"), a
+    assert (d["state"], d["forced"], d["probed_state"]) == ("active", "active", "down"), d
+    assert a["last_reason"] == "forced", a
+
+    k.rpc("genesys_oos.set_state", r.uri, "auto")
+    k.rpc("genesys_oos.set_state", dead, "auto")
+    a, d = target(k, r.uri), target(k, dead)
+    assert (a["state"], a["forced"], a["last_reason"]) == ("active", "no", "auto"), a
+    assert (d["state"], d["forced"]) == ("down", "no"), d
+    ev = events(k)
+    assert ("down", r.uri, "active", "down", "forced", "0") in ev, ev
+    assert ("up", r.uri, "down", "active", "auto", "0") in ev, ev
+    assert ("up", dead, "down", "active", "forced", "0") in ev, ev
+    assert re.search(r"target %s state active -> down \(forced by the operator"
+                     % re.escape(r.uri), k.log_text())
+
+
+def test_rpc_probe_and_bad_arguments(kamailio_factory, responders):
+    """genesys_oos.probe answers with the result of a fresh probe; unknown
+    targets and bad arguments get an RPC error 400."""
+    r = responders(policy=lambda n, src: (200 if n % 2 == 0 else 486, 0))
+    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
+                                          "oos_timeout": 1000, "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    n0 = len(r.probes)
+    out = k.rpc("genesys_oos.probe", r.uri)
+    assert len(r.probes) == n0 + 1
+    assert "result: active" in out and "reason: reply" in out, out
+    code = 200 if n0 % 2 == 0 else 486
+    assert re.search(r"code: %d\b" % code, out), (n0, out)
+
+    for args in (("genesys_oos.probe", "sip:nobody@example.com"),
+                 ("genesys_oos.set_state", "sip:nobody@example.com", "down"),
+                 ("genesys_oos.set_state", r.uri, "sideways"),
+                 ("genesys_oos.set_state", r.uri),
+                 ("genesys_oos.probe",)):
+        res = k.rpc_raw(*args)
+        assert res.stdout.startswith("error: 400") or \
+            "error: 400" in res.stdout + res.stderr, (args, res.stdout, res.stderr)
+    # still alive and unchanged
+    assert target(k, r.uri)["state"] == "active"
+
+
+def test_statistics(kamailio_factory, responders):
+    """Kamailio statistics count probes, replies, timeouts, transport errors
+    and state changes."""
+    r = responders()
+    silent = responders(policy=lambda n, src: (None, 0))
+    closed = "sip:%s:5060" % harness.next_address()
+    k = start_kamailio(kamailio_factory, [("oos_check", 1), ("oos_force", 1),
+                                          ("oos_timeout", 300),
+                                          ("target", r.uri), ("target", silent.uri),
+                                          ("target", closed)])
+    wait_state(k, r.uri, "active", timeout=5)
+    wait_state(k, silent.uri, "down", timeout=5)
+    wait_state(k, closed, "down", timeout=5)
+    time.sleep(1.2)
+    stats = dict(re.findall(r"genesys_oos:(\w+) = (\d+)",
+                            k.rpc("stats.get_statistics", "genesys_oos:")))
+    rows = oos_list(k)
+    sent = sum(int(t["probes_sent"]) for t in rows)
+    assert int(stats["probes_sent"]) >= 6 and abs(int(stats["probes_sent"]) - sent) <= 3, (stats, rows)
+    assert int(stats["replies"]) >= 2, stats
+    assert int(stats["timeouts"]) >= 1, stats
+    assert int(stats["transport_errors"]) >= 1, stats
+    assert int(stats["state_changes"]) == 3, stats
+
+
+def test_probe_request_shape(kamailio_factory, responders):
+    """The probe is an OPTIONS to the target URI with To = target, From =
+    probe_from with a tag, Max-Forwards, sent from kamailio's socket."""
+    r = responders()
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 400, "target": r.uri,
+                                          "probe_from": "sip:monitor@pool.example.com"})
+    wait_state(k, r.uri, "active", timeout=5)
+    _, _, src = r.probes[0]
+    assert src == (k.address, 5060), src
+    req = r.requests[0]
+    assert req.startswith("OPTIONS %s SIP/2.0\r\n" % r.uri), req
+    assert re.search(r"^From: <sip:monitor@pool.example.com>;tag=\S+", req, re.M), req
+    assert re.search(r"^To: <%s>" % re.escape(r.uri), req, re.M), req
+    assert re.search(r"^Max-Forwards: \d+", req, re.M), req
+    assert re.search(r"^Via: SIP/2.0/UDP %s(:5060)?;branch=z9hG4bK" % re.escape(k.address),
+                     req, re.M), req
+
+
+def test_default_probe_from(kamailio_factory, responders):
+    r = responders()
+    k = start_kamailio(kamailio_factory, dict(FAST, target=r.uri))
+    wait_state(k, r.uri, "active", timeout=5)
+    assert re.search(r"^From: <sip:genesys-oos@%s:5060>;tag=" % re.escape(k.address),
+                     r.requests[0], re.M), r.requests[0]
+
+
+# ---------------------------------------------------------------- bad params
+
+@pytest.mark.parametrize("params,message", [
+    ({"oos_check": 301}, r"modparam oos_check=301 is out of range \(allowed 0-300"),
+    ({"oos_force": 0}, r"modparam oos_force=0 is out of range \(allowed 1-32"),
+    ({"oos_force": 33}, r"modparam oos_force=33 is out of range \(allowed 1-32"),
+    ({"oos_check": 2, "oos_timeout": 2500},
+     r"modparam oos_timeout=2500 is out of range \(allowed 50-2000 ms"),
+    ({"target": "sip:"}, r"modparam target='sip:' is not a valid SIP URI"),
+    ({"target": "http://example.com/"},
+     r"modparam target='http://example.com/' is not a valid SIP URI"),
+    ({"fail_threshold": 0}, r"modparam fail_threshold=0 is out of range"),
+])
+def test_bad_parameters_refuse_to_start(tmp_path, params, message):
+    k = harness.Kamailio(tmp_path / "k", cfg_text=make_cfg(params))
+    with pytest.raises(harness.HarnessError) as e:
+        k.start()
+    k.stop(check=False)
+    log = k.log_text()
+    assert re.search(message, log), log[-2000:]
+    # one clear line from the module (the core adds its own "init_mod" line)
+    ours = [l for l in log.splitlines() if re.search(r"ERROR: genesys_oos ", l)]
+    assert len(ours) == 1, ours
+    assert "kamailio exited at start-up" in str(e.value)
+
+
+def test_tcp_target_up_then_refused(kamailio_factory, sipp_factory, tmp_path):
+    """A TCP target answered by a SIPp UAS over TCP is ACTIVE; when the
+    server process dies its port refuses connections and the target is
+    DOWN within one round trip of the next probe, not after oos_timeout."""
+    addr = harness.next_address()
+    uri = "sip:%s:5060;transport=tcp" % addr
+    uas = sipp_factory(reply_scenario(tmp_path, 200), "tcpuas", address=addr,
+                       transport="t1", calls=MANY).start()
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 1000, "target": uri})
+    _, row = wait_state(k, uri, "active", timeout=5)
+    assert row["last_code"] == "200", row
+    uas.kill()
+    took, row = wait_state(k, uri, "down", timeout=4)
+    # at most one period until the next probe, then one round trip
+    assert took < 1.0 + 0.5, took
+    assert row["last_reason"] == "transport" and row["timeouts"] == "0", row
+
+
+def test_probes_are_spread_over_the_period(kamailio_factory, responders):
+    """Eight targets probed every second: their probes are spread over the
+    period, not sent in one burst."""
+    rs = [responders() for _ in range(8)]
+    k = start_kamailio(kamailio_factory, [("oos_check", 1), ("oos_force", 1),
+                                          ("oos_timeout", 300)]
+                       + [("target", r.uri) for r in rs])
+    for r in rs:
+        wait_state(k, r.uri, "active", timeout=5)
+    time.sleep(2.5)
+    # arrival phase of every target's last probe inside the 1 s period
+    last = sorted(r.probes[-1][0] for r in rs)
+    phases = sorted((t - last[0]) % 1.0 for t in last)
+    gaps = [b - a for a, b in zip(phases, phases[1:])] + [1.0 - phases[-1] + phases[0]]
+    assert max(gaps) < 0.5, phases        # no half-period hole: no burst
+    assert sum(1 for g in gaps if g < 0.02) <= 2, phases
+    # and each target keeps its own 1 s rhythm
+    for r in rs:
+        ts = [p[0] for p in r.probes[-3:]]
+        for a, b in zip(ts, ts[1:]):
+            assert 0.8 < b - a < 1.3, ts
+
+
+def test_runtime_add_and_remove(kamailio_factory, responders):
+    """Targets registered and released at runtime (the API path a pool
+    reload uses, here through genesys_oos.add/remove): a reused slot starts
+    fresh, and a reply still on its way for the released target never
+    lands on the new one."""
+    slow = responders(policy=lambda n, src: (200, 0.4))
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 800})
+    assert oos_list(k) == []
+    out = k.rpc("genesys_oos.add", slow.uri)
+    assert "id: 0" in out, out
+    _, row = wait_state(k, slow.uri, "active", timeout=5)
+    # released while a probe is in flight; its 200 arrives 0.4 s later
+    deadline = time.monotonic() + 3
+    while target(k, slow.uri)["probe_pending"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    k.rpc("genesys_oos.remove", slow.uri)
+    assert oos_list(k) == []
+    closed = "sip:%s:5060" % harness.next_address()
+    assert "id: 0" in k.rpc("genesys_oos.add", closed)   # same slot
+    seen = set()
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        row = target(k, closed)
+        seen.add(row["state"])
+        time.sleep(0.01)
+    assert "active" not in seen, seen
+    assert row["state"] == "down" and row["last_code"] == "0", row
+    assert int(row["probes_sent"]) <= 3, row
+
+    # a target of the configuration cannot be removed over RPC; bad input
+    for args in (("genesys_oos.remove", "sip:nobody@example.com"),
+                 ("genesys_oos.add", "not a uri"),
+                 ("genesys_oos.add",)):
+        res = k.rpc_raw(*args)
+        assert "error: 400" in res.stdout + res.stderr, (args, res.stdout)

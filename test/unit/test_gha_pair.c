@@ -1,0 +1,299 @@
+/* cmocka tests: genesys_ha pair state machine and lb selection (gha_pair.c) */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "genesys_ha/gha_pair.h"
+
+#define P GHA_PRIMARY
+#define B GHA_BACKUP
+
+static void set(gha_pair_state_t *st, int m, int s, long now,
+		gha_pair_events_t *ev)
+{
+	gha_ps_member_changed(st, m, s, now, ev);
+}
+
+static void test_first_start_primary_active(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 100);
+	assert_int_equal(st.active, P);
+	assert_int_equal(st.pstate, GHA_PS_UNKNOWN);
+	assert_true(gha_ps_routable(&st));
+	/* the backup answers first: the primary (not probed yet) stays */
+	set(&st, B, GHA_MS_ACTIVE, 101, &ev);
+	assert_false(ev.switched);
+	assert_int_equal(st.active, P);
+	set(&st, P, GHA_MS_ACTIVE, 102, &ev);
+	assert_false(ev.switched);
+	assert_int_equal(st.active, P);
+	assert_int_equal(st.pstate, GHA_PS_UP);
+	assert_int_equal(st.psince, 102);
+}
+
+static void test_primary_stops_answering(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, P, GHA_MS_DOWN, 10, &ev);
+	assert_true(ev.switched);
+	assert_int_equal(ev.from, P);
+	assert_int_equal(ev.to, B);
+	assert_int_equal(ev.trigger, GHA_TRIG_NO_ANSWER);
+	assert_false(ev.went_down);
+	assert_int_equal(st.active, B);
+	assert_int_equal(st.pstate, GHA_PS_UP);
+	assert_int_equal(st.sw_time, 10);
+	assert_int_equal(st.n_switchovers, 1);
+	/* the old primary answers again: both answer, the backup stays
+	 * (it became active most recently) */
+	set(&st, P, GHA_MS_ACTIVE, 20, &ev);
+	assert_false(ev.switched);
+	assert_int_equal(st.active, B);
+}
+
+static void test_primary_down_backup_silent_then_backup_answers(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_DOWN, 1, &ev); /* a Genesys backup ignores SIP */
+	assert_int_equal(st.pstate, GHA_PS_UP);
+	set(&st, P, GHA_MS_DOWN, 5, &ev);
+	assert_false(ev.switched);
+	assert_true(ev.went_down);
+	assert_int_equal(st.pstate, GHA_PS_DOWN);
+	assert_false(gha_ps_routable(&st));
+	assert_int_equal(st.n_down, 1);
+	/* the backup is promoted and answers */
+	set(&st, B, GHA_MS_ACTIVE, 8, &ev);
+	assert_true(ev.switched);
+	assert_int_equal(ev.trigger, GHA_TRIG_RECOVERY);
+	assert_true(ev.went_up);
+	assert_int_equal(st.active, B);
+	assert_int_equal(st.pstate, GHA_PS_UP);
+}
+
+static void test_both_down_active_recovers(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_DOWN, 1, &ev);
+	assert_true(ev.went_down);
+	set(&st, B, GHA_MS_DOWN, 2, &ev);
+	assert_false(ev.went_down); /* only once */
+	set(&st, P, GHA_MS_ACTIVE, 3, &ev);
+	assert_false(ev.switched);
+	assert_true(ev.went_up);
+	assert_int_equal(st.active, P);
+}
+
+static void test_inactive_503(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	set(&st, P, GHA_MS_INACTIVE, 2, &ev);
+	assert_false(ev.switched);
+	assert_int_equal(st.pstate, GHA_PS_INACTIVE);
+	assert_int_equal(ev.new_pstate, GHA_PS_INACTIVE);
+	assert_false(gha_ps_routable(&st));
+	/* inactive member still answers: no switch when backup answers too */
+	set(&st, B, GHA_MS_ACTIVE, 3, &ev);
+	assert_false(ev.switched);
+	/* and it becomes active again */
+	set(&st, P, GHA_MS_ACTIVE, 4, &ev);
+	assert_int_equal(st.pstate, GHA_PS_UP);
+}
+
+static void test_request_from_backup_verified(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	/* from the active member: nothing */
+	assert_int_equal(gha_ps_request_from(&st, P, 2, &ev), GHA_RQ_ACTIVE);
+	/* from the silent backup: verify, no switch yet (spoof protection) */
+	assert_int_equal(gha_ps_request_from(&st, B, 2, &ev), GHA_RQ_VERIFY);
+	assert_false(ev.switched);
+	assert_int_equal(st.active, P);
+	/* the backup answers the immediate probe */
+	set(&st, B, GHA_MS_ACTIVE, 3, &ev);
+	assert_true(ev.switched);
+	assert_int_equal(ev.trigger, GHA_TRIG_BACKUP_REQUEST);
+	assert_int_equal(st.active, B);
+	assert_int_equal(st.verify_member, -1);
+}
+
+static void test_request_from_backup_silent_never_switches(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	assert_int_equal(gha_ps_request_from(&st, B, 2, &ev), GHA_RQ_VERIFY);
+	/* the backup answers only after the window: normal rules, no switch */
+	set(&st, B, GHA_MS_ACTIVE, 2 + GHA_VERIFY_WINDOW + 1, &ev);
+	assert_false(ev.switched);
+	assert_int_equal(st.active, P);
+}
+
+static void test_request_from_backup_known_alive(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_ACTIVE, 1, &ev);
+	assert_int_equal(gha_ps_request_from(&st, B, 5, &ev), GHA_RQ_SWITCHED);
+	assert_true(ev.switched);
+	assert_int_equal(ev.trigger, GHA_TRIG_BACKUP_REQUEST);
+	assert_int_equal(st.active, B);
+	/* now the old primary is "the other member" */
+	assert_int_equal(gha_ps_request_from(&st, B, 6, &ev), GHA_RQ_ACTIVE);
+}
+
+static void test_operator_switchover(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	assert_int_equal(gha_ps_switchover(&st, 2, &ev), -1);
+	assert_int_equal(st.active, P);
+	set(&st, B, GHA_MS_ACTIVE, 3, &ev);
+	assert_int_equal(gha_ps_switchover(&st, 4, &ev), 0);
+	assert_int_equal(ev.trigger, GHA_TRIG_OPERATOR);
+	assert_int_equal(st.active, B);
+	assert_int_equal(gha_ps_switchover(&st, 5, &ev), 0);
+	assert_int_equal(st.active, P);
+	assert_int_equal(st.n_switchovers, 2);
+	/* unknown member state: allowed (not known down) */
+	gha_ps_init(&st, 0);
+	assert_int_equal(gha_ps_switchover(&st, 1, &ev), 0);
+}
+
+static void test_relay_failure(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
+	/* backup not known alive: no retry */
+	assert_int_equal(gha_ps_relay_failed(&st, P, 2, &ev), -1);
+	assert_false(ev.switched);
+	set(&st, B, GHA_MS_ACTIVE, 3, &ev);
+	assert_int_equal(gha_ps_relay_failed(&st, P, 4, &ev), B);
+	assert_true(ev.switched);
+	assert_int_equal(ev.trigger, GHA_TRIG_RELAY_FAILURE);
+	assert_int_equal(st.active, B);
+	/* a second failure reported for the old primary (another process):
+	 * retry on the current active member without another switch */
+	assert_int_equal(gha_ps_relay_failed(&st, P, 5, &ev), B);
+	assert_false(ev.switched);
+	assert_int_equal(st.n_switchovers, 1);
+	assert_int_equal(gha_ps_relay_failed(&st, 7, 5, &ev), -1);
+}
+
+static void test_ignores_bad_input(void **state)
+{
+	gha_pair_state_t st;
+	gha_pair_events_t ev;
+	(void)state;
+	gha_ps_init(&st, 0);
+	set(&st, 2, GHA_MS_ACTIVE, 1, &ev);
+	set(&st, P, 9, 1, &ev);
+	assert_int_equal(st.mstate[0], GHA_MS_UNKNOWN);
+	/* same state twice: no event */
+	set(&st, P, GHA_MS_DOWN, 1, &ev);
+	assert_true(ev.went_down);
+	set(&st, P, GHA_MS_DOWN, 2, &ev);
+	assert_false(ev.went_down);
+	assert_int_equal(st.msince[0], 1);
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(gha_pstate_name(GHA_PS_DOWN), "out-of-service");
+	assert_string_equal(gha_pstate_name(GHA_PS_UP), "up");
+	assert_string_equal(gha_mstate_name(GHA_MS_INACTIVE), "inactive");
+	assert_string_equal(
+			gha_trigger_name(GHA_TRIG_BACKUP_REQUEST), "request-from-backup");
+	assert_string_equal(gha_trigger_name(99), "invalid");
+	assert_string_equal(gha_role_name(B), "backup");
+}
+
+static void test_lb_round_robin(void **state)
+{
+	int avail[4] = {1, 0, 1, 1};
+	unsigned int rr = 0;
+	int none[3] = {0, 0, 0};
+	(void)state;
+	/* an even share among the available ones */
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_ROUND_ROBIN, &rr, 0), 0);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_ROUND_ROBIN, &rr, 0), 2);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_ROUND_ROBIN, &rr, 0), 3);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_ROUND_ROBIN, &rr, 0), 0);
+	assert_int_equal(rr, 4);
+	assert_int_equal(gha_lb_pick(3, none, GHA_LB_ROUND_ROBIN, &rr, 0), -1);
+	assert_int_equal(gha_lb_pick(0, none, GHA_LB_ROUND_ROBIN, &rr, 0), -1);
+}
+
+static void test_lb_random(void **state)
+{
+	int avail[4] = {0, 1, 0, 1};
+	unsigned int rr = 0;
+	(void)state;
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_RANDOM, &rr, 0), 1);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_RANDOM, &rr, 1), 3);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_RANDOM, &rr, 2), 1);
+	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_RANDOM, &rr, 0xffffffffu), 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+			cmocka_unit_test(test_first_start_primary_active),
+			cmocka_unit_test(test_primary_stops_answering),
+			cmocka_unit_test(test_primary_down_backup_silent_then_backup_answers),
+			cmocka_unit_test(test_both_down_active_recovers),
+			cmocka_unit_test(test_inactive_503),
+			cmocka_unit_test(test_request_from_backup_verified),
+			cmocka_unit_test(test_request_from_backup_silent_never_switches),
+			cmocka_unit_test(test_request_from_backup_known_alive),
+			cmocka_unit_test(test_operator_switchover),
+			cmocka_unit_test(test_relay_failure),
+			cmocka_unit_test(test_ignores_bad_input),
+			cmocka_unit_test(test_names),
+			cmocka_unit_test(test_lb_round_robin),
+			cmocka_unit_test(test_lb_random),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,249 @@
+/* cmocka tests: genesys_ha pool file loader (gha_xml.c) with the shipped
+ * schema etc/genesys-pool.xsd and sample etc/genesys-pool.xml */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <libxml/parser.h>
+
+#include "genesys_ha/gha_xml.h"
+
+#define XSD GHA_TEST_TOP "/etc/genesys-pool.xsd"
+#define SAMPLE GHA_TEST_TOP "/etc/genesys-pool.xml"
+
+static void *t_alloc(size_t n, void *ctx)
+{
+	(void)ctx;
+	return malloc(n);
+}
+
+static void t_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
+}
+
+static const gha_alloc_t A = {t_alloc, t_free, NULL};
+static char path[64];
+
+static const char *write_file(const char *text)
+{
+	FILE *f;
+	int fd;
+
+	strcpy(path, "/tmp/gha_xml_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static gha_load_rc_t load(const char *text, gha_pool_t **p, char *err)
+{
+	gha_build_opts_t o;
+	gha_load_rc_t rc;
+
+	memset(&o, 0, sizeof(o));
+	o.now = 1;
+	write_file(text);
+	rc = gha_xml_load(path, XSD, NULL, 0, &o, &A, p, err, 512);
+	unlink(path);
+	return rc;
+}
+
+static void expect_err(const char *text, gha_load_rc_t want, int line,
+		const char *needle)
+{
+	gha_pool_t *p = NULL;
+	char err[512] = "", prefix[128];
+
+	assert_int_equal(load(text, &p, err), want);
+	assert_null(p);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	if(strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, prefix);
+	if(strstr(err, needle) == NULL)
+		fail_msg("error '%s' does not contain '%s'", err, needle);
+}
+
+#define HEAD "<?xml version=\"1.0\"?>\n"
+
+static void test_sample_file_loads(void **state)
+{
+	gha_build_opts_t o;
+	gha_pool_t *p = NULL;
+	char err[512] = "";
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.own_address = "127.0.0.1:5060";
+	o.serving = "SIPS_East";
+	assert_int_equal(gha_xml_load(SAMPLE, XSD, NULL, 0, &o, &A, &p, err,
+							 sizeof(err)),
+			GHA_LOAD_OK);
+	assert_non_null(p);
+	assert_int_equal(p->npairs, 1);
+	assert_int_equal(p->nfs, 1);
+	assert_string_equal(p->own_site.s, "east");
+	assert_string_equal(p->pairs[0].m[1].dst.s,
+			"sip:127.0.0.12:5060;transport=udp");
+	gha_pool_free(p, &A);
+}
+
+static void test_lines_and_elements(void **state)
+{
+	gha_pool_t *p = NULL;
+	char err[512];
+	(void)state;
+	assert_int_equal(load(HEAD "<pool>\n"
+							   "  <proxies><proxy address=\"127.0.0.1:5060\"/>"
+							   "</proxies>\n"
+							   "  <sipserver name=\"A\">\n"
+							   "    <primary uri=\"sip:10.1.1.1\"/>\n"
+							   "    <backup uri=\"sip:10.1.1.2\"/>\n"
+							   "  </sipserver>\n"
+							   "  <sipserver name=\"B\" site=\"w\">\n"
+							   "    <primary uri=\"sip:10.1.2.1\"/>\n"
+							   "    <backup uri=\"sip:10.1.2.2\"/>\n"
+							   "  </sipserver>\n"
+							   "  <featureserver name=\"F\" uri=\"sip:10.1.3.1\"/>\n"
+							   "</pool>\n",
+							 &p, err),
+			GHA_LOAD_OK);
+	assert_int_equal(p->pairs[0].line, 4);
+	assert_int_equal(p->pairs[0].m[1].line, 6);
+	assert_int_equal(p->pairs[1].m[0].line, 9);
+	assert_string_equal(p->pairs[1].site.s, "w");
+	assert_int_equal(p->pairs[0].site.len, 0);
+	gha_pool_free(p, &A);
+}
+
+static void test_not_well_formed(void **state)
+{
+	(void)state;
+	expect_err(HEAD "<pool>\n  <sipserver name=\"A\">\n</pool>\n",
+			GHA_LOAD_CONFIG, 5, "not well-formed XML");
+}
+
+static void test_schema_violation(void **state)
+{
+	(void)state;
+	/* backup missing */
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 3, "element <sipserver>");
+	/* unknown element */
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"    <backup uri=\"sip:10.1.1.2\"/>\n"
+					"    <tertiary uri=\"sip:10.1.1.3\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 6, "element <tertiary>");
+	/* bad attribute value */
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"bad/name\">\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"    <backup uri=\"sip:10.1.1.2\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 3, "element <sipserver>");
+	/* not a pool at all */
+	expect_err(HEAD "<config/>\n", GHA_LOAD_CONFIG, 2, "element <config>");
+}
+
+static void test_semantic_errors_have_lines(void **state)
+{
+	(void)state;
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"    <backup uri=\"sip:10.1.1.2\"/>\n"
+					"  </sipserver>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.2.1\"/>\n"
+					"    <backup uri=\"sip:10.1.2.2\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 7, "duplicate name 'A' (first at line 3)");
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"    <backup uri=\"sip:no-such-host.invalid\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_RESOLVE, 5,
+			"element <backup> of 'A': cannot resolve host "
+			"'no-such-host.invalid'");
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"sip:10.1.1.1:5060x\"/>\n"
+					"    <backup uri=\"sip:10.1.1.2\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 4, "element <primary> of 'A'");
+}
+
+static void test_doctype_refused(void **state)
+{
+	(void)state;
+	expect_err(HEAD "<!DOCTYPE pool [\n"
+					"  <!ENTITY x \"sip:10.1.1.1\">\n"
+					"]>\n"
+					"<pool>\n"
+					"  <sipserver name=\"A\">\n"
+					"    <primary uri=\"&x;\"/>\n"
+					"    <backup uri=\"sip:10.1.1.2\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 2, "DOCTYPE");
+	/* an external entity is never fetched */
+	expect_err(HEAD "<!DOCTYPE pool SYSTEM \"http://127.0.0.1:1/x.dtd\">\n"
+					"<pool/>\n",
+			GHA_LOAD_CONFIG, 2, "DOCTYPE");
+}
+
+static void test_missing_file_and_schema(void **state)
+{
+	gha_build_opts_t o;
+	gha_pool_t *p = NULL;
+	char err[512];
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(gha_xml_load("/nonexistent/pool.xml", XSD, NULL, 0, &o,
+							 &A, &p, err, sizeof(err)),
+			GHA_LOAD_CONFIG);
+	assert_non_null(strstr(err, "/nonexistent/pool.xml: cannot read"));
+	assert_int_equal(gha_xml_load(SAMPLE, NULL, "<bad", 4, &o, &A, &p, err,
+							 sizeof(err)),
+			GHA_LOAD_CONFIG);
+	assert_non_null(strstr(err, "is unusable"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+			cmocka_unit_test(test_sample_file_loads),
+			cmocka_unit_test(test_lines_and_elements),
+			cmocka_unit_test(test_not_well_formed),
+			cmocka_unit_test(test_schema_violation),
+			cmocka_unit_test(test_semantic_errors_have_lines),
+			cmocka_unit_test(test_doctype_refused),
+			cmocka_unit_test(test_missing_file_and_schema),
+	};
+	int rc;
+	xmlInitParser();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	xmlCleanupParser(); /* a test binary, not a kamailio worker */
+	return rc;
+}

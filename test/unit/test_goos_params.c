@@ -1,0 +1,155 @@
+/* cmocka tests: genesys_oos parameter validation (goos_params.c) */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "genesys_oos/goos_params.h"
+#include "genesys_oos/goos_health.h"
+
+static goos_params_t defaults(void)
+{
+	goos_params_t p = {.check_s = 5,
+			.force_s = 5,
+			.timeout_ms = 4000,
+			.fail_threshold = 1,
+			.ok_threshold = 1,
+			.max_targets = 256};
+	return p;
+}
+
+static void test_defaults_are_valid(void **state)
+{
+	char err[256] = "";
+	goos_params_t p = defaults();
+	(void)state;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+}
+
+static void test_check_range(void **state)
+{
+	char err[256];
+	goos_params_t p = defaults();
+	(void)state;
+	p.check_s = 301;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "oos_check=301"));
+	assert_non_null(strstr(err, "0-300"));
+	p.check_s = -1;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	p.check_s = 300;
+	p.force_s = 32;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	/* 0 disables periodic probing and is valid */
+	p.check_s = 0;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+}
+
+static void test_force_range(void **state)
+{
+	char err[256];
+	goos_params_t p = defaults();
+	(void)state;
+	p.force_s = 0;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "oos_force=0"));
+	assert_non_null(strstr(err, "1-32"));
+	p.force_s = 33;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "oos_force=33"));
+	p.force_s = 1;
+	p.timeout_ms = 1000;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+}
+
+static void test_timeout_must_fit_the_periods(void **state)
+{
+	char err[256];
+	goos_params_t p = defaults();
+	(void)state;
+	p.timeout_ms = 5001;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "oos_timeout=5001"));
+	assert_non_null(strstr(err, "50-5000"));
+	/* the shorter of the two periods is the limit */
+	p.check_s = 1;
+	p.force_s = 5;
+	p.timeout_ms = 1500;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "50-1000"));
+	p.check_s = 10;
+	p.force_s = 2;
+	p.timeout_ms = 2500;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "50-2000"));
+	/* oos_check=0: only oos_force limits */
+	p.check_s = 0;
+	p.force_s = 3;
+	p.timeout_ms = 3000;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	p.timeout_ms = 49;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+}
+
+static void test_thresholds_and_capacity(void **state)
+{
+	char err[256];
+	goos_params_t p = defaults();
+	(void)state;
+	p.fail_threshold = 0;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "fail_threshold=0"));
+	p = defaults();
+	p.ok_threshold = 101;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "ok_threshold=101"));
+	p = defaults();
+	p.max_targets = 0;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "max_targets=0"));
+	p.max_targets = 65536;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+}
+
+static void test_error_is_one_line_and_bounded(void **state)
+{
+	char err[24];
+	goos_params_t p = defaults();
+	(void)state;
+	p.timeout_ms = 999999;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_true(strlen(err) < sizeof(err));
+	assert_null(strchr(err, '\n'));
+}
+
+static void test_period_per_state(void **state)
+{
+	goos_params_t p = defaults();
+	(void)state;
+	p.check_s = 7;
+	p.force_s = 2;
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_ACTIVE), 7000);
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_INACTIVE), 7000);
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_DOWN), 2000);
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_UNKNOWN), 2000);
+	p.check_s = 0;
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_ACTIVE), 0);
+	assert_int_equal(goos_params_period_ms(&p, GOOS_H_DOWN), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+			cmocka_unit_test(test_defaults_are_valid),
+			cmocka_unit_test(test_check_range),
+			cmocka_unit_test(test_force_range),
+			cmocka_unit_test(test_timeout_must_fit_the_periods),
+			cmocka_unit_test(test_thresholds_and_capacity),
+			cmocka_unit_test(test_error_is_one_line_and_bounded),
+			cmocka_unit_test(test_period_per_state),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
