@@ -990,3 +990,71 @@ def test_kemi_exports(kamailio_factory, tmp_path, certs, sipserver, phones):
     for line in ("kemi sticky_register 1", "kemi sticky_route 1",
                  "kemi sticky_route -2", "kemi sticky_route -3"):
         k.wait_log(re.escape(line))
+
+
+# ------------------------------------------- with the HA pool (full reference)
+
+def test_phone_through_ha_pool(kamailio_factory, tmp_path, certs, phones):
+    """The full reference config with a pool file: the phone's REGISTER
+    (TLS) goes to the active SIP Server of the pair with the rewritten
+    Contact; that SIP Server's INVITE to the Contact reaches the phone over
+    its own connection; after a switchover the promoted backup reaches it
+    the same way (the token does not depend on which member sends)."""
+    import threading
+    import ha_util as hu
+
+    class Registrar(hu.Peer):
+        """answers REGISTER listing the Contacts it got"""
+        def _reply(self, lines, code, method):
+            r = super()._reply(lines, code, method)
+            if method == "REGISTER":
+                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
+                r = r.replace(b"Content-Length: 0",
+                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
+            return r
+
+    pri, bak = Registrar(), Registrar(options_code=None)
+    pri.start()
+    bak.start()
+    try:
+        pool = hu.write_pool(tmp_path / "pool.xml",
+                             [("SIPS_A", pri.uri, bak.uri, None)])
+        addr = harness.next_address()
+        k = hu.start_proxy(kamailio_factory, pool, address=addr, defines={
+            "WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+            "TLS_CFG": '"%s"' % reference_tls_cfg(certs, tmp_path / "tls.cfg"),
+            "STICKY_SECRET": '"%s"' % env.SECRET})
+        hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "active",
+                     what="primary active")
+        phone = phones(harness.next_address(), k.address, 5061)
+        phone.register(k.address, expires=600)
+        ok = phone.recv(5, want=lambda m: m.is_reply and m.status >= 200)
+        assert ok.status == 200 and uri_of(ok.contacts()[0]) == phone.contact_uri(), ok.text
+        [reg] = pri.requests("REGISTER")
+        rewritten = uri_of(SipMsg(reg).contacts()[0])
+        assert rewritten.startswith("sip:1001@%s:5060;gts=" % k.address), reg
+        assert env.bindings(k)[0]["state"] == "active"
+
+        def ring_busy(result):
+            inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+            result.append(inv)
+            phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+
+        for sender in (pri, bak):
+            if sender is bak:
+                # primary stops answering: the backup is promoted
+                pri.options_code = None
+                bak.options_code = 200
+                hu.wait_pool(k, lambda p: p["SIPS_A"]["active"] == "backup",
+                             timeout=10, what="backup active")
+            got = []
+            t = threading.Thread(target=ring_busy, args=(got,))
+            t.start()
+            r = sender.send_request((k.address, 5060), "INVITE", rewritten, wait=5)
+            t.join(6)
+            assert r and r.startswith("SIP/2.0 486"), r
+            assert got and got[0].ruri == phone.contact_uri()
+        assert len(env.tcp_conns(k)) == 1
+    finally:
+        pri.stop()
+        bak.stop()
