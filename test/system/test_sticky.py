@@ -83,6 +83,7 @@ def final(sipserver, timeout=5):
     proxy stops retransmitting it)"""
     inv, proxy = sipserver.last_invite
     rpl = sipserver.recv(timeout, want=lambda m: m.is_reply and m.status >= 200
+                         and m.method == "INVITE"
                          and m.hdr("Call-ID") == inv.hdr("Call-ID"))
     if rpl.status >= 300 and rpl.method == "INVITE":
         hs = [("Via", inv.hdr("Via")), ("Max-Forwards", "70"),
@@ -174,7 +175,7 @@ def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path
             sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
             bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
             phone.send(response(bye, 200, "OK"))
-            bye_ok = final(sipserver)
+            bye_ok = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
             assert bye_ok.status == 200 and bye_ok.method == "BYE"
         else:
             # the phone is UAS: its route set is Record-Route in order
@@ -247,6 +248,30 @@ def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
         "gts=" in r for r in inv2.hdrs("Record-Route")), inv2.text
     sipserver.send(response(inv2, 486, "Busy Here", to_tag="x"), inv2.src)
     assert other.recv(5, want=lambda m: m.is_reply and m.status >= 200).status == 486
+
+
+def test_cancel_reaches_phone_over_its_connection(kamailio_factory, tmp_path,
+                                                  certs, sipserver, phones):
+    """The SIP Server cancels a ringing call: the CANCEL (built by tm from
+    the INVITE's branch) takes the phone's connection too."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    inv0 = call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 180, "Ringing", to_tag="pc"))
+    sipserver.recv(5, want=lambda m: m.is_reply and m.status == 180)
+    sipserver.send(build("CANCEL %s SIP/2.0" % inv0.ruri, [
+        ("Via", inv0.hdr("Via")), ("Max-Forwards", "70"),
+        ("From", inv0.hdr("From")), ("To", inv0.hdr("To")),
+        ("Call-ID", inv0.hdr("Call-ID")), ("CSeq", "1 CANCEL")]), proxy_udp(k))
+    cancel = phone.recv(5, want=lambda m: m.method == "CANCEL" and not m.is_reply)
+    assert cancel.ruri == inv.ruri
+    phone.send(response(cancel, 200, "OK", to_tag="pc"))
+    phone.send(response(inv, 487, "Request Terminated", to_tag="pc"))
+    assert final(sipserver).status == 487
+    phone.recv(5, want=lambda m: m.method == "ACK")
+    assert len(env.tcp_conns(k)) == 1
 
 
 def test_phone_gone_gets_430_without_connecting(kamailio_factory, tmp_path,
