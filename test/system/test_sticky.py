@@ -1083,3 +1083,42 @@ def test_phone_through_ha_pool(kamailio_factory, tmp_path, certs, phones):
     finally:
         pri.stop()
         bak.stop()
+
+
+def test_registrar_listing_no_contacts(kamailio_factory, tmp_path, certs,
+                                       sipserver, phones):
+    """A registrar whose 2xx lists no Contact: what the REGISTER asked for is
+    granted (capped), the phone is reachable, a later Expires: 0 removes
+    the binding, and Contact: * removes every binding of the AOR."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("registrar_default_timeout", 300)])
+    phone = phones(harness.next_address(), k.address, 5061)
+
+    def bare_200(expect_contacts=True):
+        reg = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+        sipserver.send(response(reg, 200, "OK", to_tag="r", record_route=False),
+                       reg.src)
+        ok = phone.recv(5, want=lambda m: m.is_reply)
+        assert ok.status == 200 and ok.contacts() == []
+        return reg
+
+    phone.register(k.address, expires=3600)
+    reg = bare_200()
+    [b] = env.bindings(k)
+    assert b["state"] == "active" and 290 <= int(b["expires"]) <= 300
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+    phone.register(k.address, expires=0,
+                   contact="<%s>;expires=0" % phone.contact_uri(), cseq=2)
+    bare_200()
+    assert env.bindings(k) == []
+
+    phone.register(k.address, expires=600, cseq=3)
+    bare_200()
+    assert len(env.bindings(k)) == 1
+    phone.register(k.address, expires=0, contacts=["*"], cseq=4)
+    bare_200()
+    assert env.bindings(k) == []
