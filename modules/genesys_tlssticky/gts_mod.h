@@ -14,6 +14,7 @@
 #include "core/locking.h"
 #include "core/counters.h"
 #include "core/socket_info.h"
+#include "core/events.h"
 #include "modules/rr/api.h"
 
 #include "gts_table.h"
@@ -77,6 +78,8 @@ int gts_sip_route(struct sip_msg *msg);
 int gts_sip_rr(struct sip_msg *msg);
 void gts_flow_closed(uint32_t conid);
 void gts_sweep(int64_t now);
+int gts_tcp_closed_cb(sr_event_param_t *evp);
+void gts_timer(unsigned int ticks, void *param);
 
 /* helpers shared with the RPC */
 int gts_flow_alive(const gts_flow_t *f);

@@ -24,6 +24,7 @@
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_to.h"
+#include "core/parser/parse_from.h"
 #include "core/parser/parse_cseq.h"
 #include "core/parser/parse_expires.h"
 #include "core/parser/contact/parse_contact.h"
@@ -32,6 +33,7 @@
 #include "gts_contact.h"
 
 #define GTS_CONTACT_BUF (GTS_URI_MAX + GTS_TOKEN_MAX + 1024)
+#define GTS_REPLY_MAX 256 /* Contacts of one 2xx looked at */
 
 const char *gts_proto_name(int proto)
 {
@@ -245,6 +247,21 @@ int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz)
 			0, -1);
 }
 
+/* the REGISTER transaction a request or reply belongs to */
+static uint32_t tx_hash(struct sip_msg *msg)
+{
+	struct cseq_body *cs;
+	uint32_t h;
+
+	if(msg->callid == NULL || msg->cseq == NULL)
+		return 0;
+	cs = get_cseq(msg);
+	h = gts_hash(GTS_HASH_INIT, msg->callid->body.s, (size_t)msg->callid->body.len);
+	h = gts_hash(h, " ", 1);
+	h = gts_hash(h, cs->number.s, (size_t)cs->number.len);
+	return h ? h : 1;
+}
+
 /* ---- REGISTER ---- */
 
 int gts_sip_register(struct sip_msg *msg, int policy)
@@ -311,6 +328,8 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 		cb = (contact_body_t *)h->parsed;
 		if(cb->star) {
 			LM_DBG("REGISTER for %s: Contact: * forwarded unchanged\n", aor);
+			gts_table_mark_aor_tx(&gts_root->table, aor, (size_t)aor_len,
+					tx_hash(msg));
 			return 2;
 		}
 		for(c = cb->contacts; c; c = c->next) {
@@ -360,6 +379,7 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 						c->uri.len, c->uri.s, aor, res);
 				return -3;
 			}
+			gts_table_set_tx(&gts_root->table, &flow, tx_hash(msg), eff);
 			if(gts_mint(&flow, tok, sizeof(tok)) < 0) {
 				LM_ERR("cannot sign a flow token\n");
 				return -3;
@@ -455,6 +475,20 @@ int gts_sip_reply(struct sip_msg *msg)
 	if(hexp == -2)
 		hexp = -1;
 
+	if(msg->contact == NULL) {
+		/* a registrar that does not list the bindings in its 2xx: what
+		 * this REGISTER asked for is granted (capped) */
+		n = gts_table_commit_tx(&gts_root->table, aor, (size_t)aor_len,
+				tx_hash(msg), now, gts_cfg.default_expires,
+				gts_cfg.registrar_default_timeout, &removed);
+		if(n > 0)
+			LM_DBG("2xx for %s lists no Contact: %d binding(s) of this"
+				   " REGISTER committed or removed as requested\n",
+					aor, n);
+		log_removed(removed);
+		gts_table_free_list(&gts_root->table, removed);
+		return n > 0 ? 1 : 2;
+	}
 	for(h = msg->contact; h; h = next_sibling_hdr(h)) {
 		if(parse_contact(h) < 0) {
 			LM_WARN("2xx to REGISTER for %s: Contact does not parse:"
@@ -465,6 +499,8 @@ int gts_sip_reply(struct sip_msg *msg)
 		for(c = ((contact_body_t *)h->parsed)->contacts; c; c = c->next)
 			max++;
 	}
+	if(max > GTS_REPLY_MAX)
+		max = GTS_REPLY_MAX; /* more of ours are left unchanged */
 	if(max > 0) {
 		items = pkg_malloc(max * sizeof(*items));
 		rc = pkg_malloc(max * sizeof(*rc));
@@ -476,7 +512,7 @@ int gts_sip_reply(struct sip_msg *msg)
 	}
 	for(h = msg->contact; h; h = next_sibling_hdr(h)) {
 		cb = (contact_body_t *)h->parsed;
-		for(c = cb->contacts; c; c = c->next) {
+		for(c = cb->contacts; c && n < max; c = c->next) {
 			if(parse_uri(c->uri.s, c->uri.len, &pu) < 0)
 				continue;
 			if(!gts_param_find(pu.params.s, (size_t)pu.params.len,
@@ -732,6 +768,9 @@ int gts_sip_route(struct sip_msg *msg)
 
 int gts_sip_rr(struct sip_msg *msg)
 {
+	char aor[GTS_AOR_MAX + 1];
+	sip_uri_t *fu;
+	int aor_len;
 	gts_conn_t c;
 	gts_flow_t f;
 
@@ -743,6 +782,25 @@ int gts_sip_rr(struct sip_msg *msg)
 	}
 	if(conn_of_msg(msg, &c) < 0)
 		return -3;
+	/* only the flow of a registered phone (its From AOR has a binding on
+	 * this connection): a SIP Server or gateway reached over TCP/TLS keeps
+	 * normal routing (and reconnection) for its dialogs */
+	fu = parse_from_uri(msg);
+	if(fu == NULL
+			|| (aor_len = gts_aor_key(aor, sizeof(aor), fu->user.s,
+						(size_t)fu->user.len, fu->host.s,
+						(size_t)fu->host.len))
+					   <= 0
+			|| gts_table_find_conn(
+					   &gts_root->table, aor, (size_t)aor_len, c.conid)
+					   != GTS_OK) {
+		LM_DBG("%.*s from %s:%d: no binding of its From AOR on flow %u, no"
+			   " flow token in Record-Route\n",
+				msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s,
+				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port, c.conid);
+		return -2;
+	}
 	memset(&f, 0, sizeof(f));
 	f.conid = c.conid;
 	f.proto = c.proto;

@@ -241,6 +241,7 @@ gts_res_t gts_table_prepare(gts_table_t *t, const char *aor, size_t aor_len,
 	nb->state = GTS_B_PENDING;
 	nb->policy = policy;
 	nb->created = now;
+	nb->req_expires = -1;
 	nb->expires = now + pending_ttl;
 	nb->aor_len = (uint16_t)aor_len;
 	nb->uri_len = (uint16_t)uri_len;
@@ -316,6 +317,75 @@ int gts_table_commit(gts_table_t *t, const char *aor, size_t aor_len,
 	return found;
 }
 
+void gts_table_set_tx(
+		gts_table_t *t, const gts_flow_t *f, uint32_t txh, long req_expires)
+{
+	unsigned int idx = f->aorh & (t->size - 1);
+	gts_binding_t *b;
+
+	LOCK(t, idx);
+	for(b = t->buckets[idx]; b; b = b->next)
+		if(b->flow.bid == f->bid && b->flow.gen == f->gen
+				&& gts_flow_same_conn(&b->flow, f)) {
+			b->txh = txh;
+			b->req_expires = (int32_t)(req_expires < -1 ? -1 : req_expires);
+			break;
+		}
+	UNLOCK(t, idx);
+}
+
+void gts_table_mark_aor_tx(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t txh)
+{
+	unsigned int idx = gts_aor_hash(aor, aor_len) & (t->size - 1);
+	gts_binding_t *b;
+
+	LOCK(t, idx);
+	for(b = t->buckets[idx]; b; b = b->next)
+		if(aor_eq(b, aor, aor_len)) {
+			b->txh = txh;
+			b->req_expires = 0;
+		}
+	UNLOCK(t, idx);
+}
+
+int gts_table_commit_tx(gts_table_t *t, const char *aor, size_t aor_len,
+		uint32_t txh, int64_t now, long def_expires, long cap,
+		gts_binding_t **removed)
+{
+	unsigned int idx = gts_aor_hash(aor, aor_len) & (t->size - 1);
+	gts_binding_t *b, **pp;
+	long e;
+	int n = 0;
+
+	LOCK(t, idx);
+	pp = &t->buckets[idx];
+	while((b = *pp) != NULL) {
+		if(b->txh != txh || !aor_eq(b, aor, aor_len)) {
+			pp = &b->next;
+			continue;
+		}
+		n++;
+		b->txh = 0;
+		if(b->req_expires == 0) {
+			b->why = GTS_WHY_UNLISTED;
+			*pp = b->next;
+			b->next = *removed;
+			*removed = b;
+			__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		e = b->req_expires > 0 ? b->req_expires : def_expires;
+		if(cap > 0 && e > cap)
+			e = cap;
+		b->state = GTS_B_ACTIVE;
+		b->expires = now + e;
+		pp = &b->next;
+	}
+	UNLOCK(t, idx);
+	return n;
+}
+
 gts_res_t gts_table_lookup(
 		gts_table_t *t, const gts_flow_t *tok, gts_view_t *v)
 {
@@ -336,6 +406,23 @@ gts_res_t gts_table_lookup(
 	}
 	UNLOCK(t, idx);
 	return seen ? GTS_STALE : GTS_NOTFOUND;
+}
+
+gts_res_t gts_table_find_conn(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid)
+{
+	unsigned int idx = gts_aor_hash(aor, aor_len) & (t->size - 1);
+	gts_binding_t *b;
+	gts_res_t r = GTS_NOTFOUND;
+
+	LOCK(t, idx);
+	for(b = t->buckets[idx]; b; b = b->next)
+		if(b->flow.conid == conid && aor_eq(b, aor, aor_len)) {
+			r = GTS_OK;
+			break;
+		}
+	UNLOCK(t, idx);
+	return r;
 }
 
 static int dead_has(const uint32_t *dead, int n, uint32_t conid)

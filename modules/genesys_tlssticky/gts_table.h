@@ -52,6 +52,8 @@ typedef struct gts_binding
 	gts_flow_t flow;
 	int64_t expires; /* absolute; for a pending one: when it is dropped */
 	int64_t created;
+	uint32_t txh;		 /* last REGISTER transaction (Call-ID, CSeq) */
+	int32_t req_expires; /* what that REGISTER asked for; -1: nothing */
 	uint8_t state;
 	uint8_t policy;
 	uint8_t why; /* removal reason, set when detached */
@@ -145,10 +147,33 @@ gts_res_t gts_table_prepare(gts_table_t *t, const char *aor, size_t aor_len,
 int gts_table_commit(gts_table_t *t, const char *aor, size_t aor_len,
 		gts_commit_item_t *items, int n, gts_binding_t **removed);
 
+/* remember which REGISTER transaction (txh) last touched the binding of
+ * flow f and what expiry it asked for (-1: none given, 0: removal) */
+void gts_table_set_tx(
+		gts_table_t *t, const gts_flow_t *f, uint32_t txh, long req_expires);
+
+/* Contact: * in REGISTER txh: every binding of aor is to be removed when
+ * that REGISTER's 2xx lists no Contact */
+void gts_table_mark_aor_tx(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t txh);
+
+/* a 2xx that lists no Contact at all (registrars that do not list the
+ * bindings): the bindings REGISTER txh touched are committed with the
+ * expiry it asked for (def_expires when none) or, for 0, detached into
+ * *removed; nothing else of the AOR is touched.  Returns how many were
+ * committed or removed. */
+int gts_table_commit_tx(gts_table_t *t, const char *aor, size_t aor_len,
+		uint32_t txh, int64_t now, long def_expires, long cap,
+		gts_binding_t **removed);
+
 /* token lookup: GTS_OK and a copy in *v; GTS_STALE when the binding exists
  * with another generation or connection; GTS_NOTFOUND */
 gts_res_t gts_table_lookup(gts_table_t *t, const gts_flow_t *tok,
 		gts_view_t *v);
+
+/* GTS_OK when aor has a binding (pending or active) on connection conid */
+gts_res_t gts_table_find_conn(
+		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid);
 
 /* sweep: detach expired bindings and those on the connections listed in
  * dead (sorted ascending), except bindings with the reconnect policy: they

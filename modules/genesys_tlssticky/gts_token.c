@@ -8,10 +8,13 @@
  */
 
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "gts_token.h"
 
@@ -153,21 +156,78 @@ static const unsigned char *get_addr(
 	return p + 2;
 }
 
+/* one keyed HMAC context per process (made after fork, on first use):
+ * re-initialising it with the same key skips the digest fetch and the key
+ * schedule that the one-shot HMAC() redoes on every call */
+static struct
+{
+	pid_t pid;
+	EVP_MAC_CTX *ctx;
+	size_t keylen;
+	unsigned char key[256];
+} mac_cache;
+
+static int mac_init(const unsigned char *key, size_t keylen)
+{
+	EVP_MAC *m;
+	OSSL_PARAM params[2];
+
+	if(mac_cache.pid != getpid() || mac_cache.ctx == NULL) {
+		/* a context inherited from the parent is left alone */
+		m = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+		if(m == NULL)
+			return -1;
+		mac_cache.ctx = EVP_MAC_CTX_new(m);
+		EVP_MAC_free(m);
+		if(mac_cache.ctx == NULL)
+			return -1;
+		mac_cache.pid = getpid();
+		mac_cache.keylen = (size_t)-1;
+	}
+	if(keylen == mac_cache.keylen
+			&& memcmp(key, mac_cache.key, keylen) == 0)
+		return EVP_MAC_init(mac_cache.ctx, NULL, 0, NULL) == 1 ? 0 : -1;
+	params[0] = OSSL_PARAM_construct_utf8_string(
+			OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	mac_cache.keylen = (size_t)-1;
+	if(EVP_MAC_init(mac_cache.ctx, key, keylen, params) != 1)
+		return -1;
+	memcpy(mac_cache.key, key, keylen);
+	mac_cache.keylen = keylen;
+	return 0;
+}
+
 static int mac(const unsigned char *key, size_t keylen,
 		const unsigned char *data, size_t len, unsigned char *out)
 {
-	unsigned char buf[GTS_RAW_MAX + sizeof(GTS_MAC_DOMAIN)];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	size_t outl = 0;
 
-	if(len + sizeof(GTS_MAC_DOMAIN) - 1 > sizeof(buf))
-		return -1;
-	memcpy(buf, GTS_MAC_DOMAIN, sizeof(GTS_MAC_DOMAIN) - 1);
-	memcpy(buf + sizeof(GTS_MAC_DOMAIN) - 1, data, len);
-	if(HMAC(EVP_sha256(), key, (int)keylen, buf,
-			   len + sizeof(GTS_MAC_DOMAIN) - 1, md, &mdlen)
-					== NULL
-			|| mdlen < GTS_MAC_LEN)
+	if(keylen == 0 || keylen > sizeof(mac_cache.key)) {
+		/* unusual key: the one-shot path */
+		unsigned char buf[GTS_RAW_MAX + sizeof(GTS_MAC_DOMAIN)];
+		if(len + sizeof(GTS_MAC_DOMAIN) - 1 > sizeof(buf))
+			return -1;
+		memcpy(buf, GTS_MAC_DOMAIN, sizeof(GTS_MAC_DOMAIN) - 1);
+		memcpy(buf + sizeof(GTS_MAC_DOMAIN) - 1, data, len);
+		if(HMAC(EVP_sha256(), key, (int)keylen, buf,
+				   len + sizeof(GTS_MAC_DOMAIN) - 1, md, &mdlen)
+						== NULL
+				|| mdlen < GTS_MAC_LEN)
+			return -1;
+		memcpy(out, md, GTS_MAC_LEN);
+		return 0;
+	}
+	if(mac_init(key, keylen) < 0
+			|| EVP_MAC_update(mac_cache.ctx,
+					   (const unsigned char *)GTS_MAC_DOMAIN,
+					   sizeof(GTS_MAC_DOMAIN) - 1)
+					   != 1
+			|| EVP_MAC_update(mac_cache.ctx, data, len) != 1
+			|| EVP_MAC_final(mac_cache.ctx, md, &outl, sizeof(md)) != 1
+			|| outl < GTS_MAC_LEN)
 		return -1;
 	memcpy(out, md, GTS_MAC_LEN);
 	return 0;

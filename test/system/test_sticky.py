@@ -83,6 +83,7 @@ def final(sipserver, timeout=5):
     proxy stops retransmitting it)"""
     inv, proxy = sipserver.last_invite
     rpl = sipserver.recv(timeout, want=lambda m: m.is_reply and m.status >= 200
+                         and m.method == "INVITE"
                          and m.hdr("Call-ID") == inv.hdr("Call-ID"))
     if rpl.status >= 300 and rpl.method == "INVITE":
         hs = [("Via", inv.hdr("Via")), ("Max-Forwards", "70"),
@@ -174,7 +175,7 @@ def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path
             sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
             bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
             phone.send(response(bye, 200, "OK"))
-            bye_ok = final(sipserver)
+            bye_ok = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
             assert bye_ok.status == 200 and bye_ok.method == "BYE"
         else:
             # the phone is UAS: its route set is Record-Route in order
@@ -233,6 +234,44 @@ def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
     phone.send(response(bye, 200, "OK"))
     assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
     assert env.tcp_conns(k) == conns
+
+    # a TLS client without a binding (From AOR not registered on its flow):
+    # no flow token in Record-Route, its dialogs are routed normally
+    other = phones(harness.next_address(), k.address, 5061, user="3003")
+    other.send(build("INVITE sip:2000@%s:%d SIP/2.0" % (sipserver.ip, sipserver.port), [
+        ("Via", other.via()), ("Max-Forwards", "70"),
+        ("From", "<sip:3003@%s>;tag=o1" % k.address),
+        ("To", "<sip:2000@%s>" % sipserver.ip), ("Call-ID", new_id("o")),
+        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % other.contact_uri())]))
+    inv2 = sipserver.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert inv2.hdrs("Record-Route") and not any(
+        "gts=" in r for r in inv2.hdrs("Record-Route")), inv2.text
+    sipserver.send(response(inv2, 486, "Busy Here", to_tag="x"), inv2.src)
+    assert other.recv(5, want=lambda m: m.is_reply and m.status >= 200).status == 486
+
+
+def test_cancel_reaches_phone_over_its_connection(kamailio_factory, tmp_path,
+                                                  certs, sipserver, phones):
+    """The SIP Server cancels a ringing call: the CANCEL (built by tm from
+    the INVITE's branch) takes the phone's connection too."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    inv0 = call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 180, "Ringing", to_tag="pc"))
+    sipserver.recv(5, want=lambda m: m.is_reply and m.status == 180)
+    sipserver.send(build("CANCEL %s SIP/2.0" % inv0.ruri, [
+        ("Via", inv0.hdr("Via")), ("Max-Forwards", "70"),
+        ("From", inv0.hdr("From")), ("To", inv0.hdr("To")),
+        ("Call-ID", inv0.hdr("Call-ID")), ("CSeq", "1 CANCEL")]), proxy_udp(k))
+    cancel = phone.recv(5, want=lambda m: m.method == "CANCEL" and not m.is_reply)
+    assert cancel.ruri == inv.ruri
+    phone.send(response(cancel, 200, "OK", to_tag="pc"))
+    phone.send(response(inv, 487, "Request Terminated", to_tag="pc"))
+    assert final(sipserver).status == 487
+    phone.recv(5, want=lambda m: m.method == "ACK")
+    assert len(env.tcp_conns(k)) == 1
 
 
 def test_phone_gone_gets_430_without_connecting(kamailio_factory, tmp_path,
@@ -895,3 +934,191 @@ def test_two_contacts_and_contact_star(kamailio_factory, tmp_path, certs,
     assert env.bindings(k) == []
     call_phone(sipserver, k, r2)
     assert final(sipserver).status == 430
+
+
+# ------------------------------------------------------------------- KEMI
+
+KEMI_JS = r"""
+function ksr_request_route() {
+	if (KSR.is_CANCEL() || KSR.hdr.is_present("To") < 0) { return; }
+	if (KSR.siputils.has_totag() > 0) {
+		if (KSR.rr.loose_route() > 0) {
+			var rc = KSR.genesys_tlssticky.sticky_route();
+			if (rc == -3) { KSR.sl.send_reply(430, "Flow Failed"); return; }
+			KSR.tm.t_relay();
+		} else if (KSR.is_ACK()) {
+			KSR.tm.t_relay();
+		}
+		return;
+	}
+	if (KSR.is_REGISTER()) {
+		var r = KSR.genesys_tlssticky.sticky_register_policy("no-inbound");
+		KSR.info("kemi sticky_register " + r + "\n");
+		if (r == -2) { KSR.sl.send_reply(400, "Bad Contact"); return; }
+		KSR.tm.t_on_reply("ksr_sticky_reply");
+		KSR.pv.sets("$du", "REGISTRAR_URI");
+		KSR.tm.t_relay();
+		return;
+	}
+	var s = KSR.genesys_tlssticky.sticky_route();
+	KSR.info("kemi sticky_route " + s + "\n");
+	if (s == -2) { KSR.sl.send_reply(403, "Invalid Flow Token"); return; }
+	if (s == -3) { KSR.sl.send_reply(430, "Flow Failed"); return; }
+	if (s == 1 && KSR.is_INVITE()) { KSR.rr.record_route(); }
+	if (s == -1 && KSR.is_INVITE()) {
+		KSR.rr.record_route();
+		KSR.genesys_tlssticky.sticky_rr();
+	}
+	KSR.tm.t_relay();
+}
+
+function ksr_sticky_reply() {
+	if (KSR.pv.get("$rs") == "200") {
+		KSR.genesys_tlssticky.sticky_reply();
+	}
+}
+"""
+
+
+def test_kemi_exports(kamailio_factory, tmp_path, certs, sipserver, phones):
+    """The KEMI functions (here from JavaScript, app_jsdt) register a phone,
+    reach it over its connection, refuse a forged token and answer 430 once
+    the flow is gone."""
+    js = tmp_path / "sticky.js"
+    js.write_text(KEMI_JS.replace("REGISTRAR_URI", "sip:%s:%d" % (sipserver.ip, sipserver.port)))
+    cfg = env.render_cfg().split("request_route {")[0] + \
+        'loadmodule "app_jsdt"\nmodparam("app_jsdt", "load", "%s")\ncfgengine "jsdt"\n' % js
+    addr = harness.next_address()
+    (tmp_path / "tls.cfg").write_text(env.tls_cfg(certs))
+    k = kamailio_factory(name="kemi", address=addr, cfg_text=cfg, defines={
+        "LISTEN_TLS": "tls:%s:5061" % addr,
+        "TLS_CFG": '"%s"' % (tmp_path / "tls.cfg"),
+        "REGISTRAR": '"sip:%s:%d"' % (sipserver.ip, sipserver.port)})
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    assert "gts=" in rewritten and uri_of(ok.contacts()[0]) == phone.contact_uri()
+    assert env.bindings(k)[0]["policy"] == "no-inbound"
+    call_phone(sipserver, k, rewritten)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    assert inv.ruri == phone.contact_uri()
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+    tok = uri_param(rewritten, "gts")
+    call_phone(sipserver, k, rewritten.replace(tok, tok[:-3] + "AAA"))
+    assert final(sipserver).status == 403
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+    # the JavaScript routing really ran
+    for line in ("kemi sticky_register 1", "kemi sticky_route 1",
+                 "kemi sticky_route -2", "kemi sticky_route -3"):
+        k.wait_log(re.escape(line))
+
+
+# ------------------------------------------- with the HA pool (full reference)
+
+def test_phone_through_ha_pool(kamailio_factory, tmp_path, certs, phones):
+    """The full reference config with a pool file: the phone's REGISTER
+    (TLS) goes to the active SIP Server of the pair with the rewritten
+    Contact; that SIP Server's INVITE to the Contact reaches the phone over
+    its own connection; after a switchover the promoted backup reaches it
+    the same way (the token does not depend on which member sends)."""
+    import threading
+    import ha_util as hu
+
+    class Registrar(hu.Peer):
+        """answers REGISTER listing the Contacts it got"""
+        def _reply(self, lines, code, method):
+            r = super()._reply(lines, code, method)
+            if method == "REGISTER":
+                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
+                r = r.replace(b"Content-Length: 0",
+                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
+            return r
+
+    pri, bak = Registrar(), Registrar(options_code=None)
+    pri.start()
+    bak.start()
+    try:
+        pool = hu.write_pool(tmp_path / "pool.xml",
+                             [("SIPS_A", pri.uri, bak.uri, None)])
+        addr = harness.next_address()
+        k = hu.start_proxy(kamailio_factory, pool, address=addr, defines={
+            "WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+            "TLS_CFG": '"%s"' % reference_tls_cfg(certs, tmp_path / "tls.cfg"),
+            "STICKY_SECRET": '"%s"' % env.SECRET})
+        hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "active",
+                     what="primary active")
+        phone = phones(harness.next_address(), k.address, 5061)
+        phone.register(k.address, expires=600)
+        ok = phone.recv(5, want=lambda m: m.is_reply and m.status >= 200)
+        assert ok.status == 200 and uri_of(ok.contacts()[0]) == phone.contact_uri(), ok.text
+        [reg] = pri.requests("REGISTER")
+        rewritten = uri_of(SipMsg(reg).contacts()[0])
+        assert rewritten.startswith("sip:1001@%s:5060;gts=" % k.address), reg
+        assert env.bindings(k)[0]["state"] == "active"
+
+        def ring_busy(result):
+            inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+            result.append(inv)
+            phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+
+        for sender in (pri, bak):
+            if sender is bak:
+                # primary stops answering: the backup is promoted
+                pri.options_code = None
+                bak.options_code = 200
+                hu.wait_pool(k, lambda p: p["SIPS_A"]["active"] == "backup",
+                             timeout=10, what="backup active")
+            got = []
+            t = threading.Thread(target=ring_busy, args=(got,))
+            t.start()
+            r = sender.send_request((k.address, 5060), "INVITE", rewritten, wait=5)
+            t.join(6)
+            assert r and r.startswith("SIP/2.0 486"), r
+            assert got and got[0].ruri == phone.contact_uri()
+        assert len(env.tcp_conns(k)) == 1
+    finally:
+        pri.stop()
+        bak.stop()
+
+
+def test_registrar_listing_no_contacts(kamailio_factory, tmp_path, certs,
+                                       sipserver, phones):
+    """A registrar whose 2xx lists no Contact: what the REGISTER asked for is
+    granted (capped), the phone is reachable, a later Expires: 0 removes
+    the binding, and Contact: * removes every binding of the AOR."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        modparams=[("registrar_default_timeout", 300)])
+    phone = phones(harness.next_address(), k.address, 5061)
+
+    def bare_200(expect_contacts=True):
+        reg = sipserver.recv(5, want=lambda m: m.method == "REGISTER")
+        sipserver.send(response(reg, 200, "OK", to_tag="r", record_route=False),
+                       reg.src)
+        ok = phone.recv(5, want=lambda m: m.is_reply)
+        assert ok.status == 200 and ok.contacts() == []
+        return reg
+
+    phone.register(k.address, expires=3600)
+    reg = bare_200()
+    [b] = env.bindings(k)
+    assert b["state"] == "active" and 290 <= int(b["expires"]) <= 300
+    call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+    phone.register(k.address, expires=0,
+                   contact="<%s>;expires=0" % phone.contact_uri(), cseq=2)
+    bare_200()
+    assert env.bindings(k) == []
+
+    phone.register(k.address, expires=600, cseq=3)
+    bare_200()
+    assert len(env.bindings(k)) == 1
+    phone.register(k.address, expires=0, contacts=["*"], cseq=4)
+    bare_200()
+    assert env.bindings(k) == []

@@ -144,6 +144,11 @@ static void test_register_commit_lookup(void **state)
 	assert_string_equal(v.aor, AOR);
 	assert_string_equal(v.uri, URI);
 
+	/* the flow of the AOR is known (sticky_rr) */
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7), GTS_OK);
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8), GTS_NOTFOUND);
+	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7), GTS_NOTFOUND);
+
 	/* refresh over the same flow: same token, stays active */
 	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
@@ -343,6 +348,61 @@ static void test_two_contacts_of_one_aor(void **state)
 	assert_int_equal(gts_table_count(t), 1);
 }
 
+static void test_contactless_2xx(void **state)
+{
+	/* registrars that list no Contact in the 2xx: commit what the REGISTER
+	 * (transaction txh) asked for */
+	gts_table_t *t = *state;
+	gts_flow_t f1, f2, f3;
+	gts_view_t v;
+	gts_binding_t *rm = NULL;
+
+	prep(t, "sip:1@h", conn(1, 1), 0, 0, &f1);
+	prep(t, "sip:2@h", conn(1, 1), 0, 0, &f2);
+	gts_table_set_tx(t, &f1, 77, 300);
+	gts_table_set_tx(t, &f2, 77, -1);
+	/* another transaction's 2xx: nothing */
+	assert_int_equal(
+			gts_table_commit_tx(t, AOR, strlen(AOR), 78, 1000, 3600, 0, &rm), 0);
+	assert_int_equal(
+			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 600, &rm),
+			2);
+	assert_null(rm);
+	assert_int_equal(gts_table_lookup(t, &f1, &v), GTS_OK);
+	assert_int_equal(v.state, GTS_B_ACTIVE);
+	assert_int_equal(v.expires, 1300);
+	assert_int_equal(gts_table_lookup(t, &f2, &v), GTS_OK);
+	assert_int_equal(v.expires, 1600); /* default 3600 capped at 600 */
+	/* a retransmitted 2xx of the same transaction does nothing more */
+	assert_int_equal(
+			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 0, &rm), 0);
+
+	/* de-registration of one */
+	gts_table_set_tx(t, &f1, 79, 0);
+	assert_int_equal(
+			gts_table_commit_tx(t, AOR, strlen(AOR), 79, 1100, 3600, 0, &rm), 1);
+	assert_non_null(rm);
+	assert_int_equal(rm->flow.bid, f1.bid);
+	gts_table_free_list(t, rm);
+	rm = NULL;
+	assert_int_equal(gts_table_count(t), 1);
+
+	/* Contact: * removes every binding of the AOR, not other AORs */
+	prep(t, "sip:3@h", conn(2, 2), 0, 0, &f3);
+	{
+		gts_conn_t oc = conn(9, 9);
+		gts_flow_t of;
+		assert_int_equal(gts_table_prepare(t, "x@y", 3, "sip:x@h", 7, &oc, 0,
+								 0, 0, 64, 1, &of),
+				GTS_NEW);
+	}
+	gts_table_mark_aor_tx(t, AOR, strlen(AOR), 80);
+	assert_int_equal(
+			gts_table_commit_tx(t, AOR, strlen(AOR), 80, 1200, 3600, 0, &rm), 2);
+	gts_table_free_list(t, rm);
+	assert_int_equal(gts_table_count(t), 1); /* x@y stays */
+}
+
 static void test_limits(void **state)
 {
 	gts_table_t t;
@@ -445,6 +505,8 @@ int main(void)
 					test_sweep_expiry_and_closed, setup, teardown),
 			cmocka_unit_test_setup_teardown(
 					test_two_contacts_of_one_aor, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_contactless_2xx, setup, teardown),
 			cmocka_unit_test(test_limits),
 			cmocka_unit_test_setup_teardown(test_walk_and_many, setup, teardown),
 			cmocka_unit_test(test_names),

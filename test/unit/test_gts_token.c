@@ -160,6 +160,32 @@ static void test_other_secret_refused(void **state)
 	assert_int_equal(
 			gts_token_decode(tok, (size_t)n, other, sizeof(other) - 1, &g),
 			GTS_TOK_BADMAC);
+	/* the per-process MAC context follows key changes both ways */
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_int_equal(
+			gts_token_decode(tok, (size_t)n, other, sizeof(other) - 1, &g),
+			GTS_TOK_BADMAC);
+	/* a prefix of the key is another key */
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN - 1, &g),
+			GTS_TOK_BADMAC);
+}
+
+static void test_long_key_one_shot_path(void **state)
+{
+	unsigned char big[300];
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX];
+	int n;
+	(void)state;
+	memset(big, 'k', sizeof(big));
+	n = gts_token_encode(&f, big, sizeof(big), tok, sizeof(tok));
+	assert_true(n > 0);
+	assert_int_equal(gts_token_decode(tok, (size_t)n, big, sizeof(big), &g),
+			GTS_TOK_OK);
+	big[299] = 'j';
+	assert_int_equal(gts_token_decode(tok, (size_t)n, big, sizeof(big), &g),
+			GTS_TOK_BADMAC);
 }
 
 static void test_malformed(void **state)
@@ -211,6 +237,7 @@ int main(void)
 			cmocka_unit_test(test_deterministic),
 			cmocka_unit_test(test_every_field_is_signed),
 			cmocka_unit_test(test_other_secret_refused),
+			cmocka_unit_test(test_long_key_one_shot_path),
 			cmocka_unit_test(test_malformed),
 			cmocka_unit_test(test_hash),
 	};
