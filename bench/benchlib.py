@@ -89,7 +89,7 @@ def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
 
 
 def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
-                          rate=50, **kw):
+                          rate=20, **kw):
     """callgrind instructions per call in the SIP receiver processes (where
     requests and replies are routed; timer processes do time-driven work
     that depends on the run's length, not on its calls)."""
