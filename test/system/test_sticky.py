@@ -1122,3 +1122,33 @@ def test_registrar_listing_no_contacts(kamailio_factory, tmp_path, certs,
     phone.register(k.address, expires=0, contacts=["*"], cseq=4)
     bare_200()
     assert env.bindings(k) == []
+
+
+def test_sip_server_and_phone_on_one_address(kamailio_factory, tmp_path, certs,
+                                             phones):
+    """A lab with SIP Server (UDP) and the phone (TLS) on one IP address: the
+    SIP Server's BYE is still recognised as going toward the phone."""
+    ip = harness.next_address()
+    sipserver = UdpUA(ip, 5060)
+    try:
+        k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+        phone = phones(ip, k.address, 5061)
+        reg, _ = register(phone, k, sipserver)
+        call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+        inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+        phone.send(response(inv, 200, "OK", to_tag="p",
+                            contact="<%s>" % phone.contact_uri()))
+        ok = final(sipserver)
+        dlg = {"ruri": uri_of(ok.hdr("Contact")),
+               "route": list(reversed(ok.hdrs("Record-Route"))),
+               "from": inv.hdr("From"), "to": ok.hdr("To"),
+               "call_id": inv.hdr("Call-ID")}
+        sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+        phone.recv(5, want=lambda m: m.method == "ACK")
+        sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
+        bye = phone.recv(5, want=lambda m: m.method == "BYE")
+        phone.send(response(bye, 200, "OK"))
+        assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+        assert len(env.tcp_conns(k)) == 1
+    finally:
+        sipserver.close()
