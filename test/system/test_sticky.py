@@ -1152,3 +1152,24 @@ def test_sip_server_and_phone_on_one_address(kamailio_factory, tmp_path, certs,
         assert len(env.tcp_conns(k)) == 1
     finally:
         sipserver.close()
+
+
+def test_max_bindings_and_contact_socket(kamailio_factory, tmp_path, certs,
+                                         sipserver, phones):
+    """contact_socket names the socket SIP Server uses (here TCP: the
+    rewritten Contact says transport=tcp); max_bindings: a REGISTER that
+    would exceed it gets 503 and nothing is forwarded."""
+    addr = harness.next_address()
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver, address=addr,
+                        modparams=[("max_bindings", 1),
+                                   ("contact_socket", '"tcp:%s:5060"' % addr)])
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver)
+    c = uri_of(reg.contacts()[0])
+    assert c.startswith("sip:1001@%s:5060;transport=tcp;gts=" % addr), c
+    other = phones(harness.next_address(), k.address, 5061, user="1002")
+    other.register(k.address)
+    assert other.recv(5, want=lambda m: m.is_reply).status == 503
+    assert sipserver.nothing(0.3)
+    assert len(env.bindings(k)) == 1
+    k.wait_log(r"binding table full \(max_bindings=1\)")
