@@ -752,11 +752,12 @@ int gts_sip_route(struct sip_msg *msg)
 	r = check_token(msg, "Route", val.s, (size_t)val.len, &tok, &si);
 	if(r < 0)
 		return r;
-	/* coming from the phone itself (its flow, or its address): upstream */
+	/* coming from the phone itself (its flow, or a newer flow from its
+	 * address after a reconnect): upstream, normal routing */
 	gts2ip(&tok.src, &ip);
-	if((msg->rcv.proto == tok.proto
-			   && (uint32_t)msg->rcv.proto_reserved1 == tok.conid)
-			|| ip_addr_cmp(&msg->rcv.src_ip, &ip))
+	if(msg->rcv.proto == tok.proto
+			&& ((uint32_t)msg->rcv.proto_reserved1 == tok.conid
+					|| ip_addr_cmp(&msg->rcv.src_ip, &ip)))
 		return -1;
 	if(!gts_flow_alive(&tok))
 		return flow_gone(msg, &tok, NULL);

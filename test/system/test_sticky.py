@@ -1122,3 +1122,54 @@ def test_registrar_listing_no_contacts(kamailio_factory, tmp_path, certs,
     phone.register(k.address, expires=0, contacts=["*"], cseq=4)
     bare_200()
     assert env.bindings(k) == []
+
+
+def test_sip_server_and_phone_on_one_address(kamailio_factory, tmp_path, certs,
+                                             phones):
+    """A lab with SIP Server (UDP) and the phone (TLS) on one IP address: the
+    SIP Server's BYE is still recognised as going toward the phone."""
+    ip = harness.next_address()
+    sipserver = UdpUA(ip, 5060)
+    try:
+        k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+        phone = phones(ip, k.address, 5061)
+        reg, _ = register(phone, k, sipserver)
+        call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+        inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+        phone.send(response(inv, 200, "OK", to_tag="p",
+                            contact="<%s>" % phone.contact_uri()))
+        ok = final(sipserver)
+        dlg = {"ruri": uri_of(ok.hdr("Contact")),
+               "route": list(reversed(ok.hdrs("Record-Route"))),
+               "from": inv.hdr("From"), "to": ok.hdr("To"),
+               "call_id": inv.hdr("Call-ID")}
+        sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+        phone.recv(5, want=lambda m: m.method == "ACK")
+        sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
+        bye = phone.recv(5, want=lambda m: m.method == "BYE")
+        phone.send(response(bye, 200, "OK"))
+        assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+        assert len(env.tcp_conns(k)) == 1
+    finally:
+        sipserver.close()
+
+
+def test_max_bindings_and_contact_socket(kamailio_factory, tmp_path, certs,
+                                         sipserver, phones):
+    """contact_socket names the socket SIP Server uses (here TCP: the
+    rewritten Contact says transport=tcp); max_bindings: a REGISTER that
+    would exceed it gets 503 and nothing is forwarded."""
+    addr = harness.next_address()
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver, address=addr,
+                        modparams=[("max_bindings", 1),
+                                   ("contact_socket", '"tcp:%s:5060"' % addr)])
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, ok = register(phone, k, sipserver)
+    c = uri_of(reg.contacts()[0])
+    assert c.startswith("sip:1001@%s:5060;transport=tcp;gts=" % addr), c
+    other = phones(harness.next_address(), k.address, 5061, user="1002")
+    other.register(k.address)
+    assert other.recv(5, want=lambda m: m.is_reply).status == 503
+    assert sipserver.nothing(0.3)
+    assert len(env.bindings(k)) == 1
+    k.wait_log(r"binding table full \(max_bindings=1\)")
