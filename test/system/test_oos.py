@@ -12,7 +12,7 @@ import time
 import pytest
 
 import harness
-from oos_util import (Responder, make_cfg, oos_list, send_message, target,
+from test_oos_util import (Responder, make_cfg, oos_list, send_message, target,
                       wait_state)
 
 FAST = {"oos_check": 1, "oos_force": 1, "oos_timeout": 500}
