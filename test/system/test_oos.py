@@ -2,7 +2,7 @@
 
 Every test runs the real kamailio with genesys_oos and real peers on their
 own loopback addresses (SIPp UAS, or the scriptable socket responder of
-oos_util when a test must choose which probe is answered), and reads the
+test_oos_util when a test must choose which probe is answered), and reads the
 target states through `kamcmd genesys_oos.list`.
 """
 
