@@ -22,6 +22,7 @@
 #include "core/action.h"
 
 #include "goos_notify.h"
+#include "goos_probe.h"
 
 str goos_event_callback = STR_NULL;
 
@@ -166,6 +167,8 @@ static void goos_run_event(goos_change_rec_t *rec)
 	sr_kemi_eng_t *keng = NULL;
 	struct run_act_ctx ctx;
 	str *evname = &goos_evrt_names[rec->ch.new_state];
+	void *bk_t;
+	int bk_branch;
 
 	if(evname->s == NULL)
 		return;
@@ -183,6 +186,8 @@ static void goos_run_event(goos_change_rec_t *rec)
 		return;
 	}
 	fmsg = faked_msg_next();
+	/* not the probe's transaction (we may be in its tm callback) */
+	goos_tm_ctx_push(&bk_t, &bk_branch);
 	backup_rt = get_route_type();
 	set_route_type(EVENT_ROUTE);
 	init_run_actions_ctx(&ctx);
@@ -196,6 +201,7 @@ static void goos_run_event(goos_change_rec_t *rec)
 				evname->s);
 	}
 	set_route_type(backup_rt);
+	goos_tm_ctx_pop(bk_t, bk_branch);
 }
 
 void goos_notify(goos_change_rec_t *rec)

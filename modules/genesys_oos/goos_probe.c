@@ -414,6 +414,18 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 	return 0;
 }
 
+void goos_tm_ctx_push(void **t, int *branch)
+{
+	*t = goos_tmb.t_gett();
+	*branch = goos_tmb.t_gett_branch();
+	goos_tmb.t_sett(T_UNDEFINED, T_BR_UNDEFINED);
+}
+
+void goos_tm_ctx_pop(void *t, int branch)
+{
+	goos_tmb.t_sett((struct cell *)t, branch);
+}
+
 /* runs in the process that got the final reply (or tm's local 408) */
 static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 {

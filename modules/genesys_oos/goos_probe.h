@@ -22,6 +22,11 @@ extern int goos_transport_check;		 /*!< ICMP / TCP refused detection */
 /*! bind tm (mod_init) */
 int goos_probe_init(void);
 
+/*! tm's current transaction is set aside while an event route runs (it may
+ * run inside tm's reply callback of a probe) */
+void goos_tm_ctx_push(void **t, int *branch);
+void goos_tm_ctx_pop(void *t, int branch);
+
 /*! main loop of the probe process (never returns) */
 void goos_probe_loop(void);
 

@@ -98,21 +98,25 @@ static const char *goos_rpc_list_doc[] = {
 static void goos_rpc_list(rpc_t *rpc, void *ctx)
 {
 	goos_snap_t *snaps;
-	int i, n = 0;
+	int i, n = 0, max;
 
 	if(goos_root == NULL) {
 		rpc->fault(ctx, 500, "genesys_oos is not initialized");
 		return;
 	}
-	snaps = (goos_snap_t *)pkg_malloc(
-			sizeof(goos_snap_t) * goos_root->max_targets);
+	/* slots above the high-water mark were never used; one more target
+	 * registered meanwhile is listed next time */
+	max = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
+	if(max == 0)
+		return;
+	snaps = (goos_snap_t *)pkg_malloc(sizeof(goos_snap_t) * max);
 	if(snaps == NULL) {
 		PKG_MEM_ERROR;
 		rpc->fault(ctx, 500, "Out of memory");
 		return;
 	}
 	lock_get(&goos_root->lock);
-	for(i = 0; i < goos_root->hiwater; i++) {
+	for(i = 0; i < max && i < goos_root->hiwater; i++) {
 		if(goos_root->targets[i].refs > 0)
 			goos_snap_take(&goos_root->targets[i], i, &snaps[n++]);
 	}

@@ -253,11 +253,14 @@ int goos_table_register(str *uri, str *sock)
 	t->last_reason = GOOS_R_REPLY;
 	t->probes = t->failures = t->timeouts = t->transport_errors = 0;
 	t->late_replies = 0;
-	t->gen++;
+	/* lock-free readers (goos_find_nolock) validate a slot by its
+	 * generation: publish the contents before the new generation, and the
+	 * generation before the slot is in use */
+	__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
-	t->refs = 1;
+	__atomic_store_n(&t->refs, 1, __ATOMIC_RELEASE);
 	if(i >= goos_root->hiwater)
-		goos_root->hiwater = i + 1;
+		__atomic_store_n(&goos_root->hiwater, i + 1, __ATOMIC_RELEASE);
 	goos_kick();
 	lock_release(&goos_root->lock);
 	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
@@ -286,7 +289,7 @@ int goos_table_release(int id)
 		t->sched.pending = 0;
 		t->sched.want = 0;
 		t->started = 0;
-		t->gen++;
+		__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
 		goos_kick(); /* the timer closes its sockets for the slot */
 		LM_INFO("target %d [%.*s] released\n", id, t->uri.len, t->uri.s);
@@ -295,28 +298,47 @@ int goos_table_release(int id)
 	return 0;
 }
 
+/* goos_find without the lock, for the request path: a slot is compared
+ * between two reads of its generation (a seqlock); a slot registered or
+ * released meanwhile does not match */
+static int goos_find_nolock(str *uri, str *sock, int match_sock)
+{
+	uint32_t h = goos_hash(uri);
+	goos_target_t *t;
+	uint32_t g1, g2;
+	int i, n, ok;
+
+	n = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
+	for(i = 0; i < n; i++) {
+		t = &goos_root->targets[i];
+		g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+		if(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) <= 0)
+			continue;
+		ok = t->hash == h && t->uri.len == uri->len
+			 && memcmp(t->uri_buf, uri->s, uri->len) == 0
+			 && (!match_sock || goos_same_sock(t, sock));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g2 = __atomic_load_n(&t->gen, __ATOMIC_RELAXED);
+		if(ok && g1 == g2)
+			return i;
+	}
+	return -1;
+}
+
 int goos_table_lookup(str *uri)
 {
-	int id;
-
-	if(goos_root == NULL || uri == NULL || uri->s == NULL)
+	if(goos_root == NULL || uri == NULL || uri->s == NULL
+			|| uri->len >= GOOS_URI_MAX)
 		return -1;
-	lock_get(&goos_root->lock);
-	id = goos_find(uri, NULL, 0);
-	lock_release(&goos_root->lock);
-	return id;
+	return goos_find_nolock(uri, NULL, 0);
 }
 
 int goos_table_lookup_sock(str *uri, str *sock)
 {
-	int id;
-
-	if(goos_root == NULL || uri == NULL || uri->s == NULL)
+	if(goos_root == NULL || uri == NULL || uri->s == NULL
+			|| uri->len >= GOOS_URI_MAX)
 		return -1;
-	lock_get(&goos_root->lock);
-	id = goos_find(uri, sock, 1);
-	lock_release(&goos_root->lock);
-	return id;
+	return goos_find_nolock(uri, sock, 1);
 }
 
 goos_state_t goos_table_state(int id)

@@ -23,8 +23,10 @@
 #define GOOS_URI_MAX 256
 #define GOOS_SOCK_MAX 128
 
-/*! one probed target, in shm; every field but `state` is read and written
- * under goos_root->lock.  The fields the probe timer looks at on every tick
+/*! one probed target, in shm; every field is written under goos_root->lock
+ * and read under it, except: `state` (atomic loads in the request path) and
+ * the lookup fields (refs, gen, hash, uri, sock: lock-free lookups validate
+ * them with the generation, see goos_find_nolock).  The fields the probe timer looks at on every tick
  * come first (one cache line), the buffers last. */
 typedef struct goos_target
 {

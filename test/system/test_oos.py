@@ -2,7 +2,7 @@
 
 Every test runs the real kamailio with genesys_oos and real peers on their
 own loopback addresses (SIPp UAS, or the scriptable socket responder of
-oos_util when a test must choose which probe is answered), and reads the
+test_oos_util when a test must choose which probe is answered), and reads the
 target states through `kamcmd genesys_oos.list`.
 """
 
@@ -12,7 +12,7 @@ import time
 import pytest
 
 import harness
-from oos_util import (Responder, make_cfg, oos_list, send_message, target,
+from test_oos_util import (Responder, make_cfg, oos_list, send_message, target,
                       wait_state)
 
 FAST = {"oos_check": 1, "oos_force": 1, "oos_timeout": 500}
@@ -557,3 +557,23 @@ def test_local_408_from_tm_is_a_timeout(tmp_path, kamailio_factory, responders):
     out = k.rpc("genesys_oos.probe", silent.uri)
     assert "reason: timeout" in out and "result: down" in out, out
     assert time.monotonic() - t0 < 1.5
+
+
+def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
+    """oos_check=0: nothing is probed on its own (targets stay unknown), but
+    an RPC probe or a passive report still probes."""
+    r = responders()
+    k = start_kamailio(kamailio_factory, {"oos_check": 0, "oos_force": 1,
+                                          "oos_timeout": 500, "target": r.uri})
+    time.sleep(1.5)
+    row = target(k, r.uri)
+    assert row["state"] == "unknown" and row["probes_sent"] == "0", row
+    assert r.probes == []
+    out = k.rpc("genesys_oos.probe", r.uri)
+    assert "result: active" in out, out
+    assert target(k, r.uri)["state"] == "active"
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    time.sleep(0.5)
+    assert len(r.probes) == 2, r.probes
+    time.sleep(1.5)
+    assert len(r.probes) == 2, r.probes

@@ -1,5 +1,6 @@
-"""Helpers for the genesys_oos system tests: a small kamailio.cfg, the
-genesys_oos.list parser, and a scriptable UDP SIP responder.
+"""Helpers for the genesys_oos system tests (no tests in this file): a
+small kamailio.cfg, the genesys_oos.list parser, and a scriptable UDP SIP
+responder.
 
 The responder is a real socket peer (like SIPp, but its answers can be
 chosen per probe): it answers, drops or delays each OPTIONS probe as a test
