@@ -116,7 +116,11 @@ def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
         r, u = run_calls(d, k, n, rate, **kw)
         time.sleep(1)
         k.stop(check=False)
-        if r.successful != n:
+        # under callgrind kamailio is ~50x slower: a SIPp retransmission can
+        # now and then overtake a slow relay and SIPp fails that call; the
+        # call still went through the proxy, so it is counted, but more than
+        # 2 % failures means the run measured something else
+        if r.successful < n * 0.98:
             raise RuntimeError("only %d of %d calls succeeded under callgrind: %s"
                                % (r.successful, n, r.screen))
         totals.append(_sum_callgrind(d, pids))

@@ -116,7 +116,7 @@ def main():
             ir = benchlib.instructions_per_call(Path(tmp) / name, cfg, defines,
                                                 calls=cg_calls, uas_address=uas_addr)
             cpu, ok = benchlib.cpu_seconds_per(Path(tmp) / name, cfg, defines,
-                                               calls=cpu_calls, rate=500,
+                                               calls=cpu_calls, rate=250,
                                                uas_address=uas_addr)
             rows.append((name, ir, cpu * 10000.0 / cpu_calls, ok, cpu_calls))
             print("%-12s %10.0f instr/call  %6.2f CPU s per 10k calls (%d/%d calls ok)"
