@@ -36,6 +36,9 @@ sys.path.insert(0, str(TOP / "test" / "system"))
 
 import harness  # noqa: E402
 
+sys.path.insert(0, str(TOP / "bench"))
+from benchlib import cpu_seconds  # noqa: E402
+
 BASE = """#!KAMAILIO
 debug=1
 log_stderror=yes
@@ -75,22 +78,6 @@ def ds_cfg(targets, listfile):
              'modparam("dispatcher", "ds_probing_mode", 1)',
              'modparam("dispatcher", "ds_ping_from", "sip:dispatcher@localhost")']
     return BASE % "\n".join(lines)
-
-
-def cpu_seconds(pgid):
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = Path("/proc/%s/stat" % pid).read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 class Uas:
