@@ -66,7 +66,8 @@ run: deps
 # benchmarks (not part of 'make test'): results are printed and written
 # under docs/
 bench: modules
-	cd bench && /usr/bin/python3 relay_cost.py --configs plain,dispatcher,genesys_ha_initial_only,genesys_ha --out ../docs/bench-relay-cost.md
+	mkdir -p build
+	cd bench && /usr/bin/python3 relay_cost.py --configs plain,dispatcher,genesys_ha_initial_only,genesys_ha --out ../build/bench-relay-cost.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 deb: deps
