@@ -63,8 +63,8 @@ run: deps
 	@$(MAKE) --no-print-directory modules
 	@bash scripts/run-demo.sh
 
-# benchmarks (not part of 'make test'): results are printed and written
-# under docs/
+# benchmarks (not part of 'make test'): results are printed and the table
+# written to build/ (docs/benchmarks.md holds the reviewed numbers)
 bench: modules
 	mkdir -p build
 	cd bench && /usr/bin/python3 relay_cost.py --configs plain,dispatcher,genesys_ha_initial_only,genesys_ha --out ../build/bench-relay-cost.md
