@@ -11,7 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cache="$top/.cache"
 src_link="$cache/kamailio-src"
 
-PKGS=(kamailio kamailio-tls-modules kamailio-extra-modules sip-tester socat sipsak
+PKGS=(kamailio kamailio-tls-modules sip-tester socat sipsak
       libssl-dev libxml2-dev libxml2-utils libcmocka-dev python3-pytest
       build-essential bison flex dpkg-dev pkg-config openssl iproute2 procps
       dpkg-dev fakeroot debhelper valgrind clang libclang-rt-14-dev)
