@@ -55,3 +55,19 @@ def test_broken_module_path_fails_the_harness(tmp_path):
         k.start()
     assert "genesys_no_such_module" in str(e.value)
     k.stop(check=False)
+
+
+def test_harness_log_checks(tmp_path):
+    """Crash lines fail a test; only tcp_main's known EOF noise after the
+    harness asked kamailio to stop is ignored."""
+    k = harness.Kamailio(tmp_path / "k")
+    before = " 3(11) CRITICAL: <core> [core/pass_fd.c:277]: receive_fd(): EOF on 13\n"
+    k.log.write_text(before)
+    assert k.failures(), "CRITICAL while running must fail the test"
+    k._stop_offset = len(before)
+    k.log.write_text(before
+                     + " 3(11) CRITICAL: <core> [core/pass_fd.c:277]: receive_fd(): EOF on 14\n")
+    assert len(k.failures()) == 1, k.failures()
+    k.log.write_text(before + " 4(12) CRITICAL: <core> [core/tcp_main.c:1]: other\n"
+                     + " 0(1) ALERT: <core> [main.c:770]: handle_sigs(): child process 5 exited by a signal 11\n")
+    assert len(k.failures()) == 3, k.failures()
