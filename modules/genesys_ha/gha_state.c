@@ -28,6 +28,7 @@
 #include "gha_route.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
+#include "common/kg_evroute.h"
 
 gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
@@ -164,15 +165,11 @@ void gha_own_site(const gha_pool_t *p, str *site)
 static void run_event_route(
 		int rt, str *evname, const gha_pair_t *pr, const gha_pair_events_t *ev)
 {
-	sr_kemi_eng_t *keng = NULL;
 	sip_msg_t *fmsg;
 	gha_ctx_t *c, saved;
-	int backup_rt;
-	struct run_act_ctx ctx;
 
 	if(gha_event_callback.len > 0) {
-		keng = sr_kemi_eng_get();
-		if(keng == NULL)
+		if(sr_kemi_eng_get() == NULL)
 			return;
 	} else if(rt < 0 || event_rt.rlist[rt] == NULL) {
 		return;
@@ -195,19 +192,7 @@ static void run_event_route(
 									: (int)sizeof(c->old_member) - 1;
 		memcpy(c->old_member, om->uri.s, (size_t)c->old_member_len);
 	}
-	backup_rt = get_route_type();
-	set_route_type(EVENT_ROUTE);
-	init_run_actions_ctx(&ctx);
-	if(keng == NULL) {
-		run_top_route(event_rt.rlist[rt], fmsg, &ctx);
-	} else if(sr_kemi_route(
-					  keng, fmsg, EVENT_ROUTE, &gha_event_callback, evname)
-			  < 0) {
-		LM_ERR("error running the event callback %.*s for %.*s\n",
-				gha_event_callback.len, gha_event_callback.s, evname->len,
-				evname->s);
-	}
-	set_route_type(backup_rt);
+	kg_run_event_route(rt, &gha_event_callback, evname, fmsg);
 	gha_ctx_restore(&saved);
 }
 

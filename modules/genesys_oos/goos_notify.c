@@ -23,6 +23,7 @@
 
 #include "goos_notify.h"
 #include "goos_probe.h"
+#include "common/kg_evroute.h"
 
 str goos_event_callback = STR_NULL;
 
@@ -162,10 +163,8 @@ static void goos_log_change(goos_change_rec_t *rec)
 
 static void goos_run_event(goos_change_rec_t *rec)
 {
-	int rt = -1, backup_rt;
+	int rt = -1;
 	sip_msg_t *fmsg;
-	sr_kemi_eng_t *keng = NULL;
-	struct run_act_ctx ctx;
 	str *evname = &goos_evrt_names[rec->ch.new_state];
 	void *bk_t;
 	int bk_branch;
@@ -173,8 +172,7 @@ static void goos_run_event(goos_change_rec_t *rec)
 	if(evname->s == NULL)
 		return;
 	if(goos_event_callback.len > 0) {
-		keng = sr_kemi_eng_get();
-		if(keng == NULL)
+		if(sr_kemi_eng_get() == NULL)
 			return;
 	} else {
 		rt = goos_evrt[rec->ch.new_state];
@@ -188,19 +186,7 @@ static void goos_run_event(goos_change_rec_t *rec)
 	fmsg = faked_msg_next();
 	/* not the probe's transaction (we may be in its tm callback) */
 	goos_tm_ctx_push(&bk_t, &bk_branch);
-	backup_rt = get_route_type();
-	set_route_type(EVENT_ROUTE);
-	init_run_actions_ctx(&ctx);
-	if(keng == NULL) {
-		run_top_route(event_rt.rlist[rt], fmsg, &ctx);
-	} else if(sr_kemi_route(
-					  keng, fmsg, EVENT_ROUTE, &goos_event_callback, evname)
-			  < 0) {
-		LM_ERR("error running the event callback [%.*s] for [%.*s]\n",
-				goos_event_callback.len, goos_event_callback.s, evname->len,
-				evname->s);
-	}
-	set_route_type(backup_rt);
+	kg_run_event_route(rt, &goos_event_callback, evname, fmsg);
 	goos_tm_ctx_pop(bk_t, bk_branch);
 }
 
