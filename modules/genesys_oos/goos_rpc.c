@@ -150,14 +150,8 @@ int goos_set_forced(int id, int forced)
 	goos_target_t *t;
 	int changed;
 
-	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+	if((t = goos_table_lock_live(id)) == NULL)
 		return -1;
-	t = &goos_root->targets[id];
-	lock_get(&goos_root->lock);
-	if(t->refs <= 0) {
-		lock_release(&goos_root->lock);
-		return -1;
-	}
 	t->forced = forced;
 	changed = goos_target_update(
 			t, id, forced ? GOOS_R_FORCED : GOOS_R_AUTO, 0, &rec);

@@ -268,18 +268,27 @@ int goos_table_register(str *uri, str *sock)
 	return i;
 }
 
-int goos_table_release(int id)
+goos_target_t *goos_table_lock_live(int id)
 {
 	goos_target_t *t;
 
 	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
-		return -1;
+		return NULL;
 	t = &goos_root->targets[id];
 	lock_get(&goos_root->lock);
 	if(t->refs <= 0) {
 		lock_release(&goos_root->lock);
-		return -1;
+		return NULL;
 	}
+	return t;
+}
+
+int goos_table_release(int id)
+{
+	goos_target_t *t;
+
+	if((t = goos_table_lock_live(id)) == NULL)
+		return -1;
 	t->refs--;
 	if(t->refs == 0) {
 		/* a reply still on its way must not land on the next user */
@@ -354,14 +363,8 @@ int goos_table_want_probe(int id, int only_if_not_up)
 	goos_target_t *t;
 	int st;
 
-	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+	if((t = goos_table_lock_live(id)) == NULL)
 		return -1;
-	t = &goos_root->targets[id];
-	lock_get(&goos_root->lock);
-	if(t->refs <= 0) {
-		lock_release(&goos_root->lock);
-		return -1;
-	}
 	st = t->health.state;
 	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN) {
 		t->sched.want = 1;

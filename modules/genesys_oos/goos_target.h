@@ -99,6 +99,9 @@ void goos_table_destroy(void);
 
 /*! register a target (see api.h); errors are logged; returns id or < 0 */
 int goos_table_register(str *uri, str *sock);
+/*! the live target `id` with the table lock held (the caller releases
+ * it), or NULL without the lock when `id` is not in use */
+goos_target_t *goos_table_lock_live(int id);
 int goos_table_release(int id);
 /*! id of the first target with this URI, or -1 */
 int goos_table_lookup(str *uri);
