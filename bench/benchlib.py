@@ -10,7 +10,6 @@ start-up and shutdown work and keeps only what each call costs.
 import glob
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ def worker_pids(kam, kinds=("receiver",)):
     return pids
 
 
-def _sum_callgrind(outdir, pids=None):
+def sum_callgrind(outdir, pids=None):
     """sum of instructions over callgrind files (only `pids` when given)."""
     total = 0
     for f in glob.glob(str(Path(outdir) / "cg.*")):
@@ -50,6 +49,21 @@ def _sum_callgrind(outdir, pids=None):
                     total += int(m.group(1))
                     break
     return total
+
+
+def under_callgrind(kam, outdir):
+    """make kam (a harness.Kamailio, not started) run under callgrind, one
+    output file per process in outdir (cg.<pid>); kamailio -c is unchanged"""
+    orig = kam.argv
+
+    def argv(check_only=False):
+        a = orig(check_only)
+        if check_only:
+            return a
+        return ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                "--callgrind-out-file=%s/cg.%%p" % outdir] + a
+    kam.argv = argv
+    return kam
 
 
 def cpu_seconds(pgid):
@@ -104,15 +118,7 @@ def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
                              defines=dict(defines or {}), mem_debug=False,
                              extra_args=MEM_ARGS)
         k.defines["CHILDREN"] = "1"
-        argv0 = k.argv
-
-        def argv(check_only=False, _orig=argv0, _d=d):
-            a = _orig(check_only)
-            if check_only:
-                return a
-            return ["valgrind", "--tool=callgrind", "--trace-children=yes",
-                    "--callgrind-out-file=%s/cg.%%p" % _d] + a
-        k.argv = argv
+        under_callgrind(k, d)
         k.start(timeout=120)
         pids = worker_pids(k)
         time.sleep(1)
@@ -126,7 +132,7 @@ def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
         if r.successful < n * 0.98:
             raise RuntimeError("only %d of %d calls succeeded under callgrind: %s"
                                % (r.successful, n, r.screen))
-        totals.append(_sum_callgrind(d, pids))
+        totals.append(sum_callgrind(d, pids))
     return (totals[1] - totals[0]) / float(calls[1] - calls[0])
 
 

@@ -19,8 +19,6 @@ Usage: bench/sticky/sticky_cost.py [--n1 20 --n2 100]
 """
 
 import argparse
-import glob
-import re
 import sys
 import tempfile
 import time
@@ -31,7 +29,10 @@ sys.path.insert(0, str(HERE.parents[1] / "test" / "system"))
 
 import harness  # noqa: E402
 import sticky_env as env  # noqa: E402
-from tls_ua import Certs, StreamUA, UdpUA, response, build, new_id, uri_of  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))
+from benchlib import MEM_ARGS, sum_callgrind, under_callgrind, worker_pids  # noqa: E402
+from tls_ua import Certs, StreamUA, UdpUA, response, build, uri_of  # noqa: E402
 
 BASELINE = """#!KAMAILIO
 debug=1
@@ -71,25 +72,6 @@ request_route {
 """
 
 
-def worker_pids(k):
-    out = k.rpc("core.psx")
-    return [int(pid) for pid, dsc in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out)
-            if "receiver" in dsc]
-
-
-def sum_callgrind(d, pids):
-    total = 0
-    for f in glob.glob(str(d / "cg.*")):
-        if int(f.rsplit(".", 1)[1]) not in pids:
-            continue
-        for line in open(f, errors="replace"):
-            m = re.match(r"^(?:summary|totals):\s+(\d+)", line)
-            if m:
-                total += int(m.group(1))
-                break
-    return total
-
-
 def one_run(workdir, certs, variant, phase, n):
     d = workdir / ("%s-%s-%d" % (variant, phase, n))
     d.mkdir(parents=True)
@@ -102,15 +84,8 @@ def one_run(workdir, certs, variant, phase, n):
                                   "TLS_CFG": '"%s"' % (d / "tls.cfg"),
                                   "REGISTRAR": '"sip:%s:5060"' % srv.ip,
                                   "CHILDREN": "1"},
-                         extra_args=["-x", "tlsf", "-X", "tlsf"])
-    orig = k.argv
-
-    def argv(check_only=False):
-        a = orig(check_only)
-        return a if check_only else ["valgrind", "--tool=callgrind",
-                                     "--trace-children=yes",
-                                     "--callgrind-out-file=%s/cg.%%p" % d] + a
-    k.argv = argv
+                         extra_args=MEM_ARGS)
+    under_callgrind(k, d)
     k.start(timeout=120)
     pids = worker_pids(k)
     phone = StreamUA(harness.next_address(), addr, 5061, timeout=30)

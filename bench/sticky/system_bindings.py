@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parents[1] / "test" / "system"))
 
 import harness  # noqa: E402
 import sticky_env as env  # noqa: E402
-from tls_ua import Certs, StreamUA, UdpUA, response, build, new_id, uri_of  # noqa: E402
+from tls_ua import Certs, StreamUA, UdpUA, response, build, uri_of  # noqa: E402
 
 
 def shm_used(k):
