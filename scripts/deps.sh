@@ -14,7 +14,7 @@ src_link="$cache/kamailio-src"
 PKGS=(kamailio kamailio-tls-modules sip-tester socat sipsak
       libssl-dev libxml2-dev libxml2-utils libcmocka-dev python3-pytest
       build-essential bison flex dpkg-dev pkg-config openssl iproute2 procps
-      dpkg-dev fakeroot debhelper valgrind clang libclang-rt-14-dev)
+      fakeroot debhelper valgrind clang libclang-rt-14-dev)
 
 die() { echo "deps: $*" >&2; exit 1; }
 say() { echo "deps: $*"; }
