@@ -85,7 +85,6 @@ void gts_timer(unsigned int ticks, void *param);
 int gts_flow_alive(const gts_flow_t *f);
 int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
-const char *gts_proto_name(int proto);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
 int gts_rpc_init(void);
 

@@ -69,7 +69,7 @@ static int emit(rpc_t *rpc, void *ctx, void *arr, const gts_view_t *v,
 	return rpc->struct_add(st, "ssSussudssd", "aor", v->aor, "contact", v->uri,
 			"rewritten", &(str){rw, (int)strlen(rw)}, "conid",
 			(unsigned int)v->flow.conid, "source", src, "transport",
-			gts_proto_name(v->flow.proto), "generation", (unsigned int)v->flow.gen,
+			get_proto_name(v->flow.proto), "generation", (unsigned int)v->flow.gen,
 			"expires", (int)(v->expires - now), "state",
 			v->state == GTS_B_ACTIVE ? "active" : "pending", "policy",
 			gts_policy_str(v->policy), "alive", alive);

@@ -35,20 +35,6 @@
 #define GTS_CONTACT_BUF (GTS_URI_MAX + GTS_TOKEN_MAX + 1024)
 #define GTS_REPLY_MAX 256 /* Contacts of one 2xx looked at */
 
-const char *gts_proto_name(int proto)
-{
-	switch(proto) {
-		case PROTO_TLS:
-			return "tls";
-		case PROTO_TCP:
-			return "tcp";
-		case PROTO_UDP:
-			return "udp";
-		default:
-			return "other";
-	}
-}
-
 static int ip2gts(const struct ip_addr *ip, unsigned short port, gts_addr_t *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -292,7 +278,7 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 		LM_DBG("REGISTER from %s:%d over %s: not a sticky transport, Contacts"
 			   " left unchanged\n",
 				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
-				gts_proto_name(msg->rcv.proto));
+				get_proto_name(msg->rcv.proto));
 		return -1;
 	}
 	if(policy < 0)
@@ -434,7 +420,7 @@ static void log_removed(gts_binding_t *list)
 		LM_NOTICE("sticky binding removed (%s): AOR %s, phone Contact %s,"
 				  " %s flow %u from %s\n",
 				gts_why_str(b->why), b->data, b->data + b->aor_len + 1,
-				gts_proto_name(b->flow.proto), b->flow.conid, src);
+				get_proto_name(b->flow.proto), b->flow.conid, src);
 		counter_inc(gts_cnt.removed);
 	}
 }
@@ -619,7 +605,7 @@ static int route_over_flow(struct sip_msg *msg, const gts_flow_t *f,
 	gts_addr_str(&f->src, src, sizeof(src));
 	s.s = du;
 	s.len = snprintf(du, sizeof(du), "sip:%s;transport=%s", src,
-			gts_proto_name(f->proto));
+			get_proto_name(f->proto));
 	if(set_dst_uri(msg, &s) < 0) {
 		LM_ERR("cannot set the destination URI\n");
 		return -1;
@@ -658,7 +644,7 @@ static int check_token(struct sip_msg *msg, const char *where, const char *tv,
 				where, msg->first_line.u.request.method.len,
 				msg->first_line.u.request.method.s,
 				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
-				gts_proto_name(tok->proto), ours);
+				get_proto_name(tok->proto), ours);
 		return -2;
 	}
 	return 0;
@@ -673,7 +659,7 @@ static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor)
 			  " connection %u from %s is closed\n",
 			msg->first_line.u.request.method.len,
 			msg->first_line.u.request.method.s, aor ? aor : "a dialog",
-			gts_proto_name(f->proto), f->conid, src);
+			get_proto_name(f->proto), f->conid, src);
 	return -3;
 }
 

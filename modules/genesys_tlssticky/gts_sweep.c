@@ -83,7 +83,7 @@ void gts_sweep(int64_t now)
 			LM_NOTICE("sticky binding removed (%s): AOR %s, phone Contact"
 					  " %s, %s flow %u from %s\n",
 					gts_why_str(b->why), b->data, b->data + b->aor_len + 1,
-					gts_proto_name(b->flow.proto), b->flow.conid, src);
+					get_proto_name(b->flow.proto), b->flow.conid, src);
 		counter_inc(gts_cnt.removed);
 	}
 	gts_table_free_list(&gts_root->table, removed);
