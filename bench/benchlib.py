@@ -89,9 +89,12 @@ def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
     """Run `calls` SIPp calls through kam; returns (uac_result, uas_result)."""
     # -aa: the UAS answers OPTIONS (dispatcher's keep-alive probes) with
     # 200 outside the call scenario instead of failing a call for each
-    uas = harness.Sipp(workdir, uas_scenario, "uas-%d" % calls, calls=calls,
-                       address=uas_address, timeout=600, trace=False,
-                       extra_args=["-aa"])
+    # SIPp counts every OPTIONS it answers with -aa as a call: a UAS limited
+    # to `calls` would leave the last INVITEs of a probed run unanswered
+    # (408 from the proxy, a different cost); it runs until the UAC is done
+    uas = harness.Sipp(workdir, uas_scenario, "uas-%d" % calls,
+                       calls=calls + 1000, address=uas_address, timeout=600,
+                       trace=False, extra_args=["-aa"])
     uas.start()
     uac = harness.Sipp(workdir, uac_scenario, "uac-%d" % calls, calls=calls,
                        remote="%s:%d" % (kam.address, kam.port), timeout=600,
@@ -101,7 +104,7 @@ def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
                                    callee or "%s:%d" % (uas.address, uas.port)]
                        + list(uac_args or []))
     r = uac.run()
-    u = uas.wait(timeout=60)
+    u = uas.wait(timeout=2)  # killed once the last call is over
     return r, u
 
 

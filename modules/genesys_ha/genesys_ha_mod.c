@@ -41,6 +41,7 @@ str gha_geo_location = STR_NULL;
 str gha_lb_name = str_init("round-robin");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
+int gha_rr_dn = 1;
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -153,6 +154,7 @@ static param_export_t params[] = {
 	{"geo_location", PARAM_STR, &gha_geo_location},
 	{"lb_algorithm", PARAM_STR, &gha_lb_name},
 	{"event_callback", PARAM_STR, &gha_event_callback},
+	{"rr_dn", PARAM_INT, &gha_rr_dn},
 	{0, 0, 0}
 };
 
@@ -185,6 +187,12 @@ static int mod_init(void)
 	} else {
 		LM_ERR("lb_algorithm '%.*s' is invalid: use round-robin or random\n",
 				gha_lb_name.len, gha_lb_name.s);
+		return -1;
+	}
+	if(gha_rr_dn != 0 && gha_rr_dn != 1) {
+		LM_ERR("rr_dn %d is invalid: use 1 (the DN in the Record-Route, seed"
+			   " 001) or 0 (the pair only)\n",
+				gha_rr_dn);
 		return -1;
 	}
 	if(gha_serving.len > GHA_NAME_MAX) {

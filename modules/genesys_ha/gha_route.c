@@ -75,7 +75,12 @@ void gha_ctx_restore(const gha_ctx_t *save)
 gha_ctx_t *gha_ctx(sip_msg_t *msg)
 {
 	if(_ctx.msg_id != msg->id || _ctx.msg_pid != msg->pid) {
-		memset(&_ctx, 0, sizeof(_ctx));
+		/* lengths only: the buffers are read up to their length */
+		_ctx.pair_len = 0;
+		_ctx.member_len = 0;
+		_ctx.dn_len = 0;
+		_ctx.old_member_len = 0;
+		_ctx.from_member = 0;
 		_ctx.msg_id = msg->id;
 		_ctx.msg_pid = msg->pid;
 		_ctx.role = -1;
@@ -252,7 +257,7 @@ static int record_route(sip_msg_t *msg, str *dn)
 	gha_ctx_t *c = gha_ctx(msg);
 	char buf[2 * 3 * GHA_RR_VAL_MAX + 32];
 	str pair, params, d = STR_NULL;
-	sip_uri_t *fu;
+	struct to_body *fb;
 	int n;
 
 	if(c->pair_len <= 0) {
@@ -262,13 +267,19 @@ static int record_route(sip_msg_t *msg, str *dn)
 	}
 	if(dn && dn->len > 0) {
 		d = *dn;
+	} else if(!gha_rr_dn) {
+		/* the pair only: the DN is for people reading traces, routing
+		 * never needs it */
 	} else if(c->from_member) {
 		/* SIP Server -> endpoint: the DN is the called party */
 		if(parse_sip_msg_uri(msg) > 0)
 			d = msg->parsed_uri.user;
-	} else if((fu = parse_from_uri(msg)) != NULL) {
-		/* endpoint -> SIP Server: the DN is the caller */
-		d = fu->user;
+	} else if(parse_from_header(msg) == 0) {
+		/* endpoint -> SIP Server: the DN is the caller (its user part,
+		 * found without a full parse_uri(): the From URI is not used
+		 * for anything else on this path) */
+		fb = get_from(msg);
+		gha_uri_user(fb->uri.s, fb->uri.len, &d);
 	}
 	if(d.len > GHA_RR_VAL_MAX)
 		d.len = 0;
@@ -316,13 +327,12 @@ static int refuse_route(sip_msg_t *msg, const char *why, str *val)
 int ki_ha_route_in_dialog(sip_msg_t *msg)
 {
 	static str pname = str_init(GHA_RR_PAIR);
-	static str dname = str_init(GHA_RR_DN);
 	gha_pool_t *p = gha_snap();
-	char name[GHA_RR_VAL_MAX + 1];
-	str val = STR_NULL, dval = STR_NULL, nm;
+	char name[GHA_RR_VAL_MAX + 1], dn[GHA_RR_VAL_MAX + 1];
+	str val = STR_NULL, nm;
 	gha_ctx_t *c;
 	gha_pair_t *pr;
-	int n, pi, qi, m, a;
+	int n, dl, pi, qi, m, a;
 
 	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
 		/* "gha" without a value is a malformed id, not "no id" */
@@ -331,7 +341,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 			return refuse_route(msg, "malformed SIP Server pair id", &val);
 		return GHA_RC_NOT_FOUND; /* not a dialog through a pair */
 	}
-	n = gha_rr_decode(&val, name, sizeof(name) - 1);
+	n = gha_rr_decode_value(&val, name, dn, &dl);
 	if(n < 0)
 		return refuse_route(msg, "malformed SIP Server pair id", &val);
 	nm.s = name;
@@ -341,9 +351,10 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 		return refuse_route(msg, "unknown SIP Server pair", &nm);
 	c = gha_ctx(msg);
 	gha_ctx_set_pair(c, &p->pairs[pi], gha_active(&p->pairs[pi]));
-	if(gha_rrb.get_route_param(msg, &dname, &dval) == 0) {
-		n = gha_rr_decode(&dval, c->dn, sizeof(c->dn) - 1);
-		c->dn_len = n > 0 ? n : 0;
+	if(dl > 0) {
+		memcpy(c->dn, dn, (size_t)dl);
+		c->dn[dl] = '\0';
+		c->dn_len = dl;
 	}
 	/* towards the SIP Server side: the Request-URI names a member (maybe
 	 * the old primary): send it to that pair's current active member */

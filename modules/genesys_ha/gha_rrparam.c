@@ -18,12 +18,19 @@
 
 static const char hex[] = "0123456789ABCDEF";
 
-static int plain(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-		   || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'
-		   || c == '~';
-}
+/* RFC 3261 unreserved characters but the separator '*' (and "!'()", which
+ * some parsers mishandle): they go as they are, the rest as %HH */
+static const unsigned char plain_tab[256] = {
+		['a' ... 'z'] = 1,
+		['A' ... 'Z'] = 1,
+		['0' ... '9'] = 1,
+		['-'] = 1,
+		['_'] = 1,
+		['.'] = 1,
+		['~'] = 1,
+};
+
+#define plain(c) (plain_tab[(unsigned char)(c)])
 
 static int hexval(int c)
 {
@@ -36,35 +43,37 @@ static int hexval(int c)
 
 int gha_rr_escape(const str *in, char *out, int size)
 {
-	int i, o = 0;
+	const unsigned char *s, *e;
+	char *o, *oe;
 
-	if(in == NULL || in->s == NULL || in->len <= 0 || in->len > GHA_RR_VAL_MAX)
+	if(in == NULL || in->s == NULL || in->len <= 0 || in->len > GHA_RR_VAL_MAX
+			|| size <= 0)
 		return -1;
-	for(i = 0; i < in->len; i++) {
-		unsigned char c = (unsigned char)in->s[i];
-		/* the decoder refuses %00: never produce what cannot come back */
-		if(c == 0)
-			return -1;
-		if(plain(c)) {
-			if(o + 1 > size)
+	s = (const unsigned char *)in->s;
+	e = s + in->len;
+	o = out;
+	oe = out + size;
+	for(; s < e; s++) {
+		if(plain(*s)) {
+			if(o >= oe)
 				return -1;
-			out[o++] = (char)c;
-		} else {
-			if(o + 3 > size)
-				return -1;
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
+			*o++ = (char)*s;
+			continue;
 		}
+		/* the decoder refuses %00: never produce what cannot come back */
+		if(*s == 0 || oe - o < 3)
+			return -1;
+		*o++ = '%';
+		*o++ = hex[*s >> 4];
+		*o++ = hex[*s & 15];
 	}
-	return o;
+	return (int)(o - out);
 }
 
 int gha_rr_encode(const str *pair, const str *dn, char *buf, int size)
 {
-	int o = 0, n;
+	int o, n;
 	const int lp = (int)sizeof(";" GHA_RR_PAIR "=") - 1;
-	const int ld = (int)sizeof(";" GHA_RR_DN "=") - 1;
 
 	if(size < lp)
 		return -1;
@@ -75,10 +84,9 @@ int gha_rr_encode(const str *pair, const str *dn, char *buf, int size)
 		return -1;
 	o += n;
 	if(dn && dn->s && dn->len > 0) {
-		if(o + ld > size)
+		if(o + 1 > size)
 			return -1;
-		memcpy(buf + o, ";" GHA_RR_DN "=", (size_t)ld);
-		o += ld;
+		buf[o++] = GHA_RR_SEP;
 		n = gha_rr_escape(dn, buf + o, size - o);
 		if(n < 0)
 			return -1;
@@ -117,4 +125,75 @@ int gha_rr_decode(const str *val, char *out, int size)
 		}
 	}
 	return o;
+}
+
+int gha_rr_decode_value(
+		const str *val, char *pair_out, char *dn_out, int *dn_len)
+{
+	const char *sep;
+	str p, d;
+	int n, m;
+
+	*dn_len = 0;
+	if(val == NULL || val->s == NULL || val->len <= 0)
+		return -1;
+	p = *val;
+	sep = memchr(val->s, GHA_RR_SEP, (size_t)val->len);
+	if(sep != NULL)
+		p.len = (int)(sep - val->s);
+	n = gha_rr_decode(&p, pair_out, GHA_RR_VAL_MAX);
+	if(n < 0)
+		return -1;
+	if(sep == NULL)
+		return n;
+	/* a separator promises a DN: an empty one is not what we encode */
+	d.s = (char *)sep + 1;
+	d.len = val->len - p.len - 1;
+	m = gha_rr_decode(&d, dn_out, GHA_RR_VAL_MAX);
+	if(m < 0)
+		return -1;
+	*dn_len = m;
+	return n;
+}
+
+int gha_uri_user(const char *s, int len, str *user)
+{
+	const char *p, *e, *at, *u;
+	unsigned int sch;
+
+	user->s = NULL;
+	user->len = 0;
+	if(s == NULL || len < 5)
+		return -1;
+	e = s + len;
+	sch = ((unsigned int)(unsigned char)s[0]
+				  | (unsigned int)(unsigned char)s[1] << 8
+				  | (unsigned int)(unsigned char)s[2] << 16
+				  | (unsigned int)(unsigned char)s[3] << 24)
+		  | 0x20202020u;
+	if(sch == ('t' | 'e' << 8 | 'l' << 16 | ':' << 24)) {
+		/* tel: the number, up to the parameters */
+		for(p = u = s + 4; p < e && *p != ';' && *p != '?'; p++)
+			;
+	} else {
+		if(sch == ('s' | 'i' << 8 | 'p' << 16 | ':' << 24))
+			u = s + 4;
+		else if(sch == ('s' | 'i' << 8 | 'p' << 16 | 's' << 24)
+				&& s[4] == ':')
+			u = s + 5;
+		else
+			return -1;
+		/* sip/sips: a user part only before an '@' (parse_uri() takes
+		 * the user up to a password's ':' and lets ';' in) */
+		at = memchr(u, '@', (size_t)(e - u));
+		if(at == NULL)
+			return -1;
+		for(p = u; p < at && *p != ':'; p++)
+			;
+	}
+	if(p == u)
+		return -1;
+	user->s = (char *)u;
+	user->len = (int)(p - u);
+	return 0;
 }

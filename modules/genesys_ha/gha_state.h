@@ -59,6 +59,7 @@ extern str gha_geo_location;
 extern str gha_lb_name;
 extern str gha_event_callback;
 extern int gha_lb_alg;
+extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */
 
 extern gha_root_t *gha_root;
 extern goos_api_t gha_goos;

@@ -1,6 +1,6 @@
 /* libFuzzer: genesys_ha Record-Route parameter codec. The decoder reads the
- * gha/ghadn parameters of the Route of any in-dialog request, so its input
- * is attacker-controlled. */
+ * "gha" parameter of the Route of any in-dialog request, and the DN comes
+ * from any caller's From URI, so its input is attacker-controlled. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -10,8 +10,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char out[256], esc[3 * GHA_RR_VAL_MAX + 1], back[GHA_RR_VAL_MAX + 1];
-	str in, e;
-	int n, m;
+	char pair[GHA_RR_VAL_MAX + 1], dn[GHA_RR_VAL_MAX + 1];
+	str in, e, u;
+	int n, m, dl;
 
 	if(size > 4096)
 		return 0;
@@ -20,6 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* decoding any input: bounded, never past `out` */
 	n = gha_rr_decode(&in, out, sizeof(out));
 	if(n > (int)sizeof(out))
+		__builtin_trap();
+
+	n = gha_rr_decode_value(&in, pair, dn, &dl);
+	if(n > GHA_RR_VAL_MAX || dl < 0 || dl > GHA_RR_VAL_MAX || (n < 0 && dl))
+		__builtin_trap();
+
+	/* the user part of a URI: inside the input, never empty */
+	if(gha_uri_user(in.s, in.len, &u) == 0
+			&& (u.len <= 0 || u.s < in.s || u.s + u.len > in.s + in.len))
 		__builtin_trap();
 
 	/* escaping then decoding gives the original back */

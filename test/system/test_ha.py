@@ -359,7 +359,8 @@ def test_forged_route_pair_id_refused(tmp_path, kamailio_factory, peer_factory):
                                                    bak.address))
     wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
     ruri = "sip:sips@%s:5060" % pri.address
-    for gha in ("NO_SUCH_PAIR", "%zz", "SIPS%5FA", ""):
+    for gha in ("NO_SUCH_PAIR", "%zz", "SIPS%5FA", "", "SIPS_A*",
+                "*1001", "SIPS_A*10*01", "SIPS_A*%4"):
         status, _ = hu.udp_request(
             k, "BYE", ruri, route="<sip:%s;lr;gha=%s>" % (k.address, gha))
         assert status and status.startswith("SIP/2.0 403"), (gha, status)
@@ -370,7 +371,7 @@ def test_forged_route_pair_id_refused(tmp_path, kamailio_factory, peer_factory):
     k.wait_log(r"refused: malformed SIP Server pair id '%zz'")
     # the genuine id is routed
     status, _ = hu.udp_request(
-        k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address)
+        k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A*1001>" % k.address)
     assert status and status.startswith("SIP/2.0 200"), status
     assert len(pri.requests("BYE")) == 1
 
@@ -509,7 +510,7 @@ def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
     got = e1b.requests("INVITE")
     assert len(got) == 3 and got[-1].startswith(
         "INVITE sip:3000@%s:5060 " % e1p.address), got[-1]
-    assert re.search(r"^Record-Route: <sip:%s[^>]*;gha=SIPS-E1;ghadn=3000"
+    assert re.search(r"^Record-Route: <sip:%s[^>]*;gha=SIPS-E1\*3000"
                      % re.escape(k.address), got[-1], re.M), got[-1]
     # ... or naming the pair itself
     reply = wp.send_request((k.address, k.port), "MESSAGE", "sip:3000@SIPS-E2")
@@ -647,7 +648,7 @@ def test_in_dialog_request_fails_over_before_detection(
               and p["SIPS_A"]["state"] == "up", what="both active")
     status, _ = hu.udp_request(
         k, "BYE", "sip:sips@%s:5060" % pri.address,
-        route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address, timeout=6)
+        route="<sip:%s;lr;gha=SIPS_A*1001>" % k.address, timeout=6)
     assert status and status.startswith("SIP/2.0 200"), status
     assert len(branches(pri, "BYE")) == 1 and len(bak.requests("BYE")) == 1
     assert bak.requests("BYE")[0].startswith("BYE sip:sips@%s:5060 " % pri.address)
@@ -766,7 +767,8 @@ def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
     assert r.rc == 0 and r.successful == 1, r.screen
     inv = wait_received(pri, "INVITE ", 1)[0]["text"]
     rrs = re.findall(r"^Record-Route: (.*)$", inv, re.M)
-    assert len(rrs) == 2 and all("gha=SIPS_T" in x for x in rrs), rrs
+    # the pair and the caller's DN (the From user, 1001), seed 001
+    assert len(rrs) == 2 and all(";gha=SIPS_T*1001" in x for x in rrs), rrs
     assert any("transport=tcp" in x for x in rrs), rrs
     long_call = hu.phone(sipp_factory, k, "long", hold_ms=3000).start()
     wait_received(pri, "ACK ", 2)
@@ -776,6 +778,38 @@ def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
     byes = wait_received(bak, "BYE ", 1)
     assert len(byes) == 1 and byes[0]["text"].startswith(
         "BYE sip:sips@%s:5060" % pri_addr), byes
+
+
+def test_rr_dn_off_records_the_pair_only(tmp_path, kamailio_factory,
+                                         sipp_factory):
+    """rr_dn 0: the Record-Route names the pair without the DN, and the
+    call's in-dialog requests are still routed by it; a bad value stops
+    start-up with the parameter named."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = pair_pool(tmp_path, pri_addr, bak_addr)
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary",
+                       address=pri_addr).start()
+    cfg = hu.reference_cfg().replace('modparam("genesys_ha", "rr_dn", 1)',
+                                     'modparam("genesys_ha", "rr_dn", 0)')
+    assert 'modparam("genesys_ha", "rr_dn", 0)' in cfg
+    k = hu.start_proxy(kamailio_factory, path, cfg_text=cfg)
+    wait_pool(k, active_is("SIPS_A", "primary"), what="primary up")
+    r = hu.phone(sipp_factory, k, "call1").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    inv = wait_received(pri, "INVITE ", 1)[0]["text"]
+    rrs = re.findall(r"^Record-Route: (.*)$", inv, re.M)
+    assert len(rrs) == 1 and re.search(r";gha=SIPS_A(;|>)", rrs[0]), rrs
+    assert "*" not in rrs[0], rrs
+    assert len(wait_received(pri, "BYE ", 1)) == 1
+
+    bad = hu.reference_cfg().replace('modparam("genesys_ha", "rr_dn", 1)',
+                                     'modparam("genesys_ha", "rr_dn", 2)')
+    k2 = harness.Kamailio(tmp_path / "k2", cfg_text=bad,
+                          defines={"POOL_FILE": '"%s"' % path})
+    with pytest.raises(harness.HarnessError):
+        k2.start(timeout=10)
+    k2.stop(check=False)
+    assert "rr_dn 2 is invalid" in k2.log_text()
 
 
 def test_reloads_under_traffic(tmp_path, kamailio_factory, sipp_factory,
