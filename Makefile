@@ -67,7 +67,7 @@ run: deps
 # written to build/ (docs/benchmarks.md holds the reviewed numbers)
 bench: modules
 	mkdir -p build
-	cd bench && /usr/bin/python3 relay_cost.py --configs plain,dispatcher,genesys_ha_initial_only,genesys_ha --out ../build/bench-relay-cost.md
+	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 deb: deps

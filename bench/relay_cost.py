@@ -93,7 +93,9 @@ def render(name, uas_hostport, workdir, extra_configs=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small call counts")
-    ap.add_argument("--configs", default="plain,dispatcher,genesys_ha")
+    ap.add_argument("--configs", default="plain,dispatcher,dispatcher_same_rr,"
+                    "genesys_ha_initial_only,genesys_ha_initial_only_rr_dn_0,"
+                    "genesys_ha")
     ap.add_argument("--out")
     args = ap.parse_args()
     extra = {}

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "gha_pool.h"
+#include "gha_rrparam.h"
 
 const char *gha_proto_name(int proto)
 {
@@ -506,7 +507,7 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	sarea_t sa;
 	char hbuf[256];
 	str h;
-	int port;
+	int port, n;
 
 	*out = NULL;
 	if(d->npairs == 0) {
@@ -583,7 +584,10 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 				goto done;
 			strsz += member_strlen(&pm[2 * i + k]);
 		}
-		strsz += slen(x->name) + slen(x->site);
+		/* name, site, and the name as a Record-Route parameter (each
+		 * character escaped at most to %HH) */
+		strsz += slen(x->name) + slen(x->site)
+				 + sizeof(";" GHA_RR_PAIR "=") + 3 * strlen(x->name);
 	}
 	/* the same SIP Server in two places would make its state ambiguous */
 	for(i = 0; i < d->npairs * 2; i++) {
@@ -719,6 +723,12 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		gha_pair_t *x = &p->pairs[i];
 		put(&sa, &x->name, d->pairs[i].name);
 		put(&sa, &x->site, d->pairs[i].site);
+		/* escaped once here, copied by every ha_record_route() */
+		n = gha_rr_encode(&x->name, NULL, sa.p, (int)(sa.end - sa.p));
+		x->rr.s = sa.p;
+		x->rr.len = n > 0 ? n : 0;
+		sa.p += x->rr.len;
+		*sa.p++ = '\0';
 		x->line = d->pairs[i].line;
 		put_member(&sa, &x->m[0], &pm[2 * i]);
 		put_member(&sa, &x->m[1], &pm[2 * i + 1]);

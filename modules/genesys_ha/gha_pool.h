@@ -150,6 +150,7 @@ typedef struct gha_pair
 {
 	str name;
 	str site;
+	str rr; /*!< ";gha=<name escaped>": ha_record_route()'s parameter */
 	int line;
 	gha_member_t m[2];	 /*!< GHA_PRIMARY, GHA_BACKUP */
 	gha_pair_state_t st; /*!< runtime state, under the module's state lock */

@@ -81,6 +81,7 @@ gha_ctx_t *gha_ctx(sip_msg_t *msg)
 		_ctx.dn_len = 0;
 		_ctx.old_member_len = 0;
 		_ctx.from_member = 0;
+		_ctx.pr = NULL;
 		_ctx.msg_id = msg->id;
 		_ctx.msg_pid = msg->pid;
 		_ctx.role = -1;
@@ -102,6 +103,7 @@ static int cpy(char *dst, int size, const str *s)
 void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member)
 {
 	c->pair_len = cpy(c->pair, sizeof(c->pair), &pr->name);
+	c->pr = pr;
 	c->role = member;
 	c->member_len = cpy(c->member, sizeof(c->member), &pr->m[member].uri);
 	c->state = gha_pstate(pr);
@@ -258,7 +260,8 @@ static int record_route(sip_msg_t *msg, str *dn)
 	char buf[2 * 3 * GHA_RR_VAL_MAX + 32];
 	str pair, params, d = STR_NULL;
 	struct to_body *fb;
-	int n;
+	gha_pool_t *p;
+	int n, m;
 
 	if(c->pair_len <= 0) {
 		/* no pair chosen for this request: a plain Record-Route */
@@ -285,7 +288,21 @@ static int record_route(sip_msg_t *msg, str *dn)
 		d.len = 0;
 	pair.s = c->pair;
 	pair.len = c->pair_len;
-	n = gha_rr_encode(&pair, d.len > 0 ? &d : NULL, buf, sizeof(buf));
+	p = gha_snap();
+	if(p && c->pr >= p->pairs && c->pr < p->pairs + p->npairs
+			&& c->pr->rr.len > 0 && c->pr->name.len == pair.len
+			&& memcmp(c->pr->name.s, pair.s, (size_t)pair.len) == 0) {
+		/* the pair's parameter, escaped when the pool was loaded */
+		memcpy(buf, c->pr->rr.s, (size_t)c->pr->rr.len);
+		n = c->pr->rr.len;
+		if(d.len > 0) {
+			buf[n++] = GHA_RR_SEP;
+			m = gha_rr_escape(&d, buf + n, (int)sizeof(buf) - n);
+			n = m < 0 ? -1 : n + m;
+		}
+	} else {
+		n = gha_rr_encode(&pair, d.len > 0 ? &d : NULL, buf, sizeof(buf));
+	}
 	if(n < 0) {
 		LM_ERR("cannot encode the Record-Route parameters for '%.*s'\n",
 				pair.len, pair.s);

@@ -39,6 +39,10 @@ typedef struct gha_ctx
 	char old_member[256];
 	int old_member_len;
 	int from_member; /*!< the request came from a pool member */
+	/*! the chosen pair in the snapshot of the time: only for its
+	 * precomputed Record-Route parameter, and only after checking that it
+	 * lies in the snapshot the process holds now and has the same name */
+	const gha_pair_t *pr;
 } gha_ctx_t;
 
 extern struct rr_binds gha_rrb;

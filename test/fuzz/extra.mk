@@ -1,1 +1,1 @@
-EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c
+EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c $(TOP)/modules/genesys_ha/gha_rrparam.c

@@ -1,6 +1,8 @@
 # extra sources and flags per unit test (see Makefile)
-EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c
-EXTRA_gha_xml := $(TOP)/modules/genesys_ha/gha_pool.c $(TOP)/modules/genesys_ha/gha_pair.c
+EXTRA_gha_pool := $(TOP)/modules/genesys_ha/gha_pair.c \
+	$(TOP)/modules/genesys_ha/gha_rrparam.c
+EXTRA_gha_xml := $(TOP)/modules/genesys_ha/gha_pool.c $(TOP)/modules/genesys_ha/gha_pair.c \
+	$(TOP)/modules/genesys_ha/gha_rrparam.c
 GHA_XML_CFLAGS := $(shell pkg-config --cflags libxml-2.0) \
 	-DGHA_TEST_TOP='"$(TOP)"'
 GHA_XML_LIBS := $(shell pkg-config --libs libxml-2.0)

@@ -181,6 +181,10 @@ static void test_build_ok(void **state)
 	assert_string_equal(p->own_site.s, "east");
 	assert_string_equal(p->file.s, "pool.xml");
 	assert_string_equal(p->pairs[0].name.s, "SIPS_A");
+	/* the Record-Route parameter, escaped once at load */
+	assert_string_equal(p->pairs[0].rr.s, ";gha=SIPS_A");
+	assert_int_equal(p->pairs[0].rr.len, 11);
+	assert_string_equal(p->pairs[1].rr.s, ";gha=SIPS_B");
 	assert_string_equal(p->pairs[0].m[0].uri.s, "sip:sips-a.example:5060");
 	assert_string_equal(p->pairs[0].m[0].host.s, "sips-a.example");
 	/* resolved at load time: no DNS when used */
