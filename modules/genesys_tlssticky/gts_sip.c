@@ -664,7 +664,7 @@ static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor)
 	LM_NOTICE("flow gone: %.*s for %s cannot reach the phone, its %s"
 			  " connection %u from %s is closed\n",
 			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, aor ? aor : "a dialog",
+			msg->first_line.u.request.method.s, aor,
 			get_proto_name(f->proto), f->conid, src);
 	return -3;
 }
@@ -734,7 +734,7 @@ int gts_sip_route(struct sip_msg *msg)
 			return -2;
 		}
 		if(res != GTS_OK)
-			return flow_gone(msg, &tok, NULL);
+			return flow_gone(msg, &tok, "a binding no longer held");
 		uri.s = v.uri;
 		uri.len = (int)strlen(v.uri);
 		if(!gts_flow_alive(&v.flow)) {
@@ -775,7 +775,7 @@ int gts_sip_route(struct sip_msg *msg)
 		return -1;
 	if(!gts_flow_alive(&tok)) {
 		if(!tok.reconnect)
-			return flow_gone(msg, &tok, NULL);
+			return flow_gone(msg, &tok, "a dialog");
 		return reconnect_in_dialog(msg, &tok);
 	}
 	if(route_over_flow(msg, &tok, si, -1) < 0)

@@ -235,3 +235,185 @@ def test_in_dialog_no_inbound_gets_430_without_connecting(kamailio_factory,
                    % (re.escape(ip), phone.local_port))
     finally:
         lsn.close()
+
+
+# ------------------------------------------ dead phone detected by keep-alive
+
+CLONE_NEWNET = 0x40000000
+KEEPIDLE, KEEPINTVL, KEEPCNT = 2, 1, 2
+
+
+def _ip(*args, check=True):
+    r = subprocess.run(["ip"] + list(args), capture_output=True, text=True,
+                       timeout=10)
+    if check and r.returncode != 0:
+        raise AssertionError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r
+
+
+class NetNS:
+    """A network namespace 'kgtest-<tag>' joined to the host by a veth pair
+    on a /30 of 169.254.0.0/16: host side .1 (kamailio listens there), the
+    namespace side .2 (the phone)."""
+
+    def __init__(self):
+        tag = "%06x" % random.randrange(1 << 24)
+        self.name = "kgtest-" + tag
+        self.host_if, self.ns_if = "kgv%sh" % tag, "kgv%sn" % tag
+        used = _ip("-o", "-4", "addr").stdout
+        while True:
+            net = "169.254.%d.%d" % (random.randrange(1, 255),
+                                     4 * random.randrange(0, 64))
+            base = net.rsplit(".", 1)[0]
+            if " %s." % base not in used:
+                break
+        last = int(net.rsplit(".", 1)[1])
+        self.host_ip = "%s.%d" % (base, last + 1)
+        self.phone_ip = "%s.%d" % (base, last + 2)
+        self.made = False
+
+    def create(self):
+        r = _ip("netns", "add", self.name, check=False)
+        if r.returncode != 0:
+            pytest.skip("cannot create a network namespace (ip netns add: %s)"
+                        % r.stderr.strip())
+        self.made = True
+        _ip("link", "add", self.host_if, "type", "veth", "peer", "name",
+            self.ns_if, "netns", self.name)
+        _ip("addr", "add", self.host_ip + "/30", "dev", self.host_if)
+        _ip("link", "set", self.host_if, "up")
+        _ip("-n", self.name, "addr", "add", self.phone_ip + "/30", "dev", self.ns_if)
+        _ip("-n", self.name, "link", "set", self.ns_if, "up")
+        _ip("-n", self.name, "link", "set", "lo", "up")
+        # the host side has its address (no DAD for IPv4) and carrier
+        deadline = time.monotonic() + 5
+        while "LOWER_UP" not in _ip("link", "show", self.host_if).stdout:
+            assert time.monotonic() < deadline, "veth %s has no carrier" % self.host_if
+            time.sleep(0.05)
+        return self
+
+    def run(self, fn, *a, **kw):
+        """fn(*a, **kw) in a thread that joined the namespace: sockets it
+        makes stay in the namespace, the test process does not move"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        out = {}
+
+        def body():
+            fd = os.open("/run/netns/%s" % self.name, os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns %s" % self.name)
+                out["v"] = fn(*a, **kw)
+            except BaseException as e:     # re-raised in the caller
+                out["e"] = e
+            finally:
+                os.close(fd)
+        t = threading.Thread(target=body)
+        t.start()
+        t.join(30)
+        if "e" in out:
+            raise out["e"]
+        return out["v"]
+
+    def pull_cable(self):
+        """the phone vanishes: its end of the link goes down; nothing (no
+        FIN, no RST) reaches the proxy any more"""
+        _ip("-n", self.name, "link", "set", self.ns_if, "down")
+
+    def destroy(self):
+        _ip("link", "del", self.host_if, check=False)
+        if self.made:
+            _ip("netns", "del", self.name, check=False)
+
+
+@pytest.fixture
+def netns():
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root (CI runs as root)")
+    ns = NetNS()
+    try:
+        yield ns.create()
+    finally:
+        ns.destroy()
+
+
+def keepalive_timer(host_ip, phone_ip, phone_port):
+    """ss's timer field of the proxy's socket of the phone's connection,
+    e.g. 'timer:(keepalive,1.2sec,0)', or None when no such socket"""
+    r = subprocess.run(["ss", "-tnoH", "state", "established", "src", host_ip,
+                        "dst", "%s:%d" % (phone_ip, phone_port)],
+                       capture_output=True, text=True, timeout=10)
+    if not r.stdout.strip():
+        return None
+    m = re.search(r"timer:\([^)]*\)", r.stdout)
+    return m.group(0) if m else ""
+
+
+def test_dead_phone_detected_by_tcp_keepalive(kamailio_factory, tmp_path,
+                                              certs, sipserver, netns,
+                                              sipp_factory):
+    """A TLS phone in its own network namespace registers over a veth link.
+    While the link is up and the phone idles far longer than keepidle, the
+    keep-alive probes are answered and the binding stays.  Then the phone's
+    link goes down (no FIN, no RST: a pulled cable): the kernel's TCP
+    keep-alive (tcp_keepidle/keepintvl/keepcnt on kamailio's accepted
+    socket) fails the connection, kamailio closes it, the module removes the
+    binding and logs the phone; a SIPp INVITE to the rewritten Contact gets
+    430 at once and no connection is opened."""
+    k = env.start_proxy(
+        kamailio_factory, tmp_path, certs, sipserver,
+        extra_globals="listen=tls:%s:5061\ntcp_keepidle=%d\ntcp_keepintvl=%d\n"
+                      "tcp_keepcnt=%d\n" % (netns.host_ip, KEEPIDLE, KEEPINTVL,
+                                            KEEPCNT))
+    phone = netns.run(StreamUA, netns.phone_ip, netns.host_ip, 5061)
+    try:
+        reg, ok = register(phone, k, sipserver)
+        assert ok.status == 200
+        rewritten = uri_of(reg.contacts()[0])
+        [b] = env.bindings(k)
+        assert b["source"] == "%s:%d" % (netns.phone_ip, phone.local_port)
+        assert b["transport"] == "tls" and b["alive"] == "1"
+        # keep-alive is on for kamailio's accepted socket of the phone
+        # (once the last data is acknowledged: 'on' is the retransmit timer)
+        timer = env.wait_for(lambda: (keepalive_timer(
+            netns.host_ip, netns.phone_ip, phone.local_port) or "").startswith(
+            "timer:(keepalive") and "ok", 3)
+        assert timer, keepalive_timer(netns.host_ip, netns.phone_ip,
+                                      phone.local_port)
+
+        # negative control: idle for keepidle + keepintvl * keepcnt and more,
+        # link up: probes answered, the binding and connection stay
+        time.sleep(KEEPIDLE + KEEPINTVL * KEEPCNT + 2)
+        [b] = env.bindings(k)
+        assert b["alive"] == "1"
+        assert len(env.tcp_conns(k)) == 1
+        assert "sticky binding removed" not in k.log_text()
+
+        # the cable is pulled
+        t0 = time.monotonic()
+        netns.pull_cable()
+        assert env.wait_for(lambda: env.bindings(k) == [], 30, step=0.2), \
+            env.bindings(k)
+        took = time.monotonic() - t0
+        k.wait_log(r"sticky binding removed \(connection closed\): AOR 1001@%s,"
+                   r" phone Contact %s, tls flow \d+ from %s:%d"
+                   % (re.escape(k.address), re.escape(phone.contact_uri()),
+                      re.escape(netns.phone_ip), phone.local_port))
+        # not before keep-alive could have noticed it
+        assert took >= KEEPINTVL * KEEPCNT - 0.5, took
+        assert env.tcp_conns(k) == []
+
+        # the SIP Server calls the vanished phone: 430 at once, no connection
+        t1 = time.monotonic()
+        res = sipp_factory("sticky_call_gone.xml", "caller",
+                           remote="%s:5060" % k.address,
+                           extra_args=["-key", "ruri", rewritten]).run()
+        assert res.rc == 0 and res.successful == 1, res.screen
+        assert res.received("SIP/2.0 430")
+        assert time.monotonic() - t1 < 5.0
+        assert env.tcp_conns(k) == []
+        assert env.stats(k)["flow_failed"] == 1
+    finally:
+        # no TLS close_notify exchange with a phone that is gone
+        phone.sock.close()
