@@ -27,7 +27,7 @@ import sticky_env as env
 from tls_ua import (SipMsg, StreamUA, build, in_dialog, new_id, response,
                     take_message, uri_of, uri_param)
 from test_sticky import (certs, sipserver, phones, register, call_phone,  # noqa: F401 (fixtures)
-                         final, proxy_udp)
+                         final, proxy_udp, start_reference)
 
 
 class Listener:
@@ -237,6 +237,48 @@ def test_in_dialog_no_inbound_gets_430_without_connecting(kamailio_factory,
         lsn.close()
 
 
+def test_reference_config_in_dialog_reconnect(kamailio_factory, tmp_path,
+                                              certs, sipserver, phones):
+    """etc/kamailio.cfg (tcp 1, tcp_policy reconnect): after a TCP phone's
+    flow closed, the SIP Server's BYE of a call it made to the phone reaches
+    the phone over a new connection to its Contact; the BYE of a call the
+    phone made, once the phone listens nowhere, gets 480 from
+    failure_route[STICKY_RECONNECT_FAILED] (armed for in-dialog requests)."""
+    k = start_reference(kamailio_factory, tmp_path, certs, sipserver)
+    ip = harness.next_address()
+    lsn = Listener(ip, 5070)
+    try:
+        phone = phones(ip, k.address, 5060, tls=False)
+        phone.own_contact = "sip:1001@%s:5070;transport=tcp" % ip
+        reg, _ = register(phone, k, sipserver,
+                          contact="<%s>;expires=600" % phone.own_contact)
+        assert env.bindings(k)[0]["policy"] == "reconnect"
+        dlg1 = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]))
+        dlg2 = phone_calls(sipserver, k, phone)
+        close_flow(k, phone)
+
+        sipserver.send(in_dialog("BYE", dlg1, sipserver.via(), 2), proxy_udp(k))
+        conn = lsn.accepted(5)
+        assert conn is not None, "the proxy did not connect to the phone's Contact"
+        bye = read_msg(conn)
+        assert bye.method == "BYE" and bye.ruri == phone.own_contact, bye.text
+        conn.sendall(response(bye, 200, "OK").encode())
+        assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE"
+                              ).status == 200
+    finally:
+        lsn.close()
+    # the phone listens nowhere now (and closed the proxy's new connection)
+    assert env.wait_for(lambda: env.tcp_conns(k) == [], 5), env.tcp_conns(k)
+    t0 = time.monotonic()
+    sipserver.send(in_dialog("BYE", dlg2, sipserver.via(), 1), proxy_udp(k))
+    rpl = sipserver.recv(10, want=lambda m: m.is_reply and m.method == "BYE"
+                         and m.status >= 200)
+    assert rpl.status == 480, rpl.text
+    assert time.monotonic() - t0 < 3.0
+    st = env.stats(k)
+    assert st["reconnect"] == 2 and st["flow_failed"] == 0
+
+
 # ------------------------------------------ dead phone detected by keep-alive
 
 CLONE_NEWNET = 0x40000000
@@ -417,3 +459,75 @@ def test_dead_phone_detected_by_tcp_keepalive(kamailio_factory, tmp_path,
     finally:
         # no TLS close_notify exchange with a phone that is gone
         phone.sock.close()
+
+
+# -------------------------------------------------------------------- IPv6
+
+def ipv6_loopback_port():
+    """a free TCP port on ::1, or None when ::1 is unusable here"""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+    except OSError:
+        return None
+
+
+def test_ipv6_phone_over_tls(kamailio_factory, tmp_path, certs, sipserver,
+                             phones):
+    """A phone on ::1 registers over TLS to the proxy's IPv6 socket: the SIP
+    Server (IPv4, UDP) sees the rewritten Contact, the phone its own; the
+    SIP Server's INVITE, ACK and BYE reach the phone over its IPv6
+    connection (Record-Route names the IPv6 socket); once the phone closed
+    the connection, 430."""
+    port = ipv6_loopback_port()
+    if port is None:
+        pytest.skip("no IPv6 loopback (::1) in this environment")
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver,
+                        extra_globals="listen=tls:[::1]:%d\n" % port)
+    phone = phones("::1", "::1", port)
+    assert phone.contact_uri() == "sip:1001@[::1]:5061;transport=tls"
+    reg, ok = register(phone, k, sipserver)
+    rewritten = uri_of(reg.contacts()[0])
+    assert rewritten.startswith("sip:1001@%s:5060;gts=" % k.address), rewritten
+    assert "::1" not in reg.contacts()[0]
+    assert uri_of(ok.contacts()[0]) == phone.contact_uri()
+    [b] = env.bindings(k)
+    assert b["source"] == "[::1]:%d" % phone.local_port, b
+    assert b["transport"] == "tls" and b["alive"] == "1"
+    conns = env.tcp_conns(k)
+    assert len(conns) == 1, conns
+
+    call_phone(sipserver, k, rewritten)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert inv.ruri == phone.contact_uri()
+    rrs = inv.hdrs("Record-Route")
+    assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
+    assert any("[::1]:%d" % port in r for r in rrs), rrs
+    phone.send(response(inv, 200, "OK", to_tag="p6",
+                        contact="<%s>" % phone.contact_uri()))
+    ok = final(sipserver)
+    assert ok.status == 200
+    dlg = {"ruri": uri_of(ok.hdr("Contact")),
+           "route": list(reversed(ok.hdrs("Record-Route"))),
+           "from": inv.hdr("From"), "to": ok.hdr("To"),
+           "call_id": inv.hdr("Call-ID")}
+    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+    assert phone.recv(5, want=lambda m: m.method == "ACK").ruri == phone.contact_uri()
+    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
+    bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
+    phone.send(response(bye, 200, "OK"))
+    assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+    assert env.tcp_conns(k) == conns
+    assert env.stats(k)["routed"] == 3
+
+    phone.close()
+    k.wait_log(r"sticky binding removed \(connection closed\): AOR 1001@%s,"
+               r" phone Contact %s, tls flow \d+ from \[::1\]:%d"
+               % (re.escape(k.address), re.escape(phone.contact_uri()),
+                  phone.local_port), timeout=5)
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+    assert env.tcp_conns(k) == []
