@@ -371,6 +371,8 @@ class NetNS:
 
 @pytest.fixture
 def netns():
+    """set up before kamailio (it listens on the host side) and removed
+    after it, whatever the test's outcome"""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (CI runs as root)")
     ns = NetNS()
@@ -392,8 +394,8 @@ def keepalive_timer(host_ip, phone_ip, phone_port):
     return m.group(0) if m else ""
 
 
-def test_dead_phone_detected_by_tcp_keepalive(kamailio_factory, tmp_path,
-                                              certs, sipserver, netns,
+def test_dead_phone_detected_by_tcp_keepalive(netns, kamailio_factory,
+                                              tmp_path, certs, sipserver,
                                               sipp_factory):
     """A TLS phone in its own network namespace registers over a veth link.
     While the link is up and the phone idles far longer than keepidle, the
