@@ -569,8 +569,10 @@ done:
 
 /* ---- toward the phone ---- */
 
-/* add ";<token_param>=<connection token of f>" to our Record-Route */
-static int add_rr_token(struct sip_msg *msg, const gts_flow_t *f)
+/* add ";<token_param>=<connection token of f>" to our Record-Route; the
+ * token carries the binding's policy, for in-dialog requests whose flow is
+ * gone */
+static int add_rr_token(struct sip_msg *msg, const gts_flow_t *f, int policy)
 {
 	char rrp[GTS_TOKEN_MAX + 32];
 	gts_flow_t ct;
@@ -580,6 +582,7 @@ static int add_rr_token(struct sip_msg *msg, const gts_flow_t *f)
 		return -1;
 	ct = *f;
 	ct.aorh = ct.bid = ct.gen = 0;
+	ct.reconnect = policy == GTS_POL_RECONNECT;
 	rrp[0] = ';';
 	memcpy(rrp + 1, gts_cfg.token_param.s, gts_cfg.token_param.len);
 	rrp[1 + gts_cfg.token_param.len] = '=';
@@ -595,6 +598,8 @@ static int add_rr_token(struct sip_msg *msg, const gts_flow_t *f)
 	return 0;
 }
 
+/* set_rr: the binding's policy when the flow token goes into our
+ * Record-Route, -1 for none */
 static int route_over_flow(struct sip_msg *msg, const gts_flow_t *f,
 		struct socket_info *si, int set_rr)
 {
@@ -612,7 +617,8 @@ static int route_over_flow(struct sip_msg *msg, const gts_flow_t *f,
 	}
 	set_force_socket(msg, si);
 	msg->fwd_send_flags.f |= SND_F_FORCE_CON_REUSE;
-	if(set_rr && gts_cfg.rr_token && gts_have_rr && add_rr_token(msg, f) < 0)
+	if(set_rr >= 0 && gts_cfg.rr_token && gts_have_rr
+			&& add_rr_token(msg, f, set_rr) < 0)
 		return -1;
 	return 0;
 }
@@ -658,9 +664,31 @@ static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor)
 	LM_NOTICE("flow gone: %.*s for %s cannot reach the phone, its %s"
 			  " connection %u from %s is closed\n",
 			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, aor ? aor : "a dialog",
+			msg->first_line.u.request.method.s, aor,
 			get_proto_name(f->proto), f->conid, src);
 	return -3;
+}
+
+/* in-dialog, flow gone, the phone accepts inbound connections: normal
+ * routing, as loose_route() left it (the next Route, else the Request-URI:
+ * the phone's own Contact); no socket or connection of the dead flow is
+ * forced, so Kamailio opens a new connection when it has none */
+static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
+{
+	char src[64];
+	str *to;
+
+	to = (msg->dst_uri.s && msg->dst_uri.len > 0) ? &msg->dst_uri
+												   : GET_RURI(msg);
+	counter_inc(gts_cnt.reconnect);
+	gts_addr_str(&f->src, src, sizeof(src));
+	LM_INFO("flow gone, reconnect policy: in-dialog %.*s for the phone at"
+			" %s (its %s connection %u is closed) sent by normal routing to"
+			" %.*s\n",
+			msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, src,
+			get_proto_name(f->proto), f->conid, to->len, to->s);
+	return 2;
 }
 
 int gts_sip_route(struct sip_msg *msg)
@@ -706,7 +734,7 @@ int gts_sip_route(struct sip_msg *msg)
 			return -2;
 		}
 		if(res != GTS_OK)
-			return flow_gone(msg, &tok, NULL);
+			return flow_gone(msg, &tok, "a binding no longer held");
 		uri.s = v.uri;
 		uri.len = (int)strlen(v.uri);
 		if(!gts_flow_alive(&v.flow)) {
@@ -723,7 +751,7 @@ int gts_sip_route(struct sip_msg *msg)
 		}
 		if(rewrite_uri(msg, &uri) < 0)
 			return -3;
-		if(route_over_flow(msg, &v.flow, si, 1) < 0)
+		if(route_over_flow(msg, &v.flow, si, v.policy) < 0)
 			return -3;
 		counter_inc(gts_cnt.routed);
 		return 1;
@@ -745,9 +773,12 @@ int gts_sip_route(struct sip_msg *msg)
 			&& ((uint32_t)msg->rcv.proto_reserved1 == tok.conid
 					|| ip_addr_cmp(&msg->rcv.src_ip, &ip)))
 		return -1;
-	if(!gts_flow_alive(&tok))
-		return flow_gone(msg, &tok, NULL);
-	if(route_over_flow(msg, &tok, si, 0) < 0)
+	if(!gts_flow_alive(&tok)) {
+		if(!tok.reconnect)
+			return flow_gone(msg, &tok, "a dialog");
+		return reconnect_in_dialog(msg, &tok);
+	}
+	if(route_over_flow(msg, &tok, si, -1) < 0)
 		return -3;
 	counter_inc(gts_cnt.routed);
 	return 1;
@@ -760,6 +791,7 @@ int gts_sip_rr(struct sip_msg *msg)
 	int aor_len;
 	gts_conn_t c;
 	gts_flow_t f;
+	uint8_t policy = GTS_POL_NO_INBOUND;
 
 	if(!sticky_proto(msg->rcv.proto))
 		return -1;
@@ -778,8 +810,8 @@ int gts_sip_rr(struct sip_msg *msg)
 						(size_t)fu->user.len, fu->host.s,
 						(size_t)fu->host.len))
 					   <= 0
-			|| gts_table_find_conn(
-					   &gts_root->table, aor, (size_t)aor_len, c.conid)
+			|| gts_table_find_conn(&gts_root->table, aor, (size_t)aor_len,
+					   c.conid, &policy)
 					   != GTS_OK) {
 		LM_DBG("%.*s from %s:%d: no binding of its From AOR on flow %u, no"
 			   " flow token in Record-Route\n",
@@ -793,5 +825,5 @@ int gts_sip_rr(struct sip_msg *msg)
 	f.proto = c.proto;
 	f.src = c.src;
 	f.local = c.local;
-	return add_rr_token(msg, &f) < 0 ? -3 : 1;
+	return add_rr_token(msg, &f, policy) < 0 ? -3 : 1;
 }

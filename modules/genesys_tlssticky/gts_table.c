@@ -408,8 +408,8 @@ gts_res_t gts_table_lookup(
 	return seen ? GTS_STALE : GTS_NOTFOUND;
 }
 
-gts_res_t gts_table_find_conn(
-		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid)
+gts_res_t gts_table_find_conn(gts_table_t *t, const char *aor,
+		size_t aor_len, uint32_t conid, uint8_t *policy)
 {
 	unsigned int idx = gts_aor_hash(aor, aor_len) & (t->size - 1);
 	gts_binding_t *b;
@@ -418,6 +418,8 @@ gts_res_t gts_table_find_conn(
 	LOCK(t, idx);
 	for(b = t->buckets[idx]; b; b = b->next)
 		if(b->flow.conid == conid && aor_eq(b, aor, aor_len)) {
+			if(policy)
+				*policy = b->policy;
 			r = GTS_OK;
 			break;
 		}

@@ -171,9 +171,10 @@ int gts_table_commit_tx(gts_table_t *t, const char *aor, size_t aor_len,
 gts_res_t gts_table_lookup(gts_table_t *t, const gts_flow_t *tok,
 		gts_view_t *v);
 
-/* GTS_OK when aor has a binding (pending or active) on connection conid */
-gts_res_t gts_table_find_conn(
-		gts_table_t *t, const char *aor, size_t aor_len, uint32_t conid);
+/* GTS_OK when aor has a binding (pending or active) on connection conid;
+ * *policy (optional) gets its policy */
+gts_res_t gts_table_find_conn(gts_table_t *t, const char *aor,
+		size_t aor_len, uint32_t conid, uint8_t *policy);
 
 /* sweep: detach expired bindings and those on the connections listed in
  * dead (sorted ascending), except bindings with the reconnect policy: they

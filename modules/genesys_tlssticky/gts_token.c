@@ -250,7 +250,8 @@ int gts_token_encode(const gts_flow_t *f, const unsigned char *key,
 	*p++ = GTS_TOKEN_VERSION;
 	*p++ = f->proto;
 	*p++ = (unsigned char)((f->src.af == 6 ? 1 : 0)
-						   | (f->local.af == 6 ? 2 : 0));
+						   | (f->local.af == 6 ? 2 : 0)
+						   | (f->reconnect ? 4 : 0));
 	p = put32(p, f->aorh);
 	p = put32(p, f->bid);
 	p = put32(p, f->gen);
@@ -277,7 +278,7 @@ gts_tok_res_t gts_token_decode(const char *s, size_t len,
 	if(n < 3 || raw[0] != GTS_TOKEN_VERSION)
 		return GTS_TOK_MALFORMED;
 	flags = raw[2];
-	if(flags & ~3)
+	if(flags & ~7)
 		return GTS_TOK_MALFORMED;
 	if(n != raw_len(flags & 1, flags & 2))
 		return GTS_TOK_MALFORMED;
@@ -287,6 +288,7 @@ gts_tok_res_t gts_token_decode(const char *s, size_t len,
 		return GTS_TOK_BADMAC;
 	memset(f, 0, sizeof(*f));
 	f->proto = raw[1];
+	f->reconnect = (flags & 4) ? 1 : 0;
 	p = raw + 3;
 	f->aorh = get32(p);
 	f->bid = get32(p + 4);

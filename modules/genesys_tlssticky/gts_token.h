@@ -13,9 +13,10 @@
  *   ver(1) proto(1) flags(1) aorh(4) bid(4) gen(4) conid(4)
  *   src-ip(4|16) src-port(2) local-ip(4|16) local-port(2) mac(16)
  *
- * flags bit 0: src is IPv6, bit 1: local is IPv6.  mac is HMAC-SHA256 of
- * "gts1" + everything before it, truncated to 128 bits.  A connection
- * token (Record-Route) has bid = gen = aorh = 0.
+ * flags bit 0: src is IPv6, bit 1: local is IPv6, bit 2: the phone accepts
+ * inbound connections (reconnect policy; connection tokens only).  mac is
+ * HMAC-SHA256 of "gts1" + everything before it, truncated to 128 bits.  A
+ * connection token (Record-Route) has bid = gen = aorh = 0.
  */
 
 #ifndef GTS_TOKEN_H
@@ -46,6 +47,9 @@ typedef struct gts_flow
 	uint8_t proto;  /* Kamailio PROTO_TCP / PROTO_TLS value */
 	gts_addr_t src; /* the phone's source address */
 	gts_addr_t local; /* our local socket */
+	uint8_t reconnect; /* connection token: the phone's binding had the
+						* reconnect policy (in-dialog requests may open a
+						* new connection when this flow is gone) */
 } gts_flow_t;
 
 typedef enum gts_tok_res {
@@ -55,7 +59,8 @@ typedef enum gts_tok_res {
 	GTS_TOK_ERROR = -3		/* internal (crypto) error */
 } gts_tok_res_t;
 
-/* 1 when both flows name the same connection (conid, proto, src, local) */
+/* 1 when both flows name the same connection (conid, proto, src, local;
+ * reconnect is not compared) */
 int gts_flow_same_conn(const gts_flow_t *a, const gts_flow_t *b);
 int gts_addr_eq(const gts_addr_t *a, const gts_addr_t *b);
 

@@ -22,9 +22,10 @@ def sticky_blocks():
 
 
 def render_cfg(modparams=(), debug=2, tls=True, extra_modules="",
-               extra_routes=""):
+               extra_routes="", extra_globals=""):
     """A small proxy cfg: REGISTERs go to REGISTRAR, everything else by
-    Request-URI; the phone hooks are the reference config's blocks."""
+    Request-URI; the phone hooks are the reference config's blocks.
+    extra_globals: more global parameters (listen=, tcp_keepidle=, ...)."""
     mp = "\n".join('modparam("genesys_tlssticky", "%s", %s)' % (k, v)
                    for k, v in modparams)
     tls_listen = "enable_tls=yes\nlisten=LISTEN_TLS\n" if tls else ""
@@ -43,6 +44,7 @@ rev_dns=no
 tcp_connection_lifetime=3605
 tcp_accept_no_cl=yes
 tcp_keepalive=yes
+%(extra_globals)s
 
 loadmodule "ctl"
 loadmodule "corex"
@@ -110,7 +112,7 @@ route[RELAY] {
 %(blocks)s
 
 %(extra_routes)s
-""" % dict(extra_modules=extra_modules, extra_routes=extra_routes, debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
+""" % dict(extra_globals=extra_globals, extra_modules=extra_modules, extra_routes=extra_routes, debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
            mp=mp, blocks=sticky_blocks())
 
 

@@ -24,6 +24,11 @@ from pathlib import Path
 _seq = itertools.count(1)
 
 
+def hostport(ip, port):
+    """ip:port for SIP, with an IPv6 address in brackets"""
+    return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
+
+
 def new_id(prefix="x"):
     return "%s%d%06d" % (prefix, next(_seq), random.randint(0, 999999))
 
@@ -186,14 +191,14 @@ class StreamUA:
         return "TLS" if self.tls else "TCP"
 
     def via(self, branch=None):
-        return "SIP/2.0/%s %s:%d;branch=z9hG4bK%s;rport" % (
-            self.transport, self.local_ip, self.local_port,
+        return "SIP/2.0/%s %s;branch=z9hG4bK%s;rport" % (
+            self.transport, hostport(self.local_ip, self.local_port),
             branch or new_id("b"))
 
     def contact_uri(self, port=5061):
         """what the phone claims: its own address and a port it never opens"""
-        return "sip:%s@%s:%d;transport=%s" % (
-            self.user, self.local_ip, port, self.transport.lower())
+        return "sip:%s@%s;transport=%s" % (
+            self.user, hostport(self.local_ip, port), self.transport.lower())
 
     def send(self, text):
         self.sock.sendall(text.encode())

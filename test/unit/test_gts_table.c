@@ -145,9 +145,28 @@ static void test_register_commit_lookup(void **state)
 	assert_string_equal(v.uri, URI);
 
 	/* the flow of the AOR is known (sticky_rr) */
-	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7), GTS_OK);
-	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8), GTS_NOTFOUND);
-	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7), GTS_NOTFOUND);
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, NULL), GTS_OK);
+	{
+		uint8_t pol = 0xff;
+		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
+				GTS_OK);
+		assert_int_equal(pol, GTS_POL_NO_INBOUND);
+		/* a refresh with another policy updates it */
+		gts_conn_t c7 = conn(7, 40000);
+		assert_int_equal(gts_table_prepare(t, AOR, strlen(AOR), URI,
+								 strlen(URI), &c7, GTS_POL_RECONNECT, 0, 150,
+								 64, 1, &again),
+				GTS_EXISTING);
+		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
+				GTS_OK);
+		assert_int_equal(pol, GTS_POL_RECONNECT);
+		pol = 0xff;
+		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, &pol),
+				GTS_NOTFOUND);
+		assert_int_equal(pol, 0xff);
+	}
+	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, NULL), GTS_NOTFOUND);
+	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7, NULL), GTS_NOTFOUND);
 
 	/* refresh over the same flow: same token, stays active */
 	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);

@@ -110,6 +110,43 @@ static void test_roundtrip_v6(void **state)
 	assert_int_equal(g.local.af, 6);
 }
 
+/* the reconnect flag of connection tokens: carried, signed, and a token
+ * with an unknown flag bit is malformed */
+static void test_reconnect_flag(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX], plain[GTS_TOKEN_MAX];
+	unsigned char raw[GTS_RAW_MAX];
+	int n, m;
+	(void)state;
+	f.aorh = f.bid = f.gen = 0;
+	n = gts_token_encode(&f, KEY, KEYLEN, plain, sizeof(plain));
+	assert_true(n > 0);
+	assert_int_equal(gts_token_decode(plain, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_int_equal(g.reconnect, 0);
+	f.reconnect = 1;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	assert_true(n > 0);
+	assert_string_not_equal(tok, plain);
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_int_equal(g.reconnect, 1);
+	assert_true(flow_eq(&f, &g));
+	/* the flag is under the MAC: clearing it breaks the signature */
+	m = gts_b64url_decode(tok, (size_t)n, raw, sizeof(raw));
+	assert_true(m > 3);
+	raw[2] &= (unsigned char)~4;
+	n = gts_b64url_encode(raw, (size_t)m, tok, sizeof(tok));
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_BADMAC);
+	/* an unknown flag bit */
+	raw[2] |= 8;
+	n = gts_b64url_encode(raw, (size_t)m, tok, sizeof(tok));
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+}
+
 static void test_deterministic(void **state)
 {
 	/* a refresh over the same flow must give SIP Server the same Contact */
@@ -235,6 +272,7 @@ int main(void)
 			cmocka_unit_test(test_roundtrip_v4),
 			cmocka_unit_test(test_roundtrip_v6),
 			cmocka_unit_test(test_deterministic),
+			cmocka_unit_test(test_reconnect_flag),
 			cmocka_unit_test(test_every_field_is_signed),
 			cmocka_unit_test(test_other_secret_refused),
 			cmocka_unit_test(test_long_key_one_shot_path),
