@@ -26,6 +26,18 @@ import harness  # noqa: E402
 MEM_ARGS = ["-x", "tlsf", "-X", "tlsf"]
 
 
+# Fixed peers for the per-call comparisons. Every byte of a message costs
+# instructions in every process that parses or copies it, so the configs
+# compared must see byte-for-byte the same lengths: addresses of one length
+# (fresh 127.x addresses grow from 127.a.b.7 to 127.a.b.62) and SIPp
+# scenarios without SIPp's pid in tags and Call-IDs (bench/sipp/).
+ADDR_KAMAILIO = "127.99.1.101"
+ADDR_UAS = "127.99.1.102"
+ADDR_UAC = "127.99.1.103"
+ADDR_SILENT = "127.99.1.104"  # a backup that never answers
+SIPP_DIR = HERE / "sipp"
+
+
 def worker_pids(kam, kinds=("receiver",)):
     """pids of the SIP worker processes (kamcmd core.psx)."""
     out = kam.rpc("core.psx")
@@ -83,9 +95,9 @@ def cpu_seconds(pgid):
     return total / tick
 
 
-def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
-              uac_scenario="uac_call.xml", uac_args=None, uas_address=None,
-              callee=None):
+def run_calls(workdir, kam, calls, rate, uas_scenario=SIPP_DIR / "uas_call.xml",
+              uac_scenario=SIPP_DIR / "uac_call.xml", uac_args=None,
+              uas_address=None, callee=None, uac_address=ADDR_UAC):
     """Run `calls` SIPp calls through kam; returns (uac_result, uas_result)."""
     # -aa: the UAS answers OPTIONS (dispatcher's keep-alive probes) with
     # 200 outside the call scenario instead of failing a call for each
@@ -97,9 +109,11 @@ def run_calls(workdir, kam, calls, rate, uas_scenario="uas_call.xml",
                        trace=False, extra_args=["-aa"])
     uas.start()
     uac = harness.Sipp(workdir, uac_scenario, "uac-%d" % calls, calls=calls,
+                       address=uac_address,
                        remote="%s:%d" % (kam.address, kam.port), timeout=600,
                        trace=False,
                        extra_args=["-r", str(rate), "-l", "200",
+                                   "-cid_str", "%u-4242@%s",
                                    "-key", "callee",
                                    callee or "%s:%d" % (uas.address, uas.port)]
                        + list(uac_args or []))
@@ -119,7 +133,7 @@ def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
         d.mkdir(parents=True, exist_ok=True)
         k = harness.Kamailio(d / "k", cfg_text=cfg_text,
                              defines=dict(defines or {}), mem_debug=False,
-                             extra_args=MEM_ARGS)
+                             extra_args=MEM_ARGS, address=ADDR_KAMAILIO)
         k.defines["CHILDREN"] = "1"
         under_callgrind(k, d)
         k.start(timeout=120)
@@ -144,7 +158,8 @@ def cpu_seconds_per(workdir, cfg_text, defines=None, calls=10000, rate=1000, **k
     d = Path(workdir) / "cpu"
     d.mkdir(parents=True, exist_ok=True)
     k = harness.Kamailio(d / "k", cfg_text=cfg_text, defines=dict(defines or {}),
-                         mem_debug=False, extra_args=MEM_ARGS)
+                         mem_debug=False, extra_args=MEM_ARGS,
+                         address=ADDR_KAMAILIO)
     k.start()
     time.sleep(1)
     before = cpu_seconds(k.proc.pid)

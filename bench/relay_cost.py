@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import benchlib
-from benchlib import harness
 
 COMMON_HEAD = """#!KAMAILIO
 debug=1
@@ -85,7 +84,7 @@ def render(name, uas_hostport, workdir, extra_configs=None):
         ds = Path(workdir) / ("dispatcher-%s.list" % name)
         # the active SIP Server first (priority), a silent backup second
         ds.write_text("1 sip:%s 0 10\n1 sip:%s 0 5\n"
-                      % (uas_hostport, harness.next_address() + ":5060"))
+                      % (uas_hostport, benchlib.ADDR_SILENT + ":5060"))
         text = text.replace("DS_LIST", str(ds))
     return text
 
@@ -110,7 +109,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for name in names:
-            uas_addr = harness.next_address()
+            uas_addr = benchlib.ADDR_UAS
             hostport = "%s:5060" % uas_addr
             cfg = render(name, hostport, tmp, extra)
             setup = getattr(extra.get(name, {}), "get", lambda *_: None)("setup")

@@ -3,13 +3,13 @@ ha_record_route() for initial requests and ha_route_in_dialog() for
 in-dialog ones (the whole routing job of the reference config), in front of
 the same SIPp UAS as the plain and dispatcher configs.
 
-Probing is off (genesys_oos oos_check 0): the UAS of the benchmark does not
-answer OPTIONS, and the cost measured is the routing decision; the pair
-stays in its start state (primary, not probed yet), which is routable."""
+The members are probed every 5 s, like dispatcher's ds_ping_interval in the
+dispatcher configs: the replies to the probes reach the SIP receiver
+processes that are measured, in both cases (the UAS answers OPTIONS)."""
 
 from pathlib import Path
 
-from benchlib import harness
+import benchlib
 
 POOL = """<?xml version="1.0"?>
 <pool version="1">
@@ -23,7 +23,7 @@ POOL = """<?xml version="1.0"?>
 
 def setup(workdir, uas_hostport):
     path = Path(workdir) / "genesys-pool-bench.xml"
-    path.write_text(POOL % (uas_hostport, harness.next_address()))
+    path.write_text(POOL % (uas_hostport, benchlib.ADDR_SILENT))
     return {"POOL_FILE": '"%s"' % path}
 
 
@@ -31,7 +31,7 @@ CONFIGS = {
     "genesys_ha": {
         "modules": """loadmodule "genesys_oos"
 loadmodule "genesys_ha"
-modparam("genesys_oos", "oos_check", 0)
+modparam("genesys_oos", "oos_check", 5)
 modparam("genesys_ha", "pool_file", POOL_FILE)
 """,
         "initial": """	if (ha_select_serving() < 0) { sl_send_reply("503", "Service Unavailable"); exit; }
