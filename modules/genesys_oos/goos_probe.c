@@ -605,6 +605,17 @@ static int64_t goos_due_after(goos_sched_t *s)
 	return s->next_due_ms < t ? s->next_due_ms : t;
 }
 
+/* the next planned event: deadlines only matter while probes are in
+ * flight; when the replies came (in the SIP workers), the next probe due.
+ * A probe still pending has its deadline in goos_next_event, and its next
+ * periodic time is after that deadline. */
+static int64_t goos_planned(void)
+{
+	return __atomic_load_n(&goos_root->npending, __ATOMIC_ACQUIRE) > 0
+				   ? goos_next_event
+				   : goos_next_due;
+}
+
 /* one pass: side checks, then (when something is due) the table walk */
 static void goos_probe_pass(void)
 {
@@ -619,7 +630,11 @@ static void goos_probe_pass(void)
 	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	if(goos_nwatching > 0)
 		side_events = goos_side_poll(now, hiwater);
-	if(side_events == 0 && now < goos_next_event
+	/* the same planned time poll() slept until (goos_poll_setup()): with
+	 * goos_next_event alone, a probe that a reply completed in a worker
+	 * left its deadline there, poll() woke for the next due time before
+	 * it, and the process spun until the stale deadline */
+	if(side_events == 0 && now < goos_planned()
 			&& !__atomic_load_n(&goos_root->kick, __ATOMIC_ACQUIRE))
 		return;
 	goos_njobs = goos_nrecs = 0;
@@ -721,13 +736,7 @@ static int goos_poll_setup(int *nfds)
 	goos_pfds[0].fd = goos_root->wake_rd;
 	goos_pfds[0].events = POLLIN;
 	now = goos_now_ms();
-	/* deadlines only matter while probes are in flight: when the replies
-	 * came (in the SIP workers), sleep until the next probe is due.  A
-	 * probe still pending has its deadline in goos_next_event, and its
-	 * next periodic time is after that deadline. */
-	wake = __atomic_load_n(&goos_root->npending, __ATOMIC_ACQUIRE) > 0
-				   ? goos_next_event
-				   : goos_next_due;
+	wake = goos_planned();
 	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {
 		sd = &goos_side[i];

@@ -577,3 +577,44 @@ def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
     assert len(r.probes) == 2, r.probes
     time.sleep(1.5)
     assert len(r.probes) == 2, r.probes
+
+
+def _probe_process_cpu(k):
+    """CPU seconds (user+sys) used so far by the genesys_oos probe process."""
+    out = k.rpc("core.psx")
+    pids = [int(p) for p, d in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out)
+            if "GENESYS_OOS PROBE" in d]
+    assert len(pids) == 1, out
+    fields = open("/proc/%d/stat" % pids[0]).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(harness.os.sysconf(
+        "SC_CLK_TCK"))
+
+
+def test_probe_process_sleeps_between_events(kamailio_factory, responders):
+    """The probe process sleeps in poll() until its next planned event. A
+    probe requested shortly before the next periodic one, answered at once,
+    used to leave its (stale) deadline as the event the pass waited for
+    while poll() woke for the earlier due time: the process spun at full
+    CPU until that deadline (1.5 s of CPU in this test before the fix).
+    Requested probes at several offsets of the period must cost next to no
+    CPU."""
+    r = responders()
+    k = start_kamailio(kamailio_factory, {"oos_check": 2, "oos_force": 2,
+                                          "oos_timeout": 1900,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=4)
+    before = _probe_process_cpu(k)
+    t0 = time.monotonic()
+    # one requested probe at a time, then quiet for longer than the period:
+    # nothing but the probe process's own planning wakes it
+    for i in range(4):
+        out = k.rpc("genesys_oos.probe", r.uri)
+        assert "result: active" in out, out
+        time.sleep(2.1 + 0.3 * i)
+    elapsed = time.monotonic() - t0
+    used = _probe_process_cpu(k) - before
+    # a spin costs a whole core for up to oos_timeout per probe (seconds
+    # here); the real work is a few milliseconds
+    assert used < 0.25, "probe process used %.2f s CPU in %.1f s" % (
+        used, elapsed)
+    assert target(k, r.uri)["state"] == "active"
