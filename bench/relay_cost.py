@@ -76,6 +76,16 @@ modparam("dispatcher", "ds_ping_from", "sip:bench@localhost")
 }
 
 
+# dispatcher carrying the information genesys_ha puts in its Record-Route
+# (the pair, SIPS_Bench in relay_cost_ha, and the caller's DN, seed 001):
+# what a dispatcher config would need before anything could route its
+# in-dialog requests by pair
+CONFIGS["dispatcher_same_rr"] = dict(
+    CONFIGS["dispatcher"],
+    initial=CONFIGS["dispatcher"]["initial"].replace(
+        "record_route();", 'record_route(";gha=SIPS_Bench*$fU");'))
+
+
 def render(name, uas_hostport, workdir, extra_configs=None):
     c = dict(CONFIGS, **(extra_configs or {}))[name]
     text = COMMON_HEAD + c["modules"] + COMMON_ROUTE % c

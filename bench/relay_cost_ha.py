@@ -49,18 +49,3 @@ CONFIGS["genesys_ha_initial_only_rr_dn_0"] = dict(
     CONFIGS["genesys_ha_initial_only"],
     modules=CONFIGS["genesys_ha"]["modules"]
     + 'modparam("genesys_ha", "rr_dn", 0)\n')
-
-# dispatcher carrying the same information in its Record-Route (the pair and
-# the caller's DN, seed 001): what a dispatcher config would need before
-# anything could route its in-dialog requests by pair
-CONFIGS["dispatcher_same_rr"] = {
-    "modules": """loadmodule "dispatcher"
-modparam("dispatcher", "list_file", "DS_LIST")
-modparam("dispatcher", "ds_ping_interval", 5)
-modparam("dispatcher", "ds_probing_mode", 1)
-modparam("dispatcher", "ds_ping_from", "sip:bench@localhost")
-""",
-    "initial": """	if (!ds_select_dst("1", "8")) { sl_send_reply("503", "Service Unavailable"); exit; }
-	record_route(";gha=SIPS_Bench*$fU");""",
-    "in_dialog": "",
-}

@@ -455,16 +455,22 @@ def test_good_pool_with_own_address_starts(tmp_path, kamailio_factory,
                      % re.escape(addr), out), out
 
 
+def refuses_start(workdir, cfg, pool_path):
+    """kamailio with cfg and the pool must not start; returns its log"""
+    k = harness.Kamailio(workdir, cfg_text=cfg,
+                         defines={"POOL_FILE": '"%s"' % pool_path})
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    return k.log_text()
+
+
 def test_genesys_oos_required(tmp_path):
     path = pair_pool(tmp_path, "127.0.0.1", "127.0.0.2")
     cfg = hu.reference_cfg().replace('loadmodule "genesys_oos"\n', "")
     cfg = re.sub(r'modparam\("genesys_oos".*\n', "", cfg)
-    k = harness.Kamailio(tmp_path / "k", cfg_text=cfg,
-                         defines={"POOL_FILE": '"%s"' % path})
-    with pytest.raises(harness.HarnessError):
-        k.start(timeout=10)
-    k.stop(check=False)
-    assert 'genesys_ha needs the genesys_oos module' in k.log_text()
+    log = refuses_start(tmp_path / "k", cfg, path)
+    assert 'genesys_ha needs the genesys_oos module' in log
 
 
 def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
@@ -804,12 +810,7 @@ def test_rr_dn_off_records_the_pair_only(tmp_path, kamailio_factory,
 
     bad = hu.reference_cfg().replace('modparam("genesys_ha", "rr_dn", 1)',
                                      'modparam("genesys_ha", "rr_dn", 2)')
-    k2 = harness.Kamailio(tmp_path / "k2", cfg_text=bad,
-                          defines={"POOL_FILE": '"%s"' % path})
-    with pytest.raises(harness.HarnessError):
-        k2.start(timeout=10)
-    k2.stop(check=False)
-    assert "rr_dn 2 is invalid" in k2.log_text()
+    assert "rr_dn 2 is invalid" in refuses_start(tmp_path / "k2", bad, path)
 
 
 def test_reloads_under_traffic(tmp_path, kamailio_factory, sipp_factory,

@@ -196,22 +196,17 @@ def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path
     assert env.stats(k)["routed"] == 5
 
 
-def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
-                                                  certs, sipserver, phones):
-    """The phone calls (INVITE over its TLS connection); the SIP Server's BYE
-    (Request-URI = the phone's own Contact) comes back over the phone's
-    connection thanks to the flow token in the proxy's Record-Route."""
-    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
-    phone = phones(harness.next_address(), k.address, 5061)
-    register(phone, k, sipserver)
-    conns = env.tcp_conns(k)
+def phone_calls(sipserver, k, phone, contact=None):
+    """The phone calls the SIP Server over its flow and ACKs the 200
+    (sticky_rr() puts the connection token in both Record-Routes); returns
+    the SIP Server's (UAS) dialog toward the phone's Contact."""
+    contact = contact or phone.contact_uri()
     call_id = new_id("pc")
-    inv_text = build("INVITE sip:2000@%s:%d SIP/2.0" % (sipserver.ip, sipserver.port), [
+    phone.send(build("INVITE sip:2000@%s:%d SIP/2.0" % (sipserver.ip, sipserver.port), [
         ("Via", phone.via()), ("Max-Forwards", "70"),
         ("From", "<sip:1001@%s>;tag=pt1" % k.address),
         ("To", "<sip:2000@%s>" % sipserver.ip), ("Call-ID", call_id),
-        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % phone.contact_uri())])
-    phone.send(inv_text)
+        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % contact)]))
     inv = sipserver.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
     rrs = inv.hdrs("Record-Route")
     assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
@@ -225,9 +220,21 @@ def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
             "from": inv.hdr("From"), "to": ok.hdr("To"), "call_id": call_id}
     phone.send(in_dialog("ACK", pdlg, phone.via(), 1))
     sipserver.recv(5, want=lambda m: m.method == "ACK")
-    # SIP Server (UAS) hangs up: route set = Record-Route in order
-    sdlg = {"ruri": phone.contact_uri(), "route": rrs, "from": ok.hdr("To"),
+    # the SIP Server (UAS) side: route set = Record-Route in order
+    return {"ruri": contact, "route": rrs, "from": ok.hdr("To"),
             "to": inv.hdr("From"), "call_id": call_id}
+
+
+def test_call_from_phone_then_bye_from_sip_server(kamailio_factory, tmp_path,
+                                                  certs, sipserver, phones):
+    """The phone calls (INVITE over its TLS connection); the SIP Server's BYE
+    (Request-URI = the phone's own Contact) comes back over the phone's
+    connection thanks to the flow token in the proxy's Record-Route."""
+    k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
+    phone = phones(harness.next_address(), k.address, 5061)
+    register(phone, k, sipserver)
+    conns = env.tcp_conns(k)
+    sdlg = phone_calls(sipserver, k, phone)
     sipserver.send(in_dialog("BYE", sdlg, sipserver.via(), 1), proxy_udp(k))
     bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
     assert bye.ruri == phone.contact_uri()

@@ -26,7 +26,7 @@ import harness
 import sticky_env as env
 from tls_ua import (SipMsg, StreamUA, build, in_dialog, new_id, response,
                     take_message, uri_of, uri_param)
-from test_sticky import (certs, sipserver, phones, register, call_phone,  # noqa: F401 (fixtures)
+from test_sticky import (certs, sipserver, phones, register, call_phone, phone_calls,  # noqa: F401 (fixtures)
                          final, proxy_udp, start_reference)
 
 
@@ -96,30 +96,25 @@ def sipserver_calls(sipserver, k, phone, rewritten):
     return dlg
 
 
-def phone_calls(sipserver, k, phone):
-    """the phone calls the SIP Server over its flow (sticky_rr puts the
-    connection token in Record-Route); returns the SIP Server's (UAS)
-    dialog"""
-    call_id = new_id("pc")
-    phone.send(build("INVITE sip:2000@%s:%d SIP/2.0" % (sipserver.ip, sipserver.port), [
-        ("Via", phone.via()), ("Max-Forwards", "70"),
-        ("From", "<sip:1001@%s>;tag=pt1" % k.address),
-        ("To", "<sip:2000@%s>" % sipserver.ip), ("Call-ID", call_id),
-        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % phone.own_contact)]))
-    inv = sipserver.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
-    rrs = inv.hdrs("Record-Route")
-    assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
-    sipserver.send(response(inv, 200, "OK", to_tag="ss1",
-                            contact="<sip:2000@%s:%d>" % (sipserver.ip, sipserver.port)),
-                   inv.src)
-    ok = phone.recv(5, want=lambda m: m.is_reply and m.status == 200)
-    pdlg = {"ruri": uri_of(ok.hdr("Contact")),
-            "route": list(reversed(ok.hdrs("Record-Route"))),
-            "from": inv.hdr("From"), "to": ok.hdr("To"), "call_id": call_id}
-    phone.send(in_dialog("ACK", pdlg, phone.via(), 1))
-    sipserver.recv(5, want=lambda m: m.method == "ACK")
-    return {"ruri": phone.own_contact, "route": rrs, "from": ok.hdr("To"),
-            "to": inv.hdr("From"), "call_id": call_id}
+def tcp_phone(phones, k, sipserver, ip):
+    """a TCP phone on ip whose Contact is ip:5070 (where a Listener may
+    wait), registered through k; returns (phone, 200 OK to REGISTER)"""
+    phone = phones(ip, k.address, 5060, tls=False)
+    phone.own_contact = "sip:1001@%s:5070;transport=tcp" % ip
+    reg, _ = register(phone, k, sipserver,
+                      contact="<%s>;expires=600" % phone.own_contact)
+    return phone, reg
+
+
+def bye_over_new_connection(lsn, phone):
+    """the proxy connects to the phone's Contact (lsn) and sends the BYE
+    there; the phone answers 200"""
+    conn = lsn.accepted(5)
+    assert conn is not None, "the proxy did not connect to the phone's Contact"
+    bye = read_msg(conn)
+    assert bye.method == "BYE" and bye.ruri == phone.own_contact, bye.text
+    conn.sendall(response(bye, 200, "OK").encode())
+    return bye
 
 
 def close_flow(k, phone):
@@ -140,10 +135,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
     ip = harness.next_address()
     lsn = Listener(ip, 5070)
     try:
-        phone = phones(ip, k.address, 5060, tls=False)
-        phone.own_contact = "sip:1001@%s:5070;transport=tcp" % ip
-        reg, _ = register(phone, k, sipserver,
-                          contact="<%s>;expires=600" % phone.own_contact)
+        phone, reg = tcp_phone(phones, k, sipserver, ip)
         rewritten = uri_of(reg.contacts()[0])
         assert env.bindings(k)[0]["policy"] == "reconnect"
         dlg = sipserver_calls(sipserver, k, phone, rewritten)
@@ -153,11 +145,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
         close_flow(k, phone)
         t0 = time.monotonic()
         sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
-        conn = lsn.accepted(5)
-        assert conn is not None, "the proxy did not connect to the phone's Contact"
-        bye = read_msg(conn)
-        assert bye.method == "BYE" and bye.ruri == phone.own_contact, bye.text
-        conn.sendall(response(bye, 200, "OK").encode())
+        bye_over_new_connection(lsn, phone)
         rpl = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
         assert rpl.status == 200, rpl.text
         assert time.monotonic() - t0 < 3.0
@@ -189,7 +177,7 @@ def test_in_dialog_reconnect_nobody_listening_gets_480(kamailio_factory,
     phone = phones(ip, k.address, 5060, tls=False)
     phone.own_contact = "sip:1001@%s:5070;transport=tcp" % ip
     register(phone, k, sipserver, contact="<%s>;expires=600" % phone.own_contact)
-    sdlg = phone_calls(sipserver, k, phone)
+    sdlg = phone_calls(sipserver, k, phone, phone.own_contact)
     close_flow(k, phone)
 
     t0 = time.monotonic()
@@ -248,21 +236,14 @@ def test_reference_config_in_dialog_reconnect(kamailio_factory, tmp_path,
     ip = harness.next_address()
     lsn = Listener(ip, 5070)
     try:
-        phone = phones(ip, k.address, 5060, tls=False)
-        phone.own_contact = "sip:1001@%s:5070;transport=tcp" % ip
-        reg, _ = register(phone, k, sipserver,
-                          contact="<%s>;expires=600" % phone.own_contact)
+        phone, reg = tcp_phone(phones, k, sipserver, ip)
         assert env.bindings(k)[0]["policy"] == "reconnect"
         dlg1 = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]))
-        dlg2 = phone_calls(sipserver, k, phone)
+        dlg2 = phone_calls(sipserver, k, phone, phone.own_contact)
         close_flow(k, phone)
 
         sipserver.send(in_dialog("BYE", dlg1, sipserver.via(), 2), proxy_udp(k))
-        conn = lsn.accepted(5)
-        assert conn is not None, "the proxy did not connect to the phone's Contact"
-        bye = read_msg(conn)
-        assert bye.method == "BYE" and bye.ruri == phone.own_contact, bye.text
-        conn.sendall(response(bye, 200, "OK").encode())
+        bye_over_new_connection(lsn, phone)
         assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE"
                               ).status == 200
     finally:
