@@ -374,6 +374,12 @@ def test_forged_route_pair_id_refused(tmp_path, kamailio_factory, peer_factory):
         k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A*1001>" % k.address)
     assert status and status.startswith("SIP/2.0 200"), status
     assert len(pri.requests("BYE")) == 1
+    # a dialog recorded by 0.1.0 (";gha=<pair>;ghadn=<DN>") still routes by
+    # its pair
+    status, _ = hu.udp_request(
+        k, "BYE", ruri, route="<sip:%s;lr;gha=SIPS_A;ghadn=1001>" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("BYE")) == 2
 
 
 BAD_POOLS = [
