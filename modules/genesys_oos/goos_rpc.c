@@ -127,6 +127,20 @@ static void goos_rpc_list(rpc_t *rpc, void *ctx)
 }
 
 /* target from the RPC arguments: <uri> [socket] */
+/* "<uri> [socket]" arguments; 0, or -1 after an RPC fault */
+static int goos_rpc_scan_uri(rpc_t *rpc, void *ctx, str *uri, str *sock)
+{
+	int n = rpc->scan(ctx, "S*S", uri, sock);
+
+	if(n < 1) {
+		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		return -1;
+	}
+	if(n < 2)
+		sock->s = NULL, sock->len = 0;
+	return 0;
+}
+
 static int goos_rpc_target(rpc_t *rpc, void *ctx, str *uri, str *sock)
 {
 	int id;
@@ -221,15 +235,9 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	int id, done = 0, result = -1, reason = 0, code = 0, rtt = -1;
 	int64_t deadline;
 	void *h;
-	int n;
 
-	n = rpc->scan(ctx, "S*S", &uri, &sock);
-	if(n < 1) {
-		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+	if(goos_rpc_scan_uri(rpc, ctx, &uri, &sock) < 0)
 		return;
-	}
-	if(n < 2)
-		sock.s = NULL, sock.len = 0;
 	id = goos_rpc_target(rpc, ctx, &uri, &sock);
 	if(id < 0)
 		return;
@@ -281,16 +289,11 @@ static const char *goos_rpc_add_doc[] = {
 static void goos_rpc_add(rpc_t *rpc, void *ctx)
 {
 	str uri = STR_NULL, sock = STR_NULL;
-	int id, n;
+	int id;
 	void *h;
 
-	n = rpc->scan(ctx, "S*S", &uri, &sock);
-	if(n < 1) {
-		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+	if(goos_rpc_scan_uri(rpc, ctx, &uri, &sock) < 0)
 		return;
-	}
-	if(n < 2)
-		sock.s = NULL, sock.len = 0;
 	id = goos_table_register(&uri, sock.len > 0 ? &sock : NULL);
 	if(id < 0) {
 		rpc->fault(ctx, 400,
@@ -313,15 +316,10 @@ static const char *goos_rpc_remove_doc[] = {
 static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 {
 	str uri = STR_NULL, sock = STR_NULL;
-	int id, n, ok = 0;
+	int id, ok = 0;
 
-	n = rpc->scan(ctx, "S*S", &uri, &sock);
-	if(n < 1) {
-		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+	if(goos_rpc_scan_uri(rpc, ctx, &uri, &sock) < 0)
 		return;
-	}
-	if(n < 2)
-		sock.s = NULL, sock.len = 0;
 	id = goos_table_lookup_sock(&uri, &sock);
 	if(id < 0) {
 		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
