@@ -40,14 +40,7 @@
 
 MODULE_VERSION
 
-/* seed 000 defaults: oos-check 5, oos-force 5 */
-goos_params_t goos_params = {.check_s = 5,
-		.force_s = 5,
-		.timeout_ms = 4000,
-		.fail_threshold = 1,
-		.ok_threshold = 1,
-		.max_targets = 256,
-		.probe_slots = 8};
+goos_params_t goos_params = GOOS_PARAMS_DEFAULTS;
 
 /* `target` modparams, kept until mod_init registers them */
 typedef struct goos_cfg_target

@@ -35,6 +35,13 @@ typedef struct goos_params
 	int probe_slots;	/*!< batches of probes per period */
 } goos_params_t;
 
+/*! the defaults: seed 000 oos-check 5, oos-force 5 */
+#define GOOS_PARAMS_DEFAULTS                                             \
+	{                                                                    \
+		.check_s = 5, .force_s = 5, .timeout_ms = 4000, .fail_threshold = 1, \
+		.ok_threshold = 1, .max_targets = 256, .probe_slots = 8          \
+	}
+
 /*! check ranges and consistency; on error returns -1 and writes one line
  * naming the parameter, its value and the allowed range into err */
 int goos_params_check(const goos_params_t *p, char *err, size_t errlen);

@@ -11,13 +11,7 @@
 
 static goos_params_t defaults(void)
 {
-	goos_params_t p = {.check_s = 5,
-			.force_s = 5,
-			.timeout_ms = 4000,
-			.fail_threshold = 1,
-			.ok_threshold = 1,
-			.max_targets = 256,
-			.probe_slots = 8};
+	goos_params_t p = GOOS_PARAMS_DEFAULTS;
 	return p;
 }
 
@@ -28,6 +22,11 @@ static void test_defaults_are_valid(void **state)
 	(void)state;
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
+	/* the module's own defaults: seed 000 oos-check 5, oos-force 5 */
+	assert_int_equal(p.check_s, 5);
+	assert_int_equal(p.force_s, 5);
+	assert_int_equal(p.timeout_ms, 4000);
+	assert_int_equal(p.probe_slots, 8);
 }
 
 static void test_check_range(void **state)
