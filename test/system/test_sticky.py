@@ -151,36 +151,19 @@ def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path
     assert len(conns_before) == 1, conns_before
 
     for who_hangs_up in ("sipserver", "phone"):
-        call_phone(sipserver, k, rewritten)
-        inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+        dlg = sipserver_calls(sipserver, k, phone, rewritten)
+        inv = dlg["inv"]
         # the phone's own Contact as Request-URI, over its connection
         assert inv.ruri == phone.contact_uri(), inv.text
-        rrs = inv.hdrs("Record-Route")
-        assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
-        tag = new_id("p")
-        phone.send(response(inv, 200, "OK", to_tag=tag,
-                            contact="<%s>" % phone.contact_uri()))
-        ok = final(sipserver)
-        assert ok.status == 200
-        # the SIP Server's route set: Record-Route reversed
-        route = list(reversed(ok.hdrs("Record-Route")))
-        dlg = {"ruri": uri_of(ok.hdr("Contact")), "route": route,
-               "from": inv.hdr("From"), "to": ok.hdr("To"),
-               "call_id": inv.hdr("Call-ID")}
-        sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
-        ack = phone.recv(5, want=lambda m: m.method == "ACK")
-        assert ack.ruri == phone.contact_uri()
+        assert dlg["ack"].ruri == phone.contact_uri()
 
         if who_hangs_up == "sipserver":
-            sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
-            bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
-            phone.send(response(bye, 200, "OK"))
-            bye_ok = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
-            assert bye_ok.status == 200 and bye_ok.method == "BYE"
+            sipserver_hangs_up(sipserver, k, phone, dlg)
         else:
             # the phone is UAS: its route set is Record-Route in order
-            pdlg = {"ruri": uri_of(inv.hdr("Contact")), "route": rrs,
-                    "from": ok.hdr("To"), "to": inv.hdr("From"),
+            pdlg = {"ruri": uri_of(inv.hdr("Contact")),
+                    "route": inv.hdrs("Record-Route"),
+                    "from": dlg["to"], "to": inv.hdr("From"),
                     "call_id": inv.hdr("Call-ID")}
             phone.send(in_dialog("BYE", pdlg, phone.via(), 1))
             bye = sipserver.recv(5, want=lambda m: m.method == "BYE"
@@ -194,6 +177,41 @@ def test_invite_reaches_phone_over_its_own_connection(kamailio_factory, tmp_path
     assert env.tcp_conns(k) == conns_before
     # toward the phone: 2 INVITEs, 2 ACKs, 1 BYE (the phone's BYE goes upstream)
     assert env.stats(k)["routed"] == 5
+
+
+def sipserver_calls(sipserver, k, phone, ruri, contact=None):
+    """The SIP Server calls the phone (INVITE to ruri, the rewritten
+    Contact, over the phone's flow; both Record-Routes carry a flow token),
+    the phone answers 200 with contact (default: its own Contact), the SIP
+    Server ACKs. Returns the SIP Server's dialog, with the INVITE and the
+    ACK the phone got under "inv" and "ack"."""
+    contact = contact or phone.contact_uri()
+    call_phone(sipserver, k, ruri)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    rrs = inv.hdrs("Record-Route")
+    assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
+    phone.send(response(inv, 200, "OK", to_tag=new_id("p"),
+                        contact="<%s>" % contact))
+    ok = final(sipserver)
+    assert ok.status == 200, ok.text
+    dlg = {"ruri": uri_of(ok.hdr("Contact")),
+           "route": list(reversed(ok.hdrs("Record-Route"))),
+           "from": inv.hdr("From"), "to": ok.hdr("To"),
+           "call_id": inv.hdr("Call-ID")}
+    assert dlg["ruri"] == contact
+    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
+    dlg["ack"] = phone.recv(5, want=lambda m: m.method == "ACK")
+    dlg["inv"] = inv
+    return dlg
+
+
+def sipserver_hangs_up(sipserver, k, phone, dlg, cseq=2):
+    """the SIP Server's BYE in dlg reaches the phone, which answers 200"""
+    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), cseq), proxy_udp(k))
+    bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
+    phone.send(response(bye, 200, "OK"))
+    assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+    return bye
 
 
 def phone_calls(sipserver, k, phone, contact=None):
@@ -785,21 +803,8 @@ def test_reference_config_with_tls(kamailio_factory, tmp_path, certs, sipserver,
     assert "gts=" in rewritten and hdr_param(reg.contacts()[0], "expires") == "1800"
     assert uri_of(ok.contacts()[0]) == phone.contact_uri()
 
-    call_phone(sipserver, k, rewritten)
-    inv = phone.recv(5, want=lambda m: m.method == "INVITE")
-    phone.send(response(inv, 200, "OK", to_tag="p",
-                        contact="<%s>" % phone.contact_uri()))
-    ok = final(sipserver)
-    dlg = {"ruri": uri_of(ok.hdr("Contact")),
-           "route": list(reversed(ok.hdrs("Record-Route"))),
-           "from": inv.hdr("From"), "to": ok.hdr("To"),
-           "call_id": inv.hdr("Call-ID")}
-    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
-    phone.recv(5, want=lambda m: m.method == "ACK")
-    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
-    bye = phone.recv(5, want=lambda m: m.method == "BYE")
-    phone.send(response(bye, 200, "OK"))
-    assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+    sipserver_hangs_up(sipserver, k, phone,
+                       sipserver_calls(sipserver, k, phone, rewritten))
 
     tok = uri_param(rewritten, "gts")
     call_phone(sipserver, k, rewritten.replace(tok, tok[:-2] + "AA"))
@@ -1141,21 +1146,8 @@ def test_sip_server_and_phone_on_one_address(kamailio_factory, tmp_path, certs,
         k = env.start_proxy(kamailio_factory, tmp_path, certs, sipserver)
         phone = phones(ip, k.address, 5061)
         reg, _ = register(phone, k, sipserver)
-        call_phone(sipserver, k, uri_of(reg.contacts()[0]))
-        inv = phone.recv(5, want=lambda m: m.method == "INVITE")
-        phone.send(response(inv, 200, "OK", to_tag="p",
-                            contact="<%s>" % phone.contact_uri()))
-        ok = final(sipserver)
-        dlg = {"ruri": uri_of(ok.hdr("Contact")),
-               "route": list(reversed(ok.hdrs("Record-Route"))),
-               "from": inv.hdr("From"), "to": ok.hdr("To"),
-               "call_id": inv.hdr("Call-ID")}
-        sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
-        phone.recv(5, want=lambda m: m.method == "ACK")
-        sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
-        bye = phone.recv(5, want=lambda m: m.method == "BYE")
-        phone.send(response(bye, 200, "OK"))
-        assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+        dlg = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]))
+        sipserver_hangs_up(sipserver, k, phone, dlg)
         assert len(env.tcp_conns(k)) == 1
     finally:
         sipserver.close()

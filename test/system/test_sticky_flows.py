@@ -27,7 +27,8 @@ import sticky_env as env
 from tls_ua import (SipMsg, StreamUA, build, in_dialog, new_id, response,
                     take_message, uri_of, uri_param)
 from test_sticky import (certs, sipserver, phones, register, call_phone, phone_calls,  # noqa: F401 (fixtures)
-                         final, proxy_udp, start_reference)
+                         sipserver_calls, sipserver_hangs_up, final, proxy_udp,
+                         start_reference)
 
 
 class Listener:
@@ -74,28 +75,6 @@ def tcp_phone_proxy(kamailio_factory, tmp_path, certs, sipserver):
                            modparams=[("tcp", 1), ("tcp_policy", '"reconnect"')])
 
 
-def sipserver_calls(sipserver, k, phone, rewritten):
-    """the SIP Server calls the phone (INVITE to the rewritten Contact, over
-    the phone's flow), the phone answers 200, the SIP Server ACKs; returns
-    the SIP Server's dialog"""
-    call_phone(sipserver, k, rewritten)
-    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
-    rrs = inv.hdrs("Record-Route")
-    assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
-    phone.send(response(inv, 200, "OK", to_tag=new_id("p"),
-                        contact="<%s>" % phone.own_contact))
-    ok = final(sipserver)
-    assert ok.status == 200, ok.text
-    dlg = {"ruri": uri_of(ok.hdr("Contact")),
-           "route": list(reversed(ok.hdrs("Record-Route"))),
-           "from": inv.hdr("From"), "to": ok.hdr("To"),
-           "call_id": inv.hdr("Call-ID")}
-    assert dlg["ruri"] == phone.own_contact
-    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
-    phone.recv(5, want=lambda m: m.method == "ACK")
-    return dlg
-
-
 def tcp_phone(phones, k, sipserver, ip):
     """a TCP phone on ip whose Contact is ip:5070 (where a Listener may
     wait), registered through k; returns (phone, 200 OK to REGISTER)"""
@@ -138,7 +117,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
         phone, reg = tcp_phone(phones, k, sipserver, ip)
         rewritten = uri_of(reg.contacts()[0])
         assert env.bindings(k)[0]["policy"] == "reconnect"
-        dlg = sipserver_calls(sipserver, k, phone, rewritten)
+        dlg = sipserver_calls(sipserver, k, phone, rewritten, phone.own_contact)
         assert lsn.accepted(0) is None     # so far all over the phone's flow
         routed = env.stats(k)["routed"]
 
@@ -207,7 +186,8 @@ def test_in_dialog_no_inbound_gets_430_without_connecting(kamailio_factory,
         phone.own_contact = phone.contact_uri()    # ip:5061;transport=tls
         reg, _ = register(phone, k, sipserver)
         assert env.bindings(k)[0]["policy"] == "no-inbound"
-        dlg = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]))
+        dlg = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]),
+                              phone.own_contact)
         close_flow(k, phone)
         t0 = time.monotonic()
         sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
@@ -238,7 +218,8 @@ def test_reference_config_in_dialog_reconnect(kamailio_factory, tmp_path,
     try:
         phone, reg = tcp_phone(phones, k, sipserver, ip)
         assert env.bindings(k)[0]["policy"] == "reconnect"
-        dlg1 = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]))
+        dlg1 = sipserver_calls(sipserver, k, phone, uri_of(reg.contacts()[0]),
+                              phone.own_contact)
         dlg2 = phone_calls(sipserver, k, phone, phone.own_contact)
         close_flow(k, phone)
 
@@ -483,26 +464,12 @@ def test_ipv6_phone_over_tls(kamailio_factory, tmp_path, certs, sipserver,
     conns = env.tcp_conns(k)
     assert len(conns) == 1, conns
 
-    call_phone(sipserver, k, rewritten)
-    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
-    assert inv.ruri == phone.contact_uri()
-    rrs = inv.hdrs("Record-Route")
-    assert len(rrs) == 2 and all("gts=" in r for r in rrs), rrs
+    dlg = sipserver_calls(sipserver, k, phone, rewritten)
+    assert dlg["inv"].ruri == phone.contact_uri()
+    rrs = dlg["inv"].hdrs("Record-Route")
     assert any("[::1]:%d" % port in r for r in rrs), rrs
-    phone.send(response(inv, 200, "OK", to_tag="p6",
-                        contact="<%s>" % phone.contact_uri()))
-    ok = final(sipserver)
-    assert ok.status == 200
-    dlg = {"ruri": uri_of(ok.hdr("Contact")),
-           "route": list(reversed(ok.hdrs("Record-Route"))),
-           "from": inv.hdr("From"), "to": ok.hdr("To"),
-           "call_id": inv.hdr("Call-ID")}
-    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(k))
-    assert phone.recv(5, want=lambda m: m.method == "ACK").ruri == phone.contact_uri()
-    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(k))
-    bye = phone.recv(5, want=lambda m: m.method == "BYE" and not m.is_reply)
-    phone.send(response(bye, 200, "OK"))
-    assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE").status == 200
+    assert dlg["ack"].ruri == phone.contact_uri()
+    sipserver_hangs_up(sipserver, k, phone, dlg)
     assert env.tcp_conns(k) == conns
     assert env.stats(k)["routed"] == 3
 
