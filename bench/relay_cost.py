@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Per-call cost of routing a call to the active SIP Server.
 
-Three kamailio configs do the same job for the same SIPp calls:
-  plain       t_relay to a fixed address + record_route()  (the floor)
-  dispatcher  ds_select_dst() priority algorithm + record_route()
-  genesys_ha  ha_select_serving() + ha_record_route()   (when available)
+Kamailio configs doing the same job for the same SIPp calls:
+  plain               t_relay to a fixed address + record_route() (the floor)
+  dispatcher          ds_select_dst() priority algorithm + record_route()
+  dispatcher_same_rr  the same, Record-Route carrying pair and DN
+  genesys_ha_*        ha_select_serving() + ha_record_route() (from
+                      relay_cost_ha.py: initial_only, initial_only_rr_dn_0,
+                      and genesys_ha with ha_route_in_dialog() as well)
 and for each the script reports callgrind instructions per call (stable)
 and kamailio CPU seconds per 10,000 calls (noisy, indicative).
 
