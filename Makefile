@@ -56,7 +56,7 @@ test: deps
 	@$(MAKE) --no-print-directory system
 
 check-cfg: modules
-	kamailio -c -L $(STOCK_MPATH):$(CURDIR)/modules -f etc/kamailio.cfg \
+	kamailio -c -L $(CURDIR)/modules:$(STOCK_MPATH) -f etc/kamailio.cfg \
 		-A 'CTL_SOCK="unix:/tmp/kamailio-genesys-check.ctl"'
 
 run: deps
@@ -70,11 +70,20 @@ bench: modules
 	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
+# built in a copy of the tree under build/deb (dpkg-buildpackage writes its
+# results next to the source tree: that must be inside ours, not beside it)
+DEBDIR := build/deb
 deb: deps
-	rm -f ../kamailio-genesys-modules_*.deb ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes
-	dpkg-buildpackage -us -uc -b >build-deb.log 2>&1 || { tail -30 build-deb.log; exit 1; }
-	mkdir -p build && mv ../kamailio-genesys-modules_*.deb build/
-	rm -f ../kamailio-genesys_*.buildinfo ../kamailio-genesys_*.changes build-deb.log
+	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR)/src
+	tar -c --exclude=./build --exclude=./.cache --exclude=./.git \
+		--exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude=__pycache__ \
+		--exclude=./test/unit/bin -f - . | tar -x -C $(DEBDIR)/src -f -
+	ln -s $(CURDIR)/.cache $(DEBDIR)/src/.cache
+	cd $(DEBDIR)/src && dpkg-buildpackage -us -uc -b >../build.log 2>&1 \
+		|| { tail -30 ../build.log; exit 1; }
+	rm -f build/kamailio-genesys-modules*_*.deb
+	mv $(DEBDIR)/kamailio-genesys-modules*_*.deb build/
+	rm -rf $(DEBDIR)
 	@ls build/*.deb
 
 clean:

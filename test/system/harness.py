@@ -94,6 +94,9 @@ class Kamailio:
         self.defines.update(defines or {})
         self.mem_debug = mem_debug
         self.extra_args = list(extra_args or [])
+        # the build tree first: an installed kamailio-genesys-modules
+        # package (same module names in STOCK_MODULES) must never shadow it
+        self.module_path = "%s:%s" % (MODULES_DIR, STOCK_MODULES)
         self.proc = None
         self._logf = None
         self._stop_offset = None
@@ -104,7 +107,7 @@ class Kamailio:
 
     def argv(self, check_only=False):
         argv = [KAMAILIO, "-f", str(self.cfg),
-                "-L", "%s:%s" % (STOCK_MODULES, MODULES_DIR),
+                "-L", self.module_path,
                 "-Y", str(self.workdir), "-m", "64", "-M", "8"]
         if check_only:
             argv.append("-c")
@@ -145,6 +148,16 @@ class Kamailio:
         self.stop(check=False)
         raise HarnessError("kamailio did not answer kamcmd within %.0fs:\n%s"
                            % (timeout, tail(self.log)))
+
+    def mapped_modules(self):
+        """{name: path} of every shared object the running main process has
+        mapped (what was really loaded, whatever -L said)."""
+        found = {}
+        for line in Path("/proc/%d/maps" % self.proc.pid).read_text().splitlines():
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].endswith(".so"):
+                found[Path(fields[5]).stem] = fields[5]
+        return found
 
     def rpc_raw(self, *args, timeout=10):
         return subprocess.run([KAMCMD, "-s", "unix:%s" % self.ctl]

@@ -2,6 +2,7 @@
 the harness itself fails loudly when kamailio cannot start."""
 
 import re
+import shutil
 
 import pytest
 
@@ -19,6 +20,46 @@ def test_all_modules_loaded(kamailio):
     mods = kamailio.rpc("core.modules")
     for m in ("genesys_oos", "genesys_ha", "genesys_tlssticky"):
         assert m in mods, mods
+
+
+def test_build_tree_modules_are_the_ones_loaded(tmp_path, kamailio_factory):
+    """An installed kamailio-genesys-modules package puts modules of the same
+    names into Kamailio's module directory; the harness must still load the
+    build tree's.  A copy of each module in a "package" directory placed as
+    an installed package would be shows which file each -L order picks."""
+    shadow = tmp_path / "installed"
+    shadow.mkdir()
+    names = ("genesys_oos", "genesys_ha", "genesys_tlssticky")
+    for m in names:
+        shutil.copy(harness.MODULES_DIR / m / (m + ".so"), shadow / (m + ".so"))
+
+    k = kamailio_factory()
+    k_maps = k.mapped_modules()
+    for m in names:
+        assert k_maps[m] == str(harness.MODULES_DIR / m / (m + ".so")), k_maps
+
+    # the harness's order with the "package" between the build tree and
+    # the stock modules: still the build tree
+    k2 = harness.Kamailio(tmp_path / "k2")
+    k2.module_path = "%s:%s:%s" % (harness.MODULES_DIR, shadow, harness.STOCK_MODULES)
+    k2.start()
+    try:
+        maps = k2.mapped_modules()
+        for m in names:
+            assert maps[m].startswith(str(harness.MODULES_DIR)), maps
+    finally:
+        k2.stop()
+
+    # and the check discriminates: the package first is what gets loaded
+    k3 = harness.Kamailio(tmp_path / "k3")
+    k3.module_path = "%s:%s:%s" % (shadow, harness.MODULES_DIR, harness.STOCK_MODULES)
+    k3.start()
+    try:
+        maps = k3.mapped_modules()
+        for m in names:
+            assert maps[m] == str(shadow / (m + ".so")), maps
+    finally:
+        k3.stop()
 
 
 def test_call_through_proxy(kamailio, sipp_factory):
