@@ -47,6 +47,9 @@ typedef struct gha_root
 	int reloading;			 /*!< 1 while a reload runs (atomic) */
 	unsigned int rr_pairs;	 /*!< round-robin position, pairs (atomic) */
 	unsigned int rr_fs;		 /*!< round-robin position, feature servers */
+	/*! latest deadline of an armed request verification (probe clock):
+	 * probe results after it skip the pair scan (atomic) */
+	int64_t verify_until_ms;
 	long started;
 } gha_root_t;
 
