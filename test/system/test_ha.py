@@ -103,47 +103,83 @@ def peer_factory():
         p.stop()
 
 
+@pytest.mark.parametrize("backup_code,method", [
+    (503, "INVITE"), (503, "OPTIONS"), (200, "INVITE"), (200, "OPTIONS"),
+    (None, "MESSAGE")])
+def test_forged_request_from_backup_never_switches(
+        tmp_path, kamailio_factory, peer_factory, backup_code, method):
+    """Issue 9.4: one spoofed UDP request "from" the backup's address and
+    port (the backup keeps its socket: the datagram comes from a raw
+    socket) makes the proxy probe both members, and nothing else: the
+    primary answers, so the pair stays on it and new calls still reach it.
+    Before: a backup answering 503 made the pair inactive (every new call
+    503), a backup answering 200 took the pair over."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=backup_code)
+    ep = peer_factory()                         # an endpoint
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    bstate = {503: "inactive", 200: "active", None: "down"}[backup_code]
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == bstate
+              and p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active, backup %s" % bstate)
+    n_probes = len(bak.requests("OPTIONS")), len(pri.requests("OPTIONS"))
+    n_req = len(ep.requests(method))
+    hu.forged_request((bak.address, 5060), (k.address, k.port), method,
+                      "sip:1001@%s:%d" % (ep.address, ep.port))
+    k.wait_log(r"SIP Server pair 'SIPS_A': request from the backup "
+               r"sip:%s:5060: probing both members now" % bak.address)
+    k.wait_log(r"SIP Server pair 'SIPS_A': request from the backup "
+               r"sip:%s:5060 not confirmed \(rule not met; probes after it: "
+               r"backup %s, primary active" % (bak.address, bstate))
+    assert len(ep.requests(method)) == n_req + 1   # relayed to its R-URI
+    # both were probed at once (periodic probes: every second here)
+    assert len(bak.requests("OPTIONS")) > n_probes[0]
+    assert len(pri.requests("OPTIONS")) > n_probes[1]
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary", p
+    assert p["SIPS_A"]["state"] == "up", p
+    assert p["SIPS_A"]["switchovers"] == "0", p
+    # new calls still reach the primary
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("INVITE")) == 1 and not bak.requests("INVITE")
+    assert "switchover from" not in k.log_text()
+
+
 def test_request_from_backup_switches_only_when_backup_answers(
         tmp_path, kamailio_factory, peer_factory):
-    """Seed 003: a request from the backup makes the proxy probe both members
-    at once; a silent backup (a spoofed packet) never flips the pool, a
-    backup answering OPTIONS does, faster than its periodic probe."""
+    """Seed 003, issue 9.4: the primary stopped answering (not detected yet:
+    fail_threshold 2, periodic probes every 30 s) and the promoted backup
+    answers OPTIONS and sends a request: the probes sent after the request
+    show the backup answering and the primary silent, so the pair switches
+    at once (trigger request-from-backup), long before any periodic probe
+    would have noticed. Before that, a request while the primary answers is
+    only probed, never switched on."""
     pri = peer_factory()
     bak = peer_factory(options_code=None)      # a Genesys backup ignores SIP
     ep = peer_factory()                         # an endpoint
-    # DOWN targets probed only every 5 s: the switch must come from the
-    # immediate probe the request triggers
-    oos = dict(hu.FAST_OOS, oos_force=5)
+    oos = dict(hu.FAST_OOS, oos_check=30, oos_force=30, fail_threshold=2)
     k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
                                                    bak.address), oos=oos)
     wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "down"
               and p["SIPS_A"]["members"]["primary"]["state"] == "active",
-              what="primary active, backup down")
-    n_probes = len(bak.requests("OPTIONS"))
-    # a request "from the backup" while it does not answer
-    reply = bak.send_request((k.address, k.port), "MESSAGE",
-                             "sip:1001@%s:%d" % (ep.address, ep.port))
-    assert reply and reply.startswith("SIP/2.0 200"), reply
-    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
-    k.wait_log(r"request from the backup sip:%s:5060, which is not known to "
-               r"answer: probing both members now" % bak.address)
-    time.sleep(1.5)
-    assert len(bak.requests("OPTIONS")) > n_probes   # probed at once
-    p = pool(k)
-    assert p["SIPS_A"]["active"] == "primary", p
-    assert p["SIPS_A"]["switchovers"] == "0"
-
-    # the backup is promoted: it answers OPTIONS and sends a request
-    time.sleep(1.0)    # its verification window is still armed: let it age
+              what="primary active, backup down", timeout=12)
+    # the backup is promoted, the primary goes silent
+    pri.options_code = None
     bak.options_code = 200
     t0 = time.monotonic()
     reply = bak.send_request((k.address, k.port), "MESSAGE",
                              "sip:1001@%s:%d" % (ep.address, ep.port))
     assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
     p = wait_pool(k, active_is("SIPS_A", "backup"), timeout=3,
                   what="backup active")
-    assert time.monotonic() - t0 < 2.5     # not the 5 s periodic probe
+    # one probe timeout (400 ms) after the request, not a 30 s period
+    assert time.monotonic() - t0 < 2.0
     assert p["SIPS_A"]["last_switchover"]["trigger"] == "request-from-backup"
+    # the primary is not counted down yet: the request made the switch
+    assert p["SIPS_A"]["members"]["primary"]["state"] == "active", p
     # and new dialogs go to the backup now
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
     assert status and status.startswith("SIP/2.0 200"), status
