@@ -267,3 +267,45 @@ int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 	}
 	return -1;
 }
+
+uint32_t gha_lb_hash(const char *s, int len)
+{
+	uint32_t h = 2166136261u;
+	int i;
+
+	for(i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* the score of (key, candidate): a 64-bit finalizer (splitmix64) of both,
+ * so every bit of each changes about half of the score's bits */
+static uint64_t hrw_score(uint32_t key, uint32_t id)
+{
+	uint64_t x = ((uint64_t)key << 32) | id;
+
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+int gha_lb_pick_hash(
+		int n, const int *avail, const uint32_t *ids, uint32_t key)
+{
+	uint64_t sc, best = 0;
+	int i, pick = -1;
+
+	for(i = 0; i < n; i++) {
+		if(!avail[i])
+			continue;
+		sc = hrw_score(key, ids[i]);
+		if(pick < 0 || sc > best) {
+			best = sc;
+			pick = i;
+		}
+	}
+	return pick;
+}

@@ -159,12 +159,14 @@ const char *gha_pstate_name(int s);
 const char *gha_trigger_name(int t);
 const char *gha_role_name(int member);
 
-/* ---- load balancing (seed 001: random or round-robin within a site) ---- */
+/* ---- load balancing (seed 001: random or round-robin within a site;
+ * hash: every message of one DN to the same pair) ---- */
 
 enum gha_lb
 {
 	GHA_LB_ROUND_ROBIN = 0,
-	GHA_LB_RANDOM = 1
+	GHA_LB_RANDOM = 1,
+	GHA_LB_HASH = 2
 };
 
 /*! pick one of n candidates whose avail[i] is non-zero; rr_counter is
@@ -172,5 +174,18 @@ enum gha_lb
  * returns the index or -1 when none is available */
 int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 		unsigned int rnd);
+
+/*! 32-bit hash (FNV-1a) of a key or of a candidate's name */
+uint32_t gha_lb_hash(const char *s, int len);
+
+/*! hash selection, rendezvous (highest random weight) hashing: among the n
+ * candidates whose avail[i] is non-zero, the one with the highest score of
+ * (key, ids[i]) (ids: hashes of the candidates' names, so the choice does
+ * not depend on their order or on a reload).  A key keeps its candidate
+ * while that one is available, whatever else comes and goes; when it goes,
+ * only its keys move, spread over the others, and they come back with it.
+ * Returns the index or -1 when none is available. */
+int gha_lb_pick_hash(
+		int n, const int *avail, const uint32_t *ids, uint32_t key);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -433,6 +434,127 @@ static void test_lb_random(void **state)
 	assert_int_equal(gha_lb_pick(4, avail, GHA_LB_RANDOM, &rr, 0xffffffffu), 3);
 }
 
+static void test_lb_hash_fnv(void **state)
+{
+	(void)state;
+	assert_int_equal(gha_lb_hash("", 0), 2166136261u);
+	assert_int_equal(gha_lb_hash("a", 1), 0xe40c292cu);
+	assert_int_equal(gha_lb_hash("foobar", 6), 0xbf9cf968u);
+}
+
+#define NC 5
+#define NK 5000
+
+static void key_of(int k, uint32_t *key)
+{
+	char b[16];
+	int l = snprintf(b, sizeof(b), "%d", 1000 + k);
+	*key = gha_lb_hash(b, l);
+}
+
+static void cand_ids(uint32_t *ids)
+{
+	static const char *names[NC] = {
+			"SIPS-E1", "SIPS-E2", "SIPS-E3", "SIPS-E4", "SIPS-E5"};
+	int i;
+	for(i = 0; i < NC; i++)
+		ids[i] = gha_lb_hash(names[i], (int)strlen(names[i]));
+}
+
+static void test_lb_hash_affinity_and_spread(void **state)
+{
+	uint32_t ids[NC], key;
+	int avail[NC] = {1, 1, 1, 1, 1}, count[NC] = {0};
+	int k, i;
+	(void)state;
+	cand_ids(ids);
+	for(k = 0; k < NK; k++) {
+		key_of(k, &key);
+		i = gha_lb_pick_hash(NC, avail, ids, key);
+		assert_in_range(i, 0, NC - 1);
+		/* the same key, the same pick */
+		assert_int_equal(gha_lb_pick_hash(NC, avail, ids, key), i);
+		count[i]++;
+	}
+	/* an even share: 1000 each, within 15 % */
+	for(i = 0; i < NC; i++)
+		assert_in_range(count[i], NK / NC * 85 / 100, NK / NC * 115 / 100);
+}
+
+static void test_lb_hash_stable_when_others_go(void **state)
+{
+	uint32_t ids[NC], key;
+	int all[NC] = {1, 1, 1, 1, 1}, avail[NC], before[NK];
+	int k, i, down, moved_to[NC] = {0};
+	(void)state;
+	cand_ids(ids);
+	for(k = 0; k < NK; k++) {
+		key_of(k, &key);
+		before[k] = gha_lb_pick_hash(NC, all, ids, key);
+	}
+	for(down = 0; down < NC; down++) {
+		memcpy(avail, all, sizeof(avail));
+		avail[down] = 0;
+		memset(moved_to, 0, sizeof(moved_to));
+		for(k = 0; k < NK; k++) {
+			key_of(k, &key);
+			i = gha_lb_pick_hash(NC, avail, ids, key);
+			if(before[k] != down) {
+				/* not its candidate that went: it stays */
+				assert_int_equal(i, before[k]);
+			} else {
+				assert_int_not_equal(i, down);
+				moved_to[i]++;
+			}
+		}
+		/* the keys that moved spread over all the others */
+		for(i = 0; i < NC; i++)
+			if(i != down)
+				assert_true(moved_to[i] > 0);
+	}
+	/* two down: still only their keys move; back up: everyone back */
+	memcpy(avail, all, sizeof(avail));
+	avail[1] = avail[3] = 0;
+	for(k = 0; k < NK; k++) {
+		key_of(k, &key);
+		i = gha_lb_pick_hash(NC, avail, ids, key);
+		if(before[k] != 1 && before[k] != 3)
+			assert_int_equal(i, before[k]);
+		else
+			assert_true(i != 1 && i != 3);
+		assert_int_equal(gha_lb_pick_hash(NC, all, ids, key), before[k]);
+	}
+}
+
+static void test_lb_hash_order_independent(void **state)
+{
+	uint32_t ids[NC], rev[NC], key;
+	int all[NC] = {1, 1, 1, 1, 1};
+	int k, i, j;
+	(void)state;
+	cand_ids(ids);
+	for(i = 0; i < NC; i++)
+		rev[i] = ids[NC - 1 - i];
+	/* the pool file lists the pairs in another order: same pair */
+	for(k = 0; k < 500; k++) {
+		key_of(k, &key);
+		i = gha_lb_pick_hash(NC, all, ids, key);
+		j = gha_lb_pick_hash(NC, all, rev, key);
+		assert_int_equal(ids[i], rev[j]);
+	}
+}
+
+static void test_lb_hash_none(void **state)
+{
+	uint32_t ids[3] = {1, 2, 3};
+	int none[3] = {0, 0, 0}, one[3] = {0, 0, 1};
+	(void)state;
+	assert_int_equal(gha_lb_pick_hash(3, none, ids, 42), -1);
+	assert_int_equal(gha_lb_pick_hash(0, none, ids, 42), -1);
+	assert_int_equal(gha_lb_pick_hash(3, one, ids, 42), 2);
+	assert_int_equal(gha_lb_pick_hash(3, one, ids, 0), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +580,11 @@ int main(void)
 			cmocka_unit_test(test_names),
 			cmocka_unit_test(test_lb_round_robin),
 			cmocka_unit_test(test_lb_random),
+			cmocka_unit_test(test_lb_hash_fnv),
+			cmocka_unit_test(test_lb_hash_affinity_and_spread),
+			cmocka_unit_test(test_lb_hash_stable_when_others_go),
+			cmocka_unit_test(test_lb_hash_order_independent),
+			cmocka_unit_test(test_lb_hash_none),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
