@@ -60,6 +60,7 @@ extern str gha_own_address;
 extern str gha_serving;
 extern str gha_geo_location;
 extern str gha_lb_name;
+extern str gha_lb_hash_key; /*!< lb_algorithm "hash": the key (pv format) */
 extern str gha_event_callback;
 extern int gha_lb_alg;
 extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */

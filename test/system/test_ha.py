@@ -580,6 +580,83 @@ def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
     assert len(fs1.requests("SUBSCRIBE")) == 4
 
 
+def test_hash_load_balancing_keeps_each_dn_on_its_pair(
+        tmp_path, kamailio_factory, peer_factory):
+    """Issue 9.9 (seed 001: every message of one session to the same SIP
+    Server): lb_algorithm "hash" sends every REGISTER, SUBSCRIBE and INVITE
+    of one DN (From user) to the same pair of the site; different DNs
+    spread over the pairs; when a pair goes out of service only its DNs
+    move (each to one other pair, consistently), the others stay; when it
+    comes back they return. Round-robin (the old only choice) sends the
+    three requests of a DN to three different pairs."""
+    names = ["SIPS-E%d" % i for i in range(1, 5)]
+    pris = {n: peer_factory() for n in names}
+    baks = {n: peer_factory(options_code=None) for n in names}
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        (n, pris[n].uri, baks[n].uri, "east") for n in names])
+    cfg = hu.reference_cfg().replace(
+        'modparam("genesys_ha", "lb_algorithm", "round-robin")',
+        'modparam("genesys_ha", "lb_algorithm", "hash")')
+    assert '"lb_algorithm", "hash"' in cfg
+    k = hu.start_proxy(kamailio_factory, path, cfg_text=cfg,
+                       defines={"GEO_LOCATION": '"east"'})
+    wait_pool(k, lambda p: all(p[n]["state"] == "up" for n in names),
+              what="all pairs up")
+    dns = [str(3000 + i) for i in range(24)]
+
+    def where(dn, method):
+        """the pairs whose primary got a `method` from `dn`"""
+        tag = "From: <sip:%s@" % dn
+        return {n for n in names
+                if any(tag in r for r in pris[n].requests(method))}
+
+    def send_all(dn, methods=("REGISTER", "SUBSCRIBE", "INVITE")):
+        for m in methods:
+            hdrs = {"Event": "presence", "Expires": "60"} \
+                if m == "SUBSCRIBE" else {"Expires": "60"} \
+                if m == "REGISTER" else None
+            ruri = ("sip:%s" % k.address if m == "REGISTER"
+                    else "sip:2000@%s" % k.address)
+            status, _ = hu.udp_request(k, m, ruri, headers=hdrs,
+                                       body_from=dn)
+            assert status and status.startswith("SIP/2.0 200"), (m, status)
+
+    home = {}
+    for dn in dns:
+        send_all(dn)
+        send_all(dn, ("INVITE",))
+        got = where(dn, "REGISTER") | where(dn, "SUBSCRIBE") | \
+            where(dn, "INVITE")
+        assert len(got) == 1, (dn, got)       # one DN, one pair
+        home[dn] = got.pop()
+    assert len(set(home.values())) >= 3, home      # DNs spread
+    # the pair holding the most DNs goes out of service
+    gone = max(names, key=lambda n: sum(1 for v in home.values() if v == n))
+    moved = [dn for dn in dns if home[dn] == gone]
+    pris[gone].stop()                     # ICMP port unreachable
+    wait_pool(k, lambda p: p[gone]["state"] == "out-of-service",
+              what="%s out of service" % gone)
+    for n in names:
+        with pris[n]._lock:
+            pris[n].received.clear()
+    for dn in dns:
+        send_all(dn)
+        got = where(dn, "REGISTER") | where(dn, "SUBSCRIBE") | \
+            where(dn, "INVITE")
+        assert len(got) == 1, (dn, got)
+        if dn in moved:
+            assert got != {gone}, dn
+        else:
+            assert got == {home[dn]}, (dn, home[dn], got)   # did not move
+    # it comes back: its DNs return to it
+    back = peer_factory(address=pris[gone].address)
+    wait_pool(k, lambda p: p[gone]["state"] == "up", what="%s back" % gone)
+    for dn in moved:
+        send_all(dn, ("INVITE",))
+        assert any("From: <sip:%s@" % dn in r
+                   for r in back.requests("INVITE")), dn
+
+
 SCRIPT_CFG = """#!KAMAILIO
 debug=2
 log_stderror=yes
