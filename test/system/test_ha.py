@@ -536,7 +536,8 @@ def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
         fs=[("FS1", fs1.uri, "east"), ("FS2", "sip:%s:5060" % fs2_addr, "east"),
             ("FS3", fs3.uri, "west")])
     k = hu.start_proxy(kamailio_factory, path,
-                       defines={"GEO_LOCATION": '"east"'})
+                       defines={"GEO_LOCATION": '"east"',
+                                "LB_ALGORITHM": '"round-robin"'})
     wait_pool(k, lambda p: p["SIPS-E1"]["active"] == "backup"
               and p["SIPS-E1"]["state"] == "up"
               and p["SIPS-E2"]["state"] == "up" and p["SIPS-W"]["state"] == "up"
@@ -594,11 +595,8 @@ def test_hash_load_balancing_keeps_each_dn_on_its_pair(
     baks = {n: peer_factory(options_code=None) for n in names}
     path = hu.write_pool(tmp_path / "pool.xml", [
         (n, pris[n].uri, baks[n].uri, "east") for n in names])
-    cfg = hu.reference_cfg().replace(
-        'modparam("genesys_ha", "lb_algorithm", "round-robin")',
-        'modparam("genesys_ha", "lb_algorithm", "hash")')
-    assert '"lb_algorithm", "hash"' in cfg
-    k = hu.start_proxy(kamailio_factory, path, cfg_text=cfg,
+    # the reference configuration's default (LB_ALGORITHM "hash")
+    k = hu.start_proxy(kamailio_factory, path,
                        defines={"GEO_LOCATION": '"east"'})
     wait_pool(k, lambda p: all(p[n]["state"] == "up" for n in names),
               what="all pairs up")
@@ -758,6 +756,46 @@ def test_script_functions_return_codes_and_pvs(tmp_path, kamailio_factory,
     out = k.rpc("stats.get_statistics", "genesys_ha:")
     assert re.search(r"new_dialogs\D+[1-9]", out), out
     assert re.search(r"rejected\D+[1-9]", out), out
+
+
+def test_hash_key_is_a_pseudo_variable_format(tmp_path, kamailio_factory,
+                                             peer_factory):
+    """lb_hash_key: any pseudo-variable format is the key (here a header);
+    the same key picks the same pair whatever else the request carries, a
+    request without a key goes round-robin."""
+    peers_ = [(peer_factory(), peer_factory(options_code=None))
+              for _ in range(3)]
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_%d" % i, p.uri, b.uri, "east")
+        for i, (p, b) in enumerate(peers_)])
+    cfg = SCRIPT_CFG.replace(
+        'modparam("genesys_ha", "lb_algorithm", "random")',
+        'modparam("genesys_ha", "lb_algorithm", "hash")\n'
+        'modparam("genesys_ha", "lb_hash_key", "$hdr(X-Key)")').replace(
+        'modparam("genesys_ha", "serving_sipserver", "SIPS_A")\n', "")
+    assert '"lb_hash_key", "$hdr(X-Key)"' in cfg
+    k = kamailio_factory(cfg_text=cfg, defines={"POOL_FILE": '"%s"' % path})
+    wait_pool(k, lambda p: all(p["SIPS_%d" % i]["state"] == "up"
+                               for i in range(3)), what="pairs up")
+
+    def site(key=None, dn="1001"):
+        hdrs = {"X-Fn": "site", "X-Arg": "east"}
+        if key is not None:
+            hdrs["X-Key"] = key
+        status, text = hu.udp_request(k, "MESSAGE", "sip:x@%s" % k.address,
+                                      headers=hdrs, body_from=dn)
+        assert status and status.startswith("SIP/2.0 200"), text
+        r = dict(re.findall(r"^(X-[A-Za-z]+): ?(.*?)\r?$", text, re.M))
+        assert r["X-Rc"] == "1", r
+        return r["X-Pair"]
+
+    picks = {key: site(key) for key in ("k%d" % i for i in range(12))}
+    for key, pair in picks.items():
+        for dn in ("1002", "1003"):
+            assert site(key, dn) == pair, (key, dn)
+    assert len(set(picks.values())) >= 2, picks
+    # no key: round-robin over the three pairs
+    assert len({site(None) for _ in range(3)}) == 3
 
 
 def test_in_dialog_request_fails_over_before_detection(
