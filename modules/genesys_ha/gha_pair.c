@@ -292,8 +292,7 @@ static uint64_t hrw_score(uint32_t key, uint32_t id)
 	return x ^ (x >> 31);
 }
 
-int gha_lb_pick_hash(
-		int n, const int *avail, const uint32_t *ids, uint32_t key)
+int gha_lb_pick_hash(int n, const int *avail, const uint32_t *ids, uint32_t key)
 {
 	uint64_t sc, best = 0;
 	int i, pick = -1;

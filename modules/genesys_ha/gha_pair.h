@@ -79,19 +79,19 @@ typedef enum gha_trigger
 
 typedef struct gha_pair_state
 {
-	int active;			/*!< GHA_PRIMARY or GHA_BACKUP */
-	int mstate[2];		/*!< gha_mstate_t */
-	long msince[2];		/*!< last member state change */
-	int pstate;			/*!< gha_pstate_t */
-	long psince;		/*!< last pair state change */
-	int verify_member;		  /*!< member under verification, -1 none */
-	int64_t verify_req_ms;	  /*!< request time (probe clock, ms) */
-	int64_t verify_until_ms;  /*!< verification deadline (probe clock) */
-	int verify_result[2];	  /*!< gha_mstate_t of the first probe of each
+	int active;				 /*!< GHA_PRIMARY or GHA_BACKUP */
+	int mstate[2];			 /*!< gha_mstate_t */
+	long msince[2];			 /*!< last member state change */
+	int pstate;				 /*!< gha_pstate_t */
+	long psince;			 /*!< last pair state change */
+	int verify_member;		 /*!< member under verification, -1 none */
+	int64_t verify_req_ms;	 /*!< request time (probe clock, ms) */
+	int64_t verify_until_ms; /*!< verification deadline (probe clock) */
+	int verify_result[2];	 /*!< gha_mstate_t of the first probe of each
 								   member sent after the request, 0: none */
-	long sw_time;		/*!< last switchover, 0 never */
-	int sw_from, sw_to; /*!< members */
-	int sw_trigger;		/*!< gha_trigger_t */
+	long sw_time;			 /*!< last switchover, 0 never */
+	int sw_from, sw_to;		 /*!< members */
+	int sw_trigger;			 /*!< gha_trigger_t */
 	unsigned long n_switchovers;
 	unsigned long n_down; /*!< times the pair went out of service */
 } gha_pair_state_t;
@@ -116,9 +116,9 @@ void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
 /*! results of gha_ps_request_from() */
 enum
 {
-	GHA_RQ_ACTIVE = 0,	/*!< request from the active member: nothing to do */
-	GHA_RQ_VERIFY = 2,	/*!< verification armed: probe both members now */
-	GHA_RQ_PENDING = 3	/*!< a verification for it is running already */
+	GHA_RQ_ACTIVE = 0, /*!< request from the active member: nothing to do */
+	GHA_RQ_VERIFY = 2, /*!< verification armed: probe both members now */
+	GHA_RQ_PENDING = 3 /*!< a verification for it is running already */
 };
 
 /*! a request arrived from 'member' at now_ms (the probe clock, ms) */

@@ -193,8 +193,8 @@ static int lb_key(sip_msg_t *msg, uint32_t *key)
 
 /* one of n candidates by lb_algorithm (ids from lb_ids(), filled for the
  * available ones); a request without a hash key goes round-robin */
-static int lb_choose(sip_msg_t *msg, int n, const int *av,
-		const uint32_t *ids, unsigned int *rrpos)
+static int lb_choose(sip_msg_t *msg, int n, const int *av, const uint32_t *ids,
+		unsigned int *rrpos)
 {
 	unsigned int rr;
 	uint32_t key;

@@ -289,7 +289,8 @@ void gha_request_from(gha_pool_t *p, int pi, int member)
 
 	lock_get(&gha_root->lock);
 	rc = gha_ps_request_from(&pr->st, member, now_ms);
-	if(rc == GHA_RQ_VERIFY && gha_root->verify_until_ms < pr->st.verify_until_ms)
+	if(rc == GHA_RQ_VERIFY
+			&& gha_root->verify_until_ms < pr->st.verify_until_ms)
 		__atomic_store_n(&gha_root->verify_until_ms, pr->st.verify_until_ms,
 				__ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
@@ -362,9 +363,9 @@ static void gha_result_cb(const goos_probe_result_t *r, void *param)
 				pr->m[m].uri.s,
 				rc == GHA_VR_EXPIRED ? "no result within the window"
 									 : "rule not met",
-				gha_role_name(m), gha_mstate_name(res[m]),
-				gha_role_name(1 - m), gha_mstate_name(res[1 - m]),
-				gha_role_name(m), gha_mstate_name(ms));
+				gha_role_name(m), gha_mstate_name(res[m]), gha_role_name(1 - m),
+				gha_mstate_name(res[1 - m]), gha_role_name(m),
+				gha_mstate_name(ms));
 	}
 }
 

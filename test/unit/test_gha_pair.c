@@ -166,7 +166,8 @@ static void test_request_never_switches_by_itself(void **state)
 	assert_int_equal(gha_ps_request_from(&st, B, 6000), GHA_RQ_PENDING);
 	assert_true(st.verify_req_ms == 5000);
 	/* after the window a request arms a new verification */
-	assert_int_equal(gha_ps_request_from(&st, B, 5000 + GHA_VERIFY_WINDOW_MS + 1),
+	assert_int_equal(
+			gha_ps_request_from(&st, B, 5000 + GHA_VERIFY_WINDOW_MS + 1),
 			GHA_RQ_VERIFY);
 }
 
@@ -288,8 +289,7 @@ static void test_request_backup_not_yet_active_for_goos(void **state)
 	two(&st, GHA_MS_DOWN, &ev);
 	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
 	assert_int_equal(res(&st, B, GHA_MS_ACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
-	assert_int_equal(
-			res(&st, P, GHA_MS_DOWN, 5001, 5401, &ev), GHA_VR_REFUSED);
+	assert_int_equal(res(&st, P, GHA_MS_DOWN, 5001, 5401, &ev), GHA_VR_REFUSED);
 	assert_int_equal(st.active, P);
 }
 
@@ -303,8 +303,8 @@ static void test_request_verification_expires(void **state)
 	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
 	assert_int_equal(res(&st, B, GHA_MS_ACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
 	/* the primary's result comes after the window: no switch */
-	assert_int_equal(res(&st, P, GHA_MS_DOWN, late - 10, late, &ev),
-			GHA_VR_EXPIRED);
+	assert_int_equal(
+			res(&st, P, GHA_MS_DOWN, late - 10, late, &ev), GHA_VR_EXPIRED);
 	assert_false(ev.switched);
 	assert_int_equal(st.active, P);
 	assert_int_equal(st.verify_member, -1);
