@@ -147,15 +147,15 @@ def test_forged_request_from_backup_never_switches(
     assert "switchover from" not in k.log_text()
 
 
+@pytest.mark.parametrize("primary_code", [None, 503])
 def test_request_from_backup_switches_only_when_backup_answers(
-        tmp_path, kamailio_factory, peer_factory):
+        tmp_path, kamailio_factory, peer_factory, primary_code):
     """Seed 003, issue 9.4: the primary stopped answering (not detected yet:
-    fail_threshold 2, periodic probes every 30 s) and the promoted backup
-    answers OPTIONS and sends a request: the probes sent after the request
-    show the backup answering and the primary silent, so the pair switches
-    at once (trigger request-from-backup), long before any periodic probe
-    would have noticed. Before that, a request while the primary answers is
-    only probed, never switched on."""
+    fail_threshold 2, periodic probes every 30 s), or answers 503 (demoted),
+    and the promoted backup answers OPTIONS and sends a request: the probes
+    sent after the request show the backup answering and the primary silent
+    (or 503), so the pair switches at once (trigger request-from-backup),
+    long before any periodic probe would have noticed."""
     pri = peer_factory()
     bak = peer_factory(options_code=None)      # a Genesys backup ignores SIP
     ep = peer_factory()                         # an endpoint
@@ -166,7 +166,7 @@ def test_request_from_backup_switches_only_when_backup_answers(
               and p["SIPS_A"]["members"]["primary"]["state"] == "active",
               what="primary active, backup down", timeout=12)
     # the backup is promoted, the primary goes silent
-    pri.options_code = None
+    pri.options_code = primary_code
     bak.options_code = 200
     t0 = time.monotonic()
     reply = bak.send_request((k.address, k.port), "MESSAGE",
@@ -178,8 +178,9 @@ def test_request_from_backup_switches_only_when_backup_answers(
     # one probe timeout (400 ms) after the request, not a 30 s period
     assert time.monotonic() - t0 < 2.0
     assert p["SIPS_A"]["last_switchover"]["trigger"] == "request-from-backup"
-    # the primary is not counted down yet: the request made the switch
-    assert p["SIPS_A"]["members"]["primary"]["state"] == "active", p
+    # the primary is not counted down: the request made the switch
+    assert p["SIPS_A"]["members"]["primary"]["state"] == (
+        "inactive" if primary_code == 503 else "active"), p
     # and new dialogs go to the backup now
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
     assert status and status.startswith("SIP/2.0 200"), status
