@@ -39,6 +39,7 @@ str gha_own_address = STR_NULL;
 str gha_serving = STR_NULL;
 str gha_geo_location = STR_NULL;
 str gha_lb_name = str_init("round-robin");
+str gha_lb_hash_key = str_init("$fU");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
@@ -153,6 +154,7 @@ static param_export_t params[] = {
 	{"serving_sipserver", PARAM_STR, &gha_serving},
 	{"geo_location", PARAM_STR, &gha_geo_location},
 	{"lb_algorithm", PARAM_STR, &gha_lb_name},
+	{"lb_hash_key", PARAM_STR, &gha_lb_hash_key},
 	{"event_callback", PARAM_STR, &gha_event_callback},
 	{"rr_dn", PARAM_INT, &gha_rr_dn},
 	{0, 0, 0}
@@ -184,8 +186,11 @@ static int mod_init(void)
 		gha_lb_alg = GHA_LB_ROUND_ROBIN;
 	} else if(strcasecmp(gha_lb_name.s, "random") == 0) {
 		gha_lb_alg = GHA_LB_RANDOM;
+	} else if(strcasecmp(gha_lb_name.s, "hash") == 0) {
+		gha_lb_alg = GHA_LB_HASH;
 	} else {
-		LM_ERR("lb_algorithm '%.*s' is invalid: use round-robin or random\n",
+		LM_ERR("lb_algorithm '%.*s' is invalid: use round-robin, random or "
+			   "hash\n",
 				gha_lb_name.len, gha_lb_name.s);
 		return -1;
 	}

@@ -119,7 +119,6 @@ static void do_switch(gha_pair_state_t *st, int to, int trigger, long now,
 	st->active = to;
 	st->n_switchovers++;
 	st->verify_member = -1;
-	st->verify_until = 0;
 }
 
 static void ev_end(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
@@ -154,14 +153,7 @@ void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
 	st->msince[member] = now;
 	cur = st->active;
 	oth = 1 - cur;
-	if(st->verify_member >= 0 && now > st->verify_until) {
-		st->verify_member = -1;
-		st->verify_until = 0;
-	}
-	if(member == oth && st->verify_member == oth && answers(mstate)) {
-		/* seed 003: a request came from the backup and it answers now */
-		do_switch(st, oth, GHA_TRIG_BACKUP_REQUEST, now, ev);
-	} else if(st->mstate[cur] == GHA_MS_DOWN && answers(st->mstate[oth])) {
+	if(st->mstate[cur] == GHA_MS_DOWN && answers(st->mstate[oth])) {
 		do_switch(st, oth,
 				st->pstate == GHA_PS_DOWN ? GHA_TRIG_RECOVERY
 										  : GHA_TRIG_NO_ANSWER,
@@ -170,20 +162,51 @@ void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
 	ev_end(st, now, ev);
 }
 
-int gha_ps_request_from(
-		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev)
+int gha_ps_request_from(gha_pair_state_t *st, int member, int64_t now_ms)
 {
-	ev_begin(st, ev);
 	if(member < 0 || member > 1 || member == st->active)
 		return GHA_RQ_ACTIVE;
-	if(answers(st->mstate[member])) {
-		do_switch(st, member, GHA_TRIG_BACKUP_REQUEST, now, ev);
-		ev_end(st, now, ev);
-		return GHA_RQ_SWITCHED;
-	}
+	if(st->verify_member == member && now_ms <= st->verify_until_ms)
+		return GHA_RQ_PENDING; /* probes after the first request decide */
 	st->verify_member = member;
-	st->verify_until = now + GHA_VERIFY_WINDOW;
+	st->verify_req_ms = now_ms;
+	st->verify_until_ms = now_ms + GHA_VERIFY_WINDOW_MS;
+	st->verify_result[0] = st->verify_result[1] = GHA_MS_UNKNOWN;
 	return GHA_RQ_VERIFY;
+}
+
+int gha_ps_probe_result(gha_pair_state_t *st, int member, int result,
+		int64_t sent_ms, int64_t now_ms, long now, gha_pair_events_t *ev)
+{
+	int req = st->verify_member, act = st->active;
+
+	ev_begin(st, ev);
+	if(req < 0 || member < 0 || member > 1 || result <= GHA_MS_UNKNOWN
+			|| result > GHA_MS_DOWN)
+		return GHA_VR_NONE;
+	if(req == act || now_ms > st->verify_until_ms) {
+		/* switched meanwhile by another rule, or too late */
+		st->verify_member = -1;
+		return req == act ? GHA_VR_NONE : GHA_VR_EXPIRED;
+	}
+	if(sent_ms < st->verify_req_ms)
+		return GHA_VR_WAIT; /* sent before the request: proves nothing */
+	if(st->verify_result[member] == GHA_MS_UNKNOWN)
+		st->verify_result[member] = result;
+	if(st->verify_result[req] == GHA_MS_UNKNOWN
+			|| st->verify_result[act] == GHA_MS_UNKNOWN)
+		return GHA_VR_WAIT;
+	st->verify_member = -1;
+	/* the member must also be ACTIVE for genesys_oos (its hysteresis,
+	 * ok_threshold, or a forced state): else the pair would switch to a
+	 * member it still counts as down */
+	if(st->verify_result[req] != GHA_MS_ACTIVE
+			|| st->verify_result[act] == GHA_MS_ACTIVE
+			|| st->mstate[req] != GHA_MS_ACTIVE)
+		return GHA_VR_REFUSED;
+	do_switch(st, req, GHA_TRIG_BACKUP_REQUEST, now, ev);
+	ev_end(st, now, ev);
+	return GHA_VR_SWITCHED;
 }
 
 int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
@@ -243,4 +266,45 @@ int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 			return i;
 	}
 	return -1;
+}
+
+uint32_t gha_lb_hash(const char *s, int len)
+{
+	uint32_t h = 2166136261u;
+	int i;
+
+	for(i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* the score of (key, candidate): a 64-bit finalizer (splitmix64) of both,
+ * so every bit of each changes about half of the score's bits */
+static uint64_t hrw_score(uint32_t key, uint32_t id)
+{
+	uint64_t x = ((uint64_t)key << 32) | id;
+
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+int gha_lb_pick_hash(int n, const int *avail, const uint32_t *ids, uint32_t key)
+{
+	uint64_t sc, best = 0;
+	int i, pick = -1;
+
+	for(i = 0; i < n; i++) {
+		if(!avail[i])
+			continue;
+		sc = hrw_score(key, ids[i]);
+		if(pick < 0 || sc > best) {
+			best = sc;
+			pick = i;
+		}
+	}
+	return pick;
 }

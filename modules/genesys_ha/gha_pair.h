@@ -21,9 +21,15 @@
  * - both members silent: the pair is DOWN (out of service); the first
  *   member to answer again becomes active (pair UP);
  * - active member INACTIVE (503): the pair is INACTIVE (no new dialogs);
- * - a request from the other member (seed 003) switches at once when that
- *   member is known to answer, else arms a verification: the switch happens
- *   when the other member answers a probe within the window;
+ * - a request from the other member (seed 003) never switches by itself
+ *   (its source address is trivially forged over UDP): it arms a
+ *   verification and both members are probed; the pair switches only when
+ *   probes sent after the request show the other member answering (not
+ *   503) and the active member not answering or answering 503, within
+ *   GHA_VERIFY_WINDOW, and genesys_oos counts the other member ACTIVE
+ *   (ok_threshold); any other outcome ends the verification without a
+ *   switch (a member answering 503 never becomes active through a
+ *   request);
  * - the operator may switch to the other member unless it is DOWN;
  * - a relayed request to the active member that failed switches to the
  *   other member when that one is known ACTIVE.
@@ -32,6 +38,8 @@
 
 #ifndef _GHA_PAIR_H_
 #define _GHA_PAIR_H_
+
+#include <stdint.h>
 
 #define GHA_PRIMARY 0
 #define GHA_BACKUP 1
@@ -67,19 +75,23 @@ typedef enum gha_trigger
 
 /*! seconds a request from the backup keeps a verification armed */
 #define GHA_VERIFY_WINDOW 10
+#define GHA_VERIFY_WINDOW_MS (GHA_VERIFY_WINDOW * 1000)
 
 typedef struct gha_pair_state
 {
-	int active;			/*!< GHA_PRIMARY or GHA_BACKUP */
-	int mstate[2];		/*!< gha_mstate_t */
-	long msince[2];		/*!< last member state change */
-	int pstate;			/*!< gha_pstate_t */
-	long psince;		/*!< last pair state change */
-	int verify_member;	/*!< member under verification, -1 none */
-	long verify_until;	/*!< verification deadline */
-	long sw_time;		/*!< last switchover, 0 never */
-	int sw_from, sw_to; /*!< members */
-	int sw_trigger;		/*!< gha_trigger_t */
+	int active;				 /*!< GHA_PRIMARY or GHA_BACKUP */
+	int mstate[2];			 /*!< gha_mstate_t */
+	long msince[2];			 /*!< last member state change */
+	int pstate;				 /*!< gha_pstate_t */
+	long psince;			 /*!< last pair state change */
+	int verify_member;		 /*!< member under verification, -1 none */
+	int64_t verify_req_ms;	 /*!< request time (probe clock, ms) */
+	int64_t verify_until_ms; /*!< verification deadline (probe clock) */
+	int verify_result[2];	 /*!< gha_mstate_t of the first probe of each
+								   member sent after the request, 0: none */
+	long sw_time;			 /*!< last switchover, 0 never */
+	int sw_from, sw_to;		 /*!< members */
+	int sw_trigger;			 /*!< gha_trigger_t */
 	unsigned long n_switchovers;
 	unsigned long n_down; /*!< times the pair went out of service */
 } gha_pair_state_t;
@@ -104,14 +116,29 @@ void gha_ps_member_changed(gha_pair_state_t *st, int member, int mstate,
 /*! results of gha_ps_request_from() */
 enum
 {
-	GHA_RQ_ACTIVE = 0,	 /*!< request from the active member: nothing to do */
-	GHA_RQ_SWITCHED = 1, /*!< switched at once (member known to answer) */
-	GHA_RQ_VERIFY = 2	 /*!< verification armed: probe both members now */
+	GHA_RQ_ACTIVE = 0, /*!< request from the active member: nothing to do */
+	GHA_RQ_VERIFY = 2, /*!< verification armed: probe both members now */
+	GHA_RQ_PENDING = 3 /*!< a verification for it is running already */
 };
 
-/*! a request arrived from 'member' */
-int gha_ps_request_from(
-		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev);
+/*! a request arrived from 'member' at now_ms (the probe clock, ms) */
+int gha_ps_request_from(gha_pair_state_t *st, int member, int64_t now_ms);
+
+/*! results of gha_ps_probe_result() */
+enum
+{
+	GHA_VR_NONE = 0,	 /*!< no verification for this probe */
+	GHA_VR_WAIT = 1,	 /*!< recorded, waiting for the other member's */
+	GHA_VR_SWITCHED = 2, /*!< confirmed: switched to the requesting member */
+	GHA_VR_REFUSED = 3,	 /*!< both results in, rule not met: no switch */
+	GHA_VR_EXPIRED = 4	 /*!< the window passed without both results */
+};
+
+/*! a probe of 'member' sent at sent_ms completed with 'result'
+ * (gha_mstate_t of that one probe); completes a verification armed by
+ * gha_ps_request_from() when the probe was sent after the request */
+int gha_ps_probe_result(gha_pair_state_t *st, int member, int result,
+		int64_t sent_ms, int64_t now_ms, long now, gha_pair_events_t *ev);
 
 /*! operator switchover to the other member; 0 ok, -1 other member down */
 int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev);
@@ -132,12 +159,14 @@ const char *gha_pstate_name(int s);
 const char *gha_trigger_name(int t);
 const char *gha_role_name(int member);
 
-/* ---- load balancing (seed 001: random or round-robin within a site) ---- */
+/* ---- load balancing (seed 001: random or round-robin within a site;
+ * hash: every message of one DN to the same pair) ---- */
 
 enum gha_lb
 {
 	GHA_LB_ROUND_ROBIN = 0,
-	GHA_LB_RANDOM = 1
+	GHA_LB_RANDOM = 1,
+	GHA_LB_HASH = 2
 };
 
 /*! pick one of n candidates whose avail[i] is non-zero; rr_counter is
@@ -145,5 +174,18 @@ enum gha_lb
  * returns the index or -1 when none is available */
 int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 		unsigned int rnd);
+
+/*! 32-bit hash (FNV-1a) of a key or of a candidate's name */
+uint32_t gha_lb_hash(const char *s, int len);
+
+/*! hash selection, rendezvous (highest random weight) hashing: among the n
+ * candidates whose avail[i] is non-zero, the one with the highest score of
+ * (key, ids[i]) (ids: hashes of the candidates' names, so the choice does
+ * not depend on their order or on a reload).  A key keeps its candidate
+ * while that one is available, whatever else comes and goes; when it goes,
+ * only its keys move, spread over the others, and they come back with it.
+ * Returns the index or -1 when none is available. */
+int gha_lb_pick_hash(
+		int n, const int *avail, const uint32_t *ids, uint32_t key);
 
 #endif

@@ -39,8 +39,20 @@ struct tm_binds gha_tmb;
 static regex_t gha_param_re;
 static int gha_param_re_ok = 0;
 
+/* lb_algorithm "hash": the key, from lb_hash_key */
+static pv_elem_t *lb_key_fmt = NULL;
+
 int gha_route_init(void)
 {
+	if(gha_lb_alg == GHA_LB_HASH
+			&& (gha_lb_hash_key.len <= 0
+					|| pv_parse_format(&gha_lb_hash_key, &lb_key_fmt) < 0
+					|| lb_key_fmt == NULL)) {
+		LM_ERR("lb_hash_key '%.*s' is invalid: give a pseudo-variable "
+			   "format such as \"$fU\" (the DN of the sender)\n",
+				gha_lb_hash_key.len, gha_lb_hash_key.s);
+		return -1;
+	}
 	if(regcomp(&gha_param_re, ";[ \t]*" GHA_RR_PAIR "[ \t]*(=|;|$)",
 			   REG_EXTENDED | REG_NOSUB)
 			!= 0) {
@@ -53,6 +65,9 @@ int gha_route_init(void)
 
 void gha_route_destroy(void)
 {
+	if(lb_key_fmt)
+		pv_elem_free_all(lb_key_fmt);
+	lb_key_fmt = NULL;
 	if(gha_param_re_ok)
 		regfree(&gha_param_re);
 	gha_param_re_ok = 0;
@@ -61,6 +76,8 @@ void gha_route_destroy(void)
 static gha_ctx_t _ctx;
 static int *avail_buf = NULL;
 static int avail_cap = 0;
+static uint32_t *ids_buf = NULL;
+static int ids_cap = 0;
 
 void gha_ctx_save(gha_ctx_t *save)
 {
@@ -123,6 +140,69 @@ static int *avail(int n)
 	avail_buf = p;
 	avail_cap = n;
 	return p;
+}
+
+/* lb_algorithm "hash": names' hashes of the candidates, or NULL for the
+ * other algorithms (or out of memory: round-robin then) */
+static uint32_t *lb_ids(int n)
+{
+	uint32_t *p;
+
+	if(gha_lb_alg != GHA_LB_HASH)
+		return NULL;
+	if(n <= ids_cap)
+		return ids_buf;
+	p = pkg_realloc(ids_buf, sizeof(uint32_t) * (size_t)n);
+	if(p == NULL) {
+		PKG_MEM_ERROR;
+		return NULL;
+	}
+	ids_buf = p;
+	ids_cap = n;
+	return p;
+}
+
+/* the hash key of msg (lb_hash_key); 0 when it has none (null, empty) */
+static int lb_key(sip_msg_t *msg, uint32_t *key)
+{
+	pv_value_t v;
+	str k;
+
+	if(lb_key_fmt == NULL)
+		return 0;
+	if(lb_key_fmt->next == NULL && lb_key_fmt->text.len == 0
+			&& lb_key_fmt->spec != NULL) {
+		/* one variable (the usual "$fU"): a null value is no key */
+		memset(&v, 0, sizeof(v));
+		if(pv_get_spec_value(msg, lb_key_fmt->spec, &v) != 0)
+			return 0;
+		if((v.flags & PV_VAL_NULL) || !(v.flags & PV_VAL_STR)
+				|| v.rs.len <= 0) {
+			pv_value_destroy(&v);
+			return 0;
+		}
+		*key = gha_lb_hash(v.rs.s, v.rs.len);
+		pv_value_destroy(&v);
+		return 1;
+	}
+	if(pv_printf_s(msg, lb_key_fmt, &k) < 0 || k.len <= 0)
+		return 0;
+	*key = gha_lb_hash(k.s, k.len);
+	return 1;
+}
+
+/* one of n candidates by lb_algorithm (ids from lb_ids(), filled for the
+ * available ones); a request without a hash key goes round-robin */
+static int lb_choose(sip_msg_t *msg, int n, const int *av, const uint32_t *ids,
+		unsigned int *rrpos)
+{
+	unsigned int rr;
+	uint32_t key;
+
+	if(ids != NULL && lb_key(msg, &key))
+		return gha_lb_pick_hash(n, av, ids, key);
+	rr = __atomic_fetch_add(rrpos, 1, __ATOMIC_RELAXED);
+	return gha_lb_pick(n, av, gha_lb_alg, &rr, kam_rand());
 }
 
 static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
@@ -198,7 +278,7 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 {
 	gha_pool_t *p = gha_snap();
 	int i, n = 0, pi, *av;
-	unsigned int rr;
+	uint32_t *ids;
 	str s;
 
 	if(p == NULL)
@@ -209,18 +289,20 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 		gha_own_site(p, &s);
 	if((av = avail(p->npairs)) == NULL)
 		return GHA_RC_ERROR;
+	ids = lb_ids(p->npairs);
 	for(i = 0; i < p->npairs; i++) {
 		int in = s.len <= 0 || site_eq(&p->pairs[i].site, &s);
 		n += in;
 		av[i] = in && gha_ps_routable(&p->pairs[i].st);
+		if(ids && av[i])
+			ids[i] = gha_lb_hash(p->pairs[i].name.s, p->pairs[i].name.len);
 	}
 	if(n == 0) {
 		counter_inc(gha_cnt.rejected);
 		LM_DBG("no SIP Server pair in site '%.*s'\n", s.len, s.s);
 		return GHA_RC_UNKNOWN_PAIR;
 	}
-	rr = __atomic_fetch_add(&gha_root->rr_pairs, 1, __ATOMIC_RELAXED);
-	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
+	pi = lb_choose(msg, p->npairs, av, ids, &gha_root->rr_pairs);
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -497,7 +579,7 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 {
 	gha_pool_t *p = gha_snap();
 	int i, n = 0, fi, *av, st;
-	unsigned int rr;
+	uint32_t *ids;
 	gha_ctx_t *c;
 	str s;
 
@@ -506,16 +588,18 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	gha_own_site(p, &s);
 	if((av = avail(p->nfs)) == NULL)
 		return GHA_RC_ERROR;
+	ids = lb_ids(p->nfs);
 	for(i = 0; i < p->nfs; i++) {
 		int in = s.len <= 0 || site_eq(&p->fs[i].site, &s);
 		n += in;
 		st = __atomic_load_n(&p->fs[i].state, __ATOMIC_RELAXED);
 		av[i] = in && (st == GHA_MS_ACTIVE || st == GHA_MS_UNKNOWN);
+		if(ids && av[i])
+			ids[i] = gha_lb_hash(p->fs[i].name.s, p->fs[i].name.len);
 	}
 	if(n == 0)
 		return GHA_RC_NOT_FOUND;
-	rr = __atomic_fetch_add(&gha_root->rr_fs, 1, __ATOMIC_RELAXED);
-	fi = gha_lb_pick(p->nfs, av, gha_lb_alg, &rr, kam_rand());
+	fi = lb_choose(msg, p->nfs, av, ids, &gha_root->rr_fs);
 	if(fi < 0)
 		return GHA_RC_OUT_OF_SERVICE;
 	if(set_dst_uri(msg, &p->fs[fi].m.dst) < 0)

@@ -283,29 +283,90 @@ static void goos_cb(const goos_change_t *ch, void *param)
 
 void gha_request_from(gha_pool_t *p, int pi, int member)
 {
-	gha_pair_events_t ev;
 	int rc;
-	long now = (long)time(NULL);
+	int64_t now_ms = gha_goos.now_ms();
 	gha_pair_t *pr = &p->pairs[pi];
 
 	lock_get(&gha_root->lock);
-	rc = gha_ps_request_from(&pr->st, member, now, &ev);
+	rc = gha_ps_request_from(&pr->st, member, now_ms);
+	if(rc == GHA_RQ_VERIFY
+			&& gha_root->verify_until_ms < pr->st.verify_until_ms)
+		__atomic_store_n(&gha_root->verify_until_ms, pr->st.verify_until_ms,
+				__ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
 	if(rc == GHA_RQ_ACTIVE)
 		return;
 	counter_inc(gha_cnt.backup_requests);
-	if(rc == GHA_RQ_VERIFY) {
-		LM_NOTICE("SIP Server pair '%.*s': request from the %s %.*s, which "
-				  "is not known to answer: probing both members now, the "
-				  "pair switches only if it answers\n",
-				pr->name.len, pr->name.s, gha_role_name(member),
-				pr->m[member].uri.len, pr->m[member].uri.s);
-	}
-	/* refresh both members at once (seed 003 workflow) */
+	if(rc != GHA_RQ_VERIFY)
+		return; /* its probes are on their way: no probe flood */
+	LM_NOTICE("SIP Server pair '%.*s': request from the %s %.*s: probing "
+			  "both members now; the pair switches to it only if it answers "
+			  "and the %s %.*s does not (or answers 503)\n",
+			pr->name.len, pr->name.s, gha_role_name(member),
+			pr->m[member].uri.len, pr->m[member].uri.s,
+			gha_role_name(1 - member), pr->m[1 - member].uri.len,
+			pr->m[1 - member].uri.s);
+	/* refresh both members at once (seed 003 workflow): only probes sent
+	 * from now on decide (gha_result_cb) */
 	gha_goos.probe_now(pr->m[member].goos_id);
 	gha_goos.probe_now(pr->m[1 - member].goos_id);
-	if(rc == GHA_RQ_SWITCHED)
+}
+
+/* every completed probe (genesys_oos): decides request verifications */
+static void gha_result_cb(const goos_probe_result_t *r, void *param)
+{
+	gha_pool_t *p;
+	gha_pair_events_t ev;
+	gha_pair_state_t *st;
+	int i, k, pi = -1, m = -1, rc = GHA_VR_NONE, res[2] = {0, 0}, ms = 0;
+	int64_t now_ms;
+
+	(void)param;
+	if(gha_root == NULL || r->id < 0)
+		return;
+	now_ms = gha_goos.now_ms();
+	/* no verification armed (the usual case): no lock, no scan */
+	if(now_ms > __atomic_load_n(&gha_root->verify_until_ms, __ATOMIC_ACQUIRE))
+		return;
+	if((p = gha_snap()) == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	lock_get(&gha_root->lock);
+	for(i = 0; i < p->npairs && pi < 0; i++) {
+		st = &p->pairs[i].st;
+		if(st->verify_member < 0)
+			continue;
+		for(k = 0; k < 2; k++) {
+			if(p->pairs[i].m[k].goos_id == r->id) {
+				pi = i;
+				m = st->verify_member;
+				rc = gha_ps_probe_result(st, k, (int)r->result, r->sent_ms,
+						now_ms, (long)time(NULL), &ev);
+				res[0] = st->verify_result[0];
+				res[1] = st->verify_result[1];
+				ms = st->mstate[m];
+				break;
+			}
+		}
+	}
+	lock_release(&gha_root->lock);
+	if(pi < 0)
+		return;
+	if(rc == GHA_VR_SWITCHED) {
 		emit(p, pi, &ev);
+	} else if(rc == GHA_VR_REFUSED || rc == GHA_VR_EXPIRED) {
+		const gha_pair_t *pr = &p->pairs[pi];
+		LM_NOTICE("SIP Server pair '%.*s': request from the %s %.*s not "
+				  "confirmed (%s; probes after it: %s %s, %s %s; %s state "
+				  "%s): no switchover\n",
+				pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
+				pr->m[m].uri.s,
+				rc == GHA_VR_EXPIRED ? "no result within the window"
+									 : "rule not met",
+				gha_role_name(m), gha_mstate_name(res[m]), gha_role_name(1 - m),
+				gha_mstate_name(res[1 - m]), gha_role_name(m),
+				gha_mstate_name(ms));
+	}
 }
 
 int gha_operator_switchover(gha_pool_t *p, int pi)
@@ -615,6 +676,10 @@ int gha_state_init(void)
 	evrt_up = lookup_route(&evname_up);
 	if(gha_goos.subscribe(goos_cb, NULL) < 0) {
 		LM_ERR("cannot subscribe to genesys_oos state changes\n");
+		return -1;
+	}
+	if(gha_goos.subscribe_results(gha_result_cb, NULL) < 0) {
+		LM_ERR("cannot subscribe to genesys_oos probe results\n");
 		return -1;
 	}
 	if(gha_pool_file.len <= 0) {

@@ -47,6 +47,9 @@ typedef struct gha_root
 	int reloading;			 /*!< 1 while a reload runs (atomic) */
 	unsigned int rr_pairs;	 /*!< round-robin position, pairs (atomic) */
 	unsigned int rr_fs;		 /*!< round-robin position, feature servers */
+	/*! latest deadline of an armed request verification (probe clock):
+	 * probe results after it skip the pair scan (atomic) */
+	int64_t verify_until_ms;
 	long started;
 } gha_root_t;
 
@@ -57,6 +60,7 @@ extern str gha_own_address;
 extern str gha_serving;
 extern str gha_geo_location;
 extern str gha_lb_name;
+extern str gha_lb_hash_key; /*!< lb_algorithm "hash": the key (pv format) */
 extern str gha_event_callback;
 extern int gha_lb_alg;
 extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */

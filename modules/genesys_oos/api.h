@@ -26,6 +26,8 @@
 #ifndef _GENESYS_OOS_API_H_
 #define _GENESYS_OOS_API_H_
 
+#include <stdint.h>
+
 #include "core/str.h"
 #include "core/sr_module.h"
 
@@ -63,6 +65,21 @@ typedef struct goos_change
  * genesys_oos lock held; must not block */
 typedef void (*goos_state_cb_f)(const goos_change_t *change, void *param);
 
+/*! one completed probe (every probe, whether the state changed or not) */
+typedef struct goos_probe_result
+{
+	int id; /*!< target id */
+	/*! what this one probe showed: GOOS_ACTIVE (a final reply other than
+	 * 503), GOOS_INACTIVE (503) or GOOS_DOWN (timeout, transport error);
+	 * a forced state wins, as in get_state() */
+	goos_state_t result;
+	int code;		 /*!< reply code, 0 when there was no reply */
+	int64_t sent_ms; /*!< when the probe was sent, now_ms() clock */
+} goos_probe_result_t;
+
+/*! probe-result callback; same process and rules as goos_state_cb_f */
+typedef void (*goos_result_cb_f)(const goos_probe_result_t *res, void *param);
+
 /*! register (or take another reference on) a target; uri may carry
  * ;transport=, sock is an optional send socket "proto:ip:port" (NULL: any).
  * Callable from mod_init and at runtime (e.g. from an RPC reload).
@@ -82,6 +99,10 @@ typedef int (*goos_report_failure_f)(int id);
 typedef int (*goos_report_alive_f)(int id);
 /*! request an immediate probe */
 typedef int (*goos_probe_now_f)(int id);
+/*! subscribe to every completed probe; only from mod_init */
+typedef int (*goos_subscribe_results_f)(goos_result_cb_f cb, void *param);
+/*! the monotonic clock of goos_probe_result_t.sent_ms, in ms */
+typedef int64_t (*goos_now_ms_f)(void);
 /*! human-readable state name ("unknown", "active", "inactive", "down") */
 typedef const char *(*goos_state_name_f)(goos_state_t st);
 
@@ -96,6 +117,8 @@ typedef struct goos_api
 	goos_report_alive_f report_alive;
 	goos_probe_now_f probe_now;
 	goos_state_name_f state_name;
+	goos_subscribe_results_f subscribe_results;
+	goos_now_ms_f now_ms;
 } goos_api_t;
 
 typedef int (*bind_goos_f)(goos_api_t *api);

@@ -420,6 +420,8 @@ static int bind_genesys_oos(goos_api_t *api)
 	api->report_alive = goos_api_report_alive;
 	api->probe_now = goos_api_report_failure;
 	api->state_name = goos_api_state_name;
+	api->subscribe_results = goos_notify_subscribe_results;
+	api->now_ms = goos_now_ms;
 	return 0;
 }
 

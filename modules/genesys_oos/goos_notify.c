@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/dprint.h"
+#include "core/mem/pkg.h"
 #include "core/route.h"
 #include "core/fmsg.h"
 #include "core/kemi.h"
@@ -84,6 +85,23 @@ static struct
 static int goos_nsubs = 0;
 static int goos_sealed = 0;
 
+static struct
+{
+	goos_result_cb_f cb;
+	void *param;
+} goos_rsubs[GOOS_MAX_SUBS];
+static int goos_nrsubs = 0;
+
+/* probe results completed under the table lock, delivered after it
+ * (process-local; the probe process reserves room for a whole pass, a SIP
+ * worker completes one probe per reply) */
+#define GOOS_RES_LOCAL 4
+static goos_probe_result_t goos_res_local[GOOS_RES_LOCAL];
+static goos_probe_result_t *goos_resq = goos_res_local;
+static int goos_resq_cap = GOOS_RES_LOCAL;
+static int goos_nres = 0;
+static unsigned long goos_res_lost = 0;
+
 /* the change being notified, for $goos(...) (process-local) */
 static goos_change_rec_t *goos_cur = NULL;
 
@@ -137,6 +155,79 @@ int goos_notify_subscribe(goos_state_cb_f cb, void *param)
 	goos_subs[goos_nsubs].param = param;
 	goos_nsubs++;
 	return 0;
+}
+
+int goos_notify_subscribe_results(goos_result_cb_f cb, void *param)
+{
+	if(cb == NULL)
+		return -1;
+	if(goos_sealed) {
+		LM_ERR("genesys_oos subscribe_results() is allowed in mod_init "
+			   "only\n");
+		return -1;
+	}
+	if(goos_nrsubs >= GOOS_MAX_SUBS) {
+		LM_ERR("too many genesys_oos result subscribers (max %d)\n",
+				GOOS_MAX_SUBS);
+		return -1;
+	}
+	goos_rsubs[goos_nrsubs].cb = cb;
+	goos_rsubs[goos_nrsubs].param = param;
+	goos_nrsubs++;
+	return 0;
+}
+
+int goos_notify_results_reserve(int n)
+{
+	goos_probe_result_t *q;
+
+	if(goos_nrsubs == 0 || n <= goos_resq_cap)
+		return 0;
+	q = (goos_probe_result_t *)pkg_malloc(sizeof(*q) * (size_t)n);
+	if(q == NULL) {
+		PKG_MEM_ERROR;
+		return -1;
+	}
+	memcpy(q, goos_resq, sizeof(*q) * (size_t)goos_nres);
+	if(goos_resq != goos_res_local)
+		pkg_free(goos_resq);
+	goos_resq = q;
+	goos_resq_cap = n;
+	return 0;
+}
+
+void goos_notify_result_push(
+		int id, goos_state_t result, int code, int64_t sent_ms)
+{
+	goos_probe_result_t *r;
+
+	if(goos_nrsubs == 0)
+		return;
+	if(goos_nres >= goos_resq_cap) {
+		goos_res_lost++; /* logged after the lock */
+		return;
+	}
+	r = &goos_resq[goos_nres++];
+	r->id = id;
+	r->result = result;
+	r->code = code;
+	r->sent_ms = sent_ms;
+}
+
+void goos_notify_results(void)
+{
+	int i, k, n = goos_nres;
+
+	if(goos_res_lost) {
+		LM_ERR("%lu probe results not passed to subscribers (queue of %d "
+			   "full)\n",
+				goos_res_lost, goos_resq_cap);
+		goos_res_lost = 0;
+	}
+	goos_nres = 0;
+	for(i = 0; i < n; i++)
+		for(k = 0; k < goos_nrsubs; k++)
+			goos_rsubs[k].cb(&goos_resq[i], goos_rsubs[k].param);
 }
 
 void goos_notify_seal(void)

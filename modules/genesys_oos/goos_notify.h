@@ -27,6 +27,16 @@ int goos_notify_init(void);
 
 /*! add a state-change subscriber (mod_init only) */
 int goos_notify_subscribe(goos_state_cb_f cb, void *param);
+/*! add a probe-result subscriber (mod_init only) */
+int goos_notify_subscribe_results(goos_result_cb_f cb, void *param);
+/*! under the table lock: queue the result of a completed probe (nothing
+ * without result subscribers); delivered by goos_notify_results() */
+void goos_notify_result_push(
+		int id, goos_state_t result, int code, int64_t sent_ms);
+/*! call the result subscribers for the queued results; no lock held */
+void goos_notify_results(void);
+/*! the probe process: room for n results queued in one pass */
+int goos_notify_results_reserve(int n);
 /*! no more subscribers: called from child_init */
 void goos_notify_seal(void);
 

@@ -143,6 +143,10 @@ static int goos_side_init(void)
 		PKG_MEM_ERROR;
 		return -1;
 	}
+	/* each target completes at most one probe in the table walk and one
+	 * failed send after it */
+	if(goos_notify_results_reserve(2 * goos_root->max_targets + 1) < 0)
+		return -1;
 	memset(goos_side, 0, sizeof(goos_side_t) * goos_root->max_targets);
 	for(i = 0; i < goos_root->max_targets; i++) {
 		goos_side[i].udp_fd = -1;
@@ -407,6 +411,10 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 	t->done_result = res;
 	t->done_reason = reason;
 	t->done_seq = t->sched.seq;
+	goos_notify_result_push(id,
+			t->forced ? (goos_state_t)t->forced
+					  : (goos_state_t)goos_result_state(res),
+			reason == GOOS_R_REPLY ? code : 0, t->sched.sent_ms);
 	if(goos_target_update(t, id, reason, code, rec)) {
 		snprintf(rec->detail, sizeof(rec->detail), "%s", detail);
 		return 1;
@@ -503,6 +511,7 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 				uri, seq, code);
 	if(changed)
 		goos_notify(&rec);
+	goos_notify_results();
 }
 
 static void goos_tm_send(goos_job_t *job)
@@ -724,6 +733,7 @@ static void goos_probe_pass(void)
 		goos_send(&goos_jobs[i]);
 	for(i = 0; i < goos_nrecs; i++)
 		goos_notify(&goos_recs[i]);
+	goos_notify_results();
 }
 
 /* how long poll() may sleep, and which fds it watches */

@@ -5,6 +5,7 @@ send requests from its own address, which one SIPp process cannot do)."""
 
 import re
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -317,3 +318,37 @@ def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
     finally:
         s.close()
     return None, None
+
+
+def forge_udp(src, dst, payload):
+    """Send one UDP datagram with the source address AND port `src` without
+    owning that port (the real peer keeps it): a raw socket bound to the
+    source address (on loopback), UDP header written by hand, checksum 0
+    (none, allowed over IPv4). Needs CAP_NET_RAW."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0) + data
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    try:
+        s.bind((src[0], 0))
+        s.sendto(udp, (dst[0], 0))
+    finally:
+        s.close()
+
+
+def forged_request(src, dst, method, ruri):
+    """A request "from" a SIP Server at src=(address, port) (its Via, From
+    and Contact), sent with forge_udp(); its replies go to the real owner."""
+    callid = "forged-%f@%s" % (time.time(), src[0])
+    msg = ("%s %s SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKforged%d\r\n"
+           "From: <sip:sipserver@%s>;tag=f1\r\n"
+           "To: <%s>\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: 1 %s\r\n"
+           "Contact: <sip:sips@%s:%d>\r\n"
+           "Max-Forwards: 70\r\n"
+           "Content-Length: 0\r\n\r\n"
+           % (method, ruri, src[0], src[1], int(time.time() * 1e6), src[0],
+              ruri, callid, method, src[0], src[1]))
+    forge_udp(src, dst, msg)
+    return callid

@@ -103,47 +103,84 @@ def peer_factory():
         p.stop()
 
 
+@pytest.mark.parametrize("backup_code,method", [
+    (503, "INVITE"), (503, "OPTIONS"), (200, "INVITE"), (200, "OPTIONS"),
+    (None, "MESSAGE")])
+def test_forged_request_from_backup_never_switches(
+        tmp_path, kamailio_factory, peer_factory, backup_code, method):
+    """Issue 9.4: one spoofed UDP request "from" the backup's address and
+    port (the backup keeps its socket: the datagram comes from a raw
+    socket) makes the proxy probe both members, and nothing else: the
+    primary answers, so the pair stays on it and new calls still reach it.
+    Before: a backup answering 503 made the pair inactive (every new call
+    503), a backup answering 200 took the pair over."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=backup_code)
+    ep = peer_factory()                         # an endpoint
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    bstate = {503: "inactive", 200: "active", None: "down"}[backup_code]
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == bstate
+              and p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active, backup %s" % bstate)
+    n_probes = len(bak.requests("OPTIONS")), len(pri.requests("OPTIONS"))
+    n_req = len(ep.requests(method))
+    hu.forged_request((bak.address, 5060), (k.address, k.port), method,
+                      "sip:1001@%s:%d" % (ep.address, ep.port))
+    k.wait_log(r"SIP Server pair 'SIPS_A': request from the backup "
+               r"sip:%s:5060: probing both members now" % bak.address)
+    k.wait_log(r"SIP Server pair 'SIPS_A': request from the backup "
+               r"sip:%s:5060 not confirmed \(rule not met; probes after it: "
+               r"backup %s, primary active" % (bak.address, bstate))
+    assert len(ep.requests(method)) == n_req + 1   # relayed to its R-URI
+    # both were probed at once (periodic probes: every second here)
+    assert len(bak.requests("OPTIONS")) > n_probes[0]
+    assert len(pri.requests("OPTIONS")) > n_probes[1]
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary", p
+    assert p["SIPS_A"]["state"] == "up", p
+    assert p["SIPS_A"]["switchovers"] == "0", p
+    # new calls still reach the primary
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(pri.requests("INVITE")) == 1 and not bak.requests("INVITE")
+    assert "switchover from" not in k.log_text()
+
+
+@pytest.mark.parametrize("primary_code", [None, 503])
 def test_request_from_backup_switches_only_when_backup_answers(
-        tmp_path, kamailio_factory, peer_factory):
-    """Seed 003: a request from the backup makes the proxy probe both members
-    at once; a silent backup (a spoofed packet) never flips the pool, a
-    backup answering OPTIONS does, faster than its periodic probe."""
+        tmp_path, kamailio_factory, peer_factory, primary_code):
+    """Seed 003, issue 9.4: the primary stopped answering (not detected yet:
+    fail_threshold 2, periodic probes every 30 s), or answers 503 (demoted),
+    and the promoted backup answers OPTIONS and sends a request: the probes
+    sent after the request show the backup answering and the primary silent
+    (or 503), so the pair switches at once (trigger request-from-backup),
+    long before any periodic probe would have noticed."""
     pri = peer_factory()
     bak = peer_factory(options_code=None)      # a Genesys backup ignores SIP
     ep = peer_factory()                         # an endpoint
-    # DOWN targets probed only every 5 s: the switch must come from the
-    # immediate probe the request triggers
-    oos = dict(hu.FAST_OOS, oos_force=5)
+    oos = dict(hu.FAST_OOS, oos_check=30, oos_force=30, fail_threshold=2)
     k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
                                                    bak.address), oos=oos)
     wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "down"
               and p["SIPS_A"]["members"]["primary"]["state"] == "active",
-              what="primary active, backup down")
-    n_probes = len(bak.requests("OPTIONS"))
-    # a request "from the backup" while it does not answer
-    reply = bak.send_request((k.address, k.port), "MESSAGE",
-                             "sip:1001@%s:%d" % (ep.address, ep.port))
-    assert reply and reply.startswith("SIP/2.0 200"), reply
-    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
-    k.wait_log(r"request from the backup sip:%s:5060, which is not known to "
-               r"answer: probing both members now" % bak.address)
-    time.sleep(1.5)
-    assert len(bak.requests("OPTIONS")) > n_probes   # probed at once
-    p = pool(k)
-    assert p["SIPS_A"]["active"] == "primary", p
-    assert p["SIPS_A"]["switchovers"] == "0"
-
-    # the backup is promoted: it answers OPTIONS and sends a request
-    time.sleep(1.0)    # its verification window is still armed: let it age
+              what="primary active, backup down", timeout=12)
+    # the backup is promoted, the primary goes silent
+    pri.options_code = primary_code
     bak.options_code = 200
     t0 = time.monotonic()
     reply = bak.send_request((k.address, k.port), "MESSAGE",
                              "sip:1001@%s:%d" % (ep.address, ep.port))
     assert reply and reply.startswith("SIP/2.0 200"), reply
+    assert len(ep.requests("MESSAGE")) == 1      # relayed to its R-URI
     p = wait_pool(k, active_is("SIPS_A", "backup"), timeout=3,
                   what="backup active")
-    assert time.monotonic() - t0 < 2.5     # not the 5 s periodic probe
+    # one probe timeout (400 ms) after the request, not a 30 s period
+    assert time.monotonic() - t0 < 2.0
     assert p["SIPS_A"]["last_switchover"]["trigger"] == "request-from-backup"
+    # the primary is not counted down: the request made the switch
+    assert p["SIPS_A"]["members"]["primary"]["state"] == (
+        "inactive" if primary_code == 503 else "active"), p
     # and new dialogs go to the backup now
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
     assert status and status.startswith("SIP/2.0 200"), status
@@ -500,7 +537,8 @@ def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
         fs=[("FS1", fs1.uri, "east"), ("FS2", "sip:%s:5060" % fs2_addr, "east"),
             ("FS3", fs3.uri, "west")])
     k = hu.start_proxy(kamailio_factory, path,
-                       defines={"GEO_LOCATION": '"east"'})
+                       defines={"GEO_LOCATION": '"east"',
+                                "LB_ALGORITHM": '"round-robin"'})
     wait_pool(k, lambda p: p["SIPS-E1"]["active"] == "backup"
               and p["SIPS-E1"]["state"] == "up"
               and p["SIPS-E2"]["state"] == "up" and p["SIPS-W"]["state"] == "up"
@@ -542,6 +580,80 @@ def test_multi_site_load_balancing_and_mwi(tmp_path, kamailio_factory,
                                headers={"Event": "presence", "Expires": "60"})
     assert status.startswith("SIP/2.0 200"), status
     assert len(fs1.requests("SUBSCRIBE")) == 4
+
+
+def test_hash_load_balancing_keeps_each_dn_on_its_pair(
+        tmp_path, kamailio_factory, peer_factory):
+    """Issue 9.9 (seed 001: every message of one session to the same SIP
+    Server): lb_algorithm "hash" sends every REGISTER, SUBSCRIBE and INVITE
+    of one DN (From user) to the same pair of the site; different DNs
+    spread over the pairs; when a pair goes out of service only its DNs
+    move (each to one other pair, consistently), the others stay; when it
+    comes back they return. Round-robin (the old only choice) sends the
+    three requests of a DN to three different pairs."""
+    names = ["SIPS-E%d" % i for i in range(1, 5)]
+    pris = {n: peer_factory() for n in names}
+    baks = {n: peer_factory(options_code=None) for n in names}
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        (n, pris[n].uri, baks[n].uri, "east") for n in names])
+    # the reference configuration's default (LB_ALGORITHM "hash")
+    k = hu.start_proxy(kamailio_factory, path,
+                       defines={"GEO_LOCATION": '"east"'})
+    wait_pool(k, lambda p: all(p[n]["state"] == "up" for n in names),
+              what="all pairs up")
+    dns = [str(3000 + i) for i in range(24)]
+
+    def where(dn, method):
+        """the pairs whose primary got a `method` from `dn`"""
+        tag = "From: <sip:%s@" % dn
+        return {n for n in names
+                if any(tag in r for r in pris[n].requests(method))}
+
+    def send_all(dn, methods=("REGISTER", "SUBSCRIBE", "INVITE")):
+        for m in methods:
+            hdrs = {"Event": "presence", "Expires": "60"} \
+                if m == "SUBSCRIBE" else {"Expires": "60"} \
+                if m == "REGISTER" else None
+            ruri = ("sip:%s" % k.address if m == "REGISTER"
+                    else "sip:2000@%s" % k.address)
+            status, _ = hu.udp_request(k, m, ruri, headers=hdrs,
+                                       body_from=dn)
+            assert status and status.startswith("SIP/2.0 200"), (m, status)
+
+    home = {}
+    for dn in dns:
+        send_all(dn)
+        send_all(dn, ("INVITE",))
+        got = where(dn, "REGISTER") | where(dn, "SUBSCRIBE") | \
+            where(dn, "INVITE")
+        assert len(got) == 1, (dn, got)       # one DN, one pair
+        home[dn] = got.pop()
+    assert len(set(home.values())) >= 3, home      # DNs spread
+    # the pair holding the most DNs goes out of service
+    gone = max(names, key=lambda n: sum(1 for v in home.values() if v == n))
+    moved = [dn for dn in dns if home[dn] == gone]
+    pris[gone].stop()                     # ICMP port unreachable
+    wait_pool(k, lambda p: p[gone]["state"] == "out-of-service",
+              what="%s out of service" % gone)
+    for n in names:
+        with pris[n]._lock:
+            pris[n].received.clear()
+    for dn in dns:
+        send_all(dn)
+        got = where(dn, "REGISTER") | where(dn, "SUBSCRIBE") | \
+            where(dn, "INVITE")
+        assert len(got) == 1, (dn, got)
+        if dn in moved:
+            assert got != {gone}, dn
+        else:
+            assert got == {home[dn]}, (dn, home[dn], got)   # did not move
+    # it comes back: its DNs return to it
+    back = peer_factory(address=pris[gone].address)
+    wait_pool(k, lambda p: p[gone]["state"] == "up", what="%s back" % gone)
+    for dn in moved:
+        send_all(dn, ("INVITE",))
+        assert any("From: <sip:%s@" % dn in r
+                   for r in back.requests("INVITE")), dn
 
 
 SCRIPT_CFG = """#!KAMAILIO
@@ -645,6 +757,46 @@ def test_script_functions_return_codes_and_pvs(tmp_path, kamailio_factory,
     out = k.rpc("stats.get_statistics", "genesys_ha:")
     assert re.search(r"new_dialogs\D+[1-9]", out), out
     assert re.search(r"rejected\D+[1-9]", out), out
+
+
+def test_hash_key_is_a_pseudo_variable_format(tmp_path, kamailio_factory,
+                                             peer_factory):
+    """lb_hash_key: any pseudo-variable format is the key (here a header);
+    the same key picks the same pair whatever else the request carries, a
+    request without a key goes round-robin."""
+    peers_ = [(peer_factory(), peer_factory(options_code=None))
+              for _ in range(3)]
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_%d" % i, p.uri, b.uri, "east")
+        for i, (p, b) in enumerate(peers_)])
+    cfg = SCRIPT_CFG.replace(
+        'modparam("genesys_ha", "lb_algorithm", "random")',
+        'modparam("genesys_ha", "lb_algorithm", "hash")\n'
+        'modparam("genesys_ha", "lb_hash_key", "$hdr(X-Key)")').replace(
+        'modparam("genesys_ha", "serving_sipserver", "SIPS_A")\n', "")
+    assert '"lb_hash_key", "$hdr(X-Key)"' in cfg
+    k = kamailio_factory(cfg_text=cfg, defines={"POOL_FILE": '"%s"' % path})
+    wait_pool(k, lambda p: all(p["SIPS_%d" % i]["state"] == "up"
+                               for i in range(3)), what="pairs up")
+
+    def site(key=None, dn="1001"):
+        hdrs = {"X-Fn": "site", "X-Arg": "east"}
+        if key is not None:
+            hdrs["X-Key"] = key
+        status, text = hu.udp_request(k, "MESSAGE", "sip:x@%s" % k.address,
+                                      headers=hdrs, body_from=dn)
+        assert status and status.startswith("SIP/2.0 200"), text
+        r = dict(re.findall(r"^(X-[A-Za-z]+): ?(.*?)\r?$", text, re.M))
+        assert r["X-Rc"] == "1", r
+        return r["X-Pair"]
+
+    picks = {key: site(key) for key in ("k%d" % i for i in range(12))}
+    for key, pair in picks.items():
+        for dn in ("1002", "1003"):
+            assert site(key, dn) == pair, (key, dn)
+    assert len(set(picks.values())) >= 2, picks
+    # no key: round-robin over the three pairs
+    assert len({site(None) for _ in range(3)}) == 3
 
 
 def test_in_dialog_request_fails_over_before_detection(
