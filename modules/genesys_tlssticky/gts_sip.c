@@ -855,6 +855,7 @@ int gts_sip_route(struct sip_msg *msg)
 			return -3;
 		if(route_over_flow(msg, &v.flow, si, v.policy) < 0)
 			return -3;
+		gts_flowtx_track(msg, v.flow.conid, v.policy);
 		counter_inc(gts_cnt.routed);
 		return 1;
 	}
@@ -882,6 +883,8 @@ int gts_sip_route(struct sip_msg *msg)
 	}
 	if(route_over_flow(msg, &tok, si, -1) < 0)
 		return -3;
+	gts_flowtx_track(msg, tok.conid,
+			tok.reconnect ? GTS_POL_RECONNECT : GTS_POL_NO_INBOUND);
 	counter_inc(gts_cnt.routed);
 	return 1;
 }
