@@ -35,7 +35,7 @@
 #include "gts_mod.h"
 #include "gts_inflight.h"
 
-#define GTS_FLOWTX_MS 100  /* how often closed flows are looked at */
+#define GTS_FLOWTX_MS 100	/* how often closed flows are looked at */
 #define GTS_FLOWTX_PARTS 16 /* partitions (locks) of the table */
 
 /* the tm callback's parameter: connection id, policy, recorded or not */
@@ -71,6 +71,7 @@ static void if_unlock(void *ctx, unsigned int idx)
 
 static void gts_tx_cb(struct cell *t, int type, struct tmcb_params *ps)
 {
+	static int full_warned = 0;
 	uintptr_t v = (uintptr_t)*ps->param;
 	gts_if_item_t it;
 
@@ -83,13 +84,17 @@ static void gts_tx_cb(struct cell *t, int type, struct tmcb_params *ps)
 		it.conid = (uint32_t)(v & GTS_TX_CONID_MASK);
 		it.hidx = t->hash_index;
 		it.label = t->label;
-		it.policy = (v & GTS_TX_RECONNECT) ? GTS_POL_RECONNECT
-										   : GTS_POL_NO_INBOUND;
+		it.policy =
+				(v & GTS_TX_RECONNECT) ? GTS_POL_RECONNECT : GTS_POL_NO_INBOUND;
 		if(gts_inflight_add(&gts_root->inflight, &it) != GTS_IF_OK) {
-			LM_DBG("more than %d requests in flight toward phones: %.*s"
-				   " over flow %u left to tm's timer if the flow dies\n",
-					gts_cfg.inflight_max, t->method.len, t->method.s,
-					it.conid);
+			if(!full_warned) /* once per process */
+				LM_WARN("more than about %d requests in flight toward"
+						" phones (modparam inflight_max): a %.*s over flow %u"
+						" and further ones wait for tm's timer if their"
+						" flow closes\n",
+						gts_cfg.inflight_max, t->method.len, t->method.s,
+						it.conid);
+			full_warned = 1;
 			return;
 		}
 		*ps->param = (void *)(v | GTS_TX_ADDED);
@@ -99,8 +104,8 @@ static void gts_tx_cb(struct cell *t, int type, struct tmcb_params *ps)
 		return;
 	/* final reply sent, or the transaction is destroyed */
 	if(v & GTS_TX_ADDED) {
-		gts_inflight_del(&gts_root->inflight,
-				(uint32_t)(v & GTS_TX_CONID_MASK), t->hash_index, t->label);
+		gts_inflight_del(&gts_root->inflight, (uint32_t)(v & GTS_TX_CONID_MASK),
+				t->hash_index, t->label);
 		*ps->param = (void *)(v & ~(uintptr_t)GTS_TX_ADDED);
 	}
 }
@@ -118,8 +123,8 @@ void gts_flowtx_track(struct sip_msg *msg, uint32_t conid, int policy)
 		return;
 	v = conid | (policy == GTS_POL_RECONNECT ? GTS_TX_RECONNECT : 0);
 	if(gts_tmb.register_tmcb(msg, 0,
-			   TMCB_REQUEST_FWDED | TMCB_RESPONSE_OUT | TMCB_DESTROY,
-			   gts_tx_cb, (void *)v, 0)
+			   TMCB_REQUEST_FWDED | TMCB_RESPONSE_OUT | TMCB_DESTROY, gts_tx_cb,
+			   (void *)v, 0)
 			<= 0)
 		LM_ERR("cannot register a tm callback: a %.*s over flow %u waits"
 			   " for tm's timer if the flow dies\n",
@@ -163,7 +168,9 @@ static void end_tx(const gts_if_item_t *it)
 		goto done;
 	}
 	last = t->nr_of_outgoings > 0 ? t->uac[0].last_received : 0;
-	to = t->uas.request->to ? get_to(t->uas.request) : NULL;
+	to = (t->uas.request->to && t->uas.request->to->parsed)
+				 ? get_to(t->uas.request)
+				 : NULL;
 	if(to != NULL && to->tag_value.len == 0
 			&& gts_tmb.t_get_reply_totag(t->uas.request, &tag) > 0)
 		tagp = &tag; /* the To tag tm gives its own replies */
@@ -174,8 +181,8 @@ static void end_tx(const gts_if_item_t *it)
 			  " closed\n",
 			t->method.len, t->method.s, it->conid, last, code);
 	/* unrefs t */
-	if(gts_tmb.t_reply_with_body(t, code, code == 430 ? &r430 : &r480, NULL,
-			   NULL, tagp)
+	if(gts_tmb.t_reply_with_body(
+			   t, code, code == 430 ? &r430 : &r480, NULL, NULL, tagp)
 			< 0)
 		LM_DBG("transaction %u:%u of flow %u got its final reply"
 			   " meanwhile\n",

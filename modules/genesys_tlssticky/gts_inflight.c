@@ -162,7 +162,8 @@ int gts_inflight_take_closed(
 
 	if(part >= t->nparts)
 		return 0;
-	/* unlocked peek: the common case (nothing closed) takes no lock */
+	/* unlocked peek: the common case (nothing closed) takes no lock; a
+	 * list filled meanwhile is seen at the next call (the next tick) */
 	if(t->parts[part].closed_head < 0)
 		return 0;
 	lock(t, part);

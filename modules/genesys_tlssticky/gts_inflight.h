@@ -65,7 +65,7 @@ typedef struct gts_inflight
 enum gts_if_res
 {
 	GTS_IF_OK = 0,
-	GTS_IF_FULL = 1,	  /* no free slot in the partition: not tracked */
+	GTS_IF_FULL = 1, /* no free slot in the partition: not tracked */
 	GTS_IF_NOTFOUND = 2,
 	GTS_IF_ERR = -1
 };

@@ -256,8 +256,9 @@ static int cap_contact(struct sip_msg *msg, contact_t *c, long hexp, int cap)
 		}
 		len = snprintf(s, 24, ";expires=%d", cap);
 		end = c->name.s + c->len;
-		while(end > c->uri.s && (end[-1] == ' ' || end[-1] == '\t'
-										|| end[-1] == '\r' || end[-1] == '\n'))
+		while(end > c->uri.s
+				&& (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
+						|| end[-1] == '\n'))
 			end--;
 		l = anchor_lump(msg, (int)(end - msg->buf), 0, HDR_CONTACT_T);
 	}
