@@ -159,3 +159,34 @@ def test_answered_before_close_untouched(kamailio_factory, tmp_path, certs,
     phone.close()
     assert no_more_replies(sipserver, inv0.hdr("Call-ID"))
     assert "answered 430 at once" not in k.log_text()
+
+
+def test_many_phones_close_at_once(kamailio_factory, tmp_path, certs,
+                                   sipserver, phones):
+    """40 TLS phones each with an INVITE in flight close their connections
+    together (more than one batch of the closed-flow timer): every INVITE
+    gets 430 within 1 s of the last close, exactly once."""
+    k = start_reference(kamailio_factory, tmp_path, certs, sipserver)
+    made = []
+    for i in range(40):
+        p = phones(harness.next_address(), k.address, 5061,
+                   user="%d" % (2000 + i))
+        reg, _ = register(p, k, sipserver)
+        made.append((p, uri_of(reg.contacts()[0])))
+    call_ids = set()
+    for p, ruri in made:
+        inv = sipserver.invite(ruri, proxy_udp(k), to_user=p.user)
+        call_ids.add(inv.hdr("Call-ID"))
+        p.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    for p, _ in made:
+        p.close()
+    t0 = time.monotonic()
+    finals = {}
+    while len(finals) < len(call_ids):
+        m = sipserver.recv(BOUND + 0.5, want=lambda m: m.is_reply
+                           and m.status >= 200)
+        # not ACKed here: a retransmission of the same 430 may come
+        assert finals.setdefault(m.hdr("Call-ID"), m.status) == m.status
+    assert time.monotonic() - t0 < BOUND
+    assert set(finals) == call_ids and set(finals.values()) == {430}
+    assert env.stats(k)["flow_failed"] == 40
