@@ -190,3 +190,32 @@ def test_many_phones_close_at_once(kamailio_factory, tmp_path, certs,
     assert time.monotonic() - t0 < BOUND
     assert set(finals) == call_ids and set(finals.values()) == {430}
     assert env.stats(k)["flow_failed"] == 40
+
+
+def test_closed_event_from_tcpops(kamailio_factory, tmp_path, certs, sipserver,
+                                  phones):
+    """With tcpops owning the connection-closed event (tcp_closed_hook 0),
+    sticky_flow_closed() in event_route[tcp:closed] ends the requests in
+    flight too; with inflight_max 0 they are left to tm (no 430 at once)."""
+    for inflight_max, want in ((16, 430), (0, None)):
+        k = env.start_proxy(
+            kamailio_factory, tmp_path, certs, sipserver,
+            name="proxy%d" % inflight_max,
+            modparams=[("tcp_closed_hook", 0),
+                       ("inflight_max", inflight_max)],
+            extra_modules='loadmodule "tcpops"\n'
+                          'modparam("tcpops", "closed_event", 1)',
+            extra_routes='event_route[tcp:closed] {\n'
+                         '\tsticky_flow_closed();\n}\n')
+        phone = phones(harness.next_address(), k.address, 5061)
+        reg, _ = register(phone, k, sipserver)
+        call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+        phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+        if want:
+            rpl, took = close_and_time_final(sipserver, phone)
+            assert rpl.status == want and took < BOUND, (rpl.text, took)
+        else:
+            phone.close()
+            assert sipserver.nothing(BOUND + 0.5, want=lambda m: m.is_reply
+                                     and m.status >= 200)
+        k.stop()
