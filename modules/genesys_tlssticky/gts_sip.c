@@ -360,7 +360,7 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 	}
 	if(!sticky_proto(msg->rcv.proto)) {
 		LM_DBG("REGISTER from %s:%d over %s: not a sticky transport, Contacts"
-			   " left unchanged\n",
+			   " not rewritten\n",
 				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
 				get_proto_name(msg->rcv.proto));
 		/* registrar-default-timeout applies whatever the transport */
