@@ -4,6 +4,7 @@ the reconnect policy), not tm's 408 after fr_timer (30 s) or fr_inv_timer
 (120 s).  Through the reference etc/kamailio.cfg with TLS on the wire; the
 SIP Server is a UDP peer."""
 
+import re
 import time
 
 import harness
@@ -219,3 +220,29 @@ def test_closed_event_from_tcpops(kamailio_factory, tmp_path, certs, sipserver,
             assert sipserver.nothing(BOUND + 0.5, want=lambda m: m.is_reply
                                      and m.status >= 200)
         k.stop()
+
+
+def test_no_stray_reply_after_tm_timers(kamailio_factory, tmp_path, certs,
+                                        sipserver, phones):
+    """After the 430 nothing more comes when tm's own timers would have
+    fired (fr_timer 1 s, fr_inv_timer 2 s here: no late 408), and tm frees
+    the transactions (tm.stats current 0)."""
+    k = env.start_proxy(
+        kamailio_factory, tmp_path, certs, sipserver,
+        extra_modules='modparam("tm", "fr_timer", 1000)\n'
+                      'modparam("tm", "fr_inv_timer", 2000)\n'
+                      'modparam("tm", "wt_timer", 1000)')
+    phone = phones(harness.next_address(), k.address, 5061)
+    reg, _ = register(phone, k, sipserver)
+    inv0 = call_phone(sipserver, k, uri_of(reg.contacts()[0]))
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    phone.send(response(inv, 180, "Ringing", to_tag="r2"))
+    sipserver.recv(5, want=lambda m: m.is_reply and m.status == 180)
+    rpl, took = close_and_time_final(sipserver, phone)
+    assert rpl.status == 430 and took < BOUND, (rpl.text, took)
+    assert no_more_replies(sipserver, inv0.hdr("Call-ID"), 3.0)
+
+    def current():
+        out = k.rpc("tm.stats")
+        return int(re.search(r"current:\s*(\d+)", out).group(1))
+    assert env.wait_for(lambda: current() == 0, 5), k.rpc("tm.stats")
