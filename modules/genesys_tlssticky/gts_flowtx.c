@@ -138,15 +138,23 @@ void gts_flowtx_closed(uint32_t conid)
 		gts_inflight_close(&gts_root->inflight, conid);
 }
 
-/* 1 when t still waits for a final reply from a branch */
+/* 1 when t still waits for a final reply from a branch sent over a flow
+ * (no-connect forwarding over TCP/TLS, as sticky_route() sets it): a
+ * request a failure route sent elsewhere since is left alone */
 static int tx_pending(struct cell *t)
 {
+	struct dest_info *dst;
 	int i;
+
 	if(t->uas.request == NULL || t->uas.status >= 200)
 		return 0;
-	for(i = 0; i < t->nr_of_outgoings; i++)
-		if(t->uac[i].last_received < 200)
+	for(i = 0; i < t->nr_of_outgoings; i++) {
+		dst = &t->uac[i].request.dst;
+		if(t->uac[i].last_received < 200
+				&& (dst->send_flags.f & SND_F_FORCE_CON_REUSE)
+				&& (dst->proto == PROTO_TLS || dst->proto == PROTO_TCP))
 			return 1;
+	}
 	return 0;
 }
 
