@@ -15,7 +15,11 @@ Instructions are summed over kamailio's SIP receiver processes, for two
 values of N, and the difference divided by the difference in N: start-up,
 TLS handshake and shutdown cancel out.
 
-Usage: bench/sticky/sticky_cost.py [--n1 20 --n2 100]
+--inflight: only the INVITE phase, sticky with the tracking of requests in
+flight (inflight_max default) against sticky without it (inflight_max 0):
+the cost of the tm callback and the slot per request.
+
+Usage: bench/sticky/sticky_cost.py [--n1 20 --n2 100] [--inflight]
 """
 
 import argparse
@@ -78,7 +82,12 @@ def one_run(workdir, certs, variant, phase, n):
     srv = UdpUA(harness.next_address(), 5060)
     addr = harness.next_address()
     (d / "tls.cfg").write_text(env.tls_cfg(certs))
-    cfg = BASELINE if variant == "baseline" else env.render_cfg(debug=1)
+    if variant == "baseline":
+        cfg = BASELINE
+    elif variant == "untracked":
+        cfg = env.render_cfg(debug=1, modparams=[("inflight_max", 0)])
+    else:
+        cfg = env.render_cfg(debug=1)
     k = harness.Kamailio(d / "k", cfg_text=cfg, address=addr, mem_debug=False,
                          defines={"LISTEN_TLS": "tls:%s:5061" % addr,
                                   "TLS_CFG": '"%s"' % (d / "tls.cfg"),
@@ -107,7 +116,7 @@ def one_run(workdir, certs, variant, phase, n):
             register()
             continue
         extra = [("X-Du", xdu)] if variant == "baseline" else []
-        inv = srv.invite(target if variant == "sticky" else phone.contact_uri(),
+        inv = srv.invite(target if variant != "baseline" else phone.contact_uri(),
                          (addr, 5060), extra=extra)
         pinv = phone.recv(30, want=lambda m: m.method == "INVITE")
         phone.send(response(pinv, 486, "Busy Here", to_tag="p"))
@@ -127,10 +136,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n1", type=int, default=20)
     ap.add_argument("--n2", type=int, default=100)
+    ap.add_argument("--inflight", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sticky-bench-"))
     certs = Certs(work / "certs")
     res = {}
+    if args.inflight:
+        for variant in ("untracked", "sticky"):
+            a = one_run(work, certs, variant, "invite", args.n1)
+            b = one_run(work, certs, variant, "invite", args.n2)
+            res[variant] = (b - a) / float(args.n2 - args.n1)
+        u, s = res["untracked"], res["sticky"]
+        print("| INVITE + 486 + ACK | inflight_max 0 | default | tracking |")
+        print("|---|---|---|---|")
+        print("| instructions | %.0f | %.0f | +%.0f (%.1f %%) |"
+              % (u, s, s - u, 100.0 * (s - u) / s))
+        return
     for phase in ("register", "invite"):
         for variant in ("baseline", "sticky"):
             a = one_run(work, certs, variant, phase, args.n1)

@@ -53,6 +53,7 @@ gts_cfg_t gts_cfg = {
 	.timer_interval = 1,
 	.rr_token = 1,
 	.tcp_closed_hook = 1,
+	.inflight_max = 16384,
 	.token_param = str_init("gts"),
 	.contact_socket = STR_NULL,
 };
@@ -105,6 +106,7 @@ static param_export_t params[] = {
 	{"timer_interval",            PARAM_INT, &gts_cfg.timer_interval},
 	{"rr_token",                  PARAM_INT, &gts_cfg.rr_token},
 	{"tcp_closed_hook",           PARAM_INT, &gts_cfg.tcp_closed_hook},
+	{"inflight_max",              PARAM_INT, &gts_cfg.inflight_max},
 	{"token_param",               PARAM_STR, &gts_cfg.token_param},
 	{"contact_socket",            PARAM_STR, &gts_cfg.contact_socket},
 	{0, 0, 0}
@@ -309,6 +311,8 @@ static int mod_init(void)
 					   < 0
 			|| check_range("rr_token", gts_cfg.rr_token, 0, 1) < 0
 			|| check_range("tcp_closed_hook", gts_cfg.tcp_closed_hook, 0, 1)
+					   < 0
+			|| check_range("inflight_max", gts_cfg.inflight_max, 0, 1 << 24)
 					   < 0)
 		return -1;
 	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
@@ -379,7 +383,7 @@ static int mod_init(void)
 		LM_ERR("cannot register the statistics\n");
 		return -1;
 	}
-	if(gts_rpc_init() < 0)
+	if(gts_rpc_init() < 0 || gts_flowtx_init() < 0)
 		return -1;
 	if(register_timer(gts_timer, 0, gts_cfg.timer_interval) < 0) {
 		LM_ERR("cannot register the sweep timer\n");
@@ -406,6 +410,7 @@ static void mod_destroy(void)
 {
 	if(gts_root == NULL)
 		return;
+	gts_flowtx_destroy();
 	if(gts_root->table.buckets)
 		gts_table_destroy(&gts_root->table);
 	if(gts_root->locks) {

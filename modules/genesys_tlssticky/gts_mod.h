@@ -18,6 +18,7 @@
 #include "modules/rr/api.h"
 
 #include "gts_table.h"
+#include "gts_inflight.h"
 
 #define GTS_RING_SIZE 8192
 
@@ -30,6 +31,9 @@ typedef struct gts_root
 	int ring_n;
 	int ring_overflow;
 	uint32_t ring[GTS_RING_SIZE];
+	/* requests in flight over phones' flows (gts_flowtx.c) */
+	gts_inflight_t inflight;
+	gen_lock_set_t *if_locks;
 } gts_root_t;
 
 typedef struct gts_counters
@@ -58,6 +62,7 @@ typedef struct gts_cfg
 	int timer_interval;
 	int rr_token;
 	int tcp_closed_hook;
+	int inflight_max; /* requests in flight tracked, 0 = none */
 	str token_param;
 	str contact_socket;
 	/* resolved at init */
@@ -87,5 +92,11 @@ int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
 int gts_rpc_init(void);
+
+/* requests in flight when a flow closes (gts_flowtx.c) */
+int gts_flowtx_init(void);
+void gts_flowtx_destroy(void);
+void gts_flowtx_track(struct sip_msg *msg, uint32_t conid, int policy);
+void gts_flowtx_closed(uint32_t conid);
 
 #endif

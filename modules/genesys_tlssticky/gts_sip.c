@@ -217,6 +217,90 @@ static long contact_expires(contact_t *c, long hdr)
 	return (long)v;
 }
 
+/* registrar-default-timeout on one Contact left in place (not rewritten
+ * by us; any transport, REGISTER or its 2xx): an expires parameter larger
+ * than the cap is lowered to it; a Contact without one gets
+ * ";expires=<cap>" when there is no Expires header either (hexp < 0), so
+ * neither the registrar nor the phone falls back to a longer default.
+ * An Expires header is capped by the caller. */
+static int cap_contact(struct sip_msg *msg, contact_t *c, long hexp, int cap)
+{
+	struct lump *l;
+	char *s, *end;
+	long v;
+	int len;
+
+	if(cap <= 0)
+		return 0;
+	if(c->expires != NULL) {
+		v = contact_expires(c, -1);
+		if(v >= 0 && v <= cap)
+			return 0;
+		if(v == -2 || c->expires->body.len <= 0)
+			return 0; /* not a number: the registrar decides */
+		s = pkg_malloc(16);
+		if(s == NULL) {
+			PKG_MEM_ERROR;
+			return -1;
+		}
+		len = snprintf(s, 16, "%d", cap);
+		l = del_lump(msg, (int)(c->expires->body.s - msg->buf),
+				c->expires->body.len, HDR_CONTACT_T);
+	} else {
+		if(hexp >= 0)
+			return 0; /* the (capped) Expires header applies */
+		s = pkg_malloc(24);
+		if(s == NULL) {
+			PKG_MEM_ERROR;
+			return -1;
+		}
+		len = snprintf(s, 24, ";expires=%d", cap);
+		end = c->name.s + c->len;
+		while(end > c->uri.s
+				&& (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
+						|| end[-1] == '\n'))
+			end--;
+		l = anchor_lump(msg, (int)(end - msg->buf), 0, HDR_CONTACT_T);
+	}
+	if(l == NULL || insert_new_lump_after(l, s, len, HDR_CONTACT_T) == NULL) {
+		LM_ERR("cannot cap the expires of a Contact (lump)\n");
+		pkg_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* registrar-default-timeout on a REGISTER whose Contacts are not rewritten
+ * (a transport that is not sticky): every Contact and the Expires header.
+ * A REGISTER that does not parse is left to the registrar. */
+static void cap_register(struct sip_msg *msg)
+{
+	struct hdr_field *h;
+	contact_t *c;
+	long hexp;
+	int cap = gts_cfg.registrar_default_timeout;
+
+	if(cap <= 0)
+		return;
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
+		return;
+	hexp = expires_hdr(msg);
+	if(hexp == -2)
+		return;
+	for(h = msg->contact; h; h = next_sibling_hdr(h))
+		if(parse_contact(h) < 0)
+			return;
+	for(h = msg->contact; h; h = next_sibling_hdr(h)) {
+		if(((contact_body_t *)h->parsed)->star)
+			continue;
+		for(c = ((contact_body_t *)h->parsed)->contacts; c; c = c->next)
+			if(cap_contact(msg, c, hexp, cap) < 0)
+				return;
+	}
+	if(hexp > cap)
+		replace_expires_hdr(msg, cap);
+}
+
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz)
 {
 	char tok[GTS_TOKEN_MAX];
@@ -276,9 +360,11 @@ int gts_sip_register(struct sip_msg *msg, int policy)
 	}
 	if(!sticky_proto(msg->rcv.proto)) {
 		LM_DBG("REGISTER from %s:%d over %s: not a sticky transport, Contacts"
-			   " left unchanged\n",
+			   " not rewritten\n",
 				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
 				get_proto_name(msg->rcv.proto));
+		/* registrar-default-timeout applies whatever the transport */
+		cap_register(msg);
 		return -1;
 	}
 	if(policy < 0)
@@ -473,6 +559,9 @@ int gts_sip_reply(struct sip_msg *msg)
 					aor, n);
 		log_removed(removed);
 		gts_table_free_list(&gts_root->table, removed);
+		if(hexp > 0 && gts_cfg.registrar_default_timeout > 0
+				&& hexp > gts_cfg.registrar_default_timeout)
+			replace_expires_hdr(msg, gts_cfg.registrar_default_timeout);
 		return n > 0 ? 1 : 2;
 	}
 	for(h = msg->contact; h; h = next_sibling_hdr(h)) {
@@ -551,6 +640,20 @@ int gts_sip_reply(struct sip_msg *msg)
 		if(len < 0 || replace_contact(msg, c, out, len) < 0) {
 			ret = -3;
 			goto done;
+		}
+	}
+	/* registrar-default-timeout on every other Contact (another device,
+	 * another transport, another proxy's token): the phone is never told
+	 * more than the cap; rc[] lists ours in the order walked here */
+	for(h = msg->contact, i = 0; h; h = next_sibling_hdr(h)) {
+		for(c = ((contact_body_t *)h->parsed)->contacts; c; c = c->next) {
+			if(i < n && rc[i].c == c && items[i++].found)
+				continue; /* restored above, capped */
+			if(cap_contact(msg, c, hexp, gts_cfg.registrar_default_timeout)
+					< 0) {
+				ret = -3;
+				goto done;
+			}
 		}
 	}
 	if(hexp > 0 && gts_cfg.registrar_default_timeout > 0
@@ -753,6 +856,7 @@ int gts_sip_route(struct sip_msg *msg)
 			return -3;
 		if(route_over_flow(msg, &v.flow, si, v.policy) < 0)
 			return -3;
+		gts_flowtx_track(msg, v.flow.conid, v.policy);
 		counter_inc(gts_cnt.routed);
 		return 1;
 	}
@@ -780,6 +884,8 @@ int gts_sip_route(struct sip_msg *msg)
 	}
 	if(route_over_flow(msg, &tok, si, -1) < 0)
 		return -3;
+	gts_flowtx_track(msg, tok.conid,
+			tok.reconnect ? GTS_POL_RECONNECT : GTS_POL_NO_INBOUND);
 	counter_inc(gts_cnt.routed);
 	return 1;
 }

@@ -28,6 +28,8 @@ void gts_flow_closed(uint32_t conid)
 {
 	if(gts_root == NULL)
 		return;
+	/* requests in flight over it: answered by the flowtx timer */
+	gts_flowtx_closed(conid);
 	lock_get(gts_root->ring_lock);
 	if(gts_root->ring_n < GTS_RING_SIZE)
 		gts_root->ring[gts_root->ring_n++] = conid;
