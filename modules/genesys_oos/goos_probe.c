@@ -472,6 +472,9 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 			changed = goos_complete(t, id, goos_classify(code, 0), GOOS_R_REPLY,
 					code, rtt, detail, now, &rec);
 		}
+		/* a probe requested while this one was pending leaves now */
+		if(t->sched.want)
+			goos_kick();
 	} else if(!local) {
 		/* after the deadline (or for an older probe): recorded, never
 		 * undoes the failure; a late answer to the last probe asks for a
@@ -594,6 +597,8 @@ static int64_t goos_due_after(goos_sched_t *s)
 {
 	int64_t minp, t;
 
+	if(s->want)
+		return s->deadline_ms; /* requested: right after the pending one */
 	if(goos_params.check_s == 0)
 		return GOOS_NEVER;
 	minp = goos_params.force_s < goos_params.check_s ? goos_params.force_s
@@ -699,7 +704,10 @@ static void goos_probe_pass(void)
 			t->probes++;
 		}
 		ev = t->sched.pending ? t->sched.deadline_ms : t->sched.next_due_ms;
-		if(t->sched.want)
+		/* a probe requested while one is pending leaves when that one is
+		 * over (its deadline here, or a reply: the worker kicks us); "now"
+		 * would make poll() return at once until the deadline (a spin) */
+		if(t->sched.want && !t->sched.pending)
 			ev = now;
 		if(ev < goos_next_event)
 			goos_next_event = ev;

@@ -618,3 +618,87 @@ def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     assert used < 0.25, "probe process used %.2f s CPU in %.1f s" % (
         used, elapsed)
     assert target(k, r.uri)["state"] == "active"
+
+
+@pytest.mark.parametrize("how", ["report", "rpc"])
+def test_probe_requested_while_one_is_pending_does_not_spin(
+        kamailio_factory, responders, how):
+    """A probe requested (oos_report_failure(), i.e. the API's
+    report_failure/probe_now, or genesys_oos.probe) while an earlier probe to
+    a silent (blackholed) target is still pending waits for that probe's
+    result: the request used to make the probe process's next event "now"
+    while nothing could be sent before the pending probe's deadline, and the
+    process spun at 100 % CPU until that deadline. The requested probe still
+    leaves as soon as the pending one is over."""
+    r = responders(policy=lambda n, src: (200, 0) if n == 0 else (None, 0))
+    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
+                                          "oos_timeout": 2500,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    # a first requested probe: the target is silent now, it stays pending
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "no probe after the report"
+        time.sleep(0.01)
+    t_pending = r.probes[1][0]
+    assert target(k, r.uri)["probe_pending"] == "1"
+    before = _probe_process_cpu(k)
+    t0 = time.monotonic()
+    # a second request while it is pending
+    if how == "report":
+        line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+        assert line == "SIP/2.0 200 rc=1", line
+        # over the rest of the pending probe's deadline (2.5 s)
+        wait_state(k, r.uri, "down", timeout=3.5)
+    else:
+        out = k.rpc("genesys_oos.probe", r.uri)
+        # the pending probe times out, then the requested one does too
+        assert "result: down" in out and "reason: timeout" in out, out
+    elapsed = time.monotonic() - t0
+    used = _probe_process_cpu(k) - before
+    assert elapsed > 1.5, elapsed
+    assert used / elapsed < 0.05, (
+        "probe process used %.2f s CPU in %.1f s while a probe was pending"
+        % (used, elapsed))
+    # the requested probe was not lost: it left when the pending one ended
+    deadline = time.monotonic() + 1
+    while len(r.probes) < 3:
+        assert time.monotonic() < deadline, r.probes
+        time.sleep(0.01)
+    assert 2.4 < r.probes[2][0] - t_pending < 2.5 + 0.4, (
+        r.probes[2][0] - t_pending)
+
+
+def test_probe_requested_while_one_is_pending_leaves_after_its_reply(
+        kamailio_factory, responders):
+    """A probe requested while an earlier one waits for a slow (0.8 s) reply
+    leaves as soon as that reply completed the earlier probe (in a SIP
+    worker, which wakes the probe process), not at the earlier probe's
+    deadline nor at the next period; and the wait costs no CPU."""
+    r = responders(policy=lambda n, src: (200, 0) if n == 0 else (200, 0.8))
+    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
+                                          "oos_timeout": 2500,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    before = _probe_process_cpu(k)
+    t0 = time.monotonic()
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "no probe after the report"
+        time.sleep(0.01)
+    line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    assert line == "SIP/2.0 200 rc=1", line
+    deadline = time.monotonic() + 3
+    while len(r.probes) < 3:
+        assert time.monotonic() < deadline, r.probes
+        time.sleep(0.01)
+    gap = r.probes[2][0] - r.probes[1][0]
+    assert 0.75 < gap < 0.8 + 0.3, gap
+    time.sleep(0.9)
+    row = target(k, r.uri)
+    assert row["state"] == "active" and row["timeouts"] == "0", row
+    elapsed = time.monotonic() - t0
+    used = _probe_process_cpu(k) - before
+    assert used / elapsed < 0.05, (used, elapsed)
