@@ -41,8 +41,10 @@
  * TCP/TLS the tm probe is sent once that connect succeeds (or after at most
  * min(oos_timeout/2, 500 ms) without an answer to it), so a target that
  * refuses connections costs no tm transaction and no core ERROR lines.
- * If a target answers the very probe its check declared failed (a firewall
- * rejecting the check's source port), the check is turned off for it.
+ * If a target answers the very probe its check declared failed within one
+ * round trip (a firewall rejecting the check's source port), the check is
+ * turned off for it; an answer to a UDP retransmission (from T1 on) comes
+ * from a server that was down and is back, and keeps the check on.
  */
 
 #include <errno.h>
@@ -59,6 +61,7 @@
 #include "core/ip_addr.h"
 #include "core/socket_info.h"
 #include "core/cfg/cfg_struct.h"
+#include "core/timer_ticks.h"
 #include "modules/tm/tm_load.h"
 
 #include "goos_probe.h"
@@ -426,6 +429,43 @@ void goos_tm_ctx_pop(void *t, int branch)
 	goos_tmb.t_sett((struct cell *)t, branch);
 }
 
+/* tm's retr_timer1 (T1, ms) as this process sees it: before T1 a UDP probe
+ * has been sent once; 500 (RFC 3261) if tm's cfg group cannot be read */
+static int goos_tm_t1_ms(void)
+{
+	static cfg_group_t *grp = NULL;
+	static cfg_mapping_t *var = NULL;
+	static int looked = 0;
+	str gname = str_init("tm"), vname = str_init("retr_timer1");
+
+	if(!looked) {
+		looked = 1;
+		if(cfg_lookup_var(&gname, &vname, &grp, &var) < 0
+				|| CFG_VAR_TYPE(var) != CFG_VAR_INT)
+			grp = NULL;
+	}
+	if(grp == NULL || grp->handle == NULL || *grp->handle == NULL)
+		return 500;
+	return *(int *)((char *)*grp->handle + var->offset);
+}
+
+/* a late reply to the probe its transport check declared failed: is it
+ * evidence that the check lies (a firewall rejecting the check's source
+ * port)?  Only when the target answered the probe's first transmission,
+ * i.e. within one round trip.  tm retransmits a UDP probe from T1 on (its
+ * timer fires on 1/16 s ticks: up to one tick early, 438 ms for T1 500 ms
+ * measured), and a server that was dead (the ICMP error was true) and is
+ * back answers a retransmission: a restart, or a backup started after the
+ * proxy, must not switch the check off (issue 9 point 5).  TCP/TLS probes
+ * are sent once. */
+static int goos_check_contradicted(goos_target_t *t, uint32_t seq, int rtt)
+{
+	if(t->tc_off || t->done_seq != seq || t->done_reason != GOOS_R_TRANSPORT)
+		return 0;
+	return t->proto != PROTO_UDP
+		   || rtt < goos_tm_t1_ms() - 2 * (int)(1000 / TIMER_TICKS_HZ);
+}
+
 /* runs in the process that got the final reply (or tm's local 408) */
 static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 {
@@ -484,8 +524,7 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 		if(cls == GOOS_RPL_LATE) {
 			t->last_code = code;
 			t->last_rtt_ms = rtt;
-			if(t->done_seq == seq && t->done_reason == GOOS_R_TRANSPORT
-					&& !t->tc_off) {
+			if(goos_check_contradicted(t, seq, rtt)) {
 				/* the target answered the very probe its transport check
 				 * declared failed: a firewall rejecting the check's source
 				 * port makes the check lie; stop using it for this target */
@@ -499,11 +538,12 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 	}
 	lock_release(&goos_root->lock);
 	if(tc_warn)
-		LM_WARN("target %s answered probe %u (%d) after its transport "
-				"check reported an error: the check is off for this target "
-				"(a firewall may reject packets from other ports than the "
-				"SIP socket); only replies and oos_timeout count now\n",
-				uri, seq, code);
+		LM_WARN("target %s answered probe %u (%d in %d ms) after its "
+				"transport check reported an error: the check is off for "
+				"this target (a firewall may reject packets from other ports "
+				"than the SIP socket); only replies and oos_timeout count "
+				"now\n",
+				uri, seq, code, rtt);
 	if(changed)
 		goos_notify(&rec);
 }

@@ -702,3 +702,36 @@ def test_probe_requested_while_one_is_pending_leaves_after_its_reply(
     elapsed = time.monotonic() - t0
     used = _probe_process_cpu(k) - before
     assert used / elapsed < 0.05, (used, elapsed)
+
+
+def test_transport_check_survives_restarts(kamailio_factory, responders):
+    """A SIP Server killed and restarted five times: every death is seen in
+    one round trip by the transport check (ICMP port unreachable), never by
+    the probe timeout. The restarted server answers tm's retransmission of
+    the very probe whose check saw the ICMP error (a late reply): that used
+    to turn the check off for good, and every later crash waited for
+    oos_timeout. A late answer to a retransmission is no evidence against
+    the check: only an answer within one round trip (before tm's first
+    retransmission) is."""
+    r = responders()
+    addr = r.address
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 1000,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    late = 0
+    for i in range(5):
+        r.stop()                                    # the process dies
+        took, row = wait_state(k, r.uri, "down", timeout=3, step=0.01)
+        assert row["last_reason"] == "transport", (i, row)
+        assert row["timeouts"] == "0", (i, row)
+        # at most one period (1 s) until the next probe, plus one round trip
+        assert took < 1.0 + 0.3, (i, took)
+        r = responders(address=addr)                # and is restarted
+        _, row = wait_state(k, r.uri, "active", timeout=3, step=0.01)
+        # the restarted server answered the failed probe's retransmission
+        # (a late reply), which must not switch the check off
+        assert int(row["late_replies"]) > late, (i, row)
+        late = int(row["late_replies"])
+        assert row["transport_check"] == "on", (i, row)
+    assert "check is off" not in k.log_text()
