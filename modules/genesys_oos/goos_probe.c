@@ -66,6 +66,7 @@
 
 #include "goos_probe.h"
 #include "goos_notify.h"
+#include "goos_cfg.h"
 
 str goos_probe_from = STR_NULL;
 str goos_send_socket = STR_NULL;
@@ -123,6 +124,11 @@ static int64_t goos_next_due = 0;	/* next periodic or requested probe */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
 static int goos_njobs, goos_nrecs;
+/* the parameters of the current pass (oos_check and oos_force may change
+ * at run time, goos_cfg.h), and those the targets were planned with */
+static goos_params_t goos_cur, goos_planned_with;
+static int goos_planned_valid = 0;
+static int goos_replan = 0; /* until a walk re-planned every target */
 
 int goos_probe_init(void)
 {
@@ -401,12 +407,14 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		t->last_code = code;
 		t->last_rtt_ms = rtt;
 	}
-	goos_health_apply(&t->health, res, goos_params.fail_threshold,
-			goos_params.ok_threshold);
+	goos_params_t p;
+
+	goos_params_now(&p);
+	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
 		goos_root->npending--;
-	goos_sched_done(&t->sched, now,
-			goos_params_period_ms(&goos_params, t->health.state));
+	goos_sched_done(
+			&t->sched, now, goos_params_period_ms(&p, t->health.state));
 	t->done_result = res;
 	t->done_reason = reason;
 	t->done_seq = t->sched.seq;
@@ -582,7 +590,7 @@ static void goos_tm_send(goos_job_t *job)
 
 static int goos_defer_ms(void)
 {
-	int ms = goos_params.timeout_ms / 2;
+	int ms = goos_cur.timeout_ms / 2;
 
 	return ms > 500 ? 500 : ms;
 }
@@ -639,10 +647,10 @@ static int64_t goos_due_after(goos_sched_t *s)
 
 	if(s->want)
 		return s->deadline_ms; /* requested: right after the pending one */
-	if(goos_params.check_s == 0)
+	if(goos_cur.check_s == 0)
 		return GOOS_NEVER;
-	minp = goos_params.force_s < goos_params.check_s ? goos_params.force_s
-													 : goos_params.check_s;
+	minp = goos_cur.force_s < goos_cur.check_s ? goos_cur.force_s
+											   : goos_cur.check_s;
 	minp *= 1000;
 	if(s->periodic)
 		return s->next_due_ms + minp;
@@ -661,6 +669,32 @@ static int64_t goos_planned(void)
 				   : goos_next_due;
 }
 
+/* the parameters for this pass; when oos_check or oos_force changed since
+ * the targets were planned (cfg.set_now_int genesys_oos ...), the walk
+ * re-plans every target */
+static void goos_params_refresh(void)
+{
+	goos_params_now(&goos_cur);
+	if(!goos_planned_valid) {
+		goos_planned_with = goos_cur;
+		goos_planned_valid = 1;
+		return;
+	}
+	if(goos_cur.check_s == goos_planned_with.check_s
+			&& goos_cur.force_s == goos_planned_with.force_s)
+		return;
+	LM_NOTICE("oos_check %d -> %d s, oos_force %d -> %d s: every target's "
+			  "next probe re-planned from its last one; probe deadline "
+			  "%d ms%s\n",
+			goos_planned_with.check_s, goos_cur.check_s,
+			goos_planned_with.force_s, goos_cur.force_s, goos_cur.timeout_ms,
+			goos_cur.timeout_ms < goos_params.timeout_ms
+					? " (oos_timeout shortened to the shortest period)"
+					: "");
+	goos_planned_with = goos_cur;
+	goos_replan = 1;
+}
+
 /* one pass: side checks, then (when something is due) the table walk */
 static void goos_probe_pass(void)
 {
@@ -668,10 +702,12 @@ static void goos_probe_pass(void)
 	goos_side_t *sd;
 	goos_job_t *job;
 	int64_t now, ev;
-	int i, span, hiwater, side_events = 0;
+	int i, span, hiwater, side_events = 0, replan;
 	char detail[96];
 
 	now = goos_now_ms();
+	goos_params_refresh();
+	replan = goos_replan;
 	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	if(goos_nwatching > 0)
 		side_events = goos_side_poll(now, hiwater);
@@ -679,7 +715,7 @@ static void goos_probe_pass(void)
 	 * goos_next_event alone, a probe that a reply completed in a worker
 	 * left its deadline there, poll() woke for the next due time before
 	 * it, and the process spun until the stale deadline */
-	if(side_events == 0 && now < goos_planned()
+	if(side_events == 0 && !replan && now < goos_planned()
 			&& !__atomic_load_n(&goos_root->kick, __ATOMIC_ACQUIRE))
 		return;
 	goos_njobs = goos_nrecs = 0;
@@ -705,13 +741,19 @@ static void goos_probe_pass(void)
 			goos_side_reset(sd, t->gen);
 		if(!t->started) {
 			/* first probes spread over one second (or the period) */
-			span = goos_params_period_ms(&goos_params, GOOS_H_UNKNOWN);
+			span = goos_params_period_ms(&goos_cur, GOOS_H_UNKNOWN);
 			if(span > 1000)
 				span = 1000;
-			goos_sched_start(&t->sched, now, i, span, goos_params.probe_slots);
-			if(goos_params.check_s == 0)
+			goos_sched_start(&t->sched, now, i, span, goos_cur.probe_slots);
+			if(goos_cur.check_s == 0)
 				t->sched.next_due_ms = GOOS_NEVER;
 			t->started = 1;
+		} else if(replan) {
+			/* a new period counts from the last probe, at once */
+			span = goos_params_period_ms(&goos_cur, t->health.state);
+			goos_sched_replan(&t->sched, now, span,
+					goos_sched_phase_ms(i, span > 1000 ? 1000 : span,
+							goos_cur.probe_slots));
 		}
 		if(t->sched.pending && sd->watching && sd->err
 				&& sd->seq == t->sched.seq
@@ -721,7 +763,7 @@ static void goos_probe_pass(void)
 			goos_nrecs++;
 		if(goos_sched_expired(&t->sched, now)) {
 			snprintf(detail, sizeof(detail), "timeout: no reply within %d ms",
-					goos_params.timeout_ms);
+					goos_cur.timeout_ms);
 			if(goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1, detail,
 					   now, &goos_recs[goos_nrecs]))
 				goos_nrecs++;
@@ -729,7 +771,7 @@ static void goos_probe_pass(void)
 		if(goos_sched_due(&t->sched, now)) {
 			job = &goos_jobs[goos_njobs++];
 			job->id = i;
-			job->seq = goos_sched_sent(&t->sched, now, goos_params.timeout_ms);
+			job->seq = goos_sched_sent(&t->sched, now, goos_cur.timeout_ms);
 			goos_root->npending++;
 			job->gen = t->gen;
 			job->proto = t->proto;
@@ -756,6 +798,8 @@ static void goos_probe_pass(void)
 		if(ev < goos_next_due)
 			goos_next_due = ev;
 	}
+	if(i == hiwater)
+		goos_replan = 0;
 	lock_release(&goos_root->lock);
 
 	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {

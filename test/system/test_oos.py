@@ -735,3 +735,108 @@ def test_transport_check_survives_restarts(kamailio_factory, responders):
         late = int(row["late_replies"])
         assert row["transport_check"] == "on", (i, row)
     assert "check is off" not in k.log_text()
+
+
+# ---------------------------------------------------------------- run time
+
+def _wait_probes(r, count, timeout):
+    """Wait until responder r has seen `count` probes; returns their times."""
+    deadline = time.monotonic() + timeout
+    while len(r.probes) < count:
+        assert time.monotonic() < deadline, (
+            "%d probes, expected %d within %.1fs" % (len(r.probes), count,
+                                                     timeout))
+        time.sleep(0.005)
+    return [p[0] for p in r.probes]
+
+
+def _set_now(k, var, value):
+    return k.rpc_raw("cfg.set_now_int", "genesys_oos", var, value)
+
+
+def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
+                                                    responders):
+    """cfg.set_now_int genesys_oos oos_check|oos_force takes effect at once
+    (seed 000: "Changes Take Effect: Immediately"): the next probe comes one
+    new period after the last one, not after the old period; 0 for
+    oos_check stops periodic probing and a value back starts it again at
+    once; a value outside the modparam's range is refused with an error
+    naming the range, and the value in force stays."""
+    up = responders()
+    silent = responders(policy=lambda n, src: (None, 0))
+    k = start_kamailio(kamailio_factory, [
+        ("oos_check", 3), ("oos_force", 3), ("oos_timeout", 1000),
+        ("target", up.uri), ("target", silent.uri)])
+    wait_state(k, up.uri, "active", timeout=3)
+    wait_state(k, silent.uri, "down", timeout=3)
+
+    # oos_check 3 -> 1 right after a probe of the answering target
+    n = len(up.probes)
+    _wait_probes(up, n + 1, 3.5)
+    r = _set_now(k, "oos_check", 1)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    times = _wait_probes(up, n + 5, 6)[n:n + 5]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    # oos_force 3 -> 1 right after a probe of the silent (down) target
+    m = len(silent.probes)
+    _wait_probes(silent, m + 1, 3.5)
+    r = _set_now(k, "oos_force", 1)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    times = _wait_probes(silent, m + 4, 5)[m:m + 4]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    assert k.rpc("cfg.get", "genesys_oos", "oos_check").strip() == "1"
+    assert k.rpc("cfg.get", "genesys_oos", "oos_force").strip() == "1"
+    k.wait_log(r"NOTICE: genesys_oos .*oos_check 3 -> 1 s, oos_force 3 -> 3 s")
+
+    # 0: no periodic probe (the pending ones end within oos_timeout)
+    assert _set_now(k, "oos_check", 0).returncode == 0
+    time.sleep(1.1)
+    n, m = len(up.probes), len(silent.probes)
+    time.sleep(2.0)
+    assert (len(up.probes), len(silent.probes)) == (n, m)
+    # and back: probed again at once (spread over at most one second)
+    t0 = time.monotonic()
+    assert _set_now(k, "oos_check", 2).returncode == 0
+    _wait_probes(up, n + 1, 1.5)
+    _wait_probes(silent, m + 1, 1.5)
+    assert time.monotonic() - t0 < 1.2
+
+    # out of range: refused, the value in force stays
+    for var, value, allowed in [("oos_check", 301, "0-300"),
+                                ("oos_check", 3600, "0-300"),
+                                ("oos_force", 0, "1-32"),
+                                ("oos_force", 33, "1-32")]:
+        start = len(k.log_text())
+        r = _set_now(k, var, value)
+        assert r.stdout.startswith("error: 400"), r
+        k.wait_log(r"ERROR: .*integer value is out of range\n.*ERROR: .*"
+                   r"failed to set the variable: genesys_oos\.%s\n" % var,
+                   start=start)
+        # the range is in the variable's help
+        assert allowed in k.rpc("cfg.help", "genesys_oos", var)
+    assert k.rpc("cfg.get", "genesys_oos", "oos_check").strip() == "2"
+    assert k.rpc("cfg.get", "genesys_oos", "oos_force").strip() == "1"
+    assert target(k, up.uri)["state"] == "active"
+
+
+def test_shorter_period_at_run_time_shortens_the_deadline(kamailio_factory,
+                                                          responders):
+    """With the reference values (5 s, 5 s, oos_timeout 4000 ms), oos_check
+    2 is accepted at run time: the probe deadline becomes the new period
+    (2 s) instead of outliving it, so a silent target is down after 2 s."""
+    k = start_kamailio(kamailio_factory, {"oos_check": 5, "oos_force": 5,
+                                          "oos_timeout": 4000})
+    r = _set_now(k, "oos_check", 2)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    k.wait_log(r"oos_check 5 -> 2 s, oos_force 5 -> 5 s: .*probe deadline "
+               r"2000 ms \(oos_timeout shortened to the shortest period\)")
+    silent = responders(policy=lambda n, src: (None, 0))
+    t0 = time.monotonic()
+    k.rpc("genesys_oos.add", silent.uri)
+    wait_state(k, silent.uri, "down", timeout=5)
+    took = time.monotonic() - t0
+    # first probe within the first second, then 2 s (not 4 s) of silence
+    assert 1.9 < took < 3.3, took
+    assert target(k, silent.uri)["last_reason"] == "timeout"

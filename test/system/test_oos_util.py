@@ -29,6 +29,7 @@ dns=no
 rev_dns=no
 
 loadmodule "ctl"
+loadmodule "cfg_rpc"
 loadmodule "kex"
 loadmodule "tm"
 loadmodule "sl"
