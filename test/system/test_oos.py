@@ -7,6 +7,8 @@ target states through `kamcmd genesys_oos.list`.
 """
 
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -840,3 +842,71 @@ def test_shorter_period_at_run_time_shortens_the_deadline(kamailio_factory,
     # first probe within the first second, then 2 s (not 4 s) of silence
     assert 1.9 < took < 3.3, took
     assert target(k, silent.uri)["last_reason"] == "timeout"
+
+
+def _csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+
+
+def _forge_port_unreachable(orig_src, orig_dst, payload):
+    """Send the ICMP port unreachable a firewall at orig_dst would send for
+    the UDP datagram orig_src -> orig_dst (raw socket: needs root)."""
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0, 64, 17, 0,
+                     socket.inet_aton(orig_src[0]),
+                     socket.inet_aton(orig_dst[0]))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    udp = struct.pack("!HHHH", orig_src[1], orig_dst[1], udp_len, 0)
+    icmp = struct.pack("!BBHI", 3, 3, 0, 0) + ip + udp + payload
+    icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        raw.bind((orig_dst[0], 0))
+        raw.sendto(icmp, (orig_src[0], 0))
+    finally:
+        raw.close()
+
+
+def test_transport_check_off_when_a_firewall_rejects_it(kamailio_factory,
+                                                        responders):
+    """A firewall in front of the SIP Server rejects (ICMP port unreachable,
+    forged here with a raw socket) the check's datagrams, which leave from
+    another port than the SIP socket, while the server answers the probe
+    itself in one round trip (50 ms): the module sees the contradiction,
+    warns, turns the check off for that target, and the target is active
+    from then on (the restart case above must not do this)."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                      socket.IPPROTO_ICMP).close()
+    except PermissionError:
+        pytest.skip("forging ICMP needs a raw socket (root)")
+    checks = []
+
+    def firewall(data, src, sock):
+        if data == b"\r\n\r\n":
+            checks.append(src)
+            _forge_port_unreachable(src, sock.getsockname(), data)
+
+    r = responders(policy=lambda n, src: (200, 0.05), on_other=firewall)
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 1000,
+                                          "target": r.uri})
+    k.wait_log(r"WARNING: .*genesys_oos .*target %s answered probe \d+ "
+               r"\(200 in \d+ ms\) after its transport check reported an "
+               r"error: the check is off for this target" % re.escape(r.uri),
+               timeout=4)
+    _, row = wait_state(k, r.uri, "active", timeout=2)
+    assert row["transport_check"] == "off", row
+    assert int(row["transport_errors"]) == 1, row
+    assert checks, "no transport check datagram reached the target"
+    n = len(checks)
+    time.sleep(2.2)
+    row = target(k, r.uri)
+    assert row["state"] == "active" and row["transport_errors"] == "1", row
+    assert len(checks) == n          # no check datagram any more
+    assert len(r.probes) >= 3
