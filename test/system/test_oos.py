@@ -798,10 +798,13 @@ def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
     n, m = len(up.probes), len(silent.probes)
     time.sleep(2.0)
     assert (len(up.probes), len(silent.probes)) == (n, m)
-    # and back: probed again at once (spread over at most one second)
+    # and back: probed again at once (spread over at most one second: the
+    # first target's phase is 0, so it is probed as soon as the probe
+    # process is woken, not at its next wake-up a second later)
     t0 = time.monotonic()
     assert _set_now(k, "oos_check", 2).returncode == 0
     _wait_probes(up, n + 1, 1.5)
+    assert up.probes[-1][0] - t0 < 0.3, up.probes[-1][0] - t0
     _wait_probes(silent, m + 1, 1.5)
     assert time.monotonic() - t0 < 1.2
 
