@@ -413,8 +413,7 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
 		goos_root->npending--;
-	goos_sched_done(
-			&t->sched, now, goos_params_period_ms(&p, t->health.state));
+	goos_sched_done(&t->sched, now, goos_params_period_ms(&p, t->health.state));
 	t->done_result = res;
 	t->done_reason = reason;
 	t->done_seq = t->sched.seq;
