@@ -17,7 +17,6 @@
  */
 
 #include "core/dprint.h"
-#include "core/cfg/cfg_struct.h"
 
 #include "goos_cfg.h"
 #include "goos_target.h"

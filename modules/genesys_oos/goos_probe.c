@@ -393,6 +393,8 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		goos_reason_t reason, int code, int rtt, const char *detail,
 		int64_t now, goos_change_rec_t *rec)
 {
+	goos_params_t p;
+
 	if(res == GOOS_RES_DOWN) {
 		t->failures++;
 		if(reason == GOOS_R_TIMEOUT) {
@@ -407,8 +409,6 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		t->last_code = code;
 		t->last_rtt_ms = rtt;
 	}
-	goos_params_t p;
-
 	goos_params_now(&p);
 	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
