@@ -37,6 +37,7 @@
 #include "goos_notify.h"
 #include "goos_probe.h"
 #include "goos_rpc.h"
+#include "goos_cfg.h"
 
 MODULE_VERSION
 
@@ -246,6 +247,8 @@ static int mod_init(void)
 		goos_send_socket.len = 0;
 	}
 	if(goos_default_from() < 0)
+		return -1;
+	if(goos_cfg_declare() < 0)
 		return -1;
 	if(goos_probe_init() < 0)
 		return -1;

@@ -18,6 +18,24 @@ static int range_err(char *err, size_t errlen, const char *name, int val,
 	return -1;
 }
 
+/* the longest probe deadline: it must fall before the next probe of the
+ * same target, whatever its state */
+static int goos_params_timeout_limit(const goos_params_t *p)
+{
+	int limit = p->force_s * 1000;
+
+	if(p->check_s > 0 && p->check_s * 1000 < limit)
+		limit = p->check_s * 1000;
+	return limit;
+}
+
+int goos_params_deadline_ms(const goos_params_t *p)
+{
+	int limit = goos_params_timeout_limit(p);
+
+	return p->timeout_ms < limit ? p->timeout_ms : limit;
+}
+
 int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 {
 	int limit;
@@ -44,9 +62,7 @@ int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 		return range_err(err, errlen, "probe_slots", p->probe_slots,
 				GOOS_SLOTS_MIN, GOOS_SLOTS_MAX, "");
 	/* the deadline must fall before the next probe of the same target */
-	limit = p->force_s * 1000;
-	if(p->check_s > 0 && p->check_s * 1000 < limit)
-		limit = p->check_s * 1000;
+	limit = goos_params_timeout_limit(p);
 	if(p->timeout_ms < GOOS_TIMEOUT_MIN || p->timeout_ms > limit) {
 		snprintf(err, errlen,
 				"modparam oos_timeout=%d is out of range (allowed %d-%d ms: "

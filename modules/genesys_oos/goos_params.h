@@ -46,6 +46,11 @@ typedef struct goos_params
  * naming the parameter, its value and the allowed range into err */
 int goos_params_check(const goos_params_t *p, char *err, size_t errlen);
 
+/*! the probe deadline in ms: oos_timeout, shortened to the shortest probe
+ * period when a run-time change of oos_check or oos_force made that
+ * period shorter (at start-up goos_params_check() refuses such values) */
+int goos_params_deadline_ms(const goos_params_t *p);
+
 /*! probe period in ms for a target in state st (GOOS_H_*): oos_check for
  * ACTIVE/INACTIVE, oos_force for DOWN/UNKNOWN; 0 when periodic probing is
  * off (oos_check = 0) */

@@ -41,8 +41,10 @@
  * TCP/TLS the tm probe is sent once that connect succeeds (or after at most
  * min(oos_timeout/2, 500 ms) without an answer to it), so a target that
  * refuses connections costs no tm transaction and no core ERROR lines.
- * If a target answers the very probe its check declared failed (a firewall
- * rejecting the check's source port), the check is turned off for it.
+ * If a target answers the very probe its check declared failed within one
+ * round trip (a firewall rejecting the check's source port), the check is
+ * turned off for it; an answer to a UDP retransmission (from T1 on) comes
+ * from a server that was down and is back, and keeps the check on.
  */
 
 #include <errno.h>
@@ -59,10 +61,12 @@
 #include "core/ip_addr.h"
 #include "core/socket_info.h"
 #include "core/cfg/cfg_struct.h"
+#include "core/timer_ticks.h"
 #include "modules/tm/tm_load.h"
 
 #include "goos_probe.h"
 #include "goos_notify.h"
+#include "goos_cfg.h"
 
 str goos_probe_from = STR_NULL;
 str goos_send_socket = STR_NULL;
@@ -120,6 +124,11 @@ static int64_t goos_next_due = 0;	/* next periodic or requested probe */
 static goos_job_t goos_jobs[GOOS_BATCH];
 static goos_change_rec_t goos_recs[GOOS_BATCH];
 static int goos_njobs, goos_nrecs;
+/* the parameters of the current pass (oos_check and oos_force may change
+ * at run time, goos_cfg.h), and those the targets were planned with */
+static goos_params_t goos_cur, goos_planned_with;
+static int goos_planned_valid = 0;
+static int goos_replan = 0; /* until a walk re-planned every target */
 
 int goos_probe_init(void)
 {
@@ -388,6 +397,8 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		goos_reason_t reason, int code, int rtt, const char *detail,
 		int64_t now, goos_change_rec_t *rec)
 {
+	goos_params_t p;
+
 	if(res == GOOS_RES_DOWN) {
 		t->failures++;
 		if(reason == GOOS_R_TIMEOUT) {
@@ -402,12 +413,11 @@ static int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		t->last_code = code;
 		t->last_rtt_ms = rtt;
 	}
-	goos_health_apply(&t->health, res, goos_params.fail_threshold,
-			goos_params.ok_threshold);
+	goos_params_now(&p);
+	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
 		goos_root->npending--;
-	goos_sched_done(&t->sched, now,
-			goos_params_period_ms(&goos_params, t->health.state));
+	goos_sched_done(&t->sched, now, goos_params_period_ms(&p, t->health.state));
 	t->done_result = res;
 	t->done_reason = reason;
 	t->done_seq = t->sched.seq;
@@ -432,6 +442,43 @@ void goos_tm_ctx_push(void **t, int *branch)
 void goos_tm_ctx_pop(void *t, int branch)
 {
 	goos_tmb.t_sett((struct cell *)t, branch);
+}
+
+/* tm's retr_timer1 (T1, ms) as this process sees it: before T1 a UDP probe
+ * has been sent once; 500 (RFC 3261) if tm's cfg group cannot be read */
+static int goos_tm_t1_ms(void)
+{
+	static cfg_group_t *grp = NULL;
+	static cfg_mapping_t *var = NULL;
+	static int looked = 0;
+	str gname = str_init("tm"), vname = str_init("retr_timer1");
+
+	if(!looked) {
+		looked = 1;
+		if(cfg_lookup_var(&gname, &vname, &grp, &var) < 0
+				|| CFG_VAR_TYPE(var) != CFG_VAR_INT)
+			grp = NULL;
+	}
+	if(grp == NULL || grp->handle == NULL || *grp->handle == NULL)
+		return 500;
+	return *(int *)((char *)*grp->handle + var->offset);
+}
+
+/* a late reply to the probe its transport check declared failed: is it
+ * evidence that the check lies (a firewall rejecting the check's source
+ * port)?  Only when the target answered the probe's first transmission,
+ * i.e. within one round trip.  tm retransmits a UDP probe from T1 on (its
+ * timer fires on 1/16 s ticks: up to one tick early, 438 ms for T1 500 ms
+ * measured), and a server that was dead (the ICMP error was true) and is
+ * back answers a retransmission: a restart, or a backup started after the
+ * proxy, must not switch the check off (issue 9 point 5).  TCP/TLS probes
+ * are sent once. */
+static int goos_check_contradicted(goos_target_t *t, uint32_t seq, int rtt)
+{
+	if(t->tc_off || t->done_seq != seq || t->done_reason != GOOS_R_TRANSPORT)
+		return 0;
+	return t->proto != PROTO_UDP
+		   || rtt < goos_tm_t1_ms() - 2 * (int)(1000 / TIMER_TICKS_HZ);
 }
 
 /* runs in the process that got the final reply (or tm's local 408) */
@@ -480,6 +527,9 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 			changed = goos_complete(t, id, goos_classify(code, 0), GOOS_R_REPLY,
 					code, rtt, detail, now, &rec);
 		}
+		/* a probe requested while this one was pending leaves now */
+		if(t->sched.want)
+			goos_kick();
 	} else if(!local) {
 		/* after the deadline (or for an older probe): recorded, never
 		 * undoes the failure; a late answer to the last probe asks for a
@@ -489,8 +539,7 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 		if(cls == GOOS_RPL_LATE) {
 			t->last_code = code;
 			t->last_rtt_ms = rtt;
-			if(t->done_seq == seq && t->done_reason == GOOS_R_TRANSPORT
-					&& !t->tc_off) {
+			if(goos_check_contradicted(t, seq, rtt)) {
 				/* the target answered the very probe its transport check
 				 * declared failed: a firewall rejecting the check's source
 				 * port makes the check lie; stop using it for this target */
@@ -504,11 +553,12 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 	}
 	lock_release(&goos_root->lock);
 	if(tc_warn)
-		LM_WARN("target %s answered probe %u (%d) after its transport "
-				"check reported an error: the check is off for this target "
-				"(a firewall may reject packets from other ports than the "
-				"SIP socket); only replies and oos_timeout count now\n",
-				uri, seq, code);
+		LM_WARN("target %s answered probe %u (%d in %d ms) after its "
+				"transport check reported an error: the check is off for "
+				"this target (a firewall may reject packets from other ports "
+				"than the SIP socket); only replies and oos_timeout count "
+				"now\n",
+				uri, seq, code, rtt);
 	if(changed)
 		goos_notify(&rec);
 	goos_notify_results();
@@ -548,7 +598,7 @@ static void goos_tm_send(goos_job_t *job)
 
 static int goos_defer_ms(void)
 {
-	int ms = goos_params.timeout_ms / 2;
+	int ms = goos_cur.timeout_ms / 2;
 
 	return ms > 500 ? 500 : ms;
 }
@@ -603,10 +653,12 @@ static int64_t goos_due_after(goos_sched_t *s)
 {
 	int64_t minp, t;
 
-	if(goos_params.check_s == 0)
+	if(s->want)
+		return s->deadline_ms; /* requested: right after the pending one */
+	if(goos_cur.check_s == 0)
 		return GOOS_NEVER;
-	minp = goos_params.force_s < goos_params.check_s ? goos_params.force_s
-													 : goos_params.check_s;
+	minp = goos_cur.force_s < goos_cur.check_s ? goos_cur.force_s
+											   : goos_cur.check_s;
 	minp *= 1000;
 	if(s->periodic)
 		return s->next_due_ms + minp;
@@ -625,6 +677,32 @@ static int64_t goos_planned(void)
 				   : goos_next_due;
 }
 
+/* the parameters for this pass; when oos_check or oos_force changed since
+ * the targets were planned (cfg.set_now_int genesys_oos ...), the walk
+ * re-plans every target */
+static void goos_params_refresh(void)
+{
+	goos_params_now(&goos_cur);
+	if(!goos_planned_valid) {
+		goos_planned_with = goos_cur;
+		goos_planned_valid = 1;
+		return;
+	}
+	if(goos_cur.check_s == goos_planned_with.check_s
+			&& goos_cur.force_s == goos_planned_with.force_s)
+		return;
+	LM_NOTICE("oos_check %d -> %d s, oos_force %d -> %d s: every target's "
+			  "next probe re-planned from its last one; probe deadline "
+			  "%d ms%s\n",
+			goos_planned_with.check_s, goos_cur.check_s,
+			goos_planned_with.force_s, goos_cur.force_s, goos_cur.timeout_ms,
+			goos_cur.timeout_ms < goos_params.timeout_ms
+					? " (oos_timeout shortened to the shortest period)"
+					: "");
+	goos_planned_with = goos_cur;
+	goos_replan = 1;
+}
+
 /* one pass: side checks, then (when something is due) the table walk */
 static void goos_probe_pass(void)
 {
@@ -632,10 +710,12 @@ static void goos_probe_pass(void)
 	goos_side_t *sd;
 	goos_job_t *job;
 	int64_t now, ev;
-	int i, span, hiwater, side_events = 0;
+	int i, span, hiwater, side_events = 0, replan;
 	char detail[96];
 
 	now = goos_now_ms();
+	goos_params_refresh();
+	replan = goos_replan;
 	hiwater = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	if(goos_nwatching > 0)
 		side_events = goos_side_poll(now, hiwater);
@@ -643,7 +723,7 @@ static void goos_probe_pass(void)
 	 * goos_next_event alone, a probe that a reply completed in a worker
 	 * left its deadline there, poll() woke for the next due time before
 	 * it, and the process spun until the stale deadline */
-	if(side_events == 0 && now < goos_planned()
+	if(side_events == 0 && !replan && now < goos_planned()
 			&& !__atomic_load_n(&goos_root->kick, __ATOMIC_ACQUIRE))
 		return;
 	goos_njobs = goos_nrecs = 0;
@@ -669,13 +749,19 @@ static void goos_probe_pass(void)
 			goos_side_reset(sd, t->gen);
 		if(!t->started) {
 			/* first probes spread over one second (or the period) */
-			span = goos_params_period_ms(&goos_params, GOOS_H_UNKNOWN);
+			span = goos_params_period_ms(&goos_cur, GOOS_H_UNKNOWN);
 			if(span > 1000)
 				span = 1000;
-			goos_sched_start(&t->sched, now, i, span, goos_params.probe_slots);
-			if(goos_params.check_s == 0)
+			goos_sched_start(&t->sched, now, i, span, goos_cur.probe_slots);
+			if(goos_cur.check_s == 0)
 				t->sched.next_due_ms = GOOS_NEVER;
 			t->started = 1;
+		} else if(replan) {
+			/* a new period counts from the last probe, at once */
+			span = goos_params_period_ms(&goos_cur, t->health.state);
+			goos_sched_replan(&t->sched, now, span,
+					goos_sched_phase_ms(i, span > 1000 ? 1000 : span,
+							goos_cur.probe_slots));
 		}
 		if(t->sched.pending && sd->watching && sd->err
 				&& sd->seq == t->sched.seq
@@ -685,7 +771,7 @@ static void goos_probe_pass(void)
 			goos_nrecs++;
 		if(goos_sched_expired(&t->sched, now)) {
 			snprintf(detail, sizeof(detail), "timeout: no reply within %d ms",
-					goos_params.timeout_ms);
+					goos_cur.timeout_ms);
 			if(goos_complete(t, i, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1, detail,
 					   now, &goos_recs[goos_nrecs]))
 				goos_nrecs++;
@@ -693,7 +779,7 @@ static void goos_probe_pass(void)
 		if(goos_sched_due(&t->sched, now)) {
 			job = &goos_jobs[goos_njobs++];
 			job->id = i;
-			job->seq = goos_sched_sent(&t->sched, now, goos_params.timeout_ms);
+			job->seq = goos_sched_sent(&t->sched, now, goos_cur.timeout_ms);
 			goos_root->npending++;
 			job->gen = t->gen;
 			job->proto = t->proto;
@@ -708,7 +794,10 @@ static void goos_probe_pass(void)
 			t->probes++;
 		}
 		ev = t->sched.pending ? t->sched.deadline_ms : t->sched.next_due_ms;
-		if(t->sched.want)
+		/* a probe requested while one is pending leaves when that one is
+		 * over (its deadline here, or a reply: the worker kicks us); "now"
+		 * would make poll() return at once until the deadline (a spin) */
+		if(t->sched.want && !t->sched.pending)
 			ev = now;
 		if(ev < goos_next_event)
 			goos_next_event = ev;
@@ -717,6 +806,8 @@ static void goos_probe_pass(void)
 		if(ev < goos_next_due)
 			goos_next_due = ev;
 	}
+	if(i == hiwater)
+		goos_replan = 0;
 	lock_release(&goos_root->lock);
 
 	for(i = 0; i < hiwater && goos_nwatching > 0; i++) {

@@ -73,9 +73,29 @@ void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms)
 		if(s->next_due_ms < next)
 			next = s->next_due_ms;
 	}
-	/* never in the past (a long pause of the timer process) */
-	if(next < now)
+	/* never a period in the past (a long pause of the timer process): the
+	 * next phase after now.  Less late is just due now: a probe whose
+	 * deadline is its next periodic time (oos_timeout = period) ends a
+	 * millisecond after that time and must not skip a period. */
+	if(now - next >= period_ms)
 		next += ((now - next) / period_ms + 1) * period_ms;
+	s->next_due_ms = next;
+}
+
+void goos_sched_replan(
+		goos_sched_t *s, int64_t now, int period_ms, int phase_ms)
+{
+	int64_t next;
+
+	if(s->pending)
+		return; /* goos_sched_done() plans with the new period */
+	if(period_ms <= 0) {
+		s->next_due_ms = GOOS_NEVER;
+		return;
+	}
+	next = s->sent_ms + period_ms; /* sent_ms 0: never sent */
+	if(next < now)
+		next = now + phase_ms;
 	s->next_due_ms = next;
 }
 

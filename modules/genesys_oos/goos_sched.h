@@ -58,6 +58,14 @@ int goos_sched_expired(const goos_sched_t *s, int64_t now);
  * brought forward to a period after it when the period got shorter. */
 void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms);
 
+/*! the probe period changed (oos_check or oos_force at run time): the next
+ * probe is one new period after the last one sent, or now + phase_ms when
+ * that is already past (or nothing was sent: sent_ms 0); period_ms 0: no periodic
+ * probe.  A pending probe keeps its deadline; goos_sched_done() then plans
+ * with the new period. */
+void goos_sched_replan(
+		goos_sched_t *s, int64_t now, int period_ms, int phase_ms);
+
 /*! classify a reply to probe `seq` received at rpl_ms */
 goos_rpl_class_t goos_sched_classify(
 		const goos_sched_t *s, uint32_t seq, int64_t rpl_ms);

@@ -85,6 +85,8 @@ typedef struct goos_root
 
 
 extern goos_root_t *goos_root;
+/*! the modparams; oos_check and oos_force are only their start values:
+ * read the parameters in force with goos_params_now() (goos_cfg.h) */
 extern goos_params_t goos_params;
 
 /*! wake the probe process (any process, with or without the lock) */

@@ -7,6 +7,8 @@ target states through `kamcmd genesys_oos.list`.
 """
 
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -618,3 +620,296 @@ def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     assert used < 0.25, "probe process used %.2f s CPU in %.1f s" % (
         used, elapsed)
     assert target(k, r.uri)["state"] == "active"
+
+
+@pytest.mark.parametrize("how", ["report", "rpc"])
+def test_probe_requested_while_one_is_pending_does_not_spin(
+        kamailio_factory, responders, how):
+    """A probe requested (oos_report_failure(), i.e. the API's
+    report_failure/probe_now, or genesys_oos.probe) while an earlier probe to
+    a silent (blackholed) target is still pending waits for that probe's
+    result: the request used to make the probe process's next event "now"
+    while nothing could be sent before the pending probe's deadline, and the
+    process spun at 100 % CPU until that deadline. The requested probe still
+    leaves as soon as the pending one is over."""
+    r = responders(policy=lambda n, src: (200, 0) if n == 0 else (None, 0))
+    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
+                                          "oos_timeout": 2500,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    # a first requested probe: the target is silent now, it stays pending
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "no probe after the report"
+        time.sleep(0.01)
+    t_pending = r.probes[1][0]
+    assert target(k, r.uri)["probe_pending"] == "1"
+    before = _probe_process_cpu(k)
+    t0 = time.monotonic()
+    # a second request while it is pending
+    if how == "report":
+        line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+        assert line == "SIP/2.0 200 rc=1", line
+        # over the rest of the pending probe's deadline (2.5 s)
+        wait_state(k, r.uri, "down", timeout=3.5)
+    else:
+        out = k.rpc("genesys_oos.probe", r.uri)
+        # the pending probe times out, then the requested one does too
+        assert "result: down" in out and "reason: timeout" in out, out
+    elapsed = time.monotonic() - t0
+    used = _probe_process_cpu(k) - before
+    assert elapsed > 1.5, elapsed
+    assert used / elapsed < 0.05, (
+        "probe process used %.2f s CPU in %.1f s while a probe was pending"
+        % (used, elapsed))
+    # the requested probe was not lost: it left when the pending one ended
+    deadline = time.monotonic() + 1
+    while len(r.probes) < 3:
+        assert time.monotonic() < deadline, r.probes
+        time.sleep(0.01)
+    assert 2.4 < r.probes[2][0] - t_pending < 2.5 + 0.4, (
+        r.probes[2][0] - t_pending)
+
+
+def test_probe_requested_while_one_is_pending_leaves_after_its_reply(
+        kamailio_factory, responders):
+    """A probe requested while an earlier one waits for a slow (0.8 s) reply
+    leaves as soon as that reply completed the earlier probe (in a SIP
+    worker, which wakes the probe process), not at the earlier probe's
+    deadline nor at the next period; and the wait costs no CPU."""
+    r = responders(policy=lambda n, src: (200, 0) if n == 0 else (200, 0.8))
+    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
+                                          "oos_timeout": 2500,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    before = _probe_process_cpu(k)
+    t0 = time.monotonic()
+    send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "no probe after the report"
+        time.sleep(0.01)
+    line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
+    assert line == "SIP/2.0 200 rc=1", line
+    deadline = time.monotonic() + 3
+    while len(r.probes) < 3:
+        assert time.monotonic() < deadline, r.probes
+        time.sleep(0.01)
+    gap = r.probes[2][0] - r.probes[1][0]
+    assert 0.75 < gap < 0.8 + 0.3, gap
+    time.sleep(0.9)
+    row = target(k, r.uri)
+    assert row["state"] == "active" and row["timeouts"] == "0", row
+    elapsed = time.monotonic() - t0
+    used = _probe_process_cpu(k) - before
+    assert used / elapsed < 0.05, (used, elapsed)
+
+
+def test_transport_check_survives_restarts(kamailio_factory, responders):
+    """A SIP Server killed and restarted five times: every death is seen in
+    one round trip by the transport check (ICMP port unreachable), never by
+    the probe timeout. The restarted server answers tm's retransmission of
+    the very probe whose check saw the ICMP error (a late reply): that used
+    to turn the check off for good, and every later crash waited for
+    oos_timeout. A late answer to a retransmission is no evidence against
+    the check: only an answer within one round trip (before tm's first
+    retransmission) is."""
+    r = responders()
+    addr = r.address
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 1000,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=3)
+    late = 0
+    for i in range(5):
+        r.stop()                                    # the process dies
+        took, row = wait_state(k, r.uri, "down", timeout=3, step=0.01)
+        assert row["last_reason"] == "transport", (i, row)
+        assert row["timeouts"] == "0", (i, row)
+        # at most one period (1 s) until the next probe, plus one round trip
+        assert took < 1.0 + 0.3, (i, took)
+        r = responders(address=addr)                # and is restarted
+        _, row = wait_state(k, r.uri, "active", timeout=3, step=0.01)
+        # the restarted server answered the failed probe's retransmission
+        # (a late reply), which must not switch the check off
+        assert int(row["late_replies"]) > late, (i, row)
+        late = int(row["late_replies"])
+        assert row["transport_check"] == "on", (i, row)
+    assert "check is off" not in k.log_text()
+
+
+# ---------------------------------------------------------------- run time
+
+def _wait_probes(r, count, timeout):
+    """Wait until responder r has seen `count` probes; returns their times."""
+    deadline = time.monotonic() + timeout
+    while len(r.probes) < count:
+        assert time.monotonic() < deadline, (
+            "%d probes, expected %d within %.1fs" % (len(r.probes), count,
+                                                     timeout))
+        time.sleep(0.005)
+    return [p[0] for p in r.probes]
+
+
+def _set_now(k, var, value):
+    return k.rpc_raw("cfg.set_now_int", "genesys_oos", var, value)
+
+
+def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
+                                                    responders):
+    """cfg.set_now_int genesys_oos oos_check|oos_force takes effect at once
+    (seed 000: "Changes Take Effect: Immediately"): the next probe comes one
+    new period after the last one, not after the old period; 0 for
+    oos_check stops periodic probing and a value back starts it again at
+    once; a value outside the modparam's range is refused with an error
+    naming the range, and the value in force stays."""
+    up = responders()
+    silent = responders(policy=lambda n, src: (None, 0))
+    k = start_kamailio(kamailio_factory, [
+        ("oos_check", 3), ("oos_force", 3), ("oos_timeout", 1000),
+        ("target", up.uri), ("target", silent.uri)])
+    wait_state(k, up.uri, "active", timeout=3)
+    wait_state(k, silent.uri, "down", timeout=3)
+
+    # oos_check 3 -> 1 right after a probe of the answering target
+    n = len(up.probes)
+    _wait_probes(up, n + 1, 3.5)
+    r = _set_now(k, "oos_check", 1)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    times = _wait_probes(up, n + 5, 6)[n:n + 5]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    # oos_force 3 -> 1 right after a probe of the silent (down) target
+    m = len(silent.probes)
+    _wait_probes(silent, m + 1, 3.5)
+    r = _set_now(k, "oos_force", 1)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    times = _wait_probes(silent, m + 4, 5)[m:m + 4]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    assert k.rpc("cfg.get", "genesys_oos", "oos_check").strip() == "1"
+    assert k.rpc("cfg.get", "genesys_oos", "oos_force").strip() == "1"
+    k.wait_log(r"NOTICE: genesys_oos .*oos_check 3 -> 1 s, oos_force 3 -> 3 s")
+
+    # 0: no periodic probe (the pending ones end within oos_timeout)
+    assert _set_now(k, "oos_check", 0).returncode == 0
+    time.sleep(1.1)
+    n, m = len(up.probes), len(silent.probes)
+    time.sleep(2.0)
+    assert (len(up.probes), len(silent.probes)) == (n, m)
+    # and back: probed again at once (spread over at most one second: the
+    # first target's phase is 0, so it is probed as soon as the probe
+    # process is woken, not at its next wake-up a second later)
+    t0 = time.monotonic()
+    assert _set_now(k, "oos_check", 2).returncode == 0
+    _wait_probes(up, n + 1, 1.5)
+    assert up.probes[-1][0] - t0 < 0.3, up.probes[-1][0] - t0
+    _wait_probes(silent, m + 1, 1.5)
+    assert time.monotonic() - t0 < 1.2
+
+    # out of range: refused, the value in force stays
+    for var, value, allowed in [("oos_check", 301, "0-300"),
+                                ("oos_check", 3600, "0-300"),
+                                ("oos_force", 0, "1-32"),
+                                ("oos_force", 33, "1-32")]:
+        start = len(k.log_text())
+        r = _set_now(k, var, value)
+        assert r.stdout.startswith("error: 400"), r
+        k.wait_log(r"ERROR: .*integer value is out of range\n.*ERROR: .*"
+                   r"failed to set the variable: genesys_oos\.%s\n" % var,
+                   start=start)
+        # the range is in the variable's help
+        assert allowed in k.rpc("cfg.help", "genesys_oos", var)
+    assert k.rpc("cfg.get", "genesys_oos", "oos_check").strip() == "2"
+    assert k.rpc("cfg.get", "genesys_oos", "oos_force").strip() == "1"
+    assert target(k, up.uri)["state"] == "active"
+
+
+def test_shorter_period_at_run_time_shortens_the_deadline(kamailio_factory,
+                                                          responders):
+    """With the reference values (5 s, 5 s, oos_timeout 4000 ms), oos_check
+    2 is accepted at run time: the probe deadline becomes the new period
+    (2 s) instead of outliving it, so a silent target is down after 2 s."""
+    k = start_kamailio(kamailio_factory, {"oos_check": 5, "oos_force": 5,
+                                          "oos_timeout": 4000})
+    r = _set_now(k, "oos_check", 2)
+    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    k.wait_log(r"oos_check 5 -> 2 s, oos_force 5 -> 5 s: .*probe deadline "
+               r"2000 ms \(oos_timeout shortened to the shortest period\)")
+    silent = responders(policy=lambda n, src: (None, 0))
+    t0 = time.monotonic()
+    k.rpc("genesys_oos.add", silent.uri)
+    wait_state(k, silent.uri, "down", timeout=5)
+    took = time.monotonic() - t0
+    # first probe within the first second, then 2 s (not 4 s) of silence
+    assert 1.9 < took < 3.3, took
+    assert target(k, silent.uri)["last_reason"] == "timeout"
+
+
+def _csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+
+
+def _forge_port_unreachable(orig_src, orig_dst, payload):
+    """Send the ICMP port unreachable a firewall at orig_dst would send for
+    the UDP datagram orig_src -> orig_dst (raw socket: needs root)."""
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0, 64, 17, 0,
+                     socket.inet_aton(orig_src[0]),
+                     socket.inet_aton(orig_dst[0]))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    udp = struct.pack("!HHHH", orig_src[1], orig_dst[1], udp_len, 0)
+    icmp = struct.pack("!BBHI", 3, 3, 0, 0) + ip + udp + payload
+    icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        raw.bind((orig_dst[0], 0))
+        raw.sendto(icmp, (orig_src[0], 0))
+    finally:
+        raw.close()
+
+
+def test_transport_check_off_when_a_firewall_rejects_it(kamailio_factory,
+                                                        responders):
+    """A firewall in front of the SIP Server rejects (ICMP port unreachable,
+    forged here with a raw socket) the check's datagrams, which leave from
+    another port than the SIP socket, while the server answers the probe
+    itself in one round trip (50 ms): the module sees the contradiction,
+    warns, turns the check off for that target, and the target is active
+    from then on (the restart case above must not do this)."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                      socket.IPPROTO_ICMP).close()
+    except PermissionError:
+        pytest.skip("forging ICMP needs a raw socket (root)")
+    checks = []
+
+    def firewall(data, src, sock):
+        if data == b"\r\n\r\n":
+            checks.append(src)
+            _forge_port_unreachable(src, sock.getsockname(), data)
+
+    r = responders(policy=lambda n, src: (200, 0.05), on_other=firewall)
+    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
+                                          "oos_timeout": 1000,
+                                          "target": r.uri})
+    k.wait_log(r"WARNING: .*genesys_oos .*target %s answered probe \d+ "
+               r"\(200 in \d+ ms\) after its transport check reported an "
+               r"error: the check is off for this target" % re.escape(r.uri),
+               timeout=4)
+    _, row = wait_state(k, r.uri, "active", timeout=2)
+    assert row["transport_check"] == "off", row
+    assert int(row["transport_errors"]) == 1, row
+    assert checks, "no transport check datagram reached the target"
+    n = len(checks)
+    time.sleep(2.2)
+    row = target(k, r.uri)
+    assert row["state"] == "active" and row["transport_errors"] == "1", row
+    assert len(checks) == n          # no check datagram any more
+    assert len(r.probes) >= 3

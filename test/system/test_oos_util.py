@@ -29,6 +29,7 @@ dns=no
 rev_dns=no
 
 loadmodule "ctl"
+loadmodule "cfg_rpc"
 loadmodule "kex"
 loadmodule "tm"
 loadmodule "sl"
@@ -161,13 +162,15 @@ def _header(lines, *names):
 class Responder(threading.Thread):
     """UDP SIP peer on (address, port).  policy(n, src) -> (code, delay_s)
     decides per probe (n = 0-based index of distinct Call-IDs); code None
-    drops the probe and all its retransmissions."""
+    drops the probe and all its retransmissions.  on_other(data, src, sock)
+    is called for any other datagram (e.g. the transport check's CRLFCRLF)."""
 
-    def __init__(self, address=None, port=5060, policy=None):
+    def __init__(self, address=None, port=5060, policy=None, on_other=None):
         super().__init__(daemon=True)
         self.address = address or harness.next_address()
         self.port = port
         self.policy = policy or (lambda n, src: (200, 0))
+        self.on_other = on_other
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((self.address, port))
         self.sock.settimeout(0.1)
@@ -192,6 +195,8 @@ class Responder(threading.Thread):
                 break
             text = data.decode(errors="replace")
             if not text.startswith("OPTIONS "):
+                if self.on_other:
+                    self.on_other(data, src, self.sock)
                 continue
             lines = text.split("\r\n")
             cid = _header(lines, "Call-ID", "i")

@@ -149,6 +149,24 @@ static void test_period_per_state(void **state)
 	assert_int_equal(goos_params_period_ms(&p, GOOS_H_DOWN), 0);
 }
 
+/* a run-time period shorter than oos_timeout shortens the deadline */
+static void test_deadline_fits_the_periods(void **state)
+{
+	goos_params_t p = defaults();
+	(void)state;
+	assert_int_equal(goos_params_deadline_ms(&p), 4000);
+	p.check_s = 2;
+	assert_int_equal(goos_params_deadline_ms(&p), 2000);
+	p.check_s = 10;
+	p.force_s = 3;
+	assert_int_equal(goos_params_deadline_ms(&p), 3000);
+	p.check_s = 0;
+	p.force_s = 1;
+	assert_int_equal(goos_params_deadline_ms(&p), 1000);
+	p.force_s = 32;
+	assert_int_equal(goos_params_deadline_ms(&p), 4000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +177,7 @@ int main(void)
 			cmocka_unit_test(test_thresholds_and_capacity),
 			cmocka_unit_test(test_error_is_one_line_and_bounded),
 			cmocka_unit_test(test_period_per_state),
+			cmocka_unit_test(test_deadline_fits_the_periods),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,55 @@ static void test_replan_on_state_change(void **state)
 	goos_sched_sent(&s, 9000, 300);
 	goos_sched_done(&s, 20000, 2000);
 	assert_int_equal(s.next_due_ms, 21000);
+	/* oos_timeout = period: the deadline ends a little after the next
+	 * periodic time, which is due now, not a period later */
+	goos_sched_sent(&s, 21000, 2000);
+	goos_sched_done(&s, 23001, 2000);
+	assert_int_equal(s.next_due_ms, 23000);
+	assert_true(goos_sched_due(&s, 23001));
+}
+
+/* oos_check / oos_force changed at run time: the new period counts from
+ * the last probe sent, at once */
+static void test_replan_on_period_change(void **state)
+{
+	goos_sched_t s;
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	goos_sched_start(&s, 0, 0, 1000, 8);
+	goos_sched_sent(&s, 0, 300);
+	goos_sched_done(&s, 100, 5000);
+	assert_int_equal(s.next_due_ms, 5000);
+	/* shorter: one new period after the last probe */
+	goos_sched_replan(&s, 200, 2000, 125);
+	assert_int_equal(s.next_due_ms, 2000);
+	/* already past: now plus the target's phase */
+	goos_sched_replan(&s, 3000, 1000, 125);
+	assert_int_equal(s.next_due_ms, 3125);
+	/* longer: pushed out */
+	goos_sched_replan(&s, 3010, 30000, 125);
+	assert_int_equal(s.next_due_ms, 30000);
+	/* 0: no periodic probe; a request still probes */
+	goos_sched_replan(&s, 3020, 0, 125);
+	assert_false(goos_sched_due(&s, INT64_MAX - 1));
+	s.want = 1;
+	assert_true(goos_sched_due(&s, 3030));
+	s.want = 0;
+	/* back on after a long pause */
+	goos_sched_replan(&s, 90000, 2000, 125);
+	assert_int_equal(s.next_due_ms, 90125);
+	/* a pending probe keeps its deadline; its end plans with the period */
+	goos_sched_sent(&s, 90125, 1000);
+	goos_sched_replan(&s, 90200, 5000, 125);
+	assert_int_equal(s.next_due_ms, 90125);
+	assert_int_equal(s.deadline_ms, 91125);
+	goos_sched_done(&s, 90300, 5000);
+	assert_int_equal(s.next_due_ms, 95125);
+	/* never sent (sent_ms 0): the phase */
+	memset(&s, 0, sizeof(s));
+	s.next_due_ms = INT64_MAX;
+	goos_sched_replan(&s, 50000, 5000, 250);
+	assert_int_equal(s.next_due_ms, 50250);
 }
 
 static void test_reply_classes(void **state)
@@ -192,6 +241,7 @@ int main(void)
 			cmocka_unit_test(test_request_before_start_is_kept),
 			cmocka_unit_test(test_probing_off),
 			cmocka_unit_test(test_replan_on_state_change),
+			cmocka_unit_test(test_replan_on_period_change),
 			cmocka_unit_test(test_reply_classes),
 			cmocka_unit_test(test_cbp_roundtrip),
 	};
