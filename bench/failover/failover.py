@@ -376,29 +376,99 @@ def codes(d):
     return ", ".join("%s x%s" % (v, k) for k, v in sorted(d.items())) or "-"
 
 
+def failures(n, by_code):
+    return "%d (%s)" % (n, codes(by_code)) if n else "0"
+
+
 def table(results):
     lines = ["| config | variant | run | calls | failed | INVITE failed | "
              "BYE failed | answered > 2 s | slowest answer s | "
              "failure -> first backup answer s | pre-failure BYEs delivered | "
-             "load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "kamailio CPU s | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append("| %s | %s | %d | %d | %d | %d %s | %d %s | %d | %s | %s | "
-                     "%d / %d | %.1f |" % (
+        lines.append("| %s | %s | %d | %d | %d | %s | %s | %d | %s | %s | "
+                     "%d / %d | %.2f | %.1f |" % (
                          r["config"], r["variant"], r["run"], r["calls"],
-                         r["failed"], r["inv_failed"],
-                         "(%s)" % codes(r["inv_fail_codes"]) if r["inv_failed"] else "",
-                         r["bye_failed"],
-                         "(%s)" % codes(r["bye_fail_codes"]) if r["bye_failed"] else "",
+                         r["failed"],
+                         failures(r["inv_failed"], r["inv_fail_codes"]),
+                         failures(r["bye_failed"], r["bye_fail_codes"]),
                          r["late"], fmt_s(r["answer_max_s"]),
                          fmt_s(r["first_backup_answer_s"]),
                          r["pre_failure_byes_ok"], r["pre_failure_byes"],
-                         r["loadavg"][1]))
+                         r["kamailio_cpu_s"], r["loadavg"][1]))
     return "\n".join(lines)
+
+
+def write_plot(path, results, configs, variants):
+    """the plot of the first run of each (config, variant)"""
+    plot_runs = {}
+    for r in results:
+        if r["run"] == 1:
+            r = dict(r, calls=r["calls_detail"],
+                     summary_line="%d/%d failed, %d answered > 2 s, backup "
+                     "answers after %s s" % (
+                         r["failed"], r["expected_calls"], r["late"],
+                         fmt_s(r["first_backup_answer_s"])))
+            plot_runs[(r["config"], r["variant"])] = r
+    svgplot.write(path, plot_runs, configs, variants)
+
+
+def write_report(out, head, results, configs, variants, argv):
+    """OUT.md (table), OUT.json (everything), OUT.svg (plot); prints the table"""
+    tab = table(results)
+    print()
+    print(head)
+    print(tab)
+    Path(str(out) + ".md").write_text(head + "\n\n" + tab + "\n")
+    with open(str(out) + ".json", "w") as fh:
+        json.dump({"args": argv, "head": head, "results": results}, fh)
+    write_plot(str(out) + ".svg", results, configs, variants)
+    print("\nwritten: %s.md, %s.json, %s.svg" % (out, out, out))
+
+
+def tree_version():
+    """the commit of the tree measured (+ if its files differ from it)"""
+    top = str(HERE.parents[1])
+    try:
+        rev = subprocess.run(["git", "-C", top, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", top, "status", "--porcelain",
+                                "modules", "etc"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (rev or "?") + ("+" if dirty else "")
 
 
 def _interrupted(_sig, _frm):
     raise KeyboardInterrupt()
+
+
+def runs(args, configs, variants, tmp, results):
+    for rep in range(1, args.repeats + 1):
+        for variant in variants:
+            for config in configs:
+                t = time.time()
+                r = run_one(config, variant, args,
+                            Path(tmp) / ("%s-%s-%d" % (config, variant, rep)))
+                r["run"] = rep
+                r["wall_s"] = round(time.time() - t, 1)
+                results.append(r)
+                print("%-14s %-4s run %d: %4d calls, %3d failed (INVITE %s, "
+                      "BYE %s), %3d answered > 2 s, slowest %s s, first "
+                      "backup answer %s s, pre-failure BYEs %d/%d, %.0f s"
+                      % (config, variant, rep, r["calls"], r["failed"],
+                         failures(r["inv_failed"], r["inv_fail_codes"]),
+                         failures(r["bye_failed"], r["bye_fail_codes"]),
+                         r["late"], fmt_s(r["answer_max_s"]),
+                         fmt_s(r["first_backup_answer_s"]),
+                         r["pre_failure_byes_ok"], r["pre_failure_byes"],
+                         r["wall_s"]), flush=True)
+                if r["kamailio_log_failures"]:
+                    print("  kamailio log: %s" % r["kamailio_log_failures"][0],
+                          flush=True)
+
 
 
 def main():
@@ -418,7 +488,18 @@ def main():
                     help="kamailio SIP worker processes (CHILDREN)")
     ap.add_argument("--out", default=str(HERE.parents[1] / "build" / "bench-failover"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--report", metavar="JSON",
+                    help="no runs: rewrite OUT.md and OUT.svg from the OUT.json "
+                    "of earlier runs")
     args = ap.parse_args()
+    if args.report:
+        data = json.loads(Path(args.report).read_text())
+        res = data["results"]
+        write_report(args.out, data.get("head", ""), res,
+                     list(dict.fromkeys(r["config"] for r in res)),
+                     list(dict.fromkeys(r["variant"] for r in res)),
+                     data.get("args", {}))
+        return 0
     configs = [c for c in args.configs.split(",") if c]
     variants = [v for v in args.variants.split(",") if v]
     for c in configs:
@@ -437,60 +518,27 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-failover-")
     results = []
     started = time.time()
-    for rep in range(1, args.repeats + 1):
-        for variant in variants:
-            for config in configs:
-                t = time.time()
-                r = run_one(config, variant, args,
-                            Path(tmp) / ("%s-%s-%d" % (config, variant, rep)))
-                r["run"] = rep
-                r["wall_s"] = round(time.time() - t, 1)
-                results.append(r)
-                print("%-14s %-4s run %d: %4d calls, %3d failed (INVITE %d %s, "
-                      "BYE %d %s), %3d answered > 2 s, slowest %s s, first "
-                      "backup answer %s s, pre-failure BYEs %d/%d, %.0f s"
-                      % (config, variant, rep, r["calls"], r["failed"],
-                         r["inv_failed"], codes(r["inv_fail_codes"]),
-                         r["bye_failed"], codes(r["bye_fail_codes"]),
-                         r["late"], fmt_s(r["answer_max_s"]),
-                         fmt_s(r["first_backup_answer_s"]),
-                         r["pre_failure_byes_ok"], r["pre_failure_byes"],
-                         r["wall_s"]), flush=True)
-                if r["kamailio_log_failures"]:
-                    print("  kamailio log: %s" % r["kamailio_log_failures"][0],
-                          flush=True)
+    try:
+        runs(args, configs, variants, tmp, results)
+    except BaseException:
+        print("work directory kept: %s" % tmp, file=sys.stderr)
+        raise
     if not args.keep:
         subprocess.run(["rm", "-rf", tmp])
     else:
         print("work directory kept: %s" % tmp)
 
-    head = ("Failover benchmark, %s UTC: %g calls/s for %g s (%d calls), "
-            "calls held %g s, primary failed %g s after the first call, backup "
-            "promoted %g s later; %d runs in %.0f s; kamailio CHILDREN=%d; "
-            "%d CPUs, load average %.1f at the end."
-            % (time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)), args.rate,
+    head = ("Failover benchmark, %s UTC, tree %s: %g calls/s for %g s (%d "
+            "calls), calls held %g s, primary failed %g s after the first "
+            "call, backup promoted %g s later; %d runs in %.0f s; kamailio "
+            "CHILDREN=%d; %d CPUs, load average %.1f at the end."
+            % (time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)),
+               tree_version(), args.rate,
                args.duration, int(args.rate * args.duration), args.hold,
                args.kill_at, args.promote_after, len(results),
                time.time() - started, args.children, os.cpu_count(),
                os.getloadavg()[0]))
-    tab = table(results)
-    print()
-    print(head)
-    print(tab)
-    Path(str(out) + ".md").write_text(head + "\n\n" + tab + "\n")
-    with open(str(out) + ".json", "w") as fh:
-        json.dump({"args": vars(args), "results": results}, fh)
-    plot_runs = {}
-    for r in results:
-        if r["run"] == 1:
-            r = dict(r, calls=r["calls_detail"],
-                     summary_line="%d of %d calls failed, %d answered > 2 s, "
-                     "first backup answer %s s" % (
-                         r["failed"], r["expected_calls"], r["late"],
-                         fmt_s(r["first_backup_answer_s"])))
-            plot_runs[(r["config"], r["variant"])] = r
-    svgplot.write(str(out) + ".svg", plot_runs, configs, variants)
-    print("\nwritten: %s.md, %s.json, %s.svg" % (out, out, out))
+    write_report(out, head, results, configs, variants, vars(args))
     return 0
 
 

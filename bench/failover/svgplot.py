@@ -42,7 +42,8 @@ def _cross(x, y, color, r=2.5):
 
 
 def panel(run, title):
-    """SVG elements of one panel (coordinates local to the panel)."""
+    """SVG elements of one panel (coordinates local to the panel); calls
+    sent outside [X0, X1] are left out"""
     out = ['<rect x="0" y="0" width="%d" height="%d" fill="white" '
            'stroke="#ccc"/>' % (W, H)]
     out.append(_text(ML, 14, title, 12, weight="bold"))
@@ -58,17 +59,19 @@ def panel(run, title):
         y = _y(v)
         out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>'
                    % (ML, y, W - MR, y))
-        out.append(_text(ML - 5, y + 3, "%d s" % v, 10, "end"))
+        out.append(_text(ML - 5, y + 3, "%d s" % v if v < Y1 else
+                         ">=%d" % v, 10, "end"))
     out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#d62728" '
                'stroke-dasharray="4 3"/>' % (ML, _y(2), W - MR, _y(2)))
     for t, label in ((0, "failure"), (run["promote_after"], "promoted")):
         x = _x(t)
         out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#555" '
-                   'stroke-dasharray="2 2"/>' % (x, MT - 14, x, H - MB))
-    out.append(_text(_x(0) - 2, MT - 16, "kill/stop", 9, "end", "#555"))
-    out.append(_text(_x(run["promote_after"]) + 2, MT - 16, "backup promoted",
+                   'stroke-dasharray="2 2"/>' % (x, MT - 18, x, H - MB))
+    out.append(_text(_x(0) - 2, MT - 19, "kill/stop", 9, "end", "#555"))
+    out.append(_text(_x(run["promote_after"]) + 2, MT - 19, "backup promoted",
                      9, "start", "#555"))
-    out.append(_text(ML - 40, MT - 2, "failed", 9, "start", COLORS["inv_failed"]))
+    out.append(_text(ML - 5, MT - 10, "BYE", 9, "end", COLORS["bye_failed"]))
+    out.append(_text(ML - 5, MT - 2, "INVITE", 9, "end", COLORS["inv_failed"]))
     out.append(_text((ML + W - MR) / 2, H - 4,
                      "INVITE sent, s after the failure (BYE for failed BYEs)",
                      10, "middle"))
@@ -77,24 +80,26 @@ def panel(run, title):
     pts = []
     for c in run["calls"]:
         t_inv = c["inv_sent"]
+        bye = c.get("bye_sent")
+        if c["inv_code"] == 200 and c["bye_code"] != 200 and bye is not None \
+                and X0 <= bye <= X1:
+            key = ("b", round(_x(bye)))
+            if key not in seen:
+                seen.add(key)
+                pts.append(_cross(key[1], MT - 13, COLORS["bye_failed"]))
+        if not X0 <= t_inv <= X1:
+            continue
         if c["inv_code"] == 200:
             key = ("a", c["member"], round(_x(t_inv)), round(_y(c["answer_s"])))
-            if key in seen:
-                continue
-            seen.add(key)
-            color = COLORS.get(c["member"], "#000")
-            pts.append('<circle cx="%d" cy="%d" r="1.6" fill="%s"/>'
-                       % (key[2], key[3], color))
-            if c["bye_code"] != 200 and c.get("bye_sent") is not None:
-                key = ("b", round(_x(c["bye_sent"])))
-                if key not in seen:
-                    seen.add(key)
-                    pts.append(_cross(key[1], MT - 6, COLORS["bye_failed"]))
+            if key not in seen:
+                seen.add(key)
+                pts.append('<circle cx="%d" cy="%d" r="1.6" fill="%s"/>'
+                           % (key[2], key[3], COLORS.get(c["member"], "#000")))
         else:
             key = ("i", round(_x(t_inv)))
             if key not in seen:
                 seen.add(key)
-                pts.append(_cross(key[1], MT - 6, COLORS["inv_failed"]))
+                pts.append(_cross(key[1], MT - 5, COLORS["inv_failed"]))
     return out + pts
 
 
