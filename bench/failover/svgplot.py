@@ -75,9 +75,11 @@ def panel(run, title):
     out.append(_text((ML + W - MR) / 2, H - 4,
                      "INVITE sent, s after the failure (BYE for failed BYEs)",
                      10, "middle"))
-    # points, merged per pixel
+    # points, merged per pixel, one path per kind (dots: zero-length
+    # segments with round caps)
     seen = set()
-    pts = []
+    dots = {}      # color -> ["Mx yh0", ...]
+    crosses = {}   # color -> [(x, y), ...]
     for c in run["calls"]:
         t_inv = c["inv_sent"]
         bye = c.get("bye_sent")
@@ -86,20 +88,28 @@ def panel(run, title):
             key = ("b", round(_x(bye)))
             if key not in seen:
                 seen.add(key)
-                pts.append(_cross(key[1], MT - 13, COLORS["bye_failed"]))
+                crosses.setdefault(COLORS["bye_failed"], []).append((key[1], MT - 13))
         if not X0 <= t_inv <= X1:
             continue
         if c["inv_code"] == 200:
             key = ("a", c["member"], round(_x(t_inv)), round(_y(c["answer_s"])))
             if key not in seen:
                 seen.add(key)
-                pts.append('<circle cx="%d" cy="%d" r="1.6" fill="%s"/>'
-                           % (key[2], key[3], COLORS.get(c["member"], "#000")))
+                dots.setdefault(COLORS.get(c["member"], "#000"), []).append(
+                    "M%d %dh0" % (key[2], key[3]))
         else:
             key = ("i", round(_x(t_inv)))
             if key not in seen:
                 seen.add(key)
-                pts.append(_cross(key[1], MT - 5, COLORS["inv_failed"]))
+                crosses.setdefault(COLORS["inv_failed"], []).append((key[1], MT - 5))
+    pts = []
+    for color, segs in dots.items():
+        pts.append('<path d="%s" stroke="%s" stroke-width="3.2" '
+                   'stroke-linecap="round"/>' % ("".join(segs), color))
+    for color, xys in crosses.items():
+        pts.append('<path d="%s" stroke="%s" stroke-width="1.2"/>' % (
+            "".join("M%d %dl5 5m0 -5l-5 5" % (x - 2.5, y - 2.5) for x, y in xys),
+            color))
     return out + pts
 
 
