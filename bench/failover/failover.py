@@ -450,8 +450,10 @@ def runs(args, configs, variants, tmp, results):
         for variant in variants:
             for config in configs:
                 t = time.time()
+                # short names: kamailio's ctl socket path must stay under
+                # 104 characters
                 r = run_one(config, variant, args,
-                            Path(tmp) / ("%s-%s-%d" % (config, variant, rep)))
+                            Path(tmp) / ("%d" % (len(results) + 1)))
                 r["run"] = rep
                 r["wall_s"] = round(time.time() - t, 1)
                 results.append(r)
