@@ -40,7 +40,8 @@ also on errors and on SIGINT/SIGTERM; every wait is bounded.
 
 Usage: bench/failover/failover.py [--configs genesys_ha,genesys_ha_1s,dispatcher]
          [--variants kill,stop] [--repeats 2] [--rate 100] [--duration 15]
-         [--hold 5] [--kill-at 6] [--promote-after 1] [--out build/bench-failover]
+         [--hold 5] [--kill-at 6] [--phase-jitter 0] [--promote-after 1]
+         [--out build/bench-failover] [--report OUT.json]
 Writes OUT.md (tables), OUT.json (every call of every run), OUT.svg (plot).
 """
 
@@ -49,6 +50,7 @@ import collections
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -335,7 +337,8 @@ def run_one(config, variant, args, workdir):
         procs.add("sipp", uac)
         t0 = time.time()
         uac.start()
-        sleep_until(t0 + args.kill_at)
+        fail_at = args.kill_at + random.uniform(0, args.phase_jitter)
+        sleep_until(t0 + fail_at)
         t_fail = time.time()
         os.kill(primary.pid, signal.SIGKILL if variant == "kill" else signal.SIGSTOP)
         sleep_until(t_fail + args.promote_after)
@@ -359,6 +362,7 @@ def run_one(config, variant, args, workdir):
     except (OSError, ValueError):
         res["backup"] = {}
     res.update({"config": config, "variant": variant,
+                "fail_at_s": round(t_fail - t0, 3),
                 "sipp_failed": r.failed, "sipp_rc": r.rc,
                 "kamailio_cpu_s": round(cpu, 2),
                 "loadavg": [round(load0, 2), round(load1, 2)],
@@ -475,20 +479,28 @@ def runs(args, configs, variants, tmp, results):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", default="genesys_ha,genesys_ha_1s,dispatcher")
-    ap.add_argument("--variants", default="kill,stop")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--configs", default="genesys_ha,genesys_ha_1s,dispatcher",
+                    help="comma-separated, from: %s" % ", ".join(CONFIGS))
+    ap.add_argument("--variants", default="kill,stop",
+                    help="kill (SIGKILL: ICMP), stop (SIGSTOP: silence)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="runs of every config and variant")
     ap.add_argument("--rate", type=float, default=100, help="calls per second")
     ap.add_argument("--duration", type=float, default=15,
                     help="seconds of new calls (calls = rate x duration)")
     ap.add_argument("--hold", type=float, default=5, help="call length, s")
     ap.add_argument("--kill-at", type=float, default=6,
                     help="s after the first call the primary fails")
+    ap.add_argument("--phase-jitter", type=float, default=0, metavar="S",
+                    help="the failure comes up to S s (uniform) after "
+                    "--kill-at, so that it falls at a random phase of the "
+                    "probe period (default 0: the same phase in every run)")
     ap.add_argument("--promote-after", type=float, default=1,
                     help="s after the failure the backup is promoted")
     ap.add_argument("--children", type=int, default=4,
                     help="kamailio SIP worker processes (CHILDREN)")
-    ap.add_argument("--out", default=str(HERE.parents[1] / "build" / "bench-failover"))
+    ap.add_argument("--out", default=str(HERE.parents[1] / "build" / "bench-failover"),
+                    help="OUT.md, OUT.json, OUT.svg are written")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--report", metavar="JSON",
                     help="no runs: rewrite OUT.md and OUT.svg from the OUT.json "
@@ -510,6 +522,9 @@ def main():
     for v in variants:
         if v not in ("kill", "stop"):
             ap.error("unknown variant %s (kill, stop)" % v)
+    if args.kill_at + args.phase_jitter + args.promote_after >= args.duration:
+        ap.error("the backup must be promoted before the last call starts "
+                 "(--kill-at + --phase-jitter + --promote-after < --duration)")
 
     # SIGTERM (make interrupted, timeout) unwinds like Ctrl-C: every run's
     # finally stops what it started
