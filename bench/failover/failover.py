@@ -410,8 +410,8 @@ def write_plot(path, results, configs, variants):
     for r in results:
         if r["run"] == 1:
             r = dict(r, calls=r["calls_detail"],
-                     summary_line="%d/%d failed, %d answered > 2 s, backup "
-                     "answers after %s s" % (
+                     summary_line="%d/%d failed, %d answered > 2 s, first backup "
+                     "answer at +%s s" % (
                          r["failed"], r["expected_calls"], r["late"],
                          fmt_s(r["first_backup_answer_s"])))
             plot_runs[(r["config"], r["variant"])] = r
