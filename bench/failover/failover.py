@@ -316,7 +316,6 @@ def run_one(config, variant, args, workdir):
         defines["CHILDREN"] = str(args.children)
         k = harness.Kamailio(workdir / "k", cfg_text=cfg_text, defines=defines,
                              address=kam_addr, mem_debug=False)
-        k.defines["CHILDREN"] = str(args.children)
         procs.add("kamailio", k)
         k.start(timeout=20)
         wait_until(lambda: CONFIGS[config]["ready"](k, pri, bak), 15,
