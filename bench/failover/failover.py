@@ -165,13 +165,18 @@ def start_member(procs, workdir, name, address, standby):
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True))
     log.close()
-    deadline = time.monotonic() + 10
-    while not harness._bound(address, 5060, "u1"):
-        if p.poll() is not None or time.monotonic() > deadline:
-            raise harness.HarnessError("SIP Server %s did not start:\n%s"
-                                       % (name, harness.tail(log.name)))
-        time.sleep(0.02)
+    wait_ready(p, log.name, 10, "SIP Server %s" % name)
     return p, stats
+
+
+def wait_ready(p, log_path, timeout, what):
+    """until sipserver.py says "ready" (bound, signal handlers set)"""
+    deadline = time.monotonic() + timeout
+    while "ready" not in harness.tail(log_path, 5).split():
+        if p.poll() is not None or time.monotonic() > deadline:
+            raise harness.HarnessError("%s did not start:\n%s"
+                                       % (what, harness.tail(log_path)))
+        time.sleep(0.02)
 
 
 def wait_until(pred, timeout, what):

@@ -14,8 +14,9 @@ ignores SIP until promoted"): the socket is bound (no ICMP port
 unreachable) but nothing is answered, not even OPTIONS.  SIGUSR1 promotes
 it: from then on it answers like the primary.
 
-On SIGTERM it writes its counters as JSON to --stats and exits; a member
-that was SIGKILLed writes nothing (the benchmark does not need it).
+It prints "ready" once its socket is bound and its signal handlers are in
+place.  On SIGTERM it writes its counters as JSON to --stats and exits; a
+member that was SIGKILLed writes nothing (the benchmark does not need it).
 
 Usage: sipserver.py --address 127.x.y.z [--port 5060] [--standby]
                     --stats FILE
@@ -82,6 +83,11 @@ def main():
     args = ap.parse_args()
 
     standby = args.standby
+    # no signal before the handlers are in place (SIGUSR1's default action
+    # ends the process); the Peer thread keeps them blocked for good, so
+    # they are handled in this thread
+    sigs = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     peer = ha_util.Peer(address=args.address, port=args.port,
                         options_code=None if standby else 200,
                         answer_requests=not standby)
@@ -107,6 +113,10 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     peer.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+    # bound and ready for signals: what the benchmark waits for (probing
+    # the port with a bind of its own could take it from under us)
+    print("ready", flush=True)
     while True:
         signal.pause()
 
