@@ -5,7 +5,9 @@
 #   make test     unit tests (plain and under ASan/UBSan), fuzz smoke runs, system tests
 #   make fuzz     run every libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make run      start the proxy demo on loopback
-#   make bench    run the benchmarks in bench/ (callgrind + CPU time)
+#   make bench    run the benchmarks in bench/ (callgrind + CPU time, failover)
+#   make bench-failover  calls through a SIP Server death: genesys_ha against
+#                 dispatcher (a few minutes; FAILOVER_ARGS: see --help)
 #   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
@@ -20,7 +22,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench bench-failover clean distclean $(MODULES)
 
 all: modules
 
@@ -68,6 +70,13 @@ run: deps
 bench: modules
 	mkdir -p build
 	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
+	@$(MAKE) --no-print-directory bench-failover
+
+# 100 calls/s while the primary SIP Server is killed or stopped and the
+# backup promoted 1 s later (issue 9): build/bench-failover.{md,json,svg}
+bench-failover: modules
+	mkdir -p build
+	/usr/bin/python3 bench/failover/failover.py --out build/bench-failover $(FAILOVER_ARGS)
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 # built in a copy of the tree under build/deb (dpkg-buildpackage writes its
