@@ -35,6 +35,7 @@
  */
 
 #include <string.h>
+#include <time.h>
 
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
@@ -258,13 +259,16 @@ int gha_pending_member_down(int goos_id)
 	struct cell *t;
 	gha_hit_t hit[GHA_BUCKET_MAX];
 	gha_pool_t *p;
+	struct timespec t0, t1;
 	unsigned int i;
 	int b, n, k, pi, m, ended = 0, lost = 0, lpi = -1, lm = 0;
+	long us;
 
 	if(!gha_end_pending || goos_id < 0 || (p = gha_snap()) == NULL)
 		return 0;
 	if(gha_tmb.get_table == NULL || (tb = gha_tmb.get_table()) == NULL)
 		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for(i = 0; i < TABLE_ENTRIES; i++) {
 		e = &tb->entries[i];
 		if(bucket_empty(e))
@@ -300,19 +304,25 @@ int gha_pending_member_down(int goos_id)
 			gha_tmb.unref_cell(hit[k].t);
 		}
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (long)(t1.tv_sec - t0.tv_sec) * 1000000L
+		 + (long)(t1.tv_nsec - t0.tv_nsec) / 1000L;
+	LM_DBG("probe target %d down: %d branch(es) ended, tm table walked in %ld"
+		   " us\n",
+			goos_id, ended, us);
 	if(ended > 0) {
 		counter_add(cnt_ended, ended);
 		if(lpi >= 0)
 			LM_NOTICE("pair '%.*s': %s %.*s is down: %d unanswered "
 					  "request branch(es) to it end now (failure_route "
-					  "may retry on the active member)\n",
+					  "may retry on the active member; found in %ld us)\n",
 					p->pairs[lpi].name.len, p->pairs[lpi].name.s,
 					gha_role_name(lm), p->pairs[lpi].m[lm].uri.len,
-					p->pairs[lpi].m[lm].uri.s, ended);
+					p->pairs[lpi].m[lm].uri.s, ended, us);
 		else
 			LM_NOTICE("feature server (probe id %d) is down: %d unanswered "
-					  "request branch(es) to it end now\n",
-					goos_id, ended);
+					  "request branch(es) to it end now (found in %ld us)\n",
+					goos_id, ended, us);
 	}
 	if(lost > 0)
 		LM_WARN("%d branch(es) to a member that went down were left to "

@@ -275,3 +275,33 @@ def test_silent_member_probed_after_first_retransmission(
                r"unanswered after its first retransmission \(T1\): probing "
                r"it now" % re.escape(pri.address), timeout=1)
     c.close()
+
+
+def test_many_ringing_calls_all_rebranched(
+        tmp_path, kamailio_factory, peer_factory, proc_factory):
+    """60 calls ring on the primary when it is killed: every one of them is
+    answered by the backup within a second of the detection."""
+    n = 60
+    pri = proc_factory(invite_code=180)
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, both_active, what="both active")
+    callers = [Caller(k) for _ in range(n)]
+    for c in callers:
+        c.send("INVITE", "sip:2000@%s" % k.address)
+    for c in callers:
+        assert c.wait("SIP/2.0 180", 3), c.replies
+    pri.kill()
+    t_down = wait_down(k, "primary", timeout=5)
+    late = []
+    for c in callers:
+        r = c.final(timeout=max(0.1, t_down + 1.0 - time.monotonic()))
+        if r is None or not r[1].startswith("SIP/2.0 200") \
+                or r[0] - t_down >= 1.0:
+            late.append(r and (r[1], r[0] - t_down))
+        c.close()
+    assert not late, late
+    assert len(bak.requests("INVITE")) == n
+    k.wait_log(r"primary sip:%s:5060 is down: %d unanswered request "
+               r"branch\(es\)" % (re.escape(pri.address), n), timeout=1)
