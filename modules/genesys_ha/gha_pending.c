@@ -53,6 +53,7 @@
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_pending.h"
+#include "gha_t1.h"
 
 int gha_end_pending = 1;
 int gha_t1_probe = 1;
@@ -70,23 +71,9 @@ int gha_t1_slots = 4096;
 /* members probed per T1 pass */
 #define GHA_T1_PROBES_MAX 16
 
-typedef struct gha_t1_slot
-{
-	unsigned int seq;  /*!< write index + 1 once filled (release) */
-	unsigned int hash; /*!< tm hash index of the request */
-	ticks_t at;		   /*!< when it was noted */
-} gha_t1_slot_t;
-
-typedef struct gha_t1_ring
-{
-	unsigned int head; /*!< next write index (atomic) */
-	unsigned int mask; /*!< slots - 1 */
-	gha_t1_slot_t slot[];
-} gha_t1_ring_t;
-
 static gha_t1_ring_t *t1_ring = NULL;
 /* T1 timer process only */
-static unsigned int t1_tail = 0;
+static gha_t1_reader_t t1_rd;
 
 static counter_handle_t cnt_ended, cnt_t1_probes;
 
@@ -104,7 +91,8 @@ static void t1_timer(unsigned int ticks, void *param);
 
 int gha_pending_init(void)
 {
-	unsigned int n = 1;
+	unsigned int n;
+	size_t size;
 
 	if(counter_register_array("genesys_ha", pending_cnt_defs) < 0) {
 		LM_ERR("cannot register the pending-transaction statistics\n");
@@ -126,15 +114,14 @@ int gha_pending_init(void)
 				1 << 22);
 		return -1;
 	}
-	while(n < (unsigned int)gha_t1_slots)
-		n <<= 1;
-	t1_ring = shm_malloc(sizeof(*t1_ring) + n * sizeof(gha_t1_slot_t));
+	n = gha_t1_ring_slots((unsigned int)gha_t1_slots, &size);
+	t1_ring = shm_malloc(size);
 	if(t1_ring == NULL) {
 		SHM_MEM_ERROR;
 		return -1;
 	}
-	memset(t1_ring, 0, sizeof(*t1_ring) + n * sizeof(gha_t1_slot_t));
-	t1_ring->mask = n - 1;
+	memset(t1_ring, 0, size);
+	gha_t1_ring_init(t1_ring, n);
 	register_basic_timers(1);
 	return 0;
 }
@@ -335,8 +322,7 @@ int gha_pending_member_down(int goos_id)
 
 void gha_pending_note(sip_msg_t *msg, int proto)
 {
-	unsigned int i, h;
-	gha_t1_slot_t *s;
+	unsigned int h;
 
 	if(t1_ring == NULL || proto != GHA_PROTO_UDP)
 		return;
@@ -349,18 +335,8 @@ void gha_pending_note(sip_msg_t *msg, int proto)
 		return;
 	/* tm's own hash of the transaction (t_lookup.c) */
 	h = hash(msg->callid->body, get_cseq(msg)->number);
-	i = __atomic_fetch_add(&t1_ring->head, 1, __ATOMIC_RELAXED);
-	s = &t1_ring->slot[i & t1_ring->mask];
-	s->hash = h;
-	s->at = get_ticks_raw();
-	__atomic_store_n(&s->seq, i + 1, __ATOMIC_RELEASE);
+	gha_t1_ring_put(t1_ring, h, get_ticks_raw());
 }
-
-enum
-{
-	T1_DONE = 0, /*!< nothing (more) to see for this request */
-	T1_WAIT = 1	 /*!< its first retransmission is not due yet */
-};
 
 /* a member to probe (the pair and role for the log line; pi -1: a feature
  * server) */
@@ -393,35 +369,35 @@ static int t1_check(gha_pool_t *p, struct s_table *tb, unsigned int h,
 	struct entry *e = &tb->entries[h & (TABLE_ENTRIES - 1)];
 	struct retr_buf *rb;
 	struct cell *t;
-	int b, pi, m, id, rc = T1_DONE;
-	unsigned long t1;
+	int b, pi, m, id, v, rc = GHA_T1_DONE;
 
 	if(bucket_empty(e))
-		return T1_DONE;
+		return GHA_T1_DONE;
 	bucket_lock(e);
 	clist_foreach(e, t, next_c)
 	{
 		if(is_local(t) || t->uas.status >= 200)
 			continue;
-		t1 = t->rt_t1_timeout_ms;
 		for(b = 0; b < t->nr_of_outgoings; b++) {
 			rb = &t->uac[b].request;
-			if(!branch_waits(t, b) || t->uac[b].last_received != 0
-					|| rb->dst.proto != PROTO_UDP
+			if(!branch_waits(t, b) || rb->dst.proto != PROTO_UDP
 					|| (rb->flags & F_RB_RETR_DISABLED))
+				continue;
+			v = gha_t1_verdict(t->uac[b].last_received,
+					(unsigned long)rb->timer.data,
+					(unsigned long)t->rt_t1_timeout_ms, age_ms,
+					GHA_T1_SLACK_MS);
+			if(v == GHA_T1_DONE)
 				continue;
 			id = branch_target(p, rb, &pi, &m);
 			if(id < 0
 					|| (pi >= 0
 							&& gha_mstate(&p->pairs[pi], m) == GHA_MS_DOWN))
 				continue;
-			/* _set_fr_retr() stores 2*T1 as the next interval; the first
-			 * retransmission doubles it */
-			if((unsigned long)rb->timer.data > 2 * t1) {
+			if(v == GHA_T1_PROBE)
 				add_probe(probes, nprobes, id, pi, m);
-			} else if(age_ms < 2 * t1 + GHA_T1_SLACK_MS) {
-				rc = T1_WAIT;
-			}
+			else
+				rc = GHA_T1_WAIT;
 		}
 	}
 	bucket_unlock(e);
@@ -431,9 +407,8 @@ static int t1_check(gha_pool_t *p, struct s_table *tb, unsigned int h,
 static void t1_timer(unsigned int ticks, void *param)
 {
 	struct s_table *tb;
-	gha_t1_slot_t *s;
 	gha_pool_t *p;
-	unsigned int head, seq, age_ms, n = 0;
+	unsigned int hash, at, age_ms, n = 0;
 	ticks_t now;
 	gha_probe_t probes[GHA_T1_PROBES_MAX];
 	int nprobes = 0, k;
@@ -442,33 +417,19 @@ static void t1_timer(unsigned int ticks, void *param)
 	(void)param;
 	if(t1_ring == NULL || gha_tmb.get_table == NULL)
 		return;
-	head = __atomic_load_n(&t1_ring->head, __ATOMIC_ACQUIRE);
-	if(head - t1_tail > t1_ring->mask + 1)
-		t1_tail = head - (t1_ring->mask + 1); /* lapped: the oldest lost */
-	if(head == t1_tail)
-		return;
 	p = gha_snap();
 	tb = gha_tmb.get_table();
 	now = get_ticks_raw();
-	while(t1_tail != head && n <= t1_ring->mask) {
-		s = &t1_ring->slot[t1_tail & t1_ring->mask];
-		seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-		if(seq != t1_tail + 1) {
-			if((int)(seq - (t1_tail + 1)) < 0)
-				break; /* being written */
-			t1_tail++; /* overwritten by a later request */
-			continue;
-		}
-		age_ms = TICKS_TO_MS((unsigned int)(now - s->at));
-		if((int)(now - s->at) < 0)
-			age_ms = 0;
+	while(n <= t1_ring->mask
+			&& gha_t1_ring_peek(t1_ring, &t1_rd, &hash, &at)) {
+		age_ms = (int)(now - at) < 0 ? 0 : TICKS_TO_MS(now - at);
 		if(age_ms < GHA_T1_MIN_MS)
 			break;
 		if(p && tb
-				&& t1_check(p, tb, s->hash, age_ms, probes, &nprobes)
-						   == T1_WAIT)
+				&& t1_check(p, tb, hash, age_ms, probes, &nprobes)
+						   == GHA_T1_WAIT)
 			break;
-		t1_tail++;
+		gha_t1_ring_next(&t1_rd);
 		n++;
 	}
 	for(k = 0; k < nprobes; k++) {
