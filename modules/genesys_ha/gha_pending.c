@@ -110,8 +110,7 @@ int gha_pending_init(void)
 	if(!gha_t1_probe)
 		return 0;
 	if(gha_t1_slots < 16 || gha_t1_slots > (1 << 22)) {
-		LM_ERR("t1_slots %d is invalid: use 16 to %d\n", gha_t1_slots,
-				1 << 22);
+		LM_ERR("t1_slots %d is invalid: use 16 to %d\n", gha_t1_slots, 1 << 22);
 		return -1;
 	}
 	n = gha_t1_ring_slots((unsigned int)gha_t1_slots, &size);
@@ -130,8 +129,8 @@ int gha_pending_child_init(int rank)
 {
 	if(rank != PROC_MAIN || t1_ring == NULL)
 		return 0;
-	if(fork_basic_utimer(PROC_TIMER, "GENESYS_HA T1 CHECK", 1, t1_timer,
-			   NULL, GHA_T1_TICK_MS)
+	if(fork_basic_utimer(PROC_TIMER, "GENESYS_HA T1 CHECK", 1, t1_timer, NULL,
+			   GHA_T1_TICK_MS)
 			< 0) {
 		LM_ERR("cannot start the T1 check timer process\n");
 		return -1;
@@ -391,8 +390,7 @@ static int t1_check(gha_pool_t *p, struct s_table *tb, unsigned int h,
 				continue;
 			id = branch_target(p, rb, &pi, &m);
 			if(id < 0
-					|| (pi >= 0
-							&& gha_mstate(&p->pairs[pi], m) == GHA_MS_DOWN))
+					|| (pi >= 0 && gha_mstate(&p->pairs[pi], m) == GHA_MS_DOWN))
 				continue;
 			if(v == GHA_T1_PROBE)
 				add_probe(probes, nprobes, id, pi, m);
@@ -420,8 +418,7 @@ static void t1_timer(unsigned int ticks, void *param)
 	p = gha_snap();
 	tb = gha_tmb.get_table();
 	now = get_ticks_raw();
-	while(n <= t1_ring->mask
-			&& gha_t1_ring_peek(t1_ring, &t1_rd, &hash, &at)) {
+	while(n <= t1_ring->mask && gha_t1_ring_peek(t1_ring, &t1_rd, &hash, &at)) {
 		age_ms = (int)(now - at) < 0 ? 0 : TICKS_TO_MS(now - at);
 		if(age_ms < GHA_T1_MIN_MS)
 			break;

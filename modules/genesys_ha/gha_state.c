@@ -282,8 +282,7 @@ static void goos_cb(const goos_change_t *ch, void *param)
 	gha_member_state(ch->id, (int)ch->new_state);
 	/* found dead (not forced down by the operator): nobody waits for it */
 	if(ch->new_state == GOOS_DOWN && ch->old_state != GOOS_DOWN
-			&& (ch->reason == GOOS_R_TIMEOUT
-					|| ch->reason == GOOS_R_TRANSPORT))
+			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT))
 		gha_pending_member_down(ch->id);
 }
 

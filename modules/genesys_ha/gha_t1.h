@@ -62,8 +62,8 @@ void gha_t1_ring_next(gha_t1_reader_t *rd);
 /*! verdict on one branch */
 enum gha_t1_verdict
 {
-	GHA_T1_DONE = 0,  /*!< answered, or nothing to learn from it */
-	GHA_T1_WAIT = 1,  /*!< its first retransmission is not due yet */
+	GHA_T1_DONE = 0, /*!< answered, or nothing to learn from it */
+	GHA_T1_WAIT = 1, /*!< its first retransmission is not due yet */
 	GHA_T1_PROBE = 2 /*!< neither sent nor retransmitted request answered */
 };
 
