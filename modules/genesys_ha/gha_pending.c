@@ -130,7 +130,7 @@ int gha_pending_child_init(int rank)
 	if(rank != PROC_MAIN || t1_ring == NULL)
 		return 0;
 	if(fork_basic_utimer(PROC_TIMER, "GENESYS_HA T1 CHECK", 1, t1_timer, NULL,
-			   GHA_T1_TICK_MS)
+			   GHA_T1_TICK_MS * 1000 /* us */)
 			< 0) {
 		LM_ERR("cannot start the T1 check timer process\n");
 		return -1;

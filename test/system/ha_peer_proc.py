@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +50,15 @@ class PeerProcess:
             self.proc.wait(timeout=5)
 
     def sigstop(self):
+        """SIGSTOP; returns once the process is stopped."""
         self.signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            stat = Path("/proc/%d/stat" % self.proc.pid).read_text()
+            if stat.rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+            time.sleep(0.005)
+        raise AssertionError("peer process %d did not stop" % self.proc.pid)
 
     def sigcont(self):
         self.signal(signal.SIGCONT)

@@ -264,7 +264,10 @@ def test_silent_member_probed_after_first_retransmission(
     pri.sigstop()
     c = Caller(k)
     c.send("INVITE", "sip:2000@%s" % k.address)
-    t_down = wait_down(k, "primary", timeout=4)
+    try:
+        t_down = wait_down(k, "primary", timeout=4)
+    except AssertionError as e:
+        raise AssertionError("%s\ncaller got: %s" % (e, [r[1] for r in c.replies]))
     assert t_down - c.sent_at < 2.5, t_down - c.sent_at
     r = c.final(timeout=3)
     assert r is not None, c.replies
@@ -305,3 +308,40 @@ def test_many_ringing_calls_all_rebranched(
     assert len(bak.requests("INVITE")) == n
     k.wait_log(r"primary sip:%s:5060 is down: %d unanswered request "
                r"branch\(es\)" % (re.escape(pri.address), n), timeout=1)
+
+
+def _t1_process_cpu(k):
+    """CPU seconds (user+sys) used so far by the T1 check process."""
+    out = k.rpc("core.psx")
+    pids = [int(p) for p, d in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out)
+            if "GENESYS_HA T1 CHECK" in d]
+    assert len(pids) == 1, out
+    fields = open("/proc/%d/stat" % pids[0]).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(
+        harness.os.sysconf("SC_CLK_TCK"))
+
+
+def test_t1_check_process_costs_next_to_nothing(
+        tmp_path, kamailio_factory, peer_factory, sipp_factory):
+    """The T1 check process wakes every 100 ms and looks only at requests
+    relayed since: idle, and while 200 calls go through, it uses a few
+    milliseconds of CPU (it once slept 100 us instead of 100 ms: 10% of a
+    core). t1_probe 0: no such process."""
+    pri, bak = peer_factory(), peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, both_active, what="both active")
+    before = _t1_process_cpu(k)
+    time.sleep(1.0)
+    r = hu.phone(sipp_factory, k, "calls", calls=200, hold_ms=0,
+                 rate=200).run()
+    assert r.rc == 0 and r.successful == 200, r.screen
+    used = _t1_process_cpu(k) - before
+    assert used < 0.1, "T1 check process used %.2f s CPU" % used
+    k2 = hu.start_proxy(
+        kamailio_factory, tmp_path / "pool.xml", name="proxy2",
+        cfg_text=hu.reference_cfg().replace(
+            'loadmodule "genesys_ha"\n',
+            'loadmodule "genesys_ha"\nmodparam("genesys_ha", "t1_probe", 0)\n',
+            1))
+    assert "GENESYS_HA T1 CHECK" not in k2.rpc("core.psx")
