@@ -69,8 +69,14 @@ class Caller:
         self.port = self.s.getsockname()[1]
         self.replies = []   # (monotonic time, first line, text)
 
-    def send(self, method, ruri, route=None):
-        self.callid = "pend-%f@%s" % (time.time(), self.addr)
+    def send(self, method, ruri, route=None, cancel=False):
+        """Send a request; cancel=True: a CANCEL of the last one."""
+        if not cancel:
+            self.callid = "pend-%f@%s" % (time.time(), self.addr)
+            self.branch = int(time.time() * 1e6)
+            self.ruri = ruri
+        else:
+            method, ruri = "CANCEL", self.ruri
         extra = "Route: %s\r\n" % route if route else ""
         msg = ("%s %s SIP/2.0\r\n"
                "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
@@ -81,11 +87,12 @@ class Caller:
                "Contact: <sip:ep@%s:%d>\r\n"
                "Max-Forwards: 70\r\n%s"
                "Content-Length: 0\r\n\r\n"
-               % (method, ruri, self.addr, self.port, int(time.time() * 1e6),
+               % (method, ruri, self.addr, self.port, self.branch,
                   self.addr, ruri, ";tag=x1" if route else "", self.callid,
                   method, self.addr, self.port, extra))
         self.s.sendto(msg.encode(), (self.k.address, self.k.port))
-        self.sent_at = time.monotonic()
+        if not cancel:
+            self.sent_at = time.monotonic()
 
     def _recv(self, deadline):
         """Receive one reply before deadline; False on timeout."""
@@ -205,6 +212,40 @@ def test_ringing_call_gets_final_error_when_no_member_is_left(
     assert r is not None, c.replies
     assert r[1].startswith("SIP/2.0 408"), r[1]
     assert r[0] - t_down < 1.0, r[0] - t_down
+    c.close()
+
+
+def test_canceled_call_on_dead_primary_is_not_rebranched(
+        tmp_path, kamailio_factory, peer_factory, proc_factory):
+    """The caller CANCELs a call ringing on the primary, which never sends
+    the 487 and then dies: the caller gets its final reply at once, and the
+    call is not re-branched to the backup (a branch ended by genesys_ha is
+    not a caller's CANCEL, but a caller's CANCEL stays one)."""
+    pri = proc_factory(invite_code=180)
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, both_active, what="both active")
+    c = Caller(k)
+    c.send("INVITE", "sip:2000@%s" % k.address)
+    assert c.wait("SIP/2.0 180", 3), c.replies
+    c.send(None, None, cancel=True)
+    assert c.wait("SIP/2.0 200", 2), c.replies     # the CANCEL's 200
+    pri.kill()
+    t_down = wait_down(k, "primary", timeout=5)
+    r = None
+    deadline = time.monotonic() + 3
+    while r is None and time.monotonic() < deadline:
+        for rep in c.replies:
+            if "CSeq: 1 INVITE" in rep[2] and not rep[1].startswith(
+                    "SIP/2.0 1"):
+                r = rep
+        if r is None:
+            c._recv(deadline)
+    assert r is not None, [x[1] for x in c.replies]
+    assert r[1].startswith("SIP/2.0 487"), r[1]
+    assert r[0] - t_down < 1.0, r[0] - t_down
+    assert not bak.requests("INVITE")
     c.close()
 
 
