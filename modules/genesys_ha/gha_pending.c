@@ -402,6 +402,28 @@ static int t1_check(gha_pool_t *p, struct s_table *tb, unsigned int h,
 	return rc;
 }
 
+/* one log line per member per GHA_T1_LOG_S: a SIP Server that answers
+ * OPTIONS but not INVITEs would otherwise log every call (T1 process) */
+#define GHA_T1_LOG_S 10
+static struct
+{
+	int id;
+	ticks_t at;
+} t1_logged[64];
+
+static int t1_log_due(int id, ticks_t now)
+{
+	int i = id & 63;
+
+	if(t1_logged[i].id == id + 1
+			&& (s_ticks_t)(now - t1_logged[i].at)
+					   < (s_ticks_t)S_TO_TICKS(GHA_T1_LOG_S))
+		return 0;
+	t1_logged[i].id = id + 1;
+	t1_logged[i].at = now;
+	return 1;
+}
+
 static void t1_timer(unsigned int ticks, void *param)
 {
 	struct s_table *tb;
@@ -430,6 +452,10 @@ static void t1_timer(unsigned int ticks, void *param)
 		n++;
 	}
 	for(k = 0; k < nprobes; k++) {
+		gha_goos.report_failure(probes[k].id);
+		counter_inc(cnt_t1_probes);
+		if(!t1_log_due(probes[k].id, now))
+			continue;
 		if(probes[k].pi >= 0) {
 			gha_pair_t *pr = &p->pairs[probes[k].pi];
 			gha_member_t *mb = &pr->m[probes[k].member];
@@ -443,7 +469,5 @@ static void t1_timer(unsigned int ticks, void *param)
 					"it now\n",
 					probes[k].id);
 		}
-		gha_goos.report_failure(probes[k].id);
-		counter_inc(cnt_t1_probes);
 	}
 }
