@@ -19,6 +19,7 @@ import harness
 import ha_util as hu
 from ha_peer_proc import PeerProcess
 from ha_util import pool, wait_pool
+from test_ha import refuses_start
 
 
 @pytest.fixture
@@ -427,3 +428,17 @@ def test_stopped_primary_resumes_after_its_calls_moved(
     r = c.final(timeout=3)
     assert r and r[1].startswith("SIP/2.0 200"), c.replies
     c.close()
+
+
+@pytest.mark.parametrize("param,value,msg", [
+    ("end_pending_on_down", 2, "end_pending_on_down 2 is invalid"),
+    ("t1_probe", -1, "t1_probe -1 is invalid"),
+    ("t1_slots", 8, "t1_slots 8 is invalid"),
+])
+def test_bad_parameters_refuse_start(tmp_path, param, value, msg):
+    path = pair_pool(tmp_path, "127.0.0.1", "127.0.0.2")
+    cfg = hu.reference_cfg().replace(
+        'loadmodule "genesys_ha"\n',
+        'loadmodule "genesys_ha"\nmodparam("genesys_ha", "%s", %d)\n'
+        % (param, value), 1)
+    assert msg in refuses_start(tmp_path / "k", cfg, path)
