@@ -225,8 +225,9 @@ static int expire_branch(struct retr_buf *rb)
 	membar_write();
 	timer_reinit(&rb->timer);
 	if(timer_add(&rb->timer, 1) != 0) {
-		LM_ERR("cannot re-arm the timer of a branch: it ends at its own "
-			   "timeout\n");
+		/* not expected: the timer was detached and reinitialised */
+		LM_ERR("cannot re-arm the timer of a branch to a dead member: its "
+			   "transaction now ends only at its lifetime limit\n");
 		return 0;
 	}
 	return 1;
