@@ -250,6 +250,42 @@ def test_canceled_call_on_dead_primary_is_not_rebranched(
     c.close()
 
 
+def test_ringing_call_on_killed_tcp_primary_is_answered_by_backup(
+        tmp_path, kamailio_factory, sipp_factory):
+    """The same over TCP members (SIPp SIP Servers): the primary rings and
+    is killed (its port refuses connections); the INVITE forks to the TCP
+    backup at detection."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_A", "sip:%s:5060;transport=tcp" % pri_addr,
+         "sip:%s:5060;transport=tcp" % bak_addr, None)])
+    text = (harness.SIPP_DIR / "ha_sipserver.xml").read_text()
+    ring = text.replace('<label id="invite"/>\n  <send>\n    <![CDATA[\n\n'
+                        '      SIP/2.0 200 OK',
+                        '<label id="invite"/>\n  <send>\n    <![CDATA[\n\n'
+                        '      SIP/2.0 180 Ringing', 1)
+    assert ring != text
+    (tmp_path / "ringing.xml").write_text(ring)
+    pri = sipp_factory(str(tmp_path / "ringing.xml"), "primary",
+                       address=pri_addr, calls=100000, timeout=120,
+                       transport="t1").start()
+    hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
+                 transport="t1").start()
+    k = hu.start_proxy(kamailio_factory, path)
+    wait_pool(k, both_active, what="both active")
+    c = Caller(k)
+    c.send("INVITE", "sip:2000@%s" % k.address)
+    assert c.wait("SIP/2.0 180", 3), c.replies
+    pri.kill()
+    t_down = wait_down(k, "primary", timeout=5)
+    r = c.final(timeout=3)
+    assert r is not None, [x[1] for x in c.replies]
+    assert r[1].startswith("SIP/2.0 200"), r[1]
+    assert r[0] - t_down < 1.0, r[0] - t_down
+    assert "sips@%s" % bak_addr in r[2], r[2]
+    c.close()
+
+
 def test_pending_non_invite_requests_end_when_member_dies(
         tmp_path, kamailio_factory, peer_factory, proc_factory):
     """Requests pending on a primary that takes them but never answers, when
