@@ -18,7 +18,7 @@ import pytest
 import harness
 import ha_util as hu
 from ha_peer_proc import PeerProcess
-from ha_util import pool, wait_pool
+from ha_util import wait_pool
 from test_ha import refuses_start
 
 
@@ -131,10 +131,6 @@ class Caller:
 
     def close(self):
         self.s.close()
-
-
-def member_state(k, role):
-    return pool(k)["SIPS_A"]["members"][role]["state"]
 
 
 def wait_down(k, role, timeout):
