@@ -107,12 +107,12 @@ int gha_pending_init(void)
 		LM_ERR("t1_probe %d is invalid: use 1 or 0\n", gha_t1_probe);
 		return -1;
 	}
-	if(!gha_t1_probe)
-		return 0;
 	if(gha_t1_slots < 16 || gha_t1_slots > (1 << 22)) {
 		LM_ERR("t1_slots %d is invalid: use 16 to %d\n", gha_t1_slots, 1 << 22);
 		return -1;
 	}
+	if(!gha_t1_probe || gha_pool_file.len <= 0)
+		return 0; /* off, or no pool (no member to probe): no process */
 	n = gha_t1_ring_slots((unsigned int)gha_t1_slots, &size);
 	t1_ring = shm_malloc(size);
 	if(t1_ring == NULL) {
