@@ -49,3 +49,10 @@ CONFIGS["genesys_ha_initial_only_rr_dn_0"] = dict(
     CONFIGS["genesys_ha_initial_only"],
     modules=CONFIGS["genesys_ha"]["modules"]
     + 'modparam("genesys_ha", "rr_dn", 0)\n')
+
+# ... and without the T1 check (modparam t1_probe 0): the cost of noting
+# each relayed request in the T1 ring
+CONFIGS["genesys_ha_t1_off"] = dict(
+    CONFIGS["genesys_ha"],
+    modules=CONFIGS["genesys_ha"]["modules"]
+    + 'modparam("genesys_ha", "t1_probe", 0)\n')

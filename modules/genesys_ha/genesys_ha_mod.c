@@ -27,6 +27,7 @@
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_rpc.h"
+#include "gha_pending.h"
 
 MODULE_VERSION
 
@@ -45,6 +46,7 @@ int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
 
 static int mod_init(void);
+static int child_init(int rank);
 static void mod_destroy(void);
 
 static int w_ha_select_serving(sip_msg_t *msg, char *p1, char *p2)
@@ -157,6 +159,9 @@ static param_export_t params[] = {
 	{"lb_hash_key", PARAM_STR, &gha_lb_hash_key},
 	{"event_callback", PARAM_STR, &gha_event_callback},
 	{"rr_dn", PARAM_INT, &gha_rr_dn},
+	{"end_pending_on_down", PARAM_INT, &gha_end_pending},
+	{"t1_probe", PARAM_INT, &gha_t1_probe},
+	{"t1_slots", PARAM_INT, &gha_t1_slots},
 	{0, 0, 0}
 };
 
@@ -175,7 +180,7 @@ struct module_exports exports = {
 	pvs,             /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module init function */
-	0,               /* per-child init function */
+	child_init,      /* per-child init function */
 	mod_destroy      /* module destroy function */
 };
 /* clang-format on */
@@ -220,13 +225,21 @@ static int mod_init(void)
 	}
 	if(gha_route_init() < 0)
 		return -1;
+	if(gha_pending_init() < 0)
+		return -1;
 	/* once, before forking; never xmlCleanupParser() in a worker */
 	xmlInitParser();
 	return gha_state_init();
 }
 
+static int child_init(int rank)
+{
+	return gha_pending_child_init(rank);
+}
+
 static void mod_destroy(void)
 {
+	gha_pending_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
 }

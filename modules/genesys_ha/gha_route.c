@@ -31,6 +31,7 @@
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_rrparam.h"
+#include "gha_pending.h"
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
@@ -233,6 +234,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 				pr->m[a].dst.s);
 		return GHA_RC_ERROR;
 	}
+	gha_pending_note(msg, pr->m[a].proto);
 	GHA_INC(pr->n_new);
 	counter_inc(gha_cnt.new_dialogs);
 	return GHA_RC_OK;
@@ -476,6 +478,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 		LM_ERR("cannot set the destination\n");
 		return GHA_RC_ERROR;
 	}
+	gha_pending_note(msg, pr->m[a].proto);
 	GHA_INC(pr->n_indialog);
 	counter_inc(gha_cnt.in_dialog);
 	return GHA_RC_OK;
@@ -564,6 +567,7 @@ int ki_ha_failover(sip_msg_t *msg)
 		LM_ERR("cannot set the destination\n");
 		return GHA_RC_ERROR;
 	}
+	gha_pending_note(msg, pr->m[to].proto);
 	ruri_mark_new(); /* re-use the R-URI for the new branch */
 	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
 			  "%.*s\n",

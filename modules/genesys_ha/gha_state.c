@@ -26,6 +26,7 @@
 
 #include "gha_state.h"
 #include "gha_route.h"
+#include "gha_pending.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
 #include "common/kg_evroute.h"
@@ -279,6 +280,10 @@ static void goos_cb(const goos_change_t *ch, void *param)
 {
 	(void)param;
 	gha_member_state(ch->id, (int)ch->new_state);
+	/* found dead (not forced down by the operator): nobody waits for it */
+	if(ch->new_state == GOOS_DOWN && ch->old_state != GOOS_DOWN
+			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT))
+		gha_pending_member_down(ch->id);
 }
 
 void gha_request_from(gha_pool_t *p, int pi, int member)
