@@ -42,6 +42,7 @@ str gha_lb_name = str_init("round-robin");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
+int gha_down_grace = 5000;
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -140,7 +141,8 @@ static cmd_export_t cmds[] = {
 		REQUEST_ROUTE},
 	{"ha_from_sipserver", (cmd_function)w_ha_from_sipserver, 0, 0, 0,
 		REQUEST_ROUTE | ONREPLY_ROUTE},
-	{"ha_failover", (cmd_function)w_ha_failover, 0, 0, 0, FAILURE_ROUTE},
+	{"ha_failover", (cmd_function)w_ha_failover, 0, 0, 0,
+		REQUEST_ROUTE | FAILURE_ROUTE},
 	{"ha_select_feature_server", (cmd_function)w_ha_select_feature_server,
 		0, 0, 0, GHA_ROUTES},
 	{0, 0, 0, 0, 0, 0}
@@ -155,6 +157,7 @@ static param_export_t params[] = {
 	{"lb_algorithm", PARAM_STR, &gha_lb_name},
 	{"event_callback", PARAM_STR, &gha_event_callback},
 	{"rr_dn", PARAM_INT, &gha_rr_dn},
+	{"down_grace", PARAM_INT, &gha_down_grace},
 	{0, 0, 0}
 };
 
@@ -193,6 +196,12 @@ static int mod_init(void)
 		LM_ERR("rr_dn %d is invalid: use 1 (the DN in the Record-Route, seed"
 			   " 001) or 0 (the pair only)\n",
 				gha_rr_dn);
+		return -1;
+	}
+	if(gha_down_grace < 0 || gha_down_grace > 60000) {
+		LM_ERR("down_grace %d is invalid: use 0 (off: refuse at once while "
+			   "no member answers) to 60000 ms\n",
+				gha_down_grace);
 		return -1;
 	}
 	if(gha_serving.len > GHA_NAME_MAX) {

@@ -132,15 +132,77 @@ static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
 	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
 }
 
+/* a reply from a member not known alive to a request sent to it in the
+ * down grace: let genesys_oos probe it at once (once per transaction), so
+ * that the pair switches to it without waiting for the probe period */
+static void grace_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
+{
+	gha_pool_t *p;
+	gha_addr_t a;
+	int pi, m;
+
+	(void)t;
+	(void)type;
+	if(ps->rpl == NULL || ps->rpl == FAKED_REPLY || ps->param == NULL
+			|| *ps->param == NULL)
+		return;
+	p = gha_snap();
+	if(p == NULL)
+		return;
+	to_gha_addr(&ps->rpl->rcv.src_ip, &a);
+	pi = gha_pool_find_member_addr(p, &a, ps->rpl->rcv.src_port,
+			ps->rpl->rcv.proto != PROTO_UDP, &m);
+	if(pi < 0 || gha_mstate(&p->pairs[pi], m) == GHA_MS_ACTIVE)
+		return;
+	*ps->param = NULL;
+	gha_goos.report_alive(p->pairs[pi].m[m].goos_id);
+}
+
+static void grace_watch(sip_msg_t *msg, struct cell *t)
+{
+	if(gha_tmb.register_tmcb(msg, t, TMCB_RESPONSE_IN, grace_reply_cb,
+			   (void *)1, 0)
+			<= 0)
+		LM_WARN("cannot watch the replies of a request sent in the down "
+				"grace: the member is found alive at its next probe\n");
+}
+
+/* the pair has no member known alive but is in its down grace: send the
+ * request to the member most likely to be serving */
+static int grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
+{
+	gha_ctx_t *c = gha_ctx(msg);
+
+	gha_ctx_set_pair(c, pr, g);
+	c->state = GHA_PS_GRACE;
+	if(set_dst_uri(msg, &pr->m[g].dst) < 0) {
+		LM_ERR("cannot set the destination to %.*s\n", pr->m[g].dst.len,
+				pr->m[g].dst.s);
+		return GHA_RC_ERROR;
+	}
+	grace_watch(msg, NULL);
+	GHA_INC(pr->n_grace);
+	counter_inc(gha_cnt.grace);
+	LM_DBG("pair '%.*s' has no member known alive: down grace, %.*s to %s "
+		   "%.*s\n",
+			pr->name.len, pr->name.s, msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, gha_role_name(g),
+			pr->m[g].uri.len, pr->m[g].uri.s);
+	return GHA_RC_GRACE;
+}
+
 /* send a new dialog to the active member of pair pi */
 static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 {
 	gha_pair_t *pr = &p->pairs[pi];
-	int a = gha_active(pr), ps = gha_pstate(pr);
+	int a = gha_active(pr), ps = gha_pstate(pr), g;
 	gha_ctx_t *c = gha_ctx(msg);
 
 	gha_ctx_set_pair(c, pr, a);
 	c->state = ps;
+	if((ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE)
+			&& (g = gha_grace_target(pr)) >= 0)
+		return grace_route(msg, pr, g);
 	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
 		GHA_INC(pr->n_rejected);
 		counter_inc(gha_cnt.rejected);
@@ -221,6 +283,13 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 	}
 	rr = __atomic_fetch_add(&gha_root->rr_pairs, 1, __ATOMIC_RELAXED);
 	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
+	if(pi < 0) {
+		/* none available: the pairs in their down grace */
+		for(i = 0; i < p->npairs; i++)
+			av[i] = (s.len <= 0 || site_eq(&p->pairs[i].site, &s))
+					&& gha_grace_target(&p->pairs[i]) >= 0;
+		pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
+	}
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -349,7 +418,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	str val = STR_NULL, nm;
 	gha_ctx_t *c;
 	gha_pair_t *pr;
-	int n, dl, pi, qi, m, a;
+	int n, dl, pi, qi, m, a, g;
 
 	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
 		/* "gha" without a value is a malformed id, not "no id" */
@@ -386,6 +455,12 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	pr = &p->pairs[qi];
 	a = gha_active(pr);
 	gha_ctx_set_pair(c, pr, a);
+	if(gha_pstate(pr) != GHA_PS_UP && gha_pstate(pr) != GHA_PS_UNKNOWN
+			&& (g = gha_grace_target(pr)) >= 0) {
+		GHA_INC(pr->n_indialog);
+		counter_inc(gha_cnt.in_dialog);
+		return grace_route(msg, pr, g);
+	}
 	if(gha_pstate(pr) == GHA_PS_DOWN) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -434,6 +509,13 @@ static int branch_member(gha_pool_t *p, struct ua_client *uac, int *member)
 			p, &a, su_getport(&uac->request.dst.to), 0, member);
 }
 
+/* the branch could not be sent at all (TCP/TLS connect refused, send
+ * error): tm marks it so (t_fwd.c) and t_relay() fails */
+static int send_failed(const struct ua_client *uac)
+{
+	return uac->icode == 908 && uac->reply == NULL;
+}
+
 int ki_ha_failover(sip_msg_t *msg)
 {
 	gha_pool_t *p = gha_snap();
@@ -441,17 +523,26 @@ int ki_ha_failover(sip_msg_t *msg)
 	struct ua_client *uac;
 	gha_ctx_t *c;
 	gha_pair_t *pr;
-	int b, i, pi, qi, m, k, to, timeout, tried = 0;
+	const char *why;
+	int b, i, pi, qi, m, k, to, timeout, grace = 0, tried = 0;
 
 	if(p == NULL)
 		return GHA_RC_NOT_FOUND;
 	t = gha_tmb.t_gett();
 	if(t == NULL || t == T_UNDEFINED) {
-		LM_ERR("ha_failover() needs a transaction (use it in "
-			   "failure_route)\n");
+		LM_ERR("ha_failover() needs a transaction (use it in failure_route, "
+			   "or in request_route after t_relay() failed)\n");
 		return GHA_RC_ERROR;
 	}
-	b = gha_tmb.t_get_picked_branch();
+	/* a send that failed at once is the newest branch (request_route after
+	 * t_relay() failed, or failure_route after the retry's t_relay()
+	 * failed); else the branch failure_route runs for */
+	b = t->nr_of_outgoings - 1;
+	if(b < 0 || !send_failed(&t->uac[b])) {
+		if(!is_route_type(FAILURE_ROUTE))
+			return GHA_RC_NOT_FOUND;
+		b = gha_tmb.t_get_picked_branch();
+	}
 	if(b < 0 || b >= t->nr_of_outgoings)
 		return GHA_RC_NOT_FOUND;
 	uac = &t->uac[b];
@@ -459,6 +550,8 @@ int ki_ha_failover(sip_msg_t *msg)
 			  || uac->last_received == 0;
 	if(!timeout && uac->last_received != 503)
 		return GHA_RC_NOT_FOUND; /* an answer: not a member failure */
+	why = send_failed(uac) ? "send failed"
+						   : (timeout ? "no answer" : "503");
 	pi = branch_member(p, uac, &m);
 	if(pi < 0)
 		return GHA_RC_NOT_FOUND;
@@ -469,13 +562,24 @@ int ki_ha_failover(sip_msg_t *msg)
 	}
 	pr = &p->pairs[pi];
 	to = gha_relay_failed(p, pi, m, timeout);
+	if(to < 0 || (tried & (1 << to))) {
+		/* the other member is not known alive: tried anyway in the down
+		 * grace, or after no answer at all (gha_pair.h) */
+		k = gha_grace_retry_member(p, pi, m, timeout);
+		if(k >= 0 && !(tried & (1 << k))) {
+			to = k;
+			grace = 1;
+		}
+	}
 	c = gha_ctx(msg);
 	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
+	if(grace || gha_grace_target(pr) >= 0)
+		c->state = GHA_PS_GRACE;
 	if(to < 0 || (tried & (1 << to))) {
 		LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s) and the "
 				  "other member is not known alive or was tried: no retry\n",
 				pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-				pr->m[m].uri.s, timeout ? "no answer" : "503");
+				pr->m[m].uri.s, why);
 		return GHA_RC_OUT_OF_SERVICE;
 	}
 	if(set_dst_uri(msg, &pr->m[to].dst) < 0) {
@@ -484,12 +588,18 @@ int ki_ha_failover(sip_msg_t *msg)
 	}
 	ruri_mark_new(); /* re-use the R-URI for the new branch */
 	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
-			  "%.*s\n",
+			  "%.*s%s\n",
 			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-			pr->m[m].uri.s, timeout ? "no answer" : "503", gha_role_name(to),
-			pr->m[to].uri.len, pr->m[to].uri.s);
+			pr->m[m].uri.s, why, gha_role_name(to), pr->m[to].uri.len,
+			pr->m[to].uri.s, grace ? " (not known alive: down grace)" : "");
 	GHA_INC(pr->n_failover);
 	counter_inc(gha_cnt.failovers);
+	if(grace) {
+		grace_watch(msg, t);
+		GHA_INC(pr->n_grace);
+		counter_inc(gha_cnt.grace);
+		return GHA_RC_GRACE;
+	}
 	return GHA_RC_OK;
 }
 

@@ -54,7 +54,7 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 	void *th, *arr, *ph, *marr, *sh;
 	gha_pair_state_t st;
 	char ts[32], ts2[32];
-	int i, k, si, fst;
+	int i, k, si, fst, g;
 	long fsince;
 	str site;
 
@@ -105,6 +105,13 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 				(int)__atomic_load_n(&pr->n_indialog, __ATOMIC_RELAXED),
 				"failovers",
 				(int)__atomic_load_n(&pr->n_failover, __ATOMIC_RELAXED));
+		g = gha_down_grace > 0 && st.g_open_ms > 0
+						&& gha_grace_member(&st, gha_now_ms(), gha_down_grace)
+								   >= 0
+				? (int)(st.g_open_ms + gha_down_grace - gha_now_ms())
+				: 0;
+		rpc->struct_add(ph, "dd", "grace_left_ms", g, "grace_routed",
+				(int)__atomic_load_n(&pr->n_grace, __ATOMIC_RELAXED));
 	}
 	if(rpc->struct_add(th, "[", "feature_servers", &arr) < 0)
 		return;

@@ -69,6 +69,9 @@ static counter_def_t gha_cnt_defs[] = {
 		"in-dialog requests refused: unknown or malformed pair in Route"},
 	{&gha_cnt.failovers, "failovers", 0, 0, 0,
 		"failure_route retries on the other member"},
+	{&gha_cnt.grace, "grace", 0, 0, 0,
+		"requests and retries sent in a pair's down grace (no member known "
+		"alive)"},
 	{&gha_cnt.backup_requests, "backup_requests", 0, 0, 0,
 		"requests received from a pair's non-active member"},
 	{&gha_cnt.reloads, "reloads", 0, 0, 0, "successful pool reloads"},
@@ -244,12 +247,20 @@ static int ev_any(const gha_pair_events_t *ev)
 		   || ev->new_pstate != ev->old_pstate;
 }
 
+long gha_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
 void gha_member_state(int goos_id, int new_state)
 {
 	gha_pool_t *p = gha_snap();
 	gha_pair_events_t ev;
-	int i, k, pi = -1;
-	long now = (long)time(NULL);
+	int i, k, old, pi = -1;
+	long now = (long)time(NULL), now_ms = gha_now_ms();
 
 	if(p == NULL || goos_id < 0)
 		return;
@@ -258,7 +269,9 @@ void gha_member_state(int goos_id, int new_state)
 	for(i = 0; i < p->npairs && pi < 0; i++) {
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
+				old = p->pairs[i].st.mstate[k];
 				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
+				gha_grace_member_changed(&p->pairs[i].st, k, old, now_ms);
 				pi = i;
 				break;
 			}
@@ -331,6 +344,7 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	gha_goos.report_failure(pr->m[member].goos_id);
 	lock_get(&gha_root->lock);
 	if(timeout) {
+		gha_grace_relay_failed(&pr->st, member, gha_now_ms());
 		to = gha_ps_relay_failed(&pr->st, member, (long)time(NULL), &ev);
 	} else {
 		/* a 503 to a request: retry elsewhere, but the member answers */
@@ -342,6 +356,37 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	if(ev.switched)
 		emit(p, pi, &ev);
 	return to;
+}
+
+int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
+{
+	int to;
+
+	if(gha_down_grace <= 0)
+		return -1;
+	lock_get(&gha_root->lock);
+	to = gha_grace_retry(&p->pairs[pi].st, member, timeout, gha_now_ms(),
+			gha_down_grace);
+	lock_release(&gha_root->lock);
+	return to;
+}
+
+int gha_grace_target(const gha_pair_t *pr)
+{
+	gha_pair_state_t s;
+	int k;
+
+	/* the request path: one load while no grace is open */
+	if(gha_down_grace <= 0
+			|| __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED) <= 0)
+		return -1;
+	s.active = gha_active(pr);
+	s.g_open_ms = __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED);
+	for(k = 0; k < 2; k++) {
+		s.mstate[k] = gha_mstate(pr, k);
+		s.g_fail_ms[k] = __atomic_load_n(&pr->st.g_fail_ms[k], __ATOMIC_RELAXED);
+	}
+	return gha_grace_member(&s, gha_now_ms(), gha_down_grace);
 }
 
 void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out)
@@ -433,6 +478,7 @@ static void carry_state(gha_pool_t *np, gha_pool_t *old, const int *ms,
 			n->n_rejected = op->n_rejected;
 			n->n_indialog = op->n_indialog;
 			n->n_failover = op->n_failover;
+			n->n_grace = op->n_grace;
 			continue;
 		}
 		/* new pair or changed members: start from the probe states */
