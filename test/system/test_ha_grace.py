@@ -1,0 +1,260 @@
+"""genesys_ha system tests, issue 9 points 1 and 3: no refusal in the
+pair-down window (down_grace) and failover of TCP members whose connection
+is refused.  The reference kamailio.cfg with a pool file; SIP Servers are
+ha_util peers (UDP) or SIPp (TCP); everything on 127.x loopback addresses.
+
+A Genesys backup in hot standby does not answer SIP until it is promoted;
+the primary is "killed" (its socket closed: ICMP port unreachable) or
+"stopped" (silent)."""
+
+import re
+import threading
+import time
+
+import pytest
+
+import harness
+import ha_util as hu
+from ha_util import pool, wait_pool
+
+
+@pytest.fixture
+def peer_factory():
+    made = []
+
+    def make(**kw):
+        p = hu.Peer(**kw)
+        p.start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if not p._quit.is_set():
+            p.stop()
+
+
+def pair_pool(tmp_path, pri, bak, name="SIPS_A"):
+    return hu.write_pool(tmp_path / "pool.xml",
+                         [(name, pri.uri, bak.uri, None)])
+
+
+# the backup is probed while down only every 5 s: what makes it active
+# quickly is the proxy's own traffic to it (grace) and its replies
+SLOW_DOWN_PROBES = dict(hu.FAST_OOS, oos_force=5)
+
+
+def grace_proxy(kamailio_factory, path, grace_ms, grace_fr_ms, **kw):
+    return hu.start_proxy(kamailio_factory, path, oos=SLOW_DOWN_PROBES,
+                          defines={"DOWN_GRACE": str(grace_ms),
+                                   "SIPS_GRACE_FR_TIMER": str(grace_fr_ms)},
+                          **kw)
+
+
+class Request(threading.Thread):
+    """hu.udp_request() in a thread; .status, .text, .elapsed"""
+
+    def __init__(self, k, method, ruri, **kw):
+        super().__init__(daemon=True)
+        self.args = (k, method, ruri)
+        self.kw = kw
+        self.status = self.text = None
+        self.elapsed = None
+
+    def run(self):
+        t0 = time.monotonic()
+        self.status, self.text = hu.udp_request(*self.args, **self.kw)
+        self.elapsed = time.monotonic() - t0
+
+
+def bye_for(k, pri):
+    """an in-dialog BYE of a call set up on the primary (the Request-URI is
+    the primary's Contact, the Route names the pair)"""
+    return Request(k, "BYE", "sip:sips@%s:5060" % pri.address,
+                   route="<sip:%s;lr;gha=SIPS_A*1001>" % k.address, timeout=6)
+
+
+def branches(peer, method):
+    return {re.search(r"branch=([^;\s]+)", t).group(1)
+            for t in peer.requests(method)}
+
+
+def first_time(peer, method):
+    with peer._lock:
+        return min(t for t, text, _ in peer.received
+                   if text.startswith(method + " "))
+
+
+def up_backup_silent(k):
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
+              and p["SIPS_A"]["members"]["backup"]["state"] == "down",
+              what="primary up, backup down (hot standby)")
+
+
+def test_primary_killed_backup_promoted_invite_and_bye_succeed(
+        tmp_path, kamailio_factory, peer_factory):
+    """The primary dies (ICMP) while the backup is not answering yet: the
+    pair is out of service, but an INVITE and an in-dialog BYE sent in that
+    window go to the backup, which is promoted 0.3 s later and answers them
+    (tm's retransmission reaches it): both succeed well within 2 s instead
+    of an immediate 503; the backup's replies make the proxy probe it at
+    once, so the pair switches to it without waiting for the 5 s period."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=None, answer_requests=False)
+    k = grace_proxy(kamailio_factory, pair_pool(tmp_path, pri, bak),
+                    5000, 2000)
+    up_backup_silent(k)
+    pri.stop()                                     # killed: ICMP
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              timeout=3, what="pair out of service")
+    assert int(pool(k)["SIPS_A"]["grace_left_ms"]) > 3000
+    inv = Request(k, "INVITE", "sip:2000@%s" % k.address, timeout=6)
+    bye = bye_for(k, pri)
+    inv.start()
+    bye.start()
+    time.sleep(0.3)
+    t_promoted = time.monotonic()
+    bak.options_code = 200                         # promoted
+    bak.answer_requests = True
+    inv.join(8)
+    bye.join(8)
+    assert inv.status and inv.status.startswith("SIP/2.0 200"), inv.status
+    assert bye.status and bye.status.startswith("SIP/2.0 200"), bye.status
+    assert inv.elapsed < 2.0 and bye.elapsed < 2.0, (inv.elapsed, bye.elapsed)
+    assert len(branches(bak, "INVITE")) == 1
+    assert bak.requests("BYE")[0].startswith(
+        "BYE sip:sips@%s:5060 " % pri.address)
+    p = wait_pool(k, lambda p: p["SIPS_A"]["active"] == "backup"
+                  and p["SIPS_A"]["state"] == "up", timeout=3,
+                  what="backup active")
+    assert time.monotonic() - t_promoted < 2.0
+    assert int(p["SIPS_A"]["grace_routed"]) == 2, p
+    assert int(p["SIPS_A"]["grace_left_ms"]) == 0, p
+    # new calls: to the backup, as usual
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+    assert status.startswith("SIP/2.0 200"), status
+    assert len(branches(bak, "INVITE")) == 2
+    out = k.rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"genesys_ha:grace = 2\b", out), out
+
+
+def test_both_members_dead_503_after_both_tried_then_at_once_after_grace(
+        tmp_path, kamailio_factory, peer_factory):
+    """The primary stops (silent) and the backup never comes: an INVITE in
+    the down grace is tried on the backup, then on the primary (each with
+    the grace timer), then answered 503 with Retry-After, within 2 grace
+    timers; once the grace expired, requests get 503 at once and nothing is
+    sent to the members."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=None, answer_requests=False)
+    k = grace_proxy(kamailio_factory, pair_pool(tmp_path, pri, bak),
+                    3500, 1000)
+    up_backup_silent(k)
+    pri.options_code = None                         # stopped: silence
+    pri.answer_requests = False
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              timeout=3, what="pair out of service")
+    inv = Request(k, "INVITE", "sip:2000@%s" % k.address, timeout=6)
+    inv.run()
+    assert inv.status and inv.status.startswith("SIP/2.0 503"), inv.status
+    assert re.search(r"^Retry-After: 5\r?$", inv.text, re.M), inv.text
+    assert 1.8 < inv.elapsed < 3.0, inv.elapsed
+    assert len(branches(bak, "INVITE")) == 1
+    assert len(branches(pri, "INVITE")) == 1
+    assert first_time(bak, "INVITE") < first_time(pri, "INVITE")
+    k.wait_log(r"pair 'SIPS_A': request to backup sip:%s:5060 failed \(no "
+               r"answer\): retrying on primary sip:%s:5060 \(not known alive: "
+               r"down grace\)" % (re.escape(bak.address),
+                                  re.escape(pri.address)))
+    # the grace expires: 503 at once, nothing relayed
+    wait_pool(k, lambda p: p["SIPS_A"]["grace_left_ms"] == "0", timeout=3,
+              what="grace expired")
+    n_pri, n_bak = len(pri.received), len(bak.received)
+    for req in (Request(k, "INVITE", "sip:2000@%s" % k.address),
+                bye_for(k, pri)):
+        req.run()
+        assert req.status and req.status.startswith("SIP/2.0 503"), req.status
+        assert "Retry-After: 5" in req.text
+        assert req.elapsed < 0.5, req.elapsed
+    time.sleep(0.2)
+    assert not [t for _, t, _ in pri.received[n_pri:]
+                if not t.startswith("OPTIONS")]
+    assert not [t for _, t, _ in bak.received[n_bak:]
+                if not t.startswith("OPTIONS")]
+
+
+def test_down_grace_off_refuses_at_once(tmp_path, kamailio_factory,
+                                        peer_factory):
+    """down_grace 0: the behaviour before issue 9, 503 as soon as the pair
+    is out of service; a bad value stops start-up."""
+    pri = peer_factory()
+    bak = peer_factory(options_code=None, answer_requests=False)
+    path = pair_pool(tmp_path, pri, bak)
+    k = grace_proxy(kamailio_factory, path, 0, 2000)
+    up_backup_silent(k)
+    pri.stop()
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              timeout=3, what="pair out of service")
+    req = Request(k, "INVITE", "sip:2000@%s" % k.address)
+    req.run()
+    assert req.status.startswith("SIP/2.0 503") and req.elapsed < 0.5
+    assert not bak.requests("INVITE")
+    assert pool(k)["SIPS_A"]["grace_routed"] == "0"
+
+    cfg = hu.reference_cfg()
+    k2 = harness.Kamailio(tmp_path / "k2", cfg_text=cfg,
+                          defines={"POOL_FILE": '"%s"' % path,
+                                   "DOWN_GRACE": "-1"})
+    with pytest.raises(harness.HarnessError):
+        k2.start(timeout=10)
+    k2.stop(check=False)
+    assert "down_grace -1 is invalid" in k2.log_text()
+
+
+def wait_received(sipp, prefix, n, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = sipp.result(None).received(prefix)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_tcp_member_refusing_connections_fails_over_in_transaction(
+        tmp_path, kamailio_factory, sipp_factory):
+    """SIP Servers on TCP: the primary's port is closed (process killed:
+    connection refused) and probing has not noticed yet: the INVITE is not
+    answered 477 but sent to the backup in the same transaction, the pair
+    switches (relay-failure) and genesys_oos probes the primary at once."""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
+         "sip:%s:5060;transport=tcp" % bak_addr, None)])
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
+                       transport="t1").start()
+    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
+                       transport="t1").start()
+    # probes every 30 s: the failure is found by the call, not by a probe
+    k = hu.start_proxy(kamailio_factory, path,
+                       oos=dict(hu.FAST_OOS, oos_check=30, oos_force=30))
+    wait_pool(k, lambda p: p["SIPS_T"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_T"]["state"] == "up", what="both active")
+    r = hu.phone(sipp_factory, k, "call1").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    assert len(wait_received(pri, "INVITE ", 1)) == 1
+    pri.kill()
+    time.sleep(0.3)     # the proxy sees the connection's end
+    assert pool(k)["SIPS_T"]["members"]["primary"]["state"] == "active"
+    r = hu.phone(sipp_factory, k, "call2").run()
+    assert r.rc == 0 and r.successful == 1, r.screen
+    assert len(wait_received(bak, "INVITE ", 1)) == 1
+    assert len(wait_received(bak, "BYE ", 1)) == 1
+    k.wait_log(r"pair 'SIPS_T': request to primary sip:%s:5060;transport=tcp "
+               r"failed \(send failed\): retrying on backup"
+               % re.escape(pri_addr))
+    assert "477" not in "".join(m["text"].split("\r\n", 1)[0]
+                                for m in r.messages)
+    p = wait_pool(k, lambda p: p["SIPS_T"]["members"]["primary"]["state"]
+                  == "down", timeout=3, what="primary probed down at once")
+    assert p["SIPS_T"]["active"] == "backup"
+    assert p["SIPS_T"]["last_switchover"]["trigger"] == "relay-failure"
