@@ -530,8 +530,9 @@ int ki_ha_failover(sip_msg_t *msg)
 		return GHA_RC_NOT_FOUND;
 	t = gha_tmb.t_gett();
 	if(t == NULL || t == T_UNDEFINED) {
-		LM_ERR("ha_failover() needs a transaction (use it in failure_route, "
-			   "or in request_route after t_relay() failed)\n");
+		if(!is_route_type(FAILURE_ROUTE))
+			return GHA_RC_NOT_FOUND; /* t_relay() failed before sending */
+		LM_ERR("ha_failover() needs a transaction\n");
 		return GHA_RC_ERROR;
 	}
 	/* a send that failed at once is the newest branch (request_route after
