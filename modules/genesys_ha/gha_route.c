@@ -155,7 +155,8 @@ static void grace_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
 	if(pi < 0 || gha_mstate(&p->pairs[pi], m) == GHA_MS_ACTIVE)
 		return;
 	*ps->param = NULL;
-	gha_goos.report_alive(p->pairs[pi].m[m].goos_id);
+	/* down, or inactive (a backup answering 503 until promoted) */
+	gha_goos.probe_now(p->pairs[pi].m[m].goos_id);
 }
 
 static void grace_watch(sip_msg_t *msg, struct cell *t)

@@ -51,6 +51,17 @@ def grace_proxy(kamailio_factory, path, grace_ms, grace_fr_ms, **kw):
                           **kw)
 
 
+def short_probe_transactions():
+    """the reference cfg with tm's fr_timer (the probes' transactions) cut
+    to 450 ms: a member that starts answering is seen by a new probe only,
+    never by a retransmission of an old one"""
+    cfg = hu.reference_cfg(SLOW_DOWN_PROBES)
+    out = cfg.replace('modparam("tm", "fr_timer", 30000)',
+                      'modparam("tm", "fr_timer", 450)')
+    assert out != cfg
+    return out
+
+
 class Request(threading.Thread):
     """hu.udp_request() in a thread; .status, .text, .elapsed"""
 
@@ -91,23 +102,37 @@ def up_backup_silent(k):
               what="primary up, backup down (hot standby)")
 
 
-def test_primary_killed_backup_promoted_invite_and_bye_succeed(
-        tmp_path, kamailio_factory, peer_factory):
-    """The primary dies (ICMP) while the backup is not answering yet: the
-    pair is out of service, but an INVITE and an in-dialog BYE sent in that
-    window go to the backup, which is promoted 0.3 s later and answers them
-    (tm's retransmission reaches it): both succeed well within 2 s instead
-    of an immediate 503; the backup's replies make the proxy probe it at
-    once, so the pair switches to it without waiting for the 5 s period."""
+@pytest.mark.parametrize("standby", ["silent", "503"])
+@pytest.mark.parametrize("failure", ["kill", "stop"])
+def test_primary_fails_backup_promoted_invite_and_bye_succeed(
+        tmp_path, kamailio_factory, peer_factory, failure, standby):
+    """The primary dies (killed: ICMP; stopped: silence) while the backup
+    does not answer yet (silent, or 503 to OPTIONS): the pair has no member
+    known alive, but an INVITE and an in-dialog BYE sent in that window go
+    to the backup, which is promoted 0.3 s later and answers them (tm's
+    retransmission reaches it): both succeed well within 2 s instead of an
+    immediate 503; the backup's replies make the proxy probe it at once, so
+    the pair switches to it without waiting for its periodic probe."""
     pri = peer_factory()
-    bak = peer_factory(options_code=None, answer_requests=False)
+    bak = peer_factory(options_code=None if standby == "silent" else 503,
+                       answer_requests=False)
     k = grace_proxy(kamailio_factory, pair_pool(tmp_path, pri, bak),
-                    5000, 2000)
-    up_backup_silent(k)
-    pri.stop()                                     # killed: ICMP
-    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
-              timeout=3, what="pair out of service")
-    assert int(pool(k)["SIPS_A"]["grace_left_ms"]) > 3000
+                    5000, 2000, cfg_text=short_probe_transactions())
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
+              and p["SIPS_A"]["members"]["backup"]["state"]
+              == ("down" if standby == "silent" else "inactive"),
+              what="primary up, backup in standby")
+    if failure == "kill":
+        pri.stop()                                 # ICMP
+    else:
+        pri.options_code = None                    # silence
+        pri.answer_requests = False
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"]
+              == "down", timeout=3, what="primary down")
+    p = pool(k)["SIPS_A"]
+    assert p["state"] == ("out-of-service" if standby == "silent"
+                          else "inactive"), p
+    assert int(p["grace_left_ms"]) > 3000, p
     inv = Request(k, "INVITE", "sip:2000@%s" % k.address, timeout=6)
     bye = bye_for(k, pri)
     inv.start()
@@ -124,10 +149,13 @@ def test_primary_killed_backup_promoted_invite_and_bye_succeed(
     assert len(branches(bak, "INVITE")) == 1
     assert bak.requests("BYE")[0].startswith(
         "BYE sip:sips@%s:5060 " % pri.address)
+    if failure == "stop":
+        assert not pri.requests("INVITE") and not pri.requests("BYE")
+    # its next periodic probe is 5 s away: the replies made it probed now
     p = wait_pool(k, lambda p: p["SIPS_A"]["active"] == "backup"
                   and p["SIPS_A"]["state"] == "up", timeout=3,
                   what="backup active")
-    assert time.monotonic() - t_promoted < 2.0
+    assert time.monotonic() - t_promoted < 1.2
     assert int(p["SIPS_A"]["grace_routed"]) == 2, p
     assert int(p["SIPS_A"]["grace_left_ms"]) == 0, p
     # new calls: to the backup, as usual
