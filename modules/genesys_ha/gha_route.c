@@ -284,13 +284,11 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 	}
 	rr = __atomic_fetch_add(&gha_root->rr_pairs, 1, __ATOMIC_RELAXED);
 	pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
-	if(pi < 0) {
-		/* none available: the pairs in their down grace */
-		for(i = 0; i < p->npairs; i++)
-			av[i] = (s.len <= 0 || site_eq(&p->pairs[i].site, &s))
-					&& gha_grace_target(&p->pairs[i]) >= 0;
-		pi = gha_lb_pick(p->npairs, av, gha_lb_alg, &rr, kam_rand());
-	}
+	/* none available: the first of the site's pairs in its down grace */
+	for(i = 0; pi < 0 && i < p->npairs; i++)
+		if((s.len <= 0 || site_eq(&p->pairs[i].site, &s))
+				&& gha_grace_target(&p->pairs[i]) >= 0)
+			pi = i;
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;

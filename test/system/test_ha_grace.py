@@ -286,3 +286,31 @@ def test_tcp_member_refusing_connections_fails_over_in_transaction(
                   == "down", timeout=3, what="primary probed down at once")
     assert p["SIPS_T"]["active"] == "backup"
     assert p["SIPS_T"]["last_switchover"]["trigger"] == "relay-failure"
+
+
+def test_site_balancing_falls_back_to_a_pair_in_grace(
+        tmp_path, kamailio_factory, peer_factory):
+    """ha_select_site(): when no pair of the site can take new dialogs, a
+    pair in its down grace does (never a pair that was down all along)."""
+    e1p = peer_factory()
+    e1b = peer_factory(options_code=None)       # promoted, not probed yet
+    e2p = peer_factory(options_code=None, answer_requests=False)
+    e2b = peer_factory(options_code=None, answer_requests=False)
+    path = hu.write_pool(tmp_path / "pool.xml", [
+        ("SIPS-E1", e1p.uri, e1b.uri, "east"),
+        ("SIPS-E2", e2p.uri, e2b.uri, "east")])
+    k = hu.start_proxy(kamailio_factory, path, oos=SLOW_DOWN_PROBES,
+                       defines={"GEO_LOCATION": '"east"',
+                                "DOWN_GRACE": "5000",
+                                "SIPS_GRACE_FR_TIMER": "2000"})
+    wait_pool(k, lambda p: p["SIPS-E1"]["state"] == "up"
+              and p["SIPS-E2"]["state"] == "out-of-service",
+              what="E1 up, E2 out of service")
+    e1p.stop()
+    wait_pool(k, lambda p: p["SIPS-E1"]["state"] == "out-of-service",
+              timeout=3, what="E1 out of service")
+    for i in range(2):
+        status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+        assert status and status.startswith("SIP/2.0 200"), status
+    assert len(e1b.requests("INVITE")) == 2
+    assert not e2p.requests("INVITE") and not e2b.requests("INVITE")
