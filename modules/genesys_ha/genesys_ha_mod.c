@@ -174,7 +174,7 @@ struct module_exports exports = {
 	params,          /* exported parameters */
 	gha_rpc_cmds,    /* RPC method exports */
 	pvs,             /* exported pseudo-variables */
-	0,               /* response handling function */
+	gha_grace_reply, /* response handling function */
 	mod_init,        /* module init function */
 	0,               /* per-child init function */
 	mod_destroy      /* module destroy function */

@@ -24,6 +24,7 @@
 #include "core/rand/kam_rand.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_from.h"
+#include "core/parser/parse_cseq.h"
 #include "core/ip_addr.h"
 #include "modules/tm/h_table.h"
 #include "modules/tm/t_lookup.h"
@@ -132,40 +133,32 @@ static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
 	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
 }
 
-/* a reply from a member not known alive to a request sent to it in the
- * down grace: let genesys_oos probe it at once (once per transaction), so
- * that the pair switches to it without waiting for the probe period */
-static void grace_reply_cb(struct cell *t, int type, struct tmcb_params *ps)
+/* core's response hook (every reply, before tm): while a down grace is
+ * open somewhere, a reply from a member not known active (a backup being
+ * promoted answers the requests sent to it in the grace) makes genesys_oos
+ * probe it at once, so that the pair switches to it in one round trip
+ * instead of at its next periodic probe.  Nothing allocated, one load and
+ * a clock read per reply otherwise. */
+int gha_grace_reply(sip_msg_t *msg)
 {
 	gha_pool_t *p;
 	gha_addr_t a;
 	int pi, m;
+	long until = __atomic_load_n(&gha_root->grace_until_ms, __ATOMIC_RELAXED);
 
-	(void)t;
-	(void)type;
-	if(ps->rpl == NULL || ps->rpl == FAKED_REPLY || ps->param == NULL
-			|| *ps->param == NULL)
-		return;
-	p = gha_snap();
-	if(p == NULL)
-		return;
-	to_gha_addr(&ps->rpl->rcv.src_ip, &a);
-	pi = gha_pool_find_member_addr(p, &a, ps->rpl->rcv.src_port,
-			ps->rpl->rcv.proto != PROTO_UDP, &m);
-	if(pi < 0 || gha_mstate(&p->pairs[pi], m) == GHA_MS_ACTIVE)
-		return;
-	*ps->param = NULL;
-	/* down, or inactive (a backup answering 503 until promoted) */
-	gha_goos.probe_now(p->pairs[pi].m[m].goos_id);
-}
-
-static void grace_watch(sip_msg_t *msg, struct cell *t)
-{
-	if(gha_tmb.register_tmcb(msg, t, TMCB_RESPONSE_IN, grace_reply_cb,
-			   (void *)1, 0)
-			<= 0)
-		LM_WARN("cannot watch the replies of a request sent in the down "
-				"grace: the member is found alive at its next probe\n");
+	if(until <= 0 || gha_now_ms() >= until)
+		return 1;
+	if(parse_headers(msg, HDR_CSEQ_F, 0) < 0 || msg->cseq == NULL
+			|| get_cseq(msg)->method_id == METHOD_OPTIONS)
+		return 1; /* probes are genesys_oos's business */
+	if((p = gha_snap()) == NULL)
+		return 1;
+	to_gha_addr(&msg->rcv.src_ip, &a);
+	pi = gha_pool_find_member_addr(
+			p, &a, msg->rcv.src_port, msg->rcv.proto != PROTO_UDP, &m);
+	if(pi >= 0 && gha_mstate(&p->pairs[pi], m) != GHA_MS_ACTIVE)
+		gha_goos.probe_now(p->pairs[pi].m[m].goos_id);
+	return 1;
 }
 
 /* the pair has no member known alive but is in its down grace: send the
@@ -181,7 +174,6 @@ static int grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
 				pr->m[g].dst.s);
 		return GHA_RC_ERROR;
 	}
-	grace_watch(msg, NULL);
 	GHA_INC(pr->n_grace);
 	counter_inc(gha_cnt.grace);
 	LM_DBG("pair '%.*s' has no member known alive: down grace, %.*s to %s "
@@ -595,7 +587,6 @@ int ki_ha_failover(sip_msg_t *msg)
 	GHA_INC(pr->n_failover);
 	counter_inc(gha_cnt.failovers);
 	if(grace) {
-		grace_watch(msg, t);
 		GHA_INC(pr->n_grace);
 		counter_inc(gha_cnt.grace);
 		return GHA_RC_GRACE;

@@ -272,6 +272,9 @@ void gha_member_state(int goos_id, int new_state)
 				old = p->pairs[i].st.mstate[k];
 				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
 				gha_grace_member_changed(&p->pairs[i].st, k, old, now_ms);
+				if(p->pairs[i].st.g_open_ms == now_ms && gha_down_grace > 0)
+					__atomic_store_n(&gha_root->grace_until_ms,
+							now_ms + gha_down_grace, __ATOMIC_RELAXED);
 				pi = i;
 				break;
 			}

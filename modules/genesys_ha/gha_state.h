@@ -48,6 +48,7 @@ typedef struct gha_root
 	int reloading;			 /*!< 1 while a reload runs (atomic) */
 	unsigned int rr_pairs;	 /*!< round-robin position, pairs (atomic) */
 	unsigned int rr_fs;		 /*!< round-robin position, feature servers */
+	long grace_until_ms; /*!< end of the latest down grace (atomic), 0 none */
 	long started;
 } gha_root_t;
 
