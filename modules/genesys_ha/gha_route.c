@@ -542,8 +542,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			  || uac->last_received == 0;
 	if(!timeout && uac->last_received != 503)
 		return GHA_RC_NOT_FOUND; /* an answer: not a member failure */
-	why = send_failed(uac) ? "send failed"
-						   : (timeout ? "no answer" : "503");
+	why = send_failed(uac) ? "send failed" : (timeout ? "no answer" : "503");
 	pi = branch_member(p, uac, &m);
 	if(pi < 0)
 		return GHA_RC_NOT_FOUND;

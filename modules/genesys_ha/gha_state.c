@@ -368,8 +368,8 @@ int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
 	if(gha_down_grace <= 0)
 		return -1;
 	lock_get(&gha_root->lock);
-	to = gha_grace_retry(&p->pairs[pi].st, member, timeout, gha_now_ms(),
-			gha_down_grace);
+	to = gha_grace_retry(
+			&p->pairs[pi].st, member, timeout, gha_now_ms(), gha_down_grace);
 	lock_release(&gha_root->lock);
 	return to;
 }
@@ -387,7 +387,8 @@ int gha_grace_target(const gha_pair_t *pr)
 	s.g_open_ms = __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED);
 	for(k = 0; k < 2; k++) {
 		s.mstate[k] = gha_mstate(pr, k);
-		s.g_fail_ms[k] = __atomic_load_n(&pr->st.g_fail_ms[k], __ATOMIC_RELAXED);
+		s.g_fail_ms[k] =
+				__atomic_load_n(&pr->st.g_fail_ms[k], __ATOMIC_RELAXED);
 	}
 	return gha_grace_member(&s, gha_now_ms(), gha_down_grace);
 }

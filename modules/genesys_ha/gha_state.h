@@ -33,7 +33,7 @@
 /*! return codes of the script functions (never 0) */
 #define GHA_RC_OK 1
 #define GHA_RC_AS_IS 2			   /*!< nothing to change, relay as is */
-#define GHA_RC_GRACE 3 /*!< sent to a member not known alive (down grace) */
+#define GHA_RC_GRACE 3			   /*!< to a member not known alive (grace) */
 #define GHA_RC_OUT_OF_SERVICE (-1) /*!< pair out of service */
 #define GHA_RC_INACTIVE (-2)	   /*!< pair inactive: no new dialogs */
 #define GHA_RC_UNKNOWN_PAIR (-3)   /*!< unknown pair (or no pool) */
@@ -61,7 +61,7 @@ extern str gha_geo_location;
 extern str gha_lb_name;
 extern str gha_event_callback;
 extern int gha_lb_alg;
-extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */
+extern int gha_rr_dn;	   /*!< ha_record_route() adds the DN (default 1) */
 extern int gha_down_grace; /*!< ms of down grace, 0 off (default 5000) */
 
 extern gha_root_t *gha_root;
