@@ -519,6 +519,9 @@ int ki_ha_failover(sip_msg_t *msg)
 
 	if(p == NULL)
 		return GHA_RC_NOT_FOUND;
+	if(msg->first_line.type == SIP_REQUEST
+			&& (msg->REQ_METHOD & (METHOD_ACK | METHOD_CANCEL)))
+		return GHA_RC_NOT_FOUND; /* not relayed in their own transaction */
 	t = gha_tmb.t_gett();
 	if(t == NULL || t == T_UNDEFINED) {
 		if(!is_route_type(FAILURE_ROUTE))

@@ -7,7 +7,9 @@ A Genesys backup in hot standby does not answer SIP until it is promoted;
 the primary is "killed" (its socket closed: ICMP port unreachable) or
 "stopped" (silent)."""
 
+import os
 import re
+import signal
 import threading
 import time
 
@@ -248,12 +250,16 @@ def wait_received(sipp, prefix, n, timeout=5.0):
         time.sleep(0.05)
 
 
-def test_tcp_member_refusing_connections_fails_over_in_transaction(
-        tmp_path, kamailio_factory, sipp_factory):
-    """SIP Servers on TCP: the primary's port is closed (process killed:
-    connection refused) and probing has not noticed yet: the INVITE is not
-    answered 477 but sent to the backup in the same transaction, the pair
-    switches (relay-failure) and genesys_oos probes the primary at once."""
+@pytest.mark.parametrize("failure", ["kill", "stop"])
+def test_tcp_member_failure_fails_over_in_transaction(
+        tmp_path, kamailio_factory, sipp_factory, failure):
+    """SIP Servers on TCP, and probing has not noticed the failure yet.
+    kill: the primary's port is closed (connection refused): t_relay()
+    fails at once, and the INVITE is not answered 477 but sent to the backup
+    in the same transaction.  stop: the primary's kernel still accepts the
+    connection but nothing answers: the backup after SIPS_FR_TIMER.  Both:
+    the pair switches (relay-failure) and genesys_oos probes the primary at
+    once."""
     pri_addr, bak_addr = harness.next_address(), harness.next_address()
     path = hu.write_pool(tmp_path / "pool.xml", [
         ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
@@ -270,18 +276,26 @@ def test_tcp_member_refusing_connections_fails_over_in_transaction(
     r = hu.phone(sipp_factory, k, "call1").run()
     assert r.rc == 0 and r.successful == 1, r.screen
     assert len(wait_received(pri, "INVITE ", 1)) == 1
-    pri.kill()
-    time.sleep(0.3)     # the proxy sees the connection's end
+    if failure == "kill":
+        pri.kill()
+        time.sleep(0.3)     # the proxy sees the connection's end
+    else:
+        os.killpg(pri.proc.pid, signal.SIGSTOP)
     assert pool(k)["SIPS_T"]["members"]["primary"]["state"] == "active"
+    t0 = time.monotonic()
     r = hu.phone(sipp_factory, k, "call2").run()
+    elapsed = time.monotonic() - t0
     assert r.rc == 0 and r.successful == 1, r.screen
     assert len(wait_received(bak, "INVITE ", 1)) == 1
     assert len(wait_received(bak, "BYE ", 1)) == 1
+    why = "send failed" if failure == "kill" else "no answer"
     k.wait_log(r"pair 'SIPS_T': request to primary sip:%s:5060;transport=tcp "
-               r"failed \(send failed\): retrying on backup"
-               % re.escape(pri_addr))
+               r"failed \(%s\): retrying on backup"
+               % (re.escape(pri_addr), why))
     assert "477" not in "".join(m["text"].split("\r\n", 1)[0]
                                 for m in r.messages)
+    # refused: at once; silent: after SIPS_FR_TIMER (1.5 s in the tests)
+    assert elapsed < (1.0 if failure == "kill" else 2.5), elapsed
     p = wait_pool(k, lambda p: p["SIPS_T"]["members"]["primary"]["state"]
                   == "down", timeout=3, what="primary probed down at once")
     assert p["SIPS_T"]["active"] == "backup"
