@@ -216,9 +216,13 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	if(ev->went_down) {
 		LM_ERR("40001 SPR_SIPS_HA_PAIR_UNAVAILABLE: SIP Server HA pair "
 			   "(%.*s:%d) is unavailable: '%.*s' primary and backup do not "
-			   "answer OPTIONS; new dialogs get 503 until one answers\n",
+			   "answer OPTIONS; new dialogs get 503 until one answers%s\n",
 				pr->m[0].host.len, pr->m[0].host.s, pr->m[0].port, pr->name.len,
-				pr->name.s);
+				pr->name.s,
+				gha_grace_target(pr) >= 0 ? " (after the down grace: requests "
+											"go to the member most likely to "
+											"be serving meanwhile)"
+										  : "");
 		counter_inc(gha_cnt.pair_down);
 	}
 	if(ev->went_up) {
