@@ -199,26 +199,6 @@ int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
 	return 0;
 }
 
-int gha_ps_relay_failed(
-		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev)
-{
-	int oth;
-
-	ev_begin(st, ev);
-	if(member < 0 || member > 1)
-		return -1;
-	if(member != st->active) {
-		/* someone switched already: retry on the active member if alive */
-		return st->mstate[st->active] == GHA_MS_ACTIVE ? st->active : -1;
-	}
-	oth = 1 - member;
-	if(st->mstate[oth] != GHA_MS_ACTIVE)
-		return -1;
-	do_switch(st, oth, GHA_TRIG_RELAY_FAILURE, now, ev);
-	ev_end(st, now, ev);
-	return oth;
-}
-
 /* ---- down grace ---- */
 
 static int any_active(const gha_pair_state_t *st)
@@ -278,6 +258,26 @@ int gha_grace_retry(const gha_pair_state_t *st, int failed, int timeout,
 	if(timeout || gha_grace_member(st, now_ms, grace_ms) >= 0)
 		return 1 - failed;
 	return -1;
+}
+
+int gha_ps_relay_failed(
+		gha_pair_state_t *st, int member, long now, gha_pair_events_t *ev)
+{
+	int oth;
+
+	ev_begin(st, ev);
+	if(member < 0 || member > 1)
+		return -1;
+	if(member != st->active) {
+		/* someone switched already: retry on the active member if alive */
+		return st->mstate[st->active] == GHA_MS_ACTIVE ? st->active : -1;
+	}
+	oth = 1 - member;
+	if(st->mstate[oth] != GHA_MS_ACTIVE)
+		return -1;
+	do_switch(st, oth, GHA_TRIG_RELAY_FAILURE, now, ev);
+	ev_end(st, now, ev);
+	return oth;
 }
 
 int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,

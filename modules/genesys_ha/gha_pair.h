@@ -78,6 +78,8 @@ typedef struct gha_pair_state
 	long msince[2];		/*!< last member state change */
 	int pstate;			/*!< gha_pstate_t */
 	long psince;		/*!< last pair state change */
+	long g_fail_ms[2];	/*!< grace: last failure of each member, 0 never */
+	long g_open_ms;		/*!< grace: opened at, 0 closed (ms, > 0) */
 	int verify_member;	/*!< member under verification, -1 none */
 	long verify_until;	/*!< verification deadline */
 	long sw_time;		/*!< last switchover, 0 never */
@@ -85,10 +87,6 @@ typedef struct gha_pair_state
 	int sw_trigger;		/*!< gha_trigger_t */
 	unsigned long n_switchovers;
 	unsigned long n_down; /*!< times the pair went out of service */
-	/* down grace (gha_grace_*), times in ms of a clock of the caller's
-	 * choice (monotonic, > 0) */
-	long g_fail_ms[2]; /*!< last failure seen of each member, 0 never */
-	long g_open_ms;	   /*!< grace opened at, 0 closed */
 } gha_pair_state_t;
 
 /*! what a state machine step produced (for logs, stats, event routes) */
