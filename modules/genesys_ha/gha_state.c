@@ -263,7 +263,7 @@ void gha_member_state(int goos_id, int new_state)
 {
 	gha_pool_t *p = gha_snap();
 	gha_pair_events_t ev;
-	int i, k, old, pi = -1;
+	int i, k, old, pi = -1, grace = -1;
 	long now = (long)time(NULL), now_ms = gha_now_ms();
 
 	if(p == NULL || goos_id < 0)
@@ -276,9 +276,12 @@ void gha_member_state(int goos_id, int new_state)
 				old = p->pairs[i].st.mstate[k];
 				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
 				gha_grace_member_changed(&p->pairs[i].st, k, old, now_ms);
-				if(p->pairs[i].st.g_open_ms == now_ms && gha_down_grace > 0)
+				if(p->pairs[i].st.g_open_ms == now_ms && gha_down_grace > 0) {
 					__atomic_store_n(&gha_root->grace_until_ms,
 							now_ms + gha_down_grace, __ATOMIC_RELAXED);
+					grace = gha_grace_member(
+							&p->pairs[i].st, now_ms, gha_down_grace);
+				}
 				pi = i;
 				break;
 			}
@@ -293,6 +296,13 @@ void gha_member_state(int goos_id, int new_state)
 	lock_release(&gha_root->lock);
 	if(pi >= 0 && ev_any(&ev))
 		emit(p, pi, &ev);
+	if(pi >= 0 && grace >= 0)
+		LM_WARN("SIP Server pair '%.*s' has no member known alive: down "
+				"grace, requests go to the %s %.*s for up to %d ms (then to "
+				"the other member if it does not answer)\n",
+				p->pairs[pi].name.len, p->pairs[pi].name.s,
+				gha_role_name(grace), p->pairs[pi].m[grace].uri.len,
+				p->pairs[pi].m[grace].uri.s, gha_down_grace);
 }
 
 static void goos_cb(const goos_change_t *ch, void *param)

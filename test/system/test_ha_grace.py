@@ -135,6 +135,9 @@ def test_primary_fails_backup_promoted_invite_and_bye_succeed(
     assert p["state"] == ("out-of-service" if standby == "silent"
                           else "inactive"), p
     assert int(p["grace_left_ms"]) > 3000, p
+    k.wait_log(r"SIP Server pair 'SIPS_A' has no member known alive: down "
+               r"grace, requests go to the backup sip:%s:5060 for up to 5000 "
+               r"ms" % re.escape(bak.address))
     inv = Request(k, "INVITE", "sip:2000@%s" % k.address, timeout=6)
     bye = bye_for(k, pri)
     inv.start()
