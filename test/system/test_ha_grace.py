@@ -1,7 +1,8 @@
 """genesys_ha system tests, issue 9 points 1 and 3: no refusal in the
-pair-down window (down_grace) and failover of TCP members whose connection
-is refused.  The reference kamailio.cfg with a pool file; SIP Servers are
-ha_util peers (UDP) or SIPp (TCP); everything on 127.x loopback addresses.
+pair-down window (down_grace) and failover of TCP/TLS members whose
+connection is refused or that stop answering.  The reference kamailio.cfg
+with a pool file; SIP Servers are ha_util peers (UDP), SIPp (TCP) or a
+Python TLS server; everything on 127.x loopback addresses.
 
 A Genesys backup in hot standby does not answer SIP until it is promoted;
 the primary is "killed" (its socket closed: ICMP port unreachable) or
