@@ -54,8 +54,8 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 	void *th, *arr, *ph, *marr, *sh;
 	gha_pair_state_t st;
 	char ts[32], ts2[32];
-	int i, k, si, fst;
-	long fsince;
+	int i, k, si, fst, g;
+	long fsince, now_ms;
 	str site;
 
 	if(rpc->add(ctx, "{", &th) < 0)
@@ -105,6 +105,12 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 				(int)__atomic_load_n(&pr->n_indialog, __ATOMIC_RELAXED),
 				"failovers",
 				(int)__atomic_load_n(&pr->n_failover, __ATOMIC_RELAXED));
+		now_ms = gha_now_ms();
+		g = 0;
+		if(gha_grace_member(&st, now_ms, gha_down_grace) >= 0)
+			g = (int)(st.g_open_ms + gha_down_grace - now_ms);
+		rpc->struct_add(ph, "dd", "grace_left_ms", g, "grace_routed",
+				(int)__atomic_load_n(&pr->n_grace, __ATOMIC_RELAXED));
 	}
 	if(rpc->struct_add(th, "[", "feature_servers", &arr) < 0)
 		return;
