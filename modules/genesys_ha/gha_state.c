@@ -509,11 +509,14 @@ static void release_ids(gha_pool_t *p)
 
 static int register_one(gha_member_t *m, char *msg, int msglen)
 {
-	m->goos_id = gha_goos.register_target(&m->dst, NULL);
+	char why[256];
+
+	m->goos_id =
+			gha_goos.register_target_err(&m->dst, NULL, why, (int)sizeof(why));
 	if(m->goos_id < 0) {
 		snprintf(msg, (size_t)msglen,
-				"genesys_oos refused target %.*s (line %d)", m->dst.len,
-				m->dst.s, m->line);
+				"genesys_oos refused target %.*s (line %d): %s", m->dst.len,
+				m->dst.s, m->line, why);
 		return -1;
 	}
 	return 0;
