@@ -59,16 +59,21 @@ def register_via(phone, k, sipserver, contact=None, extra_contacts=()):
     return uri_of(reg.contacts()[0])
 
 
-@pytest.fixture
-def pool(kamailio_factory, tmp_path, certs, sipserver, phones):
-    """proxies A and B, a TLS phone registered through A; returns
-    (a, b, phone, the Contact SIP Server holds for the phone)"""
+def make_pool(kamailio_factory, tmp_path, certs, sipserver, phones,
+              extra_b=None):
     a = start_ref(kamailio_factory, tmp_path, certs, sipserver, "a")
-    b = start_ref(kamailio_factory, tmp_path, certs, sipserver, "b")
+    b = start_ref(kamailio_factory, tmp_path, certs, sipserver, "b", extra_b)
     phone = phones(harness.next_address(), a.address, 5061)
     contact = register_via(phone, a, sipserver)
     assert contact.startswith("sip:1001@%s:5060;gts=" % a.address), contact
     return a, b, phone, contact
+
+
+@pytest.fixture
+def pool(kamailio_factory, tmp_path, certs, sipserver, phones):
+    """proxies A and B, a TLS phone registered through A; returns
+    (a, b, phone, the Contact SIP Server holds for the phone)"""
+    return make_pool(kamailio_factory, tmp_path, certs, sipserver, phones)
 
 
 def invite(sipserver, proxy, ruri, extra=()):
@@ -177,11 +182,30 @@ def test_call_through_b_reaches_phone_over_its_connection_with_a(pool, sipserver
                % (re.escape(sipserver.ip), re.escape(a.address), re.escape(a.address)))
 
 
-def test_proxy_holding_the_flow_killed_gets_430_quickly(pool, sipserver):
+def test_proxy_holding_the_flow_killed_gets_430_quickly(
+        kamailio_factory, tmp_path, certs, sipserver, phones):
     """A dies (SIGKILL): B's relay gets no answer at all, the SIP Server gets
-    430 Flow Failed within STICKY_RELAY_TIMER (1.5 s) + a little; the
-    phone notices its connection is gone (it must re-register elsewhere)."""
-    a, b, phone, contact = pool
+    430 Flow Failed within STICKY_RELAY_TIMER (1.5 s, the default) + a
+    little for a new INVITE, and within STICKY_RELAY_TIMER_NON_INVITE (set
+    to 1 s here) for the BYE of a call set up before through B; the phone
+    notices its connection is gone (it must re-register elsewhere)."""
+    a, b, phone, contact = make_pool(
+        kamailio_factory, tmp_path, certs, sipserver, phones,
+        extra_b={"STICKY_RELAY_TIMER_NON_INVITE": "1000"})
+    # a call through B, up before A dies
+    inv0 = invite(sipserver, b, contact)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    phone.send(response(inv, 200, "OK", to_tag="ph1",
+                        contact="<%s>" % phone.contact_uri()))
+    ok = final(sipserver)
+    assert ok.status == 200
+    dlg = {"ruri": uri_of(ok.hdr("Contact")),
+           "route": list(reversed(ok.hdrs("Record-Route"))),
+           "from": inv0.hdr("From"), "to": ok.hdr("To"),
+           "call_id": inv0.hdr("Call-ID")}
+    sipserver.send(in_dialog("ACK", dlg, sipserver.via(), 1), proxy_udp(b))
+    phone.recv(5, want=lambda m: m.method == "ACK")
+
     sigkill(a)
     t0 = time.monotonic()
     invite(sipserver, b, contact)
@@ -192,9 +216,17 @@ def test_proxy_holding_the_flow_killed_gets_430_quickly(pool, sipserver):
     assert rpl.src == proxy_udp(b)
     b.wait_log(r"flow gone: proxy sip:%s:5060;transport=udp holding the phone's"
                r" flow does not answer, INVITE answered 430" % re.escape(a.address))
+
+    t1 = time.monotonic()
+    sipserver.send(in_dialog("BYE", dlg, sipserver.via(), 2), proxy_udp(b))
+    bye = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
+    took_bye = time.monotonic() - t1
+    assert bye.status == 430, bye.text
+    assert took_bye < 1.5, took_bye
     with pytest.raises(ConnectionError):
         phone.recv(1)
-    print("430 from B %.2f s after the INVITE, A SIGKILLed" % took)
+    print("430 from B %.2f s after the INVITE, %.2f s after the BYE, A"
+          " SIGKILLed" % (took, took_bye))
 
 
 def test_forged_token_at_b_is_refused(pool, sipserver):
