@@ -363,3 +363,78 @@ def test_phone_with_a_flow_through_each_proxy_stays_reachable(
         flow_a.recv(1)
     print("call set up %.2f s after A died (430 for the Contact via A, then"
           " the Contact via B)" % took)
+
+
+# ------------------------------------------- with the HA pool (full reference)
+
+def test_relay_with_the_ha_pool(kamailio_factory, tmp_path, certs, phones):
+    """The full reference config with a pool file listing both proxies: the
+    phone registers through A (REGISTER to the pair's active SIP Server);
+    that SIP Server's INVITE sent to B reaches the phone over its
+    connection with A; once A is killed, B answers 430 within 2 s."""
+    import threading
+    import ha_util as hu
+    from tls_ua import SipMsg
+
+    class Registrar(hu.Peer):
+        """answers REGISTER listing the Contacts it got"""
+        def _reply(self, lines, code, method):
+            r = super()._reply(lines, code, method)
+            if method == "REGISTER":
+                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
+                r = r.replace(b"Content-Length: 0",
+                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
+            return r
+
+    pri, bak = Registrar(), Registrar(options_code=None)
+    pri.start()
+    bak.start()
+    try:
+        addr_a, addr_b = harness.next_address(), harness.next_address()
+        pool_file = hu.write_pool(
+            tmp_path / "pool.xml", [("SIPS_A", pri.uri, bak.uri, None)],
+            proxies=[("%s:5060" % addr_a, None), ("%s:5060" % addr_b, None)])
+        ks = []
+        for name, addr in (("a", addr_a), ("b", addr_b)):
+            ks.append(hu.start_proxy(kamailio_factory, pool_file, name=name,
+                                     address=addr, defines={
+                "WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+                "TLS_CFG": '"%s"' % reference_tls_cfg(
+                    certs, tmp_path / ("%s-tls.cfg" % name)),
+                "STICKY_SECRET": '"%s"' % env.SECRET,
+                "OWN_ADDRESS": '"%s:5060"' % addr}))
+        a, b = ks
+        for k in ks:
+            hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"]
+                         == "active", what="primary active")
+        phone = phones(harness.next_address(), a.address, 5061)
+        phone.register(a.address, expires=600)
+        ok = phone.recv(5, want=lambda m: m.is_reply and m.status >= 200)
+        assert ok.status == 200, ok.text
+        [reg] = pri.requests("REGISTER")
+        contact = uri_of(SipMsg(reg).contacts()[0])
+        assert contact.startswith("sip:1001@%s:5060;gts=" % a.address), reg
+
+        got = []
+
+        def ring_busy():
+            inv = phone.recv(5, want=lambda m: m.method == "INVITE")
+            got.append(inv)
+            phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+        t = threading.Thread(target=ring_busy)
+        t.start()
+        r = pri.send_request((b.address, 5060), "INVITE", contact, wait=5)
+        t.join(6)
+        assert r and r.startswith("SIP/2.0 486"), r
+        assert got and got[0].ruri == phone.contact_uri()
+        assert env.stats(b)["relayed"] == 1 and env.stats(a)["routed"] == 1
+
+        sigkill(a)
+        t0 = time.monotonic()
+        r = pri.send_request((b.address, 5060), "INVITE", contact, wait=5)
+        took = time.monotonic() - t0
+        assert r and r.startswith("SIP/2.0 430"), r
+        assert took < 2.0, took
+    finally:
+        pri.stop()
+        bak.stop()
