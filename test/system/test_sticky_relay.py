@@ -182,6 +182,36 @@ def test_call_through_b_reaches_phone_over_its_connection_with_a(pool, sipserver
                % (re.escape(sipserver.ip), re.escape(a.address), re.escape(a.address)))
 
 
+def test_cancel_through_b_and_flow_gone_at_a(pool, sipserver):
+    """CANCEL sent to B for a relayed INVITE reaches the phone over its
+    connection with A (487 to the SIP Server); once the phone's connection
+    is closed, an INVITE through B gets A's own 430 at once (relayed back,
+    not B's timer)."""
+    a, b, phone, contact = pool
+    inv0 = invite(sipserver, b, contact)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    phone.send(response(inv, 180, "Ringing", to_tag="ph1"))
+    sipserver.recv(5, want=lambda m: m.is_reply and m.status == 180)
+    hs = [("Via", inv0.hdr("Via")), ("Max-Forwards", "70"),
+          ("From", inv0.hdr("From")), ("To", inv0.hdr("To")),
+          ("Call-ID", inv0.hdr("Call-ID")), ("CSeq", "1 CANCEL")]
+    sipserver.send(build("CANCEL %s SIP/2.0" % inv0.ruri, hs), proxy_udp(b))
+    cancel = phone.recv(5, want=lambda m: m.method == "CANCEL" and not m.is_reply)
+    assert cancel.ruri == phone.contact_uri()
+    phone.send(response(cancel, 200, "OK", to_tag="ph1"))
+    phone.send(response(inv, 487, "Request Terminated", to_tag="ph1"))
+    assert final(sipserver).status == 487
+
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(a) == [], 5)
+    t0 = time.monotonic()
+    invite(sipserver, b, contact)
+    rpl = final(sipserver)
+    assert rpl.status == 430 and time.monotonic() - t0 < 0.5, rpl.text
+    a.wait_log(r"flow gone: INVITE for a binding no longer held")
+    assert "does not answer" not in b.log_text()
+
+
 def test_proxy_holding_the_flow_killed_gets_430_quickly(
         kamailio_factory, tmp_path, certs, sipserver, phones):
     """A dies (SIGKILL): B's relay gets no answer at all, the SIP Server gets
