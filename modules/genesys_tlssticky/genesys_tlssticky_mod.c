@@ -284,11 +284,10 @@ static int resolve_relay_address(void)
 
 	memset(&gts_cfg.relay_addr, 0, sizeof(gts_cfg.relay_addr));
 	if(gts_cfg.relay_address.len > 0) {
-		if(parse_phostport(gts_cfg.relay_address.s, &host.s, &host.len,
-				   &port, &proto)
+		if(parse_phostport(
+				   gts_cfg.relay_address.s, &host.s, &host.len, &port, &proto)
 						< 0
-				|| port <= 0 || port > 65535
-				|| str2ipxbuf(&host, &ipb) < 0) {
+				|| port <= 0 || port > 65535 || str2ipxbuf(&host, &ipb) < 0) {
 			LM_ERR("modparam \"relay_address\" = \"%.*s\" does not parse:"
 				   " expected proto:IP:port, e.g. udp:10.0.0.1:5060 (an IP"
 				   " address, no name)\n",

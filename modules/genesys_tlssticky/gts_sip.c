@@ -746,8 +746,8 @@ static int check_token(struct sip_msg *msg, const char *where, const char *tv,
 				" never forwarded\n",
 				r == GTS_TOK_BADMAC ? "forged" : "malformed", where,
 				msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port);
 		return -2;
 	}
 	if(tok->proto != PROTO_TLS && tok->proto != PROTO_TCP) {
@@ -755,8 +755,8 @@ static int check_token(struct sip_msg *msg, const char *where, const char *tv,
 		LM_WARN("flow token in the %s of a %.*s from %s:%d names no TLS or"
 				" TCP flow: refused, never forwarded\n",
 				where, msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port);
 		return -2;
 	}
 	*si = local_socket(tok);
@@ -773,8 +773,7 @@ static int relay_marker(struct sip_msg *msg, str *v)
 		return 0;
 	for(h = msg->headers; h; h = h->next) {
 		if(h->type == HDR_OTHER_T && h->name.len == gts_cfg.relay_header.len
-				&& strncasecmp(h->name.s, gts_cfg.relay_header.s,
-						   h->name.len)
+				&& strncasecmp(h->name.s, gts_cfg.relay_header.s, h->name.len)
 						   == 0) {
 			if(v)
 				*v = h->body;
@@ -794,13 +793,12 @@ static void strip_relay_marker(struct sip_msg *msg)
 		return;
 	for(h = msg->headers; h; h = h->next)
 		if(h->type == HDR_OTHER_T && h->name.len == gts_cfg.relay_header.len
-				&& strncasecmp(h->name.s, gts_cfg.relay_header.s,
-						   h->name.len)
+				&& strncasecmp(h->name.s, gts_cfg.relay_header.s, h->name.len)
 						   == 0
 				&& del_lump(msg, (int)(h->name.s - msg->buf), h->len, 0)
 						   == NULL)
-			LM_ERR("cannot remove the %.*s header\n",
-					gts_cfg.relay_header.len, gts_cfg.relay_header.s);
+			LM_ERR("cannot remove the %.*s header\n", gts_cfg.relay_header.len,
+					gts_cfg.relay_header.s);
 }
 
 static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor);
@@ -827,9 +825,8 @@ static int relay_foreign(struct sip_msg *msg, const char *where,
 		LM_WARN("flow token in the %s of a %.*s from %s:%d names a flow of"
 				" another proxy (%s %s) and %s: refused, never forwarded\n",
 				where, msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
-				get_proto_name(tok->proto), loc,
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port, get_proto_name(tok->proto), loc,
 				gts_cfg.relay ? "no relay address"
 							  : "relaying is off (modparam relay 0)");
 		return -2;
@@ -841,9 +838,8 @@ static int relay_foreign(struct sip_msg *msg, const char *where,
 				" was already relayed by %.*s: refused, relayed at most"
 				" once\n",
 				where, msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
-				get_proto_name(tok->proto), loc, to,
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port, get_proto_name(tok->proto), loc, to,
 				hv.len > 64 ? 64 : hv.len, hv.s);
 		return -2;
 	}
@@ -857,8 +853,7 @@ static int relay_foreign(struct sip_msg *msg, const char *where,
 		s.s = du;
 		s.len = snprintf(du, sizeof(du), "sip:%s;transport=%s", to,
 				get_proto_name(tok->relay_proto));
-		if(s.len <= 0 || s.len >= (int)sizeof(du)
-				|| set_dst_uri(msg, &s) < 0) {
+		if(s.len <= 0 || s.len >= (int)sizeof(du) || set_dst_uri(msg, &s) < 0) {
 			LM_ERR("cannot set the destination URI\n");
 			return -3;
 		}
@@ -866,8 +861,8 @@ static int relay_foreign(struct sip_msg *msg, const char *where,
 	/* the marker: who relayed it (diagnostics) */
 	len = snprintf(hf, sizeof(hf), "%.*s: %s:%.*s\r\n",
 			gts_cfg.relay_header.len, gts_cfg.relay_header.s,
-			get_proto_name(gts_cfg.csock->proto),
-			gts_cfg.contact_hostport.len, gts_cfg.contact_hostport.s);
+			get_proto_name(gts_cfg.csock->proto), gts_cfg.contact_hostport.len,
+			gts_cfg.contact_hostport.s);
 	if(len <= 0 || len >= (int)sizeof(hf))
 		return -3;
 	p = pkg_malloc(len);
@@ -944,8 +939,8 @@ static int route_of_other_proxy(struct sip_msg *msg)
 	if(msg->dst_uri.s == NULL || msg->dst_uri.len <= 0
 			|| parse_uri(msg->dst_uri.s, msg->dst_uri.len, &pu) < 0
 			|| !gts_param_find(pu.params.s, (size_t)pu.params.len,
-					gts_cfg.token_param.s, (size_t)gts_cfg.token_param.len,
-					&tv, &tl))
+					gts_cfg.token_param.s, (size_t)gts_cfg.token_param.len, &tv,
+					&tl))
 		return -1;
 	r = gts_token_decode(tv, tl, (unsigned char *)gts_cfg.secret.s,
 			(size_t)gts_cfg.secret.len, &tok);

@@ -244,9 +244,8 @@ static int raw_len(int flags)
 {
 	return 3 + 16 + ((flags & GTS_F_SRC6) ? 16 : 4) + 2
 		   + ((flags & GTS_F_LOCAL6) ? 16 : 4) + 2
-		   + ((flags & GTS_F_RELAY)
-							 ? 1 + ((flags & GTS_F_RELAY6) ? 16 : 4) + 2
-							 : 0)
+		   + ((flags & GTS_F_RELAY) ? 1 + ((flags & GTS_F_RELAY6) ? 16 : 4) + 2
+									: 0)
 		   + GTS_MAC_LEN;
 }
 
