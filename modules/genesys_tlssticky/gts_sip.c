@@ -858,7 +858,11 @@ static int relay_foreign(struct sip_msg *msg, const char *where,
 			return -3;
 		}
 	}
-	/* the marker: who relayed it (diagnostics) */
+	/* the marker: who relayed it (diagnostics); after the last header */
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0) {
+		LM_ERR("cannot parse the headers\n");
+		return -3;
+	}
 	len = snprintf(hf, sizeof(hf), "%.*s: %s:%.*s\r\n",
 			gts_cfg.relay_header.len, gts_cfg.relay_header.s,
 			get_proto_name(gts_cfg.csock->proto), gts_cfg.contact_hostport.len,
