@@ -302,6 +302,17 @@ def test_token_of_another_pool_or_host_is_never_relayed_there(pool, sipserver):
         assert rogue.nothing(0.3)
         sb = env.stats(b)
         assert (sb["forged"], sb["foreign"], sb["relayed"]) == (1, 1, 1), sb
+
+        # a valid token without relay address (minted before relay
+        # addresses existed): nowhere to relay, 403
+        old = mint(env.SECRET, PROTO_TLS, (phone.local_ip, phone.local_port),
+                   (a.address, 5061))
+        invite(sipserver, b, "sip:1001@%s:5060;gts=%s" % (a.address, old))
+        assert final(sipserver).status == 403
+        b.wait_log(r"names a flow of another proxy \(tls %s:5061\) and no relay"
+                   r" address: refused" % re.escape(a.address))
+        sb = env.stats(b)
+        assert (sb["forged"], sb["foreign"], sb["relayed"]) == (1, 2, 1), sb
     finally:
         rogue.close()
 
@@ -345,6 +356,31 @@ def test_relayed_at_most_once(pool, sipserver, kamailio_factory, tmp_path,
     assert (sc["foreign"], sc["relayed"]) == (1, 0), sc
     with pytest.raises(TimeoutError):
         phone.recv(0.5, want=lambda m: m.method == "INVITE")
+
+
+# ------------------------------------------ point 6: when the proxy dies
+
+def test_phone_reregistering_through_b_is_reachable_again(pool, sipserver,
+                                                          phones):
+    """A phone with one flow, through A; A dies (SIGKILL).  The phone sees
+    its connection close at once; until it registers again, its Contact
+    (naming A) gets 430 through B.  Once it re-registers through B (new
+    connection, new Contact naming B) the SIP Server's INVITE to the new
+    Contact reaches it over that connection."""
+    a, b, phone, contact = pool
+    sigkill(a)
+    with pytest.raises(ConnectionError):
+        phone.recv(2)
+    invite(sipserver, b, contact)
+    assert final(sipserver).status == 430
+    again = phones(phone.local_ip, b.address, 5061)
+    new = register_via(again, b, sipserver)
+    assert new.startswith("sip:1001@%s:5060;gts=" % b.address), new
+    invite(sipserver, b, new)
+    inv = again.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert inv.ruri == again.contact_uri()
+    again.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
 
 
 # ------------------------------------------------- point 6: A dies, phone with
