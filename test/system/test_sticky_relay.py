@@ -30,8 +30,9 @@ RELAY_HEADER = "X-Genesys-Sticky-Relay"
 PROTO_UDP, PROTO_TLS = 1, 3
 
 
-def start_ref(kamailio_factory, tmp_path, certs, sipserver, name, extra=None):
-    addr = harness.next_address()
+def start_ref(kamailio_factory, tmp_path, certs, sipserver, name, extra=None,
+              addr=None):
+    addr = addr or harness.next_address()
     defines = {"WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
                "TLS_CFG": '"%s"' % reference_tls_cfg(
                    certs, tmp_path / ("%s-tls.cfg" % name)),
@@ -504,3 +505,33 @@ def test_relay_with_the_ha_pool(kamailio_factory, tmp_path, certs, phones):
     finally:
         pri.stop()
         bak.stop()
+
+
+def test_relay_over_tcp_and_refused_connection(kamailio_factory, tmp_path,
+                                                certs, sipserver, phones):
+    """relay_address set to A's TCP socket (STICKY_RELAY_ADDRESS): the token
+    names it, B relays over TCP; once A is dead, B's connection attempt is
+    refused and the SIP Server gets 430 without waiting for the timer."""
+    a_addr = harness.next_address()
+    a = start_ref(kamailio_factory, tmp_path, certs, sipserver, "a", extra={
+        "STICKY_RELAY_ADDRESS": '"tcp:%s:5060"' % a_addr}, addr=a_addr)
+    assert a.address == a_addr
+    b = start_ref(kamailio_factory, tmp_path, certs, sipserver, "b")
+    phone = phones(harness.next_address(), a.address, 5061)
+    contact = register_via(phone, a, sipserver)
+    assert relay_of(uri_param(contact, "gts")) == (2, a.address, 5060)
+
+    invite(sipserver, b, contact)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert "SIP/2.0/TCP %s" % b.address in inv.hdrs("Via")[1], inv.hdrs("Via")
+    phone.send(response(inv, 486, "Busy Here", to_tag="x"))
+    assert final(sipserver).status == 486
+
+    sigkill(a)
+    t0 = time.monotonic()
+    invite(sipserver, b, contact)
+    rpl = final(sipserver)
+    took = time.monotonic() - t0
+    assert rpl.status == 430, rpl.text
+    assert took < 1.0, took
+    print("430 %.2f s after the INVITE (refused TCP connection to A)" % took)
