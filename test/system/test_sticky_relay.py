@@ -528,6 +528,8 @@ def test_relay_over_tcp_and_refused_connection(kamailio_factory, tmp_path,
     assert final(sipserver).status == 486
 
     sigkill(a)
+    # B's connection to A closes (A's kernel closed it); a new one is refused
+    assert env.wait_for(lambda: env.tcp_conns(b) == [], 5), env.tcp_conns(b)
     t0 = time.monotonic()
     invite(sipserver, b, contact)
     rpl = final(sipserver)
@@ -535,3 +537,33 @@ def test_relay_over_tcp_and_refused_connection(kamailio_factory, tmp_path,
     assert rpl.status == 430, rpl.text
     assert took < 1.0, took
     print("430 %.2f s after the INVITE (refused TCP connection to A)" % took)
+
+
+def test_proxy_holding_the_flow_stopped(kamailio_factory, tmp_path, certs,
+                                        sipserver, phones):
+    """A frozen (SIGSTOP: a hung process or host, the phone's connection
+    still open): B answers 430 within STICKY_RELAY_TIMER.  When A runs again
+    it passes on the INVITE it had queued; the phone rings and B, getting
+    the late 180, CANCELs the branch at once: the SIP Server gets nothing
+    after its 430."""
+    a, b, phone, contact = make_pool(kamailio_factory, tmp_path, certs,
+                                     sipserver, phones)
+    os.killpg(a.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        inv0 = invite(sipserver, b, contact)
+        rpl = final(sipserver)
+        took = time.monotonic() - t0
+        assert rpl.status == 430, rpl.text
+        assert took < 2.0, took
+    finally:
+        os.killpg(a.proc.pid, signal.SIGCONT)
+    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    assert inv.hdr("Call-ID") == inv0.hdr("Call-ID")
+    phone.send(response(inv, 180, "Ringing", to_tag="ph1"))
+    cancel = phone.recv(5, want=lambda m: m.method == "CANCEL")
+    phone.send(response(cancel, 200, "OK", to_tag="ph1"))
+    phone.send(response(inv, 487, "Request Terminated", to_tag="ph1"))
+    assert sipserver.nothing(1.0, want=lambda m: m.is_reply and m.status >= 200
+                             and m.hdr("Call-ID") == inv0.hdr("Call-ID"))
+    print("430 %.2f s after the INVITE, A stopped" % took)
