@@ -558,12 +558,19 @@ def test_proxy_holding_the_flow_stopped(kamailio_factory, tmp_path, certs,
         assert took < 2.0, took
     finally:
         os.killpg(a.proc.pid, signal.SIGCONT)
-    inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
-    assert inv.hdr("Call-ID") == inv0.hdr("Call-ID")
-    phone.send(response(inv, 180, "Ringing", to_tag="ph1"))
-    cancel = phone.recv(5, want=lambda m: m.method == "CANCEL")
-    phone.send(response(cancel, 200, "OK", to_tag="ph1"))
-    phone.send(response(inv, 487, "Request Terminated", to_tag="ph1"))
+    # A's late 100 Trying makes B CANCEL the branch it already ended: A
+    # either cancels before passing the INVITE on (the phone sees nothing;
+    # seen under load) or passes it on and the phone's ringing is CANCELed
+    try:
+        inv = phone.recv(5, want=lambda m: m.method == "INVITE" and not m.is_reply)
+    except TimeoutError:
+        inv = None
+    if inv is not None:
+        assert inv.hdr("Call-ID") == inv0.hdr("Call-ID")
+        phone.send(response(inv, 180, "Ringing", to_tag="ph1"))
+        cancel = phone.recv(5, want=lambda m: m.method == "CANCEL")
+        phone.send(response(cancel, 200, "OK", to_tag="ph1"))
+        phone.send(response(inv, 487, "Request Terminated", to_tag="ph1"))
     assert sipserver.nothing(1.0, want=lambda m: m.is_reply and m.status >= 200
                              and m.hdr("Call-ID") == inv0.hdr("Call-ID"))
     print("430 %.2f s after the INVITE, A stopped" % took)
