@@ -222,7 +222,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 	gha_ctx_set_pair(c, pr, a);
 	c->state = ps;
 	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
-		GHA_INC(pr->n_rejected);
+		GHA_INC(pr->slot->n_rejected);
 		counter_inc(gha_cnt.rejected);
 		LM_DBG("pair '%.*s' is %s: no new dialog\n", pr->name.len, pr->name.s,
 				gha_pstate_name(ps));
@@ -233,7 +233,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 				pr->m[a].dst.s);
 		return GHA_RC_ERROR;
 	}
-	GHA_INC(pr->n_new);
+	GHA_INC(pr->slot->n_new);
 	counter_inc(gha_cnt.new_dialogs);
 	return GHA_RC_OK;
 }
@@ -293,7 +293,7 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 	for(i = 0; i < p->npairs; i++) {
 		int in = s.len <= 0 || site_eq(&p->pairs[i].site, &s);
 		n += in;
-		av[i] = in && gha_ps_routable(&p->pairs[i].st);
+		av[i] = in && gha_ps_routable(&p->pairs[i].slot->st);
 		if(ids && av[i])
 			ids[i] = gha_lb_hash(p->pairs[i].name.s, p->pairs[i].name.len);
 	}
@@ -476,7 +476,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 		LM_ERR("cannot set the destination\n");
 		return GHA_RC_ERROR;
 	}
-	GHA_INC(pr->n_indialog);
+	GHA_INC(pr->slot->n_indialog);
 	counter_inc(gha_cnt.in_dialog);
 	return GHA_RC_OK;
 }
@@ -570,7 +570,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
 			pr->m[m].uri.s, timeout ? "no answer" : "503", gha_role_name(to),
 			pr->m[to].uri.len, pr->m[to].uri.s);
-	GHA_INC(pr->n_failover);
+	GHA_INC(pr->slot->n_failover);
 	counter_inc(gha_cnt.failovers);
 	return GHA_RC_OK;
 }
@@ -592,7 +592,7 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	for(i = 0; i < p->nfs; i++) {
 		int in = s.len <= 0 || site_eq(&p->fs[i].site, &s);
 		n += in;
-		st = __atomic_load_n(&p->fs[i].state, __ATOMIC_RELAXED);
+		st = gha_fs_state(&p->fs[i]);
 		av[i] = in && (st == GHA_MS_ACTIVE || st == GHA_MS_UNKNOWN);
 		if(ids && av[i])
 			ids[i] = gha_lb_hash(p->fs[i].name.s, p->fs[i].name.len);

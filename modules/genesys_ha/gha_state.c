@@ -108,8 +108,14 @@ static const char *event_name(int rc)
 
 static void snap_put(gha_pool_t *p)
 {
-	if(p && __atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
-		gha_pool_free(p, &shm_allocator);
+	if(p == NULL || __atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* the last reference: its slots are released (a slot the published
+	 * snapshot shares stays) */
+	lock_get(&gha_root->lock);
+	gha_slots_detach(gha_root->slots, p);
+	lock_release(&gha_root->lock);
+	gha_pool_free(p, &shm_allocator);
 }
 
 gha_pool_t *gha_snap(void)
@@ -258,16 +264,18 @@ void gha_member_state(int goos_id, int new_state)
 	for(i = 0; i < p->npairs && pi < 0; i++) {
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
-				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
+				gha_ps_member_changed(
+						&p->pairs[i].slot->st, k, new_state, now, &ev);
 				pi = i;
 				break;
 			}
 		}
 	}
 	for(i = 0; i < p->nfs; i++) {
-		if(p->fs[i].m.goos_id == goos_id && p->fs[i].state != new_state) {
-			p->fs[i].state = new_state;
-			p->fs[i].since = now;
+		gha_slot_t *s = p->fs[i].slot;
+		if(p->fs[i].m.goos_id == goos_id && s->fs_state != new_state) {
+			__atomic_store_n(&s->fs_state, new_state, __ATOMIC_RELAXED);
+			s->fs_since = now;
 		}
 	}
 	lock_release(&gha_root->lock);
@@ -288,11 +296,11 @@ void gha_request_from(gha_pool_t *p, int pi, int member)
 	gha_pair_t *pr = &p->pairs[pi];
 
 	lock_get(&gha_root->lock);
-	rc = gha_ps_request_from(&pr->st, member, now_ms);
+	rc = gha_ps_request_from(&pr->slot->st, member, now_ms);
 	if(rc == GHA_RQ_VERIFY
-			&& gha_root->verify_until_ms < pr->st.verify_until_ms)
-		__atomic_store_n(&gha_root->verify_until_ms, pr->st.verify_until_ms,
-				__ATOMIC_RELEASE);
+			&& gha_root->verify_until_ms < pr->slot->st.verify_until_ms)
+		__atomic_store_n(&gha_root->verify_until_ms,
+				pr->slot->st.verify_until_ms, __ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
 	if(rc == GHA_RQ_ACTIVE)
 		return;
@@ -333,7 +341,7 @@ static void gha_result_cb(const goos_probe_result_t *r, void *param)
 	memset(&ev, 0, sizeof(ev));
 	lock_get(&gha_root->lock);
 	for(i = 0; i < p->npairs && pi < 0; i++) {
-		st = &p->pairs[i].st;
+		st = &p->pairs[i].slot->st;
 		if(st->verify_member < 0)
 			continue;
 		for(k = 0; k < 2; k++) {
@@ -375,7 +383,7 @@ int gha_operator_switchover(gha_pool_t *p, int pi)
 	int rc;
 
 	lock_get(&gha_root->lock);
-	rc = gha_ps_switchover(&p->pairs[pi].st, (long)time(NULL), &ev);
+	rc = gha_ps_switchover(&p->pairs[pi].slot->st, (long)time(NULL), &ev);
 	lock_release(&gha_root->lock);
 	if(rc == 0)
 		emit(p, pi, &ev);
@@ -392,11 +400,11 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	gha_goos.report_failure(pr->m[member].goos_id);
 	lock_get(&gha_root->lock);
 	if(timeout) {
-		to = gha_ps_relay_failed(&pr->st, member, (long)time(NULL), &ev);
+		to = gha_ps_relay_failed(&pr->slot->st, member, (long)time(NULL), &ev);
 	} else {
 		/* a 503 to a request: retry elsewhere, but the member answers */
 		to = 1 - member;
-		if(pr->st.mstate[to] != GHA_MS_ACTIVE)
+		if(pr->slot->st.mstate[to] != GHA_MS_ACTIVE)
 			to = -1;
 	}
 	lock_release(&gha_root->lock);
@@ -408,15 +416,15 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out)
 {
 	lock_get(&gha_root->lock);
-	*out = p->pairs[pi].st;
+	*out = p->pairs[pi].slot->st;
 	lock_release(&gha_root->lock);
 }
 
 void gha_fs_copy(gha_pool_t *p, int fi, int *state, long *since)
 {
 	lock_get(&gha_root->lock);
-	*state = p->fs[fi].state;
-	*since = p->fs[fi].since;
+	*state = p->fs[fi].slot->fs_state;
+	*since = p->fs[fi].slot->fs_since;
 	lock_release(&gha_root->lock);
 }
 
@@ -468,58 +476,6 @@ error:
 	return -1;
 }
 
-static int same_dst(const gha_member_t *a, const gha_member_t *b)
-{
-	return a->dst.len == b->dst.len
-		   && memcmp(a->dst.s, b->dst.s, (size_t)a->dst.len) == 0;
-}
-
-/* carry runtime state over from old to np (under the lock) */
-static void carry_state(gha_pool_t *np, gha_pool_t *old, const int *ms,
-		const int *fss, long now)
-{
-	int i, j, k, o;
-	gha_pair_events_t ev;
-
-	for(i = 0; i < np->npairs; i++) {
-		gha_pair_t *n = &np->pairs[i];
-		gha_pair_t *op = NULL;
-		j = old ? gha_pool_find_pair(old, n->name.s, n->name.len) : -1;
-		if(j >= 0)
-			op = &old->pairs[j];
-		if(op && same_dst(&op->m[0], &n->m[0])
-				&& same_dst(&op->m[1], &n->m[1])) {
-			n->st = op->st;
-			n->n_new = op->n_new;
-			n->n_rejected = op->n_rejected;
-			n->n_indialog = op->n_indialog;
-			n->n_failover = op->n_failover;
-			continue;
-		}
-		/* new pair or changed members: start from the probe states */
-		for(k = 0; k < 2; k++) {
-			int st = ms[2 * i + k];
-			if(op) {
-				for(o = 0; o < 2; o++)
-					if(same_dst(&op->m[o], &n->m[k])) {
-						st = op->st.mstate[o];
-						if(o == op->st.active)
-							n->st.active = k;
-					}
-			}
-			gha_ps_member_changed(&n->st, k, st, now, &ev);
-		}
-	}
-	for(i = 0; i < np->nfs; i++) {
-		np->fs[i].state = fss[i];
-		for(j = 0; old && j < old->nfs; j++)
-			if(same_dst(&old->fs[j].m, &np->fs[i].m)) {
-				np->fs[i].state = old->fs[j].state;
-				np->fs[i].since = old->fs[j].since;
-			}
-	}
-}
-
 /* build, register, publish; 0 ok or an event id (40003/40005/40000) */
 static int load_and_publish(char *msg, int msglen)
 {
@@ -567,8 +523,21 @@ static int load_and_publish(char *msg, int msglen)
 
 	lock_get(&gha_root->lock);
 	old = gha_root->cur;
-	carry_state(np, old, ms, fss, now);
 	np->generation = gha_root->generation + 1;
+	/* every pair to its state slot: the same pair keeps its slot */
+	if(gha_slots_reserve(gha_root->slots, np->npairs + np->nfs,
+			   &shm_allocator)
+					< 0
+			|| gha_slots_attach(gha_root->slots, np, old, ms, fss, now) < 0) {
+		lock_release(&gha_root->lock);
+		pkg_free(ms);
+		release_ids(np);
+		gha_pool_free(np, &shm_allocator);
+		snprintf(msg, (size_t)msglen, "out of shared memory for the state "
+									  "of %d pairs and feature servers",
+				np->npairs + np->nfs);
+		return GHA_LOAD_CONFIG;
+	}
 	gha_root->cur = np;
 	__atomic_store_n(&gha_root->generation, np->generation, __ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
@@ -586,7 +555,7 @@ static int load_and_publish(char *msg, int msglen)
 		}
 	for(i = 0; i < np->nfs; i++) {
 		st = (int)gha_goos.get_state(np->fs[i].m.goos_id);
-		if(st != np->fs[i].state)
+		if(st != gha_fs_state(&np->fs[i]))
 			gha_member_state(np->fs[i].m.goos_id, st);
 	}
 	pkg_free(ms);
@@ -661,8 +630,17 @@ int gha_state_init(void)
 		return -1;
 	}
 	memset(gha_root, 0, sizeof(*gha_root));
+	gha_root->slots = shm_malloc(sizeof(gha_slots_t));
+	if(gha_root->slots == NULL) {
+		SHM_MEM_ERROR;
+		shm_free(gha_root);
+		gha_root = NULL;
+		return -1;
+	}
+	gha_slots_init(gha_root->slots);
 	if(lock_init(&gha_root->lock) == NULL) {
 		LM_ERR("cannot initialize the lock\n");
+		shm_free(gha_root->slots);
 		shm_free(gha_root);
 		gha_root = NULL;
 		return -1;
@@ -715,6 +693,8 @@ void gha_state_destroy(void)
 		gha_pool_free(gha_root->cur, &shm_allocator);
 		gha_root->cur = NULL;
 	}
+	gha_slots_destroy(gha_root->slots, &shm_allocator);
+	shm_free(gha_root->slots);
 	lock_destroy(&gha_root->lock);
 	shm_free(gha_root);
 	gha_root = NULL;
