@@ -1,0 +1,136 @@
+"""genesys_ha runtime state (issue 9 point 7): pair state outside the pool
+snapshots survives reloads racing switchovers; event routes run in the
+genesys_ha event process; $ha(...) travels with the transaction."""
+
+import re
+import threading
+import time
+
+import pytest
+
+import harness
+import ha_util as hu
+from ha_util import pool, wait_pool
+
+
+@pytest.fixture
+def peer_factory():
+    made = []
+
+    def make(**kw):
+        p = hu.Peer(**kw)
+        p.start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def both_up(name):
+    return lambda p: (p[name]["members"]["backup"]["state"] == "active"
+                      and p[name]["members"]["primary"]["state"] == "active"
+                      and p[name]["state"] == "up")
+
+
+def test_switchovers_racing_reloads_last_decision_wins(
+        tmp_path, kamailio_factory, peer_factory):
+    """50 reloads (the pool file alternately rewritten unchanged and with
+    another pair added or removed) race 50 operator switchovers of SIPS_A
+    and three member-driven switchovers of SIPS_B (its active member stops
+    answering OPTIONS, then answers again): after every operator switchover
+    the pool shows the member it chose and a new INVITE goes to it; at the
+    end SIPS_B is on the member its last switchover chose with its three
+    switchovers counted, and every reload was published."""
+    a1, a2, b1, b2, x1, x2 = (peer_factory() for _ in range(6))
+    path = tmp_path / "pool.xml"
+    base = [("SIPS_A", a1.uri, a2.uri, None), ("SIPS_B", b1.uri, b2.uri, None)]
+    one = hu.pool_xml(base)
+    two = hu.pool_xml(base + [("SIPS_X", x1.uri, x2.uri, None)])
+    path.write_text(one)
+    k = hu.start_proxy(kamailio_factory, str(path),
+                       defines={"SERVING_SIPSERVER": '"SIPS_A"'})
+    wait_pool(k, lambda p: both_up("SIPS_A")(p) and both_up("SIPS_B")(p),
+              what="both pairs up")
+
+    done = threading.Event()
+    stop_reloads = threading.Event()
+    errors = []
+    reloads = [0]
+
+    def reloader():
+        try:
+            i = 0
+            while i < 50 or not stop_reloads.is_set():
+                # unchanged, touched (same text rewritten), another pair
+                path.write_text((one, one, two)[i % 3])
+                out = k.rpc("genesys_ha.reload")
+                assert "loaded" in out, out
+                i += 1
+                reloads[0] = i
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            done.set()
+
+    def flapper():
+        # SIPS_B's active member stops answering: genesys_oos sees it down
+        # (probe process) and the pair switches while reloads go on
+        try:
+            peers = {"primary": b1, "backup": b2}
+            for j in range(3):
+                act = pool(k)["SIPS_B"]["active"]
+                other = "backup" if act == "primary" else "primary"
+                peers[act].options_code = None
+                wait_pool(k, lambda p: p["SIPS_B"]["active"] == other,
+                          what="SIPS_B switched to %s" % other)
+                peers[act].options_code = 200
+                wait_pool(k, both_up("SIPS_B"), what="SIPS_B up")
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=reloader),
+               threading.Thread(target=flapper)]
+    for t in threads:
+        t.start()
+    n_a1, n_a2 = 0, 0
+    try:
+        for i in range(50):
+            out = k.rpc("genesys_ha.switchover", "SIPS_A")
+            m = re.search(r"active member is now the (primary|backup)", out)
+            assert m, out
+            role = m.group(1)
+            p = pool(k)
+            assert p["SIPS_A"]["active"] == role, (i, out, p["SIPS_A"])
+            status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address)
+            assert status and status.startswith("SIP/2.0 200"), (i, status)
+            want, other = (a1, a2) if role == "primary" else (a2, a1)
+            n_a1 += role == "primary"
+            n_a2 += role == "backup"
+            got = len(want.requests("INVITE"))
+            assert got == (n_a1 if want is a1 else n_a2), \
+                (i, role, got, n_a1, n_a2)
+            assert len(other.requests("INVITE")) == \
+                (n_a2 if want is a1 else n_a1)
+        threads[1].join(30)
+    finally:
+        stop_reloads.set()
+        done.wait(60)
+        for t in threads:
+            t.join(10)
+    assert not errors, errors
+    assert reloads[0] >= 50
+    p = pool(k)
+    assert p["SIPS_A"]["active"] == "primary"     # 50 switchovers: even
+    assert p["SIPS_A"]["switchovers"] == "50", p["SIPS_A"]
+    assert p["SIPS_A"]["new_dialogs"] == "50", p["SIPS_A"]
+    assert "generation: %d" % (reloads[0] + 1) in k.rpc("genesys_ha.pool")
+    # SIPS_B: the three member-driven switchovers are all there
+    p = wait_pool(k, both_up("SIPS_B"), what="SIPS_B up")
+    n_b = int(p["SIPS_B"]["switchovers"])
+    assert n_b == 3, p["SIPS_B"]
+    assert p["SIPS_B"]["active"] == "backup", p["SIPS_B"]
+    log = k.log_text()
+    assert len(re.findall(r"SIP Server pair 'SIPS_B': switchover from", log)) \
+        == n_b
