@@ -27,6 +27,7 @@
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_rpc.h"
+#include "gha_events.h"
 
 MODULE_VERSION
 
@@ -45,6 +46,7 @@ int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
 
 static int mod_init(void);
+static int child_init(int rank);
 static void mod_destroy(void);
 
 static int w_ha_select_serving(sip_msg_t *msg, char *p1, char *p2)
@@ -175,7 +177,7 @@ struct module_exports exports = {
 	pvs,             /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module init function */
-	0,               /* per-child init function */
+	child_init,      /* per-child init function */
 	mod_destroy      /* module destroy function */
 };
 /* clang-format on */
@@ -225,8 +227,15 @@ static int mod_init(void)
 	return gha_state_init();
 }
 
+static int child_init(int rank)
+{
+	/* the event process: event routes run there only */
+	return gha_events_child_init(rank);
+}
+
 static void mod_destroy(void)
 {
+	gha_events_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
 }

@@ -19,16 +19,13 @@
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
 #include "core/route.h"
-#include "core/fmsg.h"
-#include "core/kemi.h"
-#include "core/action.h"
 #include "core/pt.h"
 
 #include "gha_state.h"
 #include "gha_route.h"
+#include "gha_events.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
-#include "common/kg_evroute.h"
 
 gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
@@ -40,10 +37,7 @@ static gha_pool_t *my_snap = NULL;
 static unsigned int my_gen = 0;
 static int my_proc = -1;
 
-/* event routes, looked up once */
-static int evrt_switchover = -1;
-static int evrt_down = -1;
-static int evrt_up = -1;
+/* event routes, looked up once (run by gha_events.c) */
 /* Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
  * (it takes [a-zA-Z][0-9a-zA-Z-]* before the ':'), so the routes are named
  * genesys-ha:... (as genesys_oos does); the mangled names are refused */
@@ -166,41 +160,8 @@ void gha_own_site(const gha_pool_t *p, str *site)
 	}
 }
 
-/* ---- events: logs, counters, event routes (never under the lock) ---- */
-
-static void run_event_route(
-		int rt, str *evname, const gha_pair_t *pr, const gha_pair_events_t *ev)
-{
-	sip_msg_t *fmsg;
-	gha_ctx_t *c, saved;
-
-	if(gha_event_callback.len > 0) {
-		if(sr_kemi_eng_get() == NULL)
-			return;
-	} else if(rt < 0 || event_rt.rlist[rt] == NULL) {
-		return;
-	}
-	if(faked_msg_init() < 0) {
-		LM_ERR("cannot initialize a faked message for %.*s\n", evname->len,
-				evname->s);
-		return;
-	}
-	gha_ctx_save(&saved);
-	fmsg = faked_msg_next();
-	c = gha_ctx(fmsg);
-	gha_ctx_set_pair(c, pr, ev->to);
-	c->state = ev->new_pstate;
-	c->trigger = ev->switched ? ev->trigger : -1;
-	if(ev->switched) {
-		const gha_member_t *om = &pr->m[ev->from];
-		c->old_member_len = om->uri.len < (int)sizeof(c->old_member)
-									? om->uri.len
-									: (int)sizeof(c->old_member) - 1;
-		memcpy(c->old_member, om->uri.s, (size_t)c->old_member_len);
-	}
-	kg_run_event_route(rt, &gha_event_callback, evname, fmsg);
-	gha_ctx_restore(&saved);
-}
+/* ---- events: logs and counters here, event routes queued for the
+ * genesys_ha event process (gha_events.c); never under the lock ---- */
 
 static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 {
@@ -236,12 +197,9 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 				"new dialogs, existing dialogs continue\n",
 				pr->name.len, pr->name.s, gha_role_name(ev->to), to->uri.len,
 				to->uri.s);
-	if(ev->switched)
-		run_event_route(evrt_switchover, &evname_switchover, pr, ev);
-	if(ev->went_down)
-		run_event_route(evrt_down, &evname_down, pr, ev);
-	if(ev->went_up)
-		run_event_route(evrt_up, &evname_up, pr, ev);
+	/* the routes run in the genesys_ha event process, never here (tm's
+	 * reply lock, genesys_oos's callback) */
+	gha_events_push(pr, ev);
 }
 
 static int ev_any(const gha_pair_events_t *ev)
@@ -649,9 +607,10 @@ int gha_state_init(void)
 	if(mangled_route(&evname_switchover) || mangled_route(&evname_down)
 			|| mangled_route(&evname_up))
 		return -1;
-	evrt_switchover = lookup_route(&evname_switchover);
-	evrt_down = lookup_route(&evname_down);
-	evrt_up = lookup_route(&evname_up);
+	gha_events_lookup(lookup_route(&evname_switchover),
+			lookup_route(&evname_down), lookup_route(&evname_up));
+	if(gha_events_init() < 0)
+		return -1;
 	if(gha_goos.subscribe(goos_cb, NULL) < 0) {
 		LM_ERR("cannot subscribe to genesys_oos state changes\n");
 		return -1;
