@@ -134,3 +134,63 @@ def test_switchovers_racing_reloads_last_decision_wins(
     log = k.log_text()
     assert len(re.findall(r"SIP Server pair 'SIPS_B': switchover from", log)) \
         == n_b
+
+
+def processes(k):
+    """kamcmd core.psx -> {pid: description}"""
+    out = k.rpc("core.psx")
+    return {int(p): d.strip() for p, d in
+            re.findall(r"PID:\s*(\d+)\s*\n\s*DSC:\s*([^\n]*)", out)}
+
+
+def pid_cfg():
+    """The reference cfg whose event routes also log the process ($pp)."""
+    text = hu.reference_cfg()
+    text, n = re.subn(r'(xlog\("L_[A-Z]+", "event genesys-ha:[^"]*?)\\n"\)',
+                      r'\1 [pid $pp]\\n")', text)
+    assert n == 3, n
+    return text
+
+
+def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
+                                               peer_factory):
+    """A switchover decided in failure_route (relay failure: tm's timer
+    process, under tm's reply lock) and one decided by a probe result (the
+    genesys_oos probe process, in its state callback): both event routes
+    run in the "GENESYS_HA EVENTS" process, with $ha(...) showing the
+    event; the logs of the decision stay where it was made."""
+    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
+    bak = peer_factory()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, None)])
+    k = hu.start_proxy(kamailio_factory, path, cfg_text=pid_cfg())
+    wait_pool(k, both_up("SIPS_A"), what="both active")
+    procs = processes(k)
+    ev_pids = [p for p, d in procs.items() if d == "GENESYS_HA EVENTS"]
+    assert len(ev_pids) == 1, procs
+    ev_pid = ev_pids[0]
+    # 1. failure_route: the INVITE to the primary times out, retried on the
+    # backup, the pair switches (relay-failure)
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
+                               timeout=8)
+    assert status and status.startswith("SIP/2.0 200"), status
+    m = k.wait_log(r"event genesys-ha:switchover: pair SIPS_A now uses backup "
+                   r"%s \(was %s, trigger relay-failure\) \[pid (\d+)\]"
+                   % (re.escape(bak.uri), re.escape(pri.uri)))
+    assert int(m.group(1)) == ev_pid, (m.group(0), procs)
+    # 2. a probe result: the backup stops answering, the pair goes back to
+    # the primary (no-answer)
+    bak.options_code = None
+    m = k.wait_log(r"event genesys-ha:switchover: pair SIPS_A now uses "
+                   r"primary %s \(was %s, trigger no-answer\) \[pid (\d+)\]"
+                   % (re.escape(pri.uri), re.escape(bak.uri)))
+    assert int(m.group(1)) == ev_pid, (m.group(0), procs)
+    # 3. both silent: pair-down, then pair-up, also there
+    pri.options_code = None
+    m = k.wait_log(r"event genesys-ha:pair-down: pair SIPS_A is out of "
+                   r"service \[pid (\d+)\]")
+    assert int(m.group(1)) == ev_pid
+    pri.options_code = 200
+    m = k.wait_log(r"event genesys-ha:pair-up: pair SIPS_A is back, primary "
+                   r"%s answers \[pid (\d+)\]" % re.escape(pri.uri))
+    assert int(m.group(1)) == ev_pid
