@@ -31,6 +31,7 @@
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_rrparam.h"
+#include "gha_xctx.h"
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
@@ -105,6 +106,18 @@ gha_ctx_t *gha_ctx(sip_msg_t *msg)
 		_ctx.state = -1;
 		_ctx.trigger = -1;
 	}
+	return &_ctx;
+}
+
+/* the context of msg; when the process-local one belongs to another
+ * message (a failure_route run by another process than request_route),
+ * what request_route stored in $xavp(gha) (gha_xctx.h) */
+static gha_ctx_t *ctx_load(sip_msg_t *msg)
+{
+	if(_ctx.msg_id == msg->id && _ctx.msg_pid == msg->pid)
+		return &_ctx;
+	gha_ctx(msg);
+	gha_xctx_load(&_ctx);
 	return &_ctx;
 }
 
@@ -235,6 +248,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 	}
 	GHA_INC(pr->slot->n_new);
 	counter_inc(gha_cnt.new_dialogs);
+	gha_xctx_store(c);
 	return GHA_RC_OK;
 }
 
@@ -390,8 +404,10 @@ static int record_route(sip_msg_t *msg, str *dn)
 				pair.len, pair.s);
 		return GHA_RC_ERROR;
 	}
-	if(d.len > 0)
+	if(d.len > 0) {
 		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
+		gha_xctx_store(c);
+	}
 	params.s = buf;
 	params.len = n;
 	if(gha_rrb.record_route(msg, &params) < 0) {
@@ -463,8 +479,10 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	}
 	qi = gha_pool_find_member_host(
 			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
-	if(qi < 0)
+	if(qi < 0) {
+		gha_xctx_store(c);
 		return GHA_RC_AS_IS; /* towards the endpoint */
+	}
 	pr = &p->pairs[qi];
 	a = gha_active(pr);
 	gha_ctx_set_pair(c, pr, a);
@@ -478,6 +496,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	}
 	GHA_INC(pr->slot->n_indialog);
 	counter_inc(gha_cnt.in_dialog);
+	gha_xctx_store(c);
 	return GHA_RC_OK;
 }
 
@@ -501,6 +520,8 @@ int ki_ha_from_sipserver(sip_msg_t *msg)
 	if(msg->first_line.type == SIP_REQUEST)
 		gha_request_from(p, pi, m);
 	c->state = gha_pstate(&p->pairs[pi]);
+	if(msg->first_line.type == SIP_REQUEST)
+		gha_xctx_store(c);
 	return GHA_RC_OK;
 }
 
@@ -551,7 +572,7 @@ int ki_ha_failover(sip_msg_t *msg)
 	}
 	pr = &p->pairs[pi];
 	to = gha_relay_failed(p, pi, m, timeout);
-	c = gha_ctx(msg);
+	c = ctx_load(msg); /* keeps the DN request_route saw */
 	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
 	if(to < 0 || (tried & (1 << to))) {
 		LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s) and the "
@@ -572,6 +593,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			pr->m[to].uri.len, pr->m[to].uri.s);
 	GHA_INC(pr->slot->n_failover);
 	counter_inc(gha_cnt.failovers);
+	gha_xctx_store(c);
 	return GHA_RC_OK;
 }
 
@@ -607,6 +629,8 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	c = gha_ctx(msg);
 	c->member_len = cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
 	c->pair_len = 0; /* not a pair: ha_record_route() adds no pair id */
+	c->role = -1;
+	gha_xctx_store(c);
 	return GHA_RC_OK;
 }
 
@@ -679,7 +703,7 @@ int pv_get_ha(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
 
 	if(msg == NULL || param == NULL)
 		return -1;
-	c = gha_ctx(msg);
+	c = ctx_load(msg);
 	switch(param->pvn.u.isname.name.n) {
 		case HA_PV_PAIR:
 			return pv_str(msg, param, res, c->pair, c->pair_len);

@@ -194,3 +194,55 @@ def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
     m = k.wait_log(r"event genesys-ha:pair-up: pair SIPS_A is back, primary "
                    r"%s answers \[pid (\d+)\]" % re.escape(pri.uri))
     assert int(m.group(1)) == ev_pid
+
+
+def ha_log_cfg():
+    """The reference cfg logging $ha(...) and the process in request_route
+    and in failure_route[HA_FAILOVER] (before and after ha_failover())."""
+    text = hu.reference_cfg()
+    fr = "failure_route[HA_FAILOVER] {\n"
+    assert fr in text
+    text = text.replace(fr, fr + '\txlog("L_NOTICE", "FR-HA pair=$ha(pair) '
+                        'role=$ha(role) member=$ha(member) state=$ha(state) '
+                        'dn=$ha(dn) xavp=$xavp(gha=>pair) pid=$pp\\n");\n', 1)
+    fo = "\tif (ha_failover()) {\n"
+    assert text.count(fo) == 1
+    text = text.replace(fo, fo + '\t\txlog("L_NOTICE", "FR-HA-RETRY '
+                        'role=$ha(role) member=$ha(member) dn=$ha(dn) '
+                        'pid=$pp\\n");\n', 1)
+    rq = "\t\tha_record_route();\n\t\t# from a registered phone"
+    assert text.count(rq) == 1
+    text = text.replace(rq, '\t\tha_record_route();\n\t\txlog("L_NOTICE", '
+                        '"RQ-HA pair=$ha(pair) pid=$pp\\n");\n'
+                        '\t\t# from a registered phone', 1)
+    return text
+
+
+def test_ha_pv_in_failure_route_of_another_process(tmp_path, kamailio_factory,
+                                                   peer_factory):
+    """The INVITE to the primary gets no answer: failure_route runs on the
+    fr timeout in tm's timer process, not in the worker that ran
+    request_route; $ha(pair), role, member, state and dn there are what
+    request_route chose ($xavp(gha) carried by the transaction), and after
+    ha_failover() they name the backup."""
+    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
+    bak = peer_factory()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, None)])
+    k = hu.start_proxy(kamailio_factory, path, cfg_text=ha_log_cfg())
+    wait_pool(k, both_up("SIPS_A"), what="both active")
+    status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
+                               timeout=8, body_from="7001")
+    assert status and status.startswith("SIP/2.0 200"), status
+    rq = k.wait_log(r"RQ-HA pair=SIPS_A pid=(\d+)")
+    fr = k.wait_log(r"FR-HA pair=(\S+) role=(\S+) member=(\S+) state=(\S+) "
+                    r"dn=(\S+) xavp=(\S+) pid=(\d+)")
+    assert fr.group(7) != rq.group(1), (rq.group(0), fr.group(0))
+    procs = processes(k)
+    assert "timer" in procs[int(fr.group(7))].lower(), procs
+    assert fr.groups()[:6] == ("SIPS_A", "primary", pri.uri, "up", "7001",
+                               "SIPS_A"), fr.group(0)
+    retry = k.wait_log(r"FR-HA-RETRY role=(\S+) member=(\S+) dn=(\S+) "
+                       r"pid=(\d+)")
+    assert retry.groups() == ("backup", bak.uri, "7001", fr.group(7)), \
+        retry.group(0)
