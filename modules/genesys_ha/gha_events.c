@@ -69,8 +69,7 @@ static int wanted(int kind)
 
 int gha_events_init(void)
 {
-	if(!wanted(GHA_EV_SWITCHOVER) && !wanted(GHA_EV_DOWN)
-			&& !wanted(GHA_EV_UP))
+	if(!wanted(GHA_EV_SWITCHOVER) && !wanted(GHA_EV_DOWN) && !wanted(GHA_EV_UP))
 		return 0;
 	evq = shm_malloc(sizeof(*evq));
 	if(evq == NULL) {
@@ -112,7 +111,8 @@ static int cpy(char *dst, int size, const str *s)
 	return l;
 }
 
-static void push_one(int kind, const gha_pair_t *pr, const gha_pair_events_t *ev)
+static void push_one(
+		int kind, const gha_pair_t *pr, const gha_pair_events_t *ev)
 {
 	gha_ev_t *e;
 	unsigned int dropped = 0;
@@ -140,9 +140,8 @@ static void push_one(int kind, const gha_pair_t *pr, const gha_pair_events_t *ev
 	e->trigger = ev->switched ? ev->trigger : -1;
 	e->pair_len = cpy(e->pair, sizeof(e->pair), &pr->name);
 	e->member_len = cpy(e->member, sizeof(e->member), &pr->m[ev->to].uri);
-	e->old_member_len = ev->switched ? cpy(e->old_member,
-										   sizeof(e->old_member),
-										   &pr->m[ev->from].uri)
+	e->old_member_len = ev->switched ? cpy(e->old_member, sizeof(e->old_member),
+								&pr->m[ev->from].uri)
 									 : 0;
 	lock_release(&evq->lock);
 }
@@ -188,7 +187,8 @@ static void run_one(const gha_ev_t *e)
 	c->trigger = e->trigger;
 	memcpy(c->old_member, e->old_member, (size_t)e->old_member_len + 1);
 	c->old_member_len = e->old_member_len;
-	kg_run_event_route(rt[e->kind], &gha_event_callback, &evname[e->kind], fmsg);
+	kg_run_event_route(
+			rt[e->kind], &gha_event_callback, &evname[e->kind], fmsg);
 	gha_ctx_restore(&saved);
 	gha_tmb.t_sett(t, branch);
 }
@@ -221,8 +221,8 @@ int gha_events_child_init(int rank)
 {
 	if(evq == NULL || rank != PROC_MAIN)
 		return 0;
-	if(fork_basic_utimer(PROC_TIMER, "GENESYS_HA EVENTS", 1, events_timer,
-			   NULL, GHA_EV_INTERVAL_US)
+	if(fork_basic_utimer(PROC_TIMER, "GENESYS_HA EVENTS", 1, events_timer, NULL,
+			   GHA_EV_INTERVAL_US)
 			< 0) {
 		LM_ERR("cannot start the genesys_ha event process\n");
 		return -1;

@@ -28,7 +28,7 @@
 #include "gha_pool.h"
 #include "gha_pair.h"
 
-#define GHA_EV_QUEUE 256		/*!< events waiting at most */
+#define GHA_EV_QUEUE 256		 /*!< events waiting at most */
 #define GHA_EV_INTERVAL_US 20000 /*!< the process's period */
 
 enum gha_ev_kind

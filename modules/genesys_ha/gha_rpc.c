@@ -99,7 +99,8 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 		}
 		rpc->struct_add(ph, "dddddd", "switchovers", (int)st.n_switchovers,
 				"out_of_service", (int)st.n_down, "new_dialogs",
-				(int)__atomic_load_n(&pr->slot->n_new, __ATOMIC_RELAXED), "rejected",
+				(int)__atomic_load_n(&pr->slot->n_new, __ATOMIC_RELAXED),
+				"rejected",
 				(int)__atomic_load_n(&pr->slot->n_rejected, __ATOMIC_RELAXED),
 				"in_dialog",
 				(int)__atomic_load_n(&pr->slot->n_indialog, __ATOMIC_RELAXED),

@@ -103,8 +103,8 @@ int gha_slots_fs_key(const gha_fs_t *fs, char *buf, int size)
 	return key_add(buf, size, 0, &fs->m.dst);
 }
 
-gha_slot_t *gha_slots_get(gha_slots_t *t, int kind, const char *key, int len,
-		int *created)
+gha_slot_t *gha_slots_get(
+		gha_slots_t *t, int kind, const char *key, int len, int *created)
 {
 	uint32_t h;
 	int b, i;

@@ -37,7 +37,7 @@
 #include "gha_pool.h"
 
 #define GHA_SLOT_KEY_MAX 400
-#define GHA_SLOT_CHUNK 64	  /*!< slots per chunk */
+#define GHA_SLOT_CHUNK 64	 /*!< slots per chunk */
 #define GHA_SLOT_CHUNKS 4096 /*!< chunks at most (262144 slots) */
 #define GHA_SLOT_BUCKETS 1024
 
@@ -60,10 +60,10 @@ typedef struct gha_slot
 	long fs_since;
 	unsigned int gen; /*!< generation of the last snapshot attached */
 	/* ---- identity (the table's) ---- */
-	int kind;  /*!< enum gha_slot_kind */
-	int refs;  /*!< snapshots referring to the slot */
-	int idx;   /*!< own index */
-	int next;  /*!< next in the bucket chain or the free list, -1 */
+	int kind; /*!< enum gha_slot_kind */
+	int refs; /*!< snapshots referring to the slot */
+	int idx;  /*!< own index */
+	int next; /*!< next in the bucket chain or the free list, -1 */
 	uint32_t hash;
 	int key_len;
 	char key[GHA_SLOT_KEY_MAX];
@@ -95,8 +95,8 @@ int gha_slots_fs_key(const gha_fs_t *fs, char *buf, int size);
 /*! take a reference on the slot of (kind, key); *created = 1 when the
  * slot was free (its runtime part zeroed); NULL when the table is full
  * (reserve first) or the key too long */
-gha_slot_t *gha_slots_get(gha_slots_t *t, int kind, const char *key, int len,
-		int *created);
+gha_slot_t *gha_slots_get(
+		gha_slots_t *t, int kind, const char *key, int len, int *created);
 /*! drop a reference; the slot is free again at the last one */
 void gha_slots_put(gha_slots_t *t, gha_slot_t *s);
 /*! slot by index (tests, RPC) or NULL */

@@ -483,16 +483,16 @@ static int load_and_publish(char *msg, int msglen)
 	old = gha_root->cur;
 	np->generation = gha_root->generation + 1;
 	/* every pair to its state slot: the same pair keeps its slot */
-	if(gha_slots_reserve(gha_root->slots, np->npairs + np->nfs,
-			   &shm_allocator)
+	if(gha_slots_reserve(gha_root->slots, np->npairs + np->nfs, &shm_allocator)
 					< 0
 			|| gha_slots_attach(gha_root->slots, np, old, ms, fss, now) < 0) {
 		lock_release(&gha_root->lock);
 		pkg_free(ms);
 		release_ids(np);
 		gha_pool_free(np, &shm_allocator);
-		snprintf(msg, (size_t)msglen, "out of shared memory for the state "
-									  "of %d pairs and feature servers",
+		snprintf(msg, (size_t)msglen,
+				"out of shared memory for the state "
+				"of %d pairs and feature servers",
 				np->npairs + np->nfs);
 		return GHA_LOAD_CONFIG;
 	}

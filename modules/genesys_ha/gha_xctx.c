@@ -90,8 +90,8 @@ static int get_str(sr_xavp_t *list, str *name, char *dst, int size)
 	return l;
 }
 
-static int name_index(sr_xavp_t *list, str *name, const char *(*f)(int),
-		int lo, int hi)
+static int name_index(
+		sr_xavp_t *list, str *name, const char *(*f)(int), int lo, int hi)
 {
 	char buf[32];
 	int i, l = get_str(list, name, buf, sizeof(buf));

@@ -52,7 +52,8 @@ static gha_pool_t *mkpool(const char *pairs, const char *fss, unsigned gen)
 	memset(&d, 0, sizeof(d));
 	d.file = strdup("pool.xml");
 	snprintf(buf, sizeof(buf), "%s", pairs);
-	for(tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+	for(tok = strtok_r(buf, ";", &save); tok;
+			tok = strtok_r(NULL, ";", &save)) {
 		gha_draft_pair_t *x = gha_draft_add_pair(&d);
 		e = strchr(tok, '=');
 		c = strchr(tok, ',');
@@ -62,7 +63,8 @@ static gha_pool_t *mkpool(const char *pairs, const char *fss, unsigned gen)
 		x->uri[1] = strdup(c + 1);
 	}
 	snprintf(buf, sizeof(buf), "%s", fss ? fss : "");
-	for(tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+	for(tok = strtok_r(buf, ";", &save); tok;
+			tok = strtok_r(NULL, ";", &save)) {
 		gha_draft_fs_t *x = gha_draft_add_fs(&d);
 		e = strchr(tok, '=');
 		*e = '\0';
@@ -72,8 +74,8 @@ static gha_pool_t *mkpool(const char *pairs, const char *fss, unsigned gen)
 	memset(&o, 0, sizeof(o));
 	o.resolve = t_resolve;
 	o.now = 1000;
-	assert_int_equal(gha_pool_build(&d, &o, &A, &p, err, sizeof(err)),
-			GHA_LOAD_OK);
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
 	gha_draft_free(&d);
 	p->generation = gen;
 	return p;
@@ -82,8 +84,8 @@ static gha_pool_t *mkpool(const char *pairs, const char *fss, unsigned gen)
 static const int ms_up[16] = {GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE,
 		GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE,
 		GHA_MS_ACTIVE};
-static const int fss_up[4] = {GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE,
-		GHA_MS_ACTIVE};
+static const int fss_up[4] = {
+		GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE};
 
 static void test_table_get_put_reuse(void **state)
 {
@@ -127,8 +129,8 @@ static void test_table_get_put_reuse(void **state)
 	for(i = 0; i < 3 * GHA_SLOT_CHUNK; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
-		assert_non_null(gha_slots_get(t, GHA_SLOT_PAIR, k, (int)strlen(k),
-				&created));
+		assert_non_null(
+				gha_slots_get(t, GHA_SLOT_PAIR, k, (int)strlen(k), &created));
 		assert_int_equal(created, 1);
 	}
 	assert_int_equal(t->used, 2 + 3 * GHA_SLOT_CHUNK);
@@ -271,8 +273,8 @@ static void test_attach_full_table_attaches_nothing(void **state)
 		snprintf(k, sizeof(k), "x%d", i);
 		gha_slots_get(t, GHA_SLOT_FS, k, (int)strlen(k), &created);
 	}
-	p = mkpool("A=sip:10.0.0.1,sip:10.0.0.2;B=sip:10.0.1.1,sip:10.0.1.2", "",
-			1);
+	p = mkpool(
+			"A=sip:10.0.0.1,sip:10.0.0.2;B=sip:10.0.1.1,sip:10.0.1.2", "", 1);
 	assert_int_equal(gha_slots_attach(t, p, NULL, ms_up, NULL, 1000), -1);
 	assert_null(p->pairs[0].slot);
 	assert_null(p->pairs[1].slot);
