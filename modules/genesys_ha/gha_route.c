@@ -248,7 +248,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 	}
 	GHA_INC(pr->slot->n_new);
 	counter_inc(gha_cnt.new_dialogs);
-	gha_xctx_store(c);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -406,7 +406,7 @@ static int record_route(sip_msg_t *msg, str *dn)
 	}
 	if(d.len > 0) {
 		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
-		gha_xctx_store(c);
+		gha_xctx_store(msg, c);
 	}
 	params.s = buf;
 	params.len = n;
@@ -480,7 +480,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	qi = gha_pool_find_member_host(
 			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
 	if(qi < 0) {
-		gha_xctx_store(c);
+		gha_xctx_store(msg, c);
 		return GHA_RC_AS_IS; /* towards the endpoint */
 	}
 	pr = &p->pairs[qi];
@@ -496,7 +496,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	}
 	GHA_INC(pr->slot->n_indialog);
 	counter_inc(gha_cnt.in_dialog);
-	gha_xctx_store(c);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -521,7 +521,7 @@ int ki_ha_from_sipserver(sip_msg_t *msg)
 		gha_request_from(p, pi, m);
 	c->state = gha_pstate(&p->pairs[pi]);
 	if(msg->first_line.type == SIP_REQUEST)
-		gha_xctx_store(c);
+		gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -593,7 +593,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			pr->m[to].uri.len, pr->m[to].uri.s);
 	GHA_INC(pr->slot->n_failover);
 	counter_inc(gha_cnt.failovers);
-	gha_xctx_store(c);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -630,7 +630,7 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	c->member_len = cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
 	c->pair_len = 0; /* not a pair: ha_record_route() adds no pair id */
 	c->role = -1;
-	gha_xctx_store(c);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 

@@ -14,11 +14,11 @@
  * The context behind $ha(...) is process-local (gha_ctx_t).  A
  * failure_route may run in another process (tm's timer process on a
  * timeout), so when a script function chooses a pair in request_route or
- * failure_route, the values the cfg reads are also stored in one xavp,
- * $xavp(gha) with the fields pair, role, member, state and dn; tm moves the
- * xavp list into the transaction it creates and restores it in
- * failure_route, where $ha(...) reads it back when the process-local
- * context belongs to another message.
+ * failure_route, the values the cfg reads (pair, role, state, dn, member)
+ * are also stored in one xavp, $xavp(gha) (one string, tab-separated, one
+ * shm allocation); tm moves the xavp list into the transaction it creates
+ * and restores it in failure_route, where $ha(...) reads it back when the
+ * process-local context belongs to another message.
  */
 
 #ifndef _GHA_XCTX_H_
@@ -27,8 +27,8 @@
 #include "gha_route.h"
 
 /*! store c's pair, role, member, state and dn in $xavp(gha) (replacing a
- * previous one), in request_route and failure_route only */
-void gha_xctx_store(const gha_ctx_t *c);
+ * previous one), in request_route and failure_route only, not for ACK */
+void gha_xctx_store(sip_msg_t *msg, const gha_ctx_t *c);
 /*! fill c from $xavp(gha); 1 when there was one, else 0 (c untouched) */
 int gha_xctx_load(gha_ctx_t *c);
 

@@ -204,7 +204,7 @@ def ha_log_cfg():
     assert fr in text
     text = text.replace(fr, fr + '\txlog("L_NOTICE", "FR-HA pair=$ha(pair) '
                         'role=$ha(role) member=$ha(member) state=$ha(state) '
-                        'dn=$ha(dn) xavp=$xavp(gha=>pair) pid=$pp\\n");\n', 1)
+                        'dn=$ha(dn) pid=$pp\\n");\n', 1)
     fo = "\tif (ha_failover()) {\n"
     assert text.count(fo) == 1
     text = text.replace(fo, fo + '\t\txlog("L_NOTICE", "FR-HA-RETRY '
@@ -236,13 +236,13 @@ def test_ha_pv_in_failure_route_of_another_process(tmp_path, kamailio_factory,
     assert status and status.startswith("SIP/2.0 200"), status
     rq = k.wait_log(r"RQ-HA pair=SIPS_A pid=(\d+)")
     fr = k.wait_log(r"FR-HA pair=(\S+) role=(\S+) member=(\S+) state=(\S+) "
-                    r"dn=(\S+) xavp=(\S+) pid=(\d+)")
-    assert fr.group(7) != rq.group(1), (rq.group(0), fr.group(0))
+                    r"dn=(\S+) pid=(\d+)")
+    assert fr.group(6) != rq.group(1), (rq.group(0), fr.group(0))
     procs = processes(k)
-    assert "timer" in procs[int(fr.group(7))].lower(), procs
-    assert fr.groups()[:6] == ("SIPS_A", "primary", pri.uri, "up", "7001",
-                               "SIPS_A"), fr.group(0)
+    assert "timer" in procs[int(fr.group(6))].lower(), procs
+    assert fr.groups()[:5] == ("SIPS_A", "primary", pri.uri, "up", "7001"), \
+        fr.group(0)
     retry = k.wait_log(r"FR-HA-RETRY role=(\S+) member=(\S+) dn=(\S+) "
                        r"pid=(\d+)")
-    assert retry.groups() == ("backup", bak.uri, "7001", fr.group(7)), \
+    assert retry.groups() == ("backup", bak.uri, "7001", fr.group(6)), \
         retry.group(0)
