@@ -203,6 +203,7 @@ int gha_slots_attach(gha_slots_t *t, gha_pool_t *np, const gha_pool_t *old,
 	int i, j, n, created;
 	gha_slot_t *s;
 
+	t->epoch++;
 	for(i = 0; i < np->npairs; i++)
 		np->pairs[i].slot = NULL;
 	for(i = 0; i < np->nfs; i++)
@@ -215,37 +216,36 @@ int gha_slots_attach(gha_slots_t *t, gha_pool_t *np, const gha_pool_t *old,
 		if(s == NULL)
 			goto error;
 		pr->slot = s;
+		s->epoch = t->epoch;
+		/* the same pair as in old: its state as is (a slot of an older
+		 * snapshot still held somewhere, not old's, is stale) */
+		if(!created && old && s->gen == old->generation)
+			continue;
 		j = old ? gha_pool_find_pair(old, pr->name.s, pr->name.len) : -1;
 		if(j >= 0)
 			op = &old->pairs[j];
-		/* the same pair as in old: its state as is (a slot of an older
-		 * snapshot still held somewhere, not old's, is stale) */
-		if(!created && op && op->slot == s) {
-			s->gen = np->generation;
-			continue;
-		}
 		pair_start(s, pr, op, ms + 2 * i, now);
-		s->gen = np->generation;
 	}
 	for(i = 0; i < np->nfs; i++) {
 		gha_fs_t *fs = &np->fs[i];
-		int shared = 0;
 		n = gha_slots_fs_key(fs, key, sizeof(key));
 		s = gha_slots_get(t, GHA_SLOT_FS, key, n, &created);
 		if(s == NULL)
 			goto error;
 		fs->slot = s;
-		for(j = 0; !created && old && j < old->nfs; j++)
-			shared |= old->fs[j].slot == s;
-		/* the same destination twice in np: attached above already */
-		for(j = 0; !created && j < i; j++)
-			shared |= np->fs[j].slot == s;
-		if(!shared) {
+		/* old's, or the same destination twice in np: as is */
+		if(created
+				|| !((old && s->gen == old->generation)
+						|| s->epoch == t->epoch)) {
 			s->fs_state = fss[i];
 			s->fs_since = now;
 		}
-		s->gen = np->generation;
+		s->epoch = t->epoch;
 	}
+	for(i = 0; i < np->npairs; i++)
+		np->pairs[i].slot->gen = np->generation;
+	for(i = 0; i < np->nfs; i++)
+		np->fs[i].slot->gen = np->generation;
 	return 0;
 error:
 	gha_slots_detach(t, np);

@@ -58,7 +58,8 @@ typedef struct gha_slot
 	unsigned long n_failover; /*!< failure_route retargets (atomic) */
 	int fs_state;			  /*!< feature servers: gha_mstate_t */
 	long fs_since;
-	unsigned int gen; /*!< generation of the last snapshot attached */
+	unsigned int gen;	/*!< generation of the last snapshot attached */
+	unsigned int epoch; /*!< the last gha_slots_attach() that took it */
 	/* ---- identity (the table's) ---- */
 	int kind; /*!< enum gha_slot_kind */
 	int refs; /*!< snapshots referring to the slot */
@@ -75,6 +76,7 @@ typedef struct gha_slots
 	int nslots;	   /*!< capacity: nchunks * GHA_SLOT_CHUNK */
 	int used;	   /*!< slots with refs > 0 */
 	int free_head; /*!< free list, -1 empty */
+	unsigned int epoch; /*!< gha_slots_attach() calls */
 	int bucket[GHA_SLOT_BUCKETS];
 	gha_slot_t *chunk[GHA_SLOT_CHUNKS];
 } gha_slots_t;
@@ -106,11 +108,13 @@ gha_slot_t *gha_slots_at(gha_slots_t *t, int idx);
  * Attach every pair and feature server of np (a new snapshot, not
  * published yet) to its slot, after gha_slots_reserve(t, npairs + nfs).
  * old: the snapshot published until now, or NULL.  A slot that old uses
- * for the same key is shared as is (generation np->generation).  Any other
+ * for the same key is shared as is (known by the generation of the last
+ * snapshot attached to it, set to np->generation on success).  Any other
  * slot starts anew: a pair from the probe states ms[2 * i + k] (member k of
  * pair i), or, for a member that old had in a pair of the same name, its
  * state there and its being active; a feature server from fss[i].
- * Returns 0, or -1 (table full: nothing attached).
+ * O(1) per pair and feature server (O(old's pairs) for a pair whose
+ * members changed).  Returns 0, or -1 (table full: nothing attached).
  */
 int gha_slots_attach(gha_slots_t *t, gha_pool_t *np, const gha_pool_t *old,
 		const int *ms, const int *fss, long now);

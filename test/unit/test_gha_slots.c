@@ -168,12 +168,16 @@ static void test_reload_keeps_the_same_pair_slot(void **state)
 	assert_int_equal(sa->st.pstate, GHA_PS_UP);
 	assert_int_equal(sa->st.active, GHA_PRIMARY);
 	assert_int_equal(p1->fs[0].slot->fs_state, GHA_MS_ACTIVE);
-	/* reload with the same pairs, B dropped */
+	/* reload with the same pairs, B dropped; the feature server's state
+	 * (down) is kept, not taken again from the probe states */
+	p1->fs[0].slot->fs_state = GHA_MS_DOWN;
 	p2 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2", "F=sip:10.0.2.1", 2);
 	assert_int_equal(gha_slots_reserve(t, 2, &A), 0);
 	assert_int_equal(gha_slots_attach(t, p2, p1, ms_up, fss_up, 2000), 0);
 	assert_ptr_equal(p2->pairs[0].slot, sa);
 	assert_ptr_equal(p2->fs[0].slot, p1->fs[0].slot);
+	assert_int_equal(p2->fs[0].slot->fs_state, GHA_MS_DOWN);
+	assert_int_equal(p2->fs[0].slot->gen, 2);
 	/* a switchover written through the old snapshot after the swap is
 	 * what the new snapshot reads */
 	assert_int_equal(gha_ps_switchover(&p1->pairs[0].slot->st, 2001, &ev), 0);
@@ -286,6 +290,55 @@ static void test_attach_full_table_attaches_nothing(void **state)
 	free(t);
 }
 
+static void test_feature_servers_and_failed_attach(void **state)
+{
+	gha_slots_t *t = malloc(sizeof(*t));
+	gha_pool_t *p1, *p2;
+	int fss[2] = {GHA_MS_INACTIVE, GHA_MS_ACTIVE}, i;
+	(void)state;
+	live = 0;
+	gha_slots_init(t);
+	/* the same destination twice: one slot, the first probe state */
+	p1 = mkpool(
+			"A=sip:10.0.0.1,sip:10.0.0.2", "F=sip:10.0.2.1;G=sip:10.0.2.1", 1);
+	assert_int_equal(gha_slots_reserve(t, 3, &A), 0);
+	assert_int_equal(gha_slots_attach(t, p1, NULL, ms_up, fss, 1000), 0);
+	assert_ptr_equal(p1->fs[0].slot, p1->fs[1].slot);
+	assert_int_equal(p1->fs[0].slot->fs_state, GHA_MS_INACTIVE);
+	assert_int_equal(p1->fs[0].slot->refs, 2);
+	assert_int_equal(t->used, 2);
+	/* an attach that fails (table full) leaves p1's slots as they were */
+	for(i = 0; t->used < t->nslots - 1; i++) {
+		char k[16];
+		int created;
+		snprintf(k, sizeof(k), "y%d", i);
+		gha_slots_get(t, GHA_SLOT_PAIR, k, (int)strlen(k), &created);
+	}
+	p1->pairs[0].slot->st.active = GHA_BACKUP;
+	p2 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2;B=sip:10.0.1.1,sip:10.0.1.2;"
+				"C=sip:10.0.3.1,sip:10.0.3.2",
+			"F=sip:10.0.2.1", 2);
+	assert_int_equal(gha_slots_attach(t, p2, p1, ms_up, fss_up, 2000), -1);
+	assert_int_equal(p1->pairs[0].slot->refs, 1);
+	assert_int_equal(p1->pairs[0].slot->gen, 1);
+	assert_int_equal(p1->pairs[0].slot->st.active, GHA_BACKUP);
+	assert_int_equal(p1->fs[0].slot->refs, 2);
+	assert_int_equal(p1->fs[0].slot->fs_state, GHA_MS_INACTIVE);
+	/* room again: the same reload attaches, A's state kept */
+	assert_int_equal(gha_slots_reserve(t, 4, &A), 0);
+	assert_int_equal(gha_slots_attach(t, p2, p1, ms_up, fss_up, 2000), 0);
+	assert_ptr_equal(p2->pairs[0].slot, p1->pairs[0].slot);
+	assert_int_equal(p2->pairs[0].slot->st.active, GHA_BACKUP);
+	assert_int_equal(p2->fs[0].slot->fs_state, GHA_MS_INACTIVE);
+	gha_slots_detach(t, p1);
+	gha_slots_detach(t, p2);
+	gha_pool_free(p1, &A);
+	gha_pool_free(p2, &A);
+	gha_slots_destroy(t, &A);
+	assert_int_equal(live, 0);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +346,7 @@ int main(void)
 			cmocka_unit_test(test_reload_keeps_the_same_pair_slot),
 			cmocka_unit_test(test_changed_members_keep_active_member),
 			cmocka_unit_test(test_attach_full_table_attaches_nothing),
+			cmocka_unit_test(test_feature_servers_and_failed_attach),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
