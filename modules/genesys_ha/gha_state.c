@@ -504,7 +504,9 @@ static int load_and_publish(char *msg, int msglen)
 		release_ids(old);
 		snap_put(old);
 	}
-	/* changes that raced with the swap went to the old snapshot */
+	/* a state change between reading the probe states and the swap went
+	 * to a slot np does not use (a pair whose members changed, a new
+	 * feature server): apply what genesys_oos says now */
 	for(i = 0; i < np->npairs; i++)
 		for(k = 0; k < 2; k++) {
 			st = (int)gha_goos.get_state(np->pairs[i].m[k].goos_id);
