@@ -2,6 +2,7 @@
 snapshots survives reloads racing switchovers; event routes run in the
 genesys_ha event process; $ha(...) travels with the transaction."""
 
+import os
 import re
 import threading
 import time
@@ -143,6 +144,13 @@ def processes(k):
             re.findall(r"PID:\s*(\d+)\s*\n\s*DSC:\s*([^\n]*)", out)}
 
 
+def cpu_seconds(pid):
+    """CPU seconds (user+sys) used so far by process pid."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(
+        os.sysconf("SC_CLK_TCK"))
+
+
 def pid_cfg():
     """The reference cfg whose event routes also log the process ($pp)."""
     text = hu.reference_cfg()
@@ -158,7 +166,8 @@ def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
     process, under tm's reply lock) and one decided by a probe result (the
     genesys_oos probe process, in its state callback): both event routes
     run in the "GENESYS_HA EVENTS" process, with $ha(...) showing the
-    event; the logs of the decision stay where it was made."""
+    event (logs and counters stay where the event is decided); the process
+    costs next to no CPU."""
     pri = peer_factory(answer_requests=False)   # answers OPTIONS only
     bak = peer_factory()
     path = hu.write_pool(tmp_path / "pool.xml",
@@ -169,6 +178,7 @@ def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
     ev_pids = [p for p, d in procs.items() if d == "GENESYS_HA EVENTS"]
     assert len(ev_pids) == 1, procs
     ev_pid = ev_pids[0]
+    cpu0, t0 = cpu_seconds(ev_pid), time.monotonic()
     # 1. failure_route: the INVITE to the primary times out, retried on the
     # backup, the pair switches (relay-failure)
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
@@ -194,6 +204,10 @@ def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
     m = k.wait_log(r"event genesys-ha:pair-up: pair SIPS_A is back, primary "
                    r"%s answers \[pid (\d+)\]" % re.escape(pri.uri))
     assert int(m.group(1)) == ev_pid
+    # waking every 20 ms to look at the queue costs next to nothing
+    used, elapsed = cpu_seconds(ev_pid) - cpu0, time.monotonic() - t0
+    assert used < 0.05 * elapsed, "event process: %.2f s CPU in %.1f s" % (
+        used, elapsed)
 
 
 def ha_log_cfg():
