@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-import harness
 import ha_util as hu
 from ha_util import pool, wait_pool
 
