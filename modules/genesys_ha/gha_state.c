@@ -37,8 +37,8 @@ static gha_pool_t *my_snap = NULL;
 static unsigned int my_gen = 0;
 static int my_proc = -1;
 
-/* event routes, looked up once (run by gha_events.c) */
-/* Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
+/* event routes, looked up once and run by gha_events.c.
+ * Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
  * (it takes [a-zA-Z][0-9a-zA-Z-]* before the ':'), so the routes are named
  * genesys-ha:... (as genesys_oos does); the mangled names are refused */
 static str evname_switchover = str_init("genesys-ha:switchover");
