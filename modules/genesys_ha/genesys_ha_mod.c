@@ -28,6 +28,7 @@
 #include "gha_route.h"
 #include "gha_rpc.h"
 #include "gha_pending.h"
+#include "gha_events.h"
 
 MODULE_VERSION
 
@@ -243,12 +244,16 @@ static int mod_init(void)
 
 static int child_init(int rank)
 {
-	return gha_pending_child_init(rank);
+	if(gha_pending_child_init(rank) < 0)
+		return -1;
+	/* the event process: event routes run there only */
+	return gha_events_child_init(rank);
 }
 
 static void mod_destroy(void)
 {
 	gha_pending_destroy();
+	gha_events_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
 }
