@@ -55,6 +55,7 @@ gts_cfg_t gts_cfg = {
 	.tcp_closed_hook = 1,
 	.token_param = str_init("gts"),
 	.contact_socket = STR_NULL,
+	.openssl_atfork = 1,
 };
 /* clang-format on */
 
@@ -107,6 +108,7 @@ static param_export_t params[] = {
 	{"tcp_closed_hook",           PARAM_INT, &gts_cfg.tcp_closed_hook},
 	{"token_param",               PARAM_STR, &gts_cfg.token_param},
 	{"contact_socket",            PARAM_STR, &gts_cfg.contact_socket},
+	{"openssl_atfork",            PARAM_INT, &gts_cfg.openssl_atfork},
 	{0, 0, 0}
 };
 
@@ -309,7 +311,12 @@ static int mod_init(void)
 					   < 0
 			|| check_range("rr_token", gts_cfg.rr_token, 0, 1) < 0
 			|| check_range("tcp_closed_hook", gts_cfg.tcp_closed_hook, 0, 1)
+					   < 0
+			|| check_range("openssl_atfork", gts_cfg.openssl_atfork, 0, 1)
 					   < 0)
+		return -1;
+	/* before anything else can fail: the core forks only after mod_init */
+	if(gts_fork_init() < 0)
 		return -1;
 	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
 		LM_ERR("modparam \"hash_size\" = %d must be a power of two (16 to"

@@ -60,6 +60,7 @@ typedef struct gts_cfg
 	int tcp_closed_hook;
 	str token_param;
 	str contact_socket;
+	int openssl_atfork; /* reset OpenSSL thread state at fork (issue 3791) */
 	/* resolved at init */
 	struct socket_info *csock;
 	str contact_hostport; /* shm/pkg-static "host:port" */
@@ -87,5 +88,6 @@ int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
 int gts_rpc_init(void);
+int gts_fork_init(void);
 
 #endif

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""TLS phones at scale through the reference configuration.
+
+Starts Debian's kamailio with etc/kamailio.cfg -A WITH_TLS (etc/tls.cfg with
+a test CA), 4 TLS workers (CHILDREN=4, tcp_children), REGISTERs relayed to a
+registrar (the SIP Server, UDP, in this process). Then N TLS phones (asyncio
++ ssl, one connection each from loopback addresses) connect, REGISTER, are
+called once (INVITE from the SIP Server to the rewritten Contact, through
+the proxy, over the phone's own connection; the phone answers 486), stay
+connected for --duration seconds and are called once more at the end.
+
+Reported: phones connected/registered/called/reachable at the end, CRITICAL
+and BUG lines of kamailio's log, whether kamailio survived, shm per phone
+(kamcmd core.shmmem real_used before and after), REGISTER and INVITE-to-phone
+latency (p50/p99).
+
+  --openssl-atfork 0   runs without genesys_tlssticky's fork fix (the
+                       OPENSSL_ATFORK define of the reference cfg): Kamailio
+                       5.6.3 + OpenSSL 3 crashes (issue 12 / Kamailio 3791)
+
+Usage: bench/tls_stress/tls_stress.py --phones 5000 --duration 600
+       bench/tls_stress/tls_stress.py --phones 5000 --duration 60 --openssl-atfork 0
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "test" / "system"))
+
+import harness  # noqa: E402
+import tls_swarm  # noqa: E402
+from tls_ua import Certs  # noqa: E402
+
+SECRET = "bench-pool-secret-0123456789abcdef"
+
+
+def start_proxy(workdir, certs, registrar_ip, args):
+    addr = harness.next_address()
+    tcfg = tls_swarm.reference_tls_cfg(certs, workdir / "tls.cfg")
+    maxc = max(2048, int(args.phones * 1.2) + 100)
+    k = harness.Kamailio(
+        workdir / "kamailio", address=addr,
+        defines={"WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+                 "TLS_CFG": '"%s"' % tcfg, "CHILDREN": str(args.children),
+                 "REGISTRAR": '"sip:%s:5060"' % registrar_ip,
+                 "STICKY_SECRET": '"%s"' % SECRET,
+                 "OPENSSL_ATFORK": str(args.openssl_atfork),
+                 "TCP_MAX_CONNECTIONS": str(maxc),
+                 "TLS_MAX_CONNECTIONS": str(maxc),
+                 "OPEN_FILES_LIMIT": str(maxc + 4096)},
+        extra_args=["-m", str(args.shm)])
+    return k.start(timeout=30)
+
+
+def run(args, log=print):
+    """one stress run; returns the result dict"""
+    tls_swarm.raise_nofile(args.phones * 2 + 8192)
+    tmp = Path(tempfile.mkdtemp(prefix="tls_stress-"))
+    certs = Certs(tmp / "certs")
+    registrar_ip = harness.next_address()
+    nsrc = max(1, (args.phones + 9999) // 10000)
+    source_ips = [harness.next_address() for _ in range(nsrc)]
+    k = start_proxy(tmp, certs, registrar_ip, args)
+    log("kamailio %s: 4 TLS workers, -m %d, openssl_atfork=%d, log %s"
+        % (k.address, args.shm, args.openssl_atfork, k.log))
+    shm0 = tls_swarm.shm_real_used(k)
+    info = {}
+
+    def alive():
+        return k.proc is not None and k.proc.poll() is None
+
+    def registered(res):
+        info["shm_after_setup"] = (tls_swarm.shm_real_used(k)
+                                   if alive() else None)
+        log("setup %.1fs: %d connected, %d registered, %d called, "
+            "%d CRITICAL/BUG lines, kamailio %s"
+            % (res["setup_s"], res["connected"], res["registered"],
+               res["called"], len(tls_swarm.critical_lines(k)),
+               "alive" if alive() else "DEAD"))
+
+    def tick(elapsed, phones):
+        up = sum(1 for p in phones if p.writer is not None and not p.closed)
+        log("  t+%4.0fs: %d phones connected, %d CRITICAL/BUG lines, "
+            "kamailio %s" % (elapsed, up, len(tls_swarm.critical_lines(k)),
+                             "alive" if alive() else "DEAD"))
+        if not alive():
+            return False
+        return None
+
+    t0 = time.monotonic()
+    res = asyncio.run(tls_swarm.run_swarm(
+        k.address, 5061, registrar_ip, 5060, args.phones, source_ips,
+        hold=args.duration, concurrency=args.concurrency,
+        on_tick=tick, tick=args.tick, on_registered=registered))
+    res["wall_s"] = round(time.monotonic() - t0, 1)
+    res["kamailio_alive"] = alive()
+    res["openssl_atfork"] = args.openssl_atfork
+    res["shm_mb"] = args.shm
+    crit = tls_swarm.critical_lines(k)
+    res["critical_lines"] = len(crit)
+    res["first_critical"] = crit[:3]
+    if info.get("shm_after_setup") and res["registered"]:
+        res["shm_per_phone_kb"] = round(
+            (info["shm_after_setup"] - shm0) / res["registered"] / 1024.0, 1)
+    if res["kamailio_alive"]:
+        res["tcp_info"] = k.rpc("core.tcp_info").split()
+    k.stop(check=False)
+    res["log"] = str(k.log)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--phones", type=int, default=5000)
+    ap.add_argument("--duration", type=float, default=600,
+                    help="seconds all phones stay connected (default 600)")
+    ap.add_argument("--openssl-atfork", type=int, choices=(0, 1), default=1)
+    ap.add_argument("--children", type=int, default=4,
+                    help="TLS workers (tcp_children) and UDP workers")
+    ap.add_argument("--shm", type=int, default=0,
+                    help="kamailio -m in MB (default: 64 + 100 KB per phone)")
+    ap.add_argument("--concurrency", type=int, default=200,
+                    help="TLS handshakes + REGISTERs in flight")
+    ap.add_argument("--tick", type=float, default=30)
+    ap.add_argument("--json", help="write the result here")
+    args = ap.parse_args()
+    if not args.shm:
+        args.shm = 64 + (args.phones * 100 + 1023) // 1024
+    res = run(args)
+    print(json.dumps(res, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    ok = (res["kamailio_alive"] and res["critical_lines"] == 0
+          and res["registered"] == args.phones
+          and res.get("reachable_at_end") == args.phones)
+    print("PASS" if ok else "FAIL")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
