@@ -46,6 +46,7 @@ def start_proxy(workdir, certs, registrar_ip, args):
     maxc = max(2048, int(args.phones * 1.2) + 100)
     k = harness.Kamailio(
         workdir / "kamailio", address=addr,
+        cfg_text=tls_swarm.reference_cfg_text(),
         defines={"WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
                  "TLS_CFG": '"%s"' % tcfg, "CHILDREN": str(args.children),
                  "REGISTRAR": '"sip:%s:5060"' % registrar_ip,
@@ -86,6 +87,10 @@ def run(args, log=print):
 
     def tick(elapsed, phones):
         up = sum(1 for p in phones if p.writer is not None and not p.closed)
+        if alive():
+            info["shm_held"] = tls_swarm.shm_real_used(k)
+            info["phones_held"] = up
+            info["tcp_info"] = " ".join(k.rpc("core.tcp_info").split())
         log("  t+%4.0fs: %d phones connected, %d CRITICAL/BUG lines, "
             "kamailio %s" % (elapsed, up, len(tls_swarm.critical_lines(k)),
                              "alive" if alive() else "DEAD"))
@@ -108,8 +113,12 @@ def run(args, log=print):
     if info.get("shm_after_setup") and res["registered"]:
         res["shm_per_phone_kb"] = round(
             (info["shm_after_setup"] - shm0) / res["registered"] / 1024.0, 1)
-    if res["kamailio_alive"]:
-        res["tcp_info"] = k.rpc("core.tcp_info").split()
+    if info.get("shm_held") and info.get("phones_held"):
+        # transactions gone (tm wait timer): what a live phone costs
+        res["shm_per_held_phone_kb"] = round(
+            (info["shm_held"] - shm0) / info["phones_held"] / 1024.0, 1)
+    res["shm_baseline_mb"] = round(shm0 / 1048576.0, 1)
+    res["tcp_info_held"] = info.get("tcp_info")
     k.stop(check=False)
     res["log"] = str(k.log)
     return res

@@ -21,6 +21,7 @@ kamailio; the Python side only keeps state per phone.
 import asyncio
 import re
 import resource
+import socket
 import ssl
 import statistics
 import time
@@ -62,14 +63,28 @@ class Registrar(asyncio.DatagramProtocol):
         self.contacts = {}          # user -> rewritten Contact URI
         self.pending = {}           # Call-ID -> future of the final reply
         self.invites = {}           # Call-ID -> (Request-URI, Via) for ACK
+        self.answered = set()       # Call-IDs with a reply: no retransmission
         self.registers = 0
         self.transport = None
 
     def connection_made(self, transport):
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            try:
+                if opt is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
+                    break
+            except OSError:
+                pass
 
     def datagram_received(self, data, addr):
-        msg = SipMsg(data.decode(errors="replace"))
+        try:
+            self._received(SipMsg(data.decode(errors="replace")), addr)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            pass    # not SIP we understand (e.g. a dying proxy's last words)
+
+    def _received(self, msg, addr):
         if not msg.is_reply:
             if msg.method == "REGISTER":
                 self._register(msg, addr)
@@ -78,6 +93,7 @@ class Registrar(asyncio.DatagramProtocol):
                     response(msg, 405, "Method Not Allowed", to_tag="r")
                     .encode(), addr)
             return
+        self.answered.add(msg.hdr("Call-ID"))
         if msg.status < 200:
             return
         fut = self.pending.pop(msg.hdr("Call-ID"), None)
@@ -120,20 +136,36 @@ class Registrar(asyncio.DatagramProtocol):
         self.invites[cid] = (ruri, via)
         fut = asyncio.get_running_loop().create_future()
         self.pending[cid] = fut
-        self.transport.sendto(build("INVITE %s SIP/2.0" % ruri, [
+        inv = build("INVITE %s SIP/2.0" % ruri, [
             ("Via", via), ("Max-Forwards", "70"),
             ("From", "<sip:sipserver@%s:%d>;tag=%s" % (self.ip, self.port,
                                                        new_id("t"))),
             ("To", "<sip:%s@%s>" % (user, self.ip)),
             ("Call-ID", cid), ("CSeq", "1 INVITE"),
-            ("Contact", "<sip:sipserver@%s:%d>" % (self.ip, self.port))])
-            .encode(), self.proxy)
+            ("Contact", "<sip:sipserver@%s:%d>" % (self.ip, self.port))]
+            ).encode()
+        # UDP: retransmitted as RFC 3261 timer A until a reply arrives
+        t1, deadline = 0.5, time.monotonic() + timeout
         try:
-            return await asyncio.wait_for(fut, timeout)
+            while True:
+                self.transport.sendto(inv, self.proxy)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut),
+                                                  min(t1, left))
+                except asyncio.TimeoutError:
+                    if cid in self.answered:
+                        return await asyncio.wait_for(
+                            fut, max(0.0, deadline - time.monotonic()))
+                    t1 *= 2
         except asyncio.TimeoutError:
             self.pending.pop(cid, None)
             self.invites.pop(cid, None)
             return None
+        finally:
+            self.answered.discard(cid)
 
 
 class Phone:
@@ -308,6 +340,15 @@ def reference_tls_cfg(certs, path):
         text = text.replace(a, str(b))
     path.write_text(text)
     return path
+
+
+def reference_cfg_text():
+    """etc/kamailio.cfg, without core dumps: a crashing run (the fix off)
+    must not leave a core file of the size of shm behind"""
+    import harness
+    text = harness.REFERENCE_CFG.read_text()
+    head, rest = text.split("\n", 1)
+    return head + "\ndisable_core_dump=yes\n" + rest
 
 
 def shm_real_used(k):
