@@ -35,6 +35,9 @@ def test_deb_builds_and_its_modules_load(tmp_path):
     for m in ("genesys_oos", "genesys_ha", "genesys_tlssticky"):
         assert (moddir / (m + ".so")).is_file(), m
     assert (root / "etc/kamailio/genesys/kamailio.cfg").is_file()
+    # shm sized for the reference config's 10,000 phones (docs/tls.md)
+    assert re.search(r"^SHM_MEMORY=1024$", (
+        root / "etc/default/kamailio.d/genesys").read_text(), re.M)
 
     # the packaged modules (not the build tree's) load into Debian's kamailio
     k = harness.Kamailio(tmp_path / "k")
