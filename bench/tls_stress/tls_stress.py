@@ -39,6 +39,50 @@ from tls_ua import Certs  # noqa: E402
 
 SECRET = "bench-pool-secret-0123456789abcdef"
 
+# --config plain: stock Kamailio as a TLS relay, no genesys module. REGISTERs
+# go unchanged to the registrar; the phones register their connection's own
+# address, and INVITEs are relayed by Request-URI, which finds the phone's
+# connection by that address. The floor for memory and latency.
+# genesys_tlssticky is loaded for its fork fix only (no function of it is
+# called): stock 5.6.3 alone crashes at these phone counts.
+PLAIN_CFG = """#!KAMAILIO
+disable_core_dump=yes
+debug=2
+log_stderror=no
+children=CHILDREN
+tcp_children=CHILDREN
+listen=LISTEN_UDP
+listen=LISTEN_TLS
+enable_tls=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+tcp_connection_lifetime=3605
+tcp_accept_no_cl=yes
+tcp_keepalive=yes
+tcp_max_connections=TCP_MAX_CONNECTIONS
+tls_max_connections=TLS_MAX_CONNECTIONS
+open_files_limit=OPEN_FILES_LIMIT
+loadmodule "ctl"
+loadmodule "tm"
+loadmodule "sl"
+loadmodule "pv"
+loadmodule "textops"
+loadmodule "tls"
+modparam("tls", "config", TLS_CFG)
+modparam("tls", "connection_timeout", 3605)
+loadmodule "genesys_tlssticky"
+modparam("genesys_tlssticky", "secret", "%s")
+modparam("genesys_tlssticky", "openssl_atfork", OPENSSL_ATFORK)
+modparam("ctl", "binrpc", CTL_SOCK)
+request_route {
+	if (is_method("ACK") && !t_check_trans()) exit;
+	if (is_method("REGISTER")) $du = REGISTRAR;
+	if (!t_relay()) sl_reply_error();
+	exit;
+}
+""" % SECRET
+
 
 def start_proxy(workdir, certs, registrar_ip, args):
     addr = harness.next_address()
@@ -46,7 +90,8 @@ def start_proxy(workdir, certs, registrar_ip, args):
     maxc = max(2048, int(args.phones * 1.2) + 100)
     k = harness.Kamailio(
         workdir / "kamailio", address=addr,
-        cfg_text=tls_swarm.reference_cfg_text(),
+        cfg_text=(PLAIN_CFG if args.config == "plain"
+                  else tls_swarm.reference_cfg_text()),
         defines={"WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
                  "TLS_CFG": '"%s"' % tcfg, "CHILDREN": str(args.children),
                  "REGISTRAR": '"sip:%s:5060"' % registrar_ip,
@@ -68,8 +113,9 @@ def run(args, log=print):
     nsrc = max(1, (args.phones + 9999) // 10000)
     source_ips = [harness.next_address() for _ in range(nsrc)]
     k = start_proxy(tmp, certs, registrar_ip, args)
-    log("kamailio %s: 4 TLS workers, -m %d, openssl_atfork=%d, log %s"
-        % (k.address, args.shm, args.openssl_atfork, k.log))
+    log("kamailio %s (%s config): %d TLS workers, -m %d, openssl_atfork=%d,"
+        " log %s" % (k.address, args.config, args.children, args.shm,
+                     args.openssl_atfork, k.log))
     shm0 = tls_swarm.shm_real_used(k)
     info = {}
 
@@ -102,10 +148,12 @@ def run(args, log=print):
     res = asyncio.run(tls_swarm.run_swarm(
         k.address, 5061, registrar_ip, 5060, args.phones, source_ips,
         hold=args.duration, concurrency=args.concurrency,
-        on_tick=tick, tick=args.tick, on_registered=registered))
+        on_tick=tick, tick=args.tick, on_registered=registered,
+        real_contact=args.config == "plain", probe=args.probe))
     res["wall_s"] = round(time.monotonic() - t0, 1)
     res["kamailio_alive"] = alive()
     res["openssl_atfork"] = args.openssl_atfork
+    res["config"] = args.config
     res["shm_mb"] = args.shm
     crit = tls_swarm.critical_lines(k)
     res["critical_lines"] = len(crit)
@@ -124,12 +172,42 @@ def run(args, log=print):
     return res
 
 
+def compare(args):
+    rows = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        for cfg in ("plain", "reference"):
+            a = argparse.Namespace(**vars(args))
+            a.phones, a.config = n, cfg
+            a.shm = args.shm or 64 + (n * 100 + 1023) // 1024
+            a.tick = min(args.tick, max(1.0, args.duration / 2))
+            r = run(a, log=lambda *x: None)
+            rows.append((n, cfg, r))
+            print(json.dumps(r), file=sys.stderr)
+    print("| phones | config | registered | shm per phone KB | REGISTER p50/p99 ms"
+          " | INVITE to phone p50/p99 ms | set-up s | CRITICAL |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, cfg, r in rows:
+        print("| %d | %s | %d | %s | %s / %s | %s / %s | %.1f | %d |" % (
+            n, cfg, r["registered"], r.get("shm_per_held_phone_kb"),
+            r.get("probe_reg_p50_ms"), r.get("probe_reg_p99_ms"),
+            r.get("probe_call_p50_ms"), r.get("probe_call_p99_ms"),
+            r["setup_s"], r["critical_lines"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0 if all(r["critical_lines"] == 0 and r["registered"] == n
+                    for n, _, r in rows) else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--phones", type=int, default=5000)
     ap.add_argument("--duration", type=float, default=600,
                     help="seconds all phones stay connected (default 600)")
     ap.add_argument("--openssl-atfork", type=int, choices=(0, 1), default=1)
+    ap.add_argument("--config", choices=("reference", "plain"),
+                    default="reference",
+                    help="plain: stock Kamailio TLS relay, no genesys module"
+                    " (and no fork fix)")
     ap.add_argument("--children", type=int, default=4,
                     help="TLS workers (tcp_children) and UDP workers")
     ap.add_argument("--shm", type=int, default=0,
@@ -137,8 +215,17 @@ def main():
     ap.add_argument("--concurrency", type=int, default=200,
                     help="TLS handshakes + REGISTERs in flight")
     ap.add_argument("--tick", type=float, default=30)
+    ap.add_argument("--probe", type=int, default=200,
+                    help="phones that re-REGISTER and are called one at a"
+                    " time after the set-up (latency under n live phones)")
+    ap.add_argument("--sizes",
+                    help="e.g. 100,1000,5000: a run per size with the plain"
+                    " relay and the reference config each (--duration"
+                    " each); prints a table")
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args()
+    if args.sizes:
+        sys.exit(compare(args))
     if not args.shm:
         args.shm = 64 + (args.phones * 100 + 1023) // 1024
     res = run(args)

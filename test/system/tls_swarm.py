@@ -171,8 +171,10 @@ class Registrar(asyncio.DatagramProtocol):
 class Phone:
     """One TLS phone: its own connection, never a listening port."""
 
-    def __init__(self, user, local_ip, proxy_ip, proxy_port, registrar_host):
+    def __init__(self, user, local_ip, proxy_ip, proxy_port, registrar_host,
+                 real_contact=False):
         self.user = user
+        self.real_contact = real_contact
         self.local_ip = local_ip
         self.proxy = (proxy_ip, proxy_port)
         self.registrar_host = registrar_host
@@ -192,7 +194,11 @@ class Phone:
         self.local_port = self.writer.get_extra_info("sockname")[1]
 
     def contact_uri(self):
-        return "sip:%s@%s:5061;transport=tls" % (self.user, self.local_ip)
+        """a port the phone never opens, or (real_contact: what a plain
+        relay needs to find the connection) its connection's own port"""
+        return "sip:%s@%s:%d;transport=tls" % (
+            self.user, self.local_ip,
+            self.local_port if self.real_contact else 5061)
 
     def register(self, expires=3600):
         aor = "sip:%s@%s" % (self.user, self.registrar_host)
@@ -206,10 +212,22 @@ class Phone:
             ("Contact", "<%s>;expires=%d" % (self.contact_uri(), expires)),
             ("Expires", str(expires))]).encode())
 
+    async def refresh(self, timeout):
+        """a re-REGISTER on the live connection; its final status"""
+        self.registered = asyncio.get_running_loop().create_future()
+        self.register()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.registered),
+                                          timeout)
+        except asyncio.TimeoutError:
+            return None
+
     async def read_loop(self, registered):
-        """answers INVITEs; sets `registered` at the REGISTER's final reply;
+        """answers INVITEs; sets self.registered (first: `registered`) at a
+        REGISTER's final reply;
         returns when the proxy closes the connection"""
         buf = b""
+        self.registered = registered
         try:
             while True:
                 data = await self.reader.read(65536)
@@ -224,8 +242,8 @@ class Phone:
                     if msg.is_reply:
                         if msg.method == "REGISTER" and msg.status >= 200:
                             self.reg_reply = msg.status
-                            if not registered.done():
-                                registered.set_result(msg.status)
+                            if not self.registered.done():
+                                self.registered.set_result(msg.status)
                     elif msg.method == "INVITE":
                         self.invites += 1
                         self.writer.write(response(
@@ -233,8 +251,8 @@ class Phone:
         except (ConnectionError, ssl.SSLError, OSError) as e:
             self.error = str(e)
         self.closed = True
-        if not registered.done():
-            registered.set_result(None)
+        if not self.registered.done():
+            self.registered.set_result(None)
 
     def close(self):
         if self.writer is not None:
@@ -246,9 +264,15 @@ class Phone:
 
 async def run_swarm(proxy_ip, proxy_port, registrar_ip, registrar_port, n,
                     source_ips, hold=0.0, concurrency=100, timeout=30.0,
-                    final_call=True, on_tick=None, tick=10.0, on_registered=None):
+                    final_call=True, on_tick=None, tick=10.0, on_registered=None,
+                    real_contact=False, probe=0):
     """Connect n TLS phones, REGISTER and call each once, hold, call again.
-    on_tick(elapsed) runs every `tick` seconds while holding (e.g. to check
+    probe: after the set-up, that many phones (spread over all) re-REGISTER
+    and are called one at a time: latency with n phones connected and
+    nothing else going on.
+    real_contact: phones register their connection's own address (for a
+    plain relay without stickiness).
+    on_tick(elapsed, phones) runs every `tick` seconds while holding (e.g. to check
     kamailio); on_registered() once after the first round.
     Returns a dict of results."""
     loop = asyncio.get_running_loop()
@@ -258,7 +282,8 @@ async def run_swarm(proxy_ip, proxy_port, registrar_ip, registrar_port, n,
     ctx = client_ctx()
     sem = asyncio.Semaphore(concurrency)
     phones = [Phone("7%06d" % i, source_ips[i % len(source_ips)], proxy_ip,
-                    proxy_port, registrar_ip) for i in range(n)]
+                    proxy_port, registrar_ip, real_contact)
+              for i in range(n)]
     res = dict(phones=n, connected=0, registered=0, called=0, connect_errors=0,
                reg_ms=[], call_ms=[], hold=hold)
     readers = []
@@ -296,6 +321,21 @@ async def run_swarm(proxy_ip, proxy_port, registrar_ip, registrar_port, n,
     if on_registered:
         on_registered(res)
 
+    if probe:
+        await asyncio.sleep(1.0)
+        live = [p for p in phones if p.writer is not None and not p.closed]
+        step = max(1, len(live) // probe)
+        reg_ms, call_ms = [], []
+        for p in live[::step][:probe]:
+            t0 = time.perf_counter()
+            if await p.refresh(timeout) == 200:
+                reg_ms.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            if await reg.call(p.user, timeout) == 486:
+                call_ms.append((time.perf_counter() - t0) * 1e3)
+        res["probe"] = len(live[::step][:probe])
+        res["probe_reg_ms"], res["probe_call_ms"] = reg_ms, call_ms
+
     t_hold = time.monotonic()
     while time.monotonic() - t_hold < hold:
         await asyncio.sleep(min(tick, hold - (time.monotonic() - t_hold)))
@@ -323,7 +363,9 @@ async def run_swarm(proxy_ip, proxy_port, registrar_ip, registrar_port, n,
     await asyncio.gather(*readers, return_exceptions=True)
     reg_transport.close()
     res["errors"] = sorted({p.error for p in phones if p.error})[:10]
-    for k in ("reg_ms", "call_ms"):
+    for k in ("reg_ms", "call_ms", "probe_reg_ms", "probe_call_ms"):
+        if k not in res:
+            continue
         v = res.pop(k)
         res[k.replace("_ms", "_p50_ms")] = round(statistics.median(v), 1) if v else None
         res[k.replace("_ms", "_p99_ms")] = round(pct(v, 99), 1) if v else None
