@@ -315,7 +315,7 @@ static int mod_init(void)
 			|| check_range("openssl_atfork", gts_cfg.openssl_atfork, 0, 1)
 					   < 0)
 		return -1;
-	/* before anything else can fail: the core forks only after mod_init */
+	/* the fork fix: the core forks its processes only after mod_init */
 	if(gts_fork_init() < 0)
 		return -1;
 	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
