@@ -48,11 +48,11 @@ def reference_proxy(tmp_path, certs, registrar_ip, atfork):
         extra_args=["-m", "256"])
 
 
-def swarm(k, registrar_ip, hold):
+def swarm(k, registrar_ip, hold, timeout=20):
     tls_swarm.raise_nofile(8192)
     return asyncio.run(tls_swarm.run_swarm(
         k.address, 5061, registrar_ip, 5060, PHONES,
-        [harness.next_address()], hold=hold, concurrency=100, timeout=20,
+        [harness.next_address()], hold=hold, concurrency=100, timeout=timeout,
         tick=1.0,
         on_tick=lambda t, phones: None if k.proc.poll() is None else False))
 
@@ -84,7 +84,8 @@ def test_without_the_fix_the_tls_workers_crash(tmp_path, certs):
     k = reference_proxy(tmp_path, certs, registrar_ip, atfork=0).start(30)
     try:
         assert "NOT reset at fork" in k.log_text()
-        res = swarm(k, registrar_ip, hold=5)
+        # short timeouts: requests sent into a dead proxy are not answered
+        res = swarm(k, registrar_ip, hold=5, timeout=6)
         crit = tls_swarm.critical_lines(k)
         assert k.proc.poll() is not None or crit, res
         assert any("ser_free" in ln or "signal" in ln for ln in crit), crit

@@ -191,7 +191,11 @@ class Phone:
                                     local_addr=(self.local_ip, 0),
                                     ssl_handshake_timeout=timeout),
             timeout)
-        self.local_port = self.writer.get_extra_info("sockname")[1]
+        name = self.writer.get_extra_info("sockname")
+        if name is None:
+            # closed by the proxy right after the handshake
+            raise ConnectionError("connection closed after the handshake")
+        self.local_port = name[1]
 
     def contact_uri(self):
         """a port the phone never opens, or (real_contact: what a plain
