@@ -44,7 +44,9 @@ SECRET = "bench-pool-secret-0123456789abcdef"
 # address, and INVITEs are relayed by Request-URI, which finds the phone's
 # connection by that address. The floor for memory and latency.
 # genesys_tlssticky is loaded for its fork fix only (no function of it is
-# called): stock 5.6.3 alone crashes at these phone counts.
+# called): stock 5.6.3 alone crashes at these phone counts. TLS settings as
+# the reference config's (ssl_release_buffers 1), so the difference is the
+# routing and the modules.
 PLAIN_CFG = """#!KAMAILIO
 disable_core_dump=yes
 debug=2
@@ -71,6 +73,7 @@ loadmodule "textops"
 loadmodule "tls"
 modparam("tls", "config", TLS_CFG)
 modparam("tls", "connection_timeout", 3605)
+modparam("tls", "ssl_release_buffers", 1)
 loadmodule "genesys_tlssticky"
 modparam("genesys_tlssticky", "secret", "%s")
 modparam("genesys_tlssticky", "openssl_atfork", OPENSSL_ATFORK)
