@@ -91,6 +91,11 @@ def start_proxy(workdir, certs, registrar_ip, args):
     addr = harness.next_address()
     tcfg = tls_swarm.reference_tls_cfg(certs, workdir / "tls.cfg")
     maxc = max(2048, int(args.phones * 1.2) + 100)
+    capacity = {"TCP_MAX_CONNECTIONS": str(maxc),
+                "TLS_MAX_CONNECTIONS": str(maxc),
+                "OPEN_FILES_LIMIT": str(maxc + 4096)}
+    if args.cfg_capacity:
+        capacity = {}   # the reference cfg's own (10,000 phones)
     k = harness.Kamailio(
         workdir / "kamailio", address=addr,
         cfg_text=(PLAIN_CFG if args.config == "plain"
@@ -99,10 +104,7 @@ def start_proxy(workdir, certs, registrar_ip, args):
                  "TLS_CFG": '"%s"' % tcfg, "CHILDREN": str(args.children),
                  "REGISTRAR": '"sip:%s:5060"' % registrar_ip,
                  "STICKY_SECRET": '"%s"' % SECRET,
-                 "OPENSSL_ATFORK": str(args.openssl_atfork),
-                 "TCP_MAX_CONNECTIONS": str(maxc),
-                 "TLS_MAX_CONNECTIONS": str(maxc),
-                 "OPEN_FILES_LIMIT": str(maxc + 4096)},
+                 "OPENSSL_ATFORK": str(args.openssl_atfork), **capacity},
         extra_args=["-m", str(args.shm)])
     return k.start(timeout=30)
 
@@ -217,6 +219,9 @@ def main():
                     help="kamailio -m in MB (default: 64 + 100 KB per phone)")
     ap.add_argument("--concurrency", type=int, default=200,
                     help="TLS handshakes + REGISTERs in flight")
+    ap.add_argument("--cfg-capacity", action="store_true",
+                    help="keep the reference cfg's connection and fd limits"
+                    " (sized for 10,000 phones) instead of 1.2 x --phones")
     ap.add_argument("--tick", type=float, default=30)
     ap.add_argument("--probe", type=int, default=200,
                     help="phones that re-REGISTER and are called one at a"
