@@ -13,12 +13,15 @@
  * and this module do, in mod_init), every worker inherits pointers to the
  * SAME shm blocks and they use and free them concurrently: "qm_free(): BUG:
  * freeing already freed pointer ... tls_init.c: ser_free", then SIGSEGV,
- * after a few hundred TLS connections (Kamailio issue 3791). Kamailio 5.8
- * fixed it with tls_threads_mode=2, which 5.6 lacks: a pthread_atfork
- * prepare handler calling OPENSSL_thread_stop(), so the forking process
- * releases its thread state just before fork() and each child starts with
- * none and builds its own on first use. This file installs the same
- * handler from this module, for the Kamailio 5.6 of Debian 12.
+ * after a few dozen to a few hundred TLS connections (Kamailio issues 3695,
+ * 3791). Kamailio 5.7.5/5.8 added the core parameter tls_threads_mode=2
+ * (an at-fork child handler nulling the first pthread keys), which 5.6
+ * lacks; upstream's development branch (2026) replaced it by a
+ * pthread_atfork prepare handler calling OPENSSL_thread_stop(), OpenSSL's
+ * own bookkeeping: the forking process releases its thread state just
+ * before fork() and each child starts with none and builds its own on
+ * first use. This file installs that handler from this module, for the
+ * Kamailio 5.6 of Debian 12.
  */
 
 #include <pthread.h>
@@ -50,7 +53,7 @@ int gts_fork_init(void)
 				  " NOT reset at fork; with Kamailio 5.6 and OpenSSL 3 the"
 				  " TLS workers share it and crash under load (issue"
 				  " 3791): set it to 1 unless the core does it"
-				  " (tls_threads_mode=2, Kamailio 5.8+)\n");
+				  " (tls_threads_mode=2, Kamailio 5.7.5+)\n");
 		return 0;
 	}
 	if(gts_atfork_installed)
@@ -64,8 +67,8 @@ int gts_fork_init(void)
 	}
 	gts_atfork_installed = 1;
 	LM_INFO("OpenSSL thread state reset at fork active"
-			" (pthread_atfork + OPENSSL_thread_stop, as tls_threads_mode=2"
-			" of Kamailio 5.8; %s)\n",
+			" (pthread_atfork + OPENSSL_thread_stop, as Kamailio's"
+			" tls_threads_mode=2; %s)\n",
 			OpenSSL_version(OPENSSL_VERSION));
 	return 0;
 }
