@@ -79,7 +79,9 @@ def test_1500_tls_phones_through_4_workers(tmp_path, certs):
 
 def test_without_the_fix_the_tls_workers_crash(tmp_path, certs):
     """the same run with openssl_atfork 0 (stock Kamailio 5.6.3): the TLS
-    workers corrupt shm and kamailio dies, which is what the fix prevents"""
+    workers corrupt shm and kamailio dies, which is what the fix prevents.
+    (Should Debian's kamailio ever carry the upstream fix, this fails and
+    says so: openssl_atfork can then be switched off.)"""
     registrar_ip = harness.next_address()
     k = reference_proxy(tmp_path, certs, registrar_ip, atfork=0).start(30)
     try:
