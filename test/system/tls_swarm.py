@@ -105,8 +105,7 @@ class Registrar(asyncio.DatagramProtocol):
     def _register(self, msg, addr):
         self.registers += 1
         cs = msg.contacts()
-        user = re.match(r"<?sips?:([^@]+)@", msg.hdr("To").split("<", 1)[-1]
-                        if "<" in msg.hdr("To") else msg.hdr("To"))
+        user = re.search(r"sips?:([^@;>]+)@", msg.hdr("To"))
         if cs and user:
             self.contacts[user.group(1)] = uri_of(cs[0])
         self.transport.sendto(response(
