@@ -59,6 +59,9 @@ def test_deb_builds_and_its_modules_load(tmp_path):
         html = (doc / (m + ".html")).read_text(errors="replace")
         assert "<html" in html and "modparam" in html, m
     assert (root / "etc/kamailio/genesys/kamailio.cfg").is_file()
+    # shm sized for the reference config's 10,000 phones (docs/tls.md)
+    assert re.search(r"^SHM_MEMORY=1024$", (
+        root / "etc/default/kamailio.d/genesys").read_text(), re.M)
 
     # the packaged modules (not the build tree's) load into Debian's kamailio
     k = harness.Kamailio(tmp_path / "k")
