@@ -239,9 +239,11 @@ void gha_member_state(int goos_id, int new_state)
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
 				old = p->pairs[i].slot->st.mstate[k];
-				gha_ps_member_changed(&p->pairs[i].slot->st, k, new_state, now, &ev);
+				gha_ps_member_changed(
+						&p->pairs[i].slot->st, k, new_state, now, &ev);
 				gha_grace_member_changed(&p->pairs[i].slot->st, k, old, now_ms);
-				if(p->pairs[i].slot->st.g_open_ms == now_ms && gha_down_grace > 0) {
+				if(p->pairs[i].slot->st.g_open_ms == now_ms
+						&& gha_down_grace > 0) {
 					__atomic_store_n(&gha_root->grace_until_ms,
 							now_ms + gha_down_grace, __ATOMIC_RELAXED);
 					grace = gha_grace_member(
@@ -413,8 +415,8 @@ int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
 	if(gha_down_grace <= 0)
 		return -1;
 	lock_get(&gha_root->lock);
-	to = gha_grace_retry(
-			&p->pairs[pi].slot->st, member, timeout, gha_now_ms(), gha_down_grace);
+	to = gha_grace_retry(&p->pairs[pi].slot->st, member, timeout, gha_now_ms(),
+			gha_down_grace);
 	lock_release(&gha_root->lock);
 	return to;
 }
