@@ -43,6 +43,7 @@ str gha_lb_hash_key = str_init("$fU");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
+int gha_max_pool_elements = GHA_MAX_POOL_ELEMENTS;
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -157,6 +158,7 @@ static param_export_t params[] = {
 	{"lb_hash_key", PARAM_STR, &gha_lb_hash_key},
 	{"event_callback", PARAM_STR, &gha_event_callback},
 	{"rr_dn", PARAM_INT, &gha_rr_dn},
+	{"max_pool_elements", PARAM_INT, &gha_max_pool_elements},
 	{0, 0, 0}
 };
 
@@ -198,6 +200,12 @@ static int mod_init(void)
 		LM_ERR("rr_dn %d is invalid: use 1 (the DN in the Record-Route, seed"
 			   " 001) or 0 (the pair only)\n",
 				gha_rr_dn);
+		return -1;
+	}
+	if(gha_max_pool_elements < 1) {
+		LM_ERR("max_pool_elements %d is invalid: use a positive number of "
+			   "<sipserver>, <featureserver> and <proxy> elements\n",
+				gha_max_pool_elements);
 		return -1;
 	}
 	if(gha_serving.len > GHA_NAME_MAX) {

@@ -30,6 +30,8 @@
 
 #define GHA_NAME_MAX 64
 #define GHA_ERR_MAX 512
+/*! default of the max_pool_elements parameter */
+#define GHA_MAX_POOL_ELEMENTS 100000
 
 /*! transport of a member (values equal Kamailio's PROTO_*) */
 enum gha_proto

@@ -538,6 +538,7 @@ static int load_and_publish(char *msg, int msglen)
 	o.own_address = own[0] ? own : NULL;
 	o.serving = serving[0] ? serving : NULL;
 	o.now = now;
+	o.max_elements = gha_max_pool_elements;
 	rc = gha_xml_load(gha_pool_file.s,
 			gha_schema_file.len > 0 ? gha_schema_file.s : NULL, gha_xsd_text,
 			(int)sizeof(gha_xsd_text) - 1, &o, &shm_allocator, &np, msg,

@@ -64,6 +64,8 @@ extern str gha_lb_hash_key; /*!< lb_algorithm "hash": the key (pv format) */
 extern str gha_event_callback;
 extern int gha_lb_alg;
 extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */
+/*! most <sipserver>, <featureserver> and <proxy> elements in a pool file */
+extern int gha_max_pool_elements;
 
 extern gha_root_t *gha_root;
 extern goos_api_t gha_goos;

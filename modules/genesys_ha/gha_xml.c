@@ -94,8 +94,30 @@ static gha_load_rc_t nomem(char *err, int errlen)
 	return GHA_LOAD_NOMEM;
 }
 
+/* the first pool element beyond max (a <sipserver>, <featureserver> or
+ * <proxy>), or NULL when there are at most max */
+static xmlNodePtr beyond_max(xmlNodePtr root, int max)
+{
+	xmlNodePtr n, c;
+	int count = 0;
+
+	for(n = root ? root->children : NULL; n; n = n->next) {
+		if(n->type != XML_ELEMENT_NODE)
+			continue;
+		if(is(n, "proxies")) {
+			for(c = n->children; c; c = c->next)
+				if(c->type == XML_ELEMENT_NODE && ++count > max)
+					return c;
+		} else if(++count > max) {
+			return n;
+		}
+	}
+	return NULL;
+}
+
 gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
-		const char *xsd_buf, int xsd_len, gha_draft_t *d, char *err, int errlen)
+		const char *xsd_buf, int xsd_len, int max_elements, gha_draft_t *d,
+		char *err, int errlen)
 {
 	xmlParserCtxtPtr pctx = NULL;
 	xmlDocPtr doc = NULL;
@@ -125,7 +147,8 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 		return nomem(err, errlen);
 	/* no network, no DTD loading, no entity substitution, no stderr */
 	doc = xmlCtxtReadFile(pctx, d->file, NULL,
-			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
+					| XML_PARSE_BIG_LINES);
 	if(doc == NULL) {
 		xmlErrorPtr e = xmlCtxtGetLastError(pctx);
 		char msg[256];
@@ -144,6 +167,20 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				"%s:%d: element <!DOCTYPE>: DOCTYPE and entity declarations "
 				"are not allowed in the pool file",
 				d->file, doctype_line(d->file));
+		goto done;
+	}
+	/* a count limit before the schema validation and the build, whose
+	 * time and memory grow with it */
+	if(max_elements > 0
+			&& (n = beyond_max(xmlDocGetRootElement(doc), max_elements))
+					   != NULL) {
+		snprintf(err, (size_t)errlen,
+				"%s:%ld: element <%s>: the pool has more than %d elements "
+				"(<sipserver>, <featureserver> and <proxy> together): raise "
+				"the genesys_ha parameter max_pool_elements or split the "
+				"pool",
+				d->file, xmlGetLineNo(n), (const char *)n->name,
+				max_elements);
 		goto done;
 	}
 	/* schema */
@@ -241,7 +278,8 @@ gha_load_rc_t gha_xml_load(const char *file, const char *xsd_path,
 	gha_load_rc_t rc;
 
 	*out = NULL;
-	rc = gha_xml_read(file, xsd_path, xsd_buf, xsd_len, &d, err, errlen);
+	rc = gha_xml_read(file, xsd_path, xsd_buf, xsd_len, o->max_elements, &d,
+			err, errlen);
 	if(rc == GHA_LOAD_OK)
 		rc = gha_pool_build(&d, o, a, out, err, errlen);
 	gha_draft_free(&d);

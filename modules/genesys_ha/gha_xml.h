@@ -23,11 +23,13 @@
 
 /*! read and validate 'file' against the schema given as a path (xsd_path)
  * or in memory (xsd_buf/xsd_len); fills d (caller frees with
- * gha_draft_free).  Returns GHA_LOAD_OK or GHA_LOAD_CONFIG with
+ * gha_draft_free).  A file with more than max_elements (> 0) <sipserver>,
+ * <featureserver> and <proxy> elements is refused before the schema
+ * validation.  Returns GHA_LOAD_OK or GHA_LOAD_CONFIG with
  * "file:line: element <x>: reason" in err. */
 gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
-		const char *xsd_buf, int xsd_len, gha_draft_t *d, char *err,
-		int errlen);
+		const char *xsd_buf, int xsd_len, int max_elements, gha_draft_t *d,
+		char *err, int errlen);
 
 /*! gha_xml_read() + gha_pool_build() */
 gha_load_rc_t gha_xml_load(const char *file, const char *xsd_path,
