@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""genesys_ha at scale (issue 10): per-call cost and reload time against the
+size of the pool, with the reference etc/kamailio.cfg.
+
+cost    callgrind instructions per call in the SIP receiver processes (the
+        method of bench/relay_cost.py: the difference between a run of 250
+        and a run of 50 calls, divided by 200) for pools of 1, 10, 100 and
+        1000 pairs, two kinds of calls:
+          endpoint   a phone calls through the proxy: the INVITE goes to the
+                     serving pair (ha_from_sipserver() finds no member,
+                     ha_select_serving()), ACK and BYE follow the Route
+                     (ha_from_sipserver(), ha_route_in_dialog(): pair by
+                     name, member by Request-URI host)
+          sipserver  a SIP Server (the primary of a pair) calls a phone:
+                     ha_from_sipserver() finds the member,
+                     ha_select_by_uri() looks the Request-URI up, ACK and
+                     BYE from the SIP Server as above
+        The pair used is the last of the file (the worst place for a
+        linear scan); the others are fillers on other addresses.
+reload  wall time of `kamcmd genesys_ha.reload` (unchanged file) for pools
+        of 100, 1000 and 10,000 pairs, and the latency of another RPC
+        (core.uptime) sent while a reload runs.
+
+genesys_oos probing is off (oos_check 0): thousands of fillers are not
+reachable, and probing is not what is measured.
+
+Usage: bench/ha_scale.py [--cost] [--reload] [--quick] [--out FILE]
+       [--cost-sizes 1,10,100,1000] [--reload-sizes 100,1000,10000]
+(no --cost/--reload: both)
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import benchlib
+
+sys.path.insert(0, str(benchlib.HERE.parent / "test" / "system"))
+import harness  # noqa: E402
+import ha_util as hu  # noqa: E402
+
+
+def filler(i, k):
+    """member k of filler pair i: an address of its own (127.98.x.y)"""
+    return "sip:127.98.%d.%d:%d" % (i // 250, i % 250 + 1, 5060 + k)
+
+
+def pool_text(n, primary, backup="sip:%s:5060" % benchlib.ADDR_SILENT):
+    pairs = [("SIPS_%d" % i, filler(i, 0), filler(i, 1), None)
+             for i in range(n - 1)]
+    pairs.append(("SIPS_Bench", primary, backup, None))
+    return hu.pool_xml(pairs)
+
+
+def cfg_text(npairs):
+    return hu.reference_cfg({"oos_check": 0, "max_targets": 2 * npairs + 16})
+
+
+def defines(pool_path):
+    return {"POOL_FILE": '"%s"' % pool_path,
+            "SERVING_SIPSERVER": '"SIPS_Bench"'}
+
+
+KINDS = {
+    # (primary of SIPS_Bench, UAS address, UAC address)
+    "endpoint": (benchlib.ADDR_UAS, benchlib.ADDR_UAS, benchlib.ADDR_UAC),
+    "sipserver": (benchlib.ADDR_UAC, benchlib.ADDR_UAS, benchlib.ADDR_UAC),
+}
+
+
+def cost(tmp, sizes, quick):
+    calls = (20, 70) if quick else (50, 250)
+    res = {}
+    for kind, (primary, uas, uac) in KINDS.items():
+        for n in sizes:
+            d = Path(tmp) / ("cost-%s-%d" % (kind, n))
+            d.mkdir(parents=True)
+            pool = d / "pool.xml"
+            pool.write_text(pool_text(n, "sip:%s:5060" % primary))
+            ir = benchlib.instructions_per_call(
+                d, cfg_text(n), defines(pool), calls=calls,
+                uas_address=uas, uac_address=uac)
+            res[(kind, n)] = ir
+            print("cost %-9s %5d pairs: %10.0f instructions per call"
+                  % (kind, n, ir), flush=True)
+    return res
+
+
+def timed_rpc(k, *args):
+    t0 = time.monotonic()
+    out = k.rpc(*args, timeout=120)
+    return time.monotonic() - t0, out
+
+
+def reload_times(tmp, sizes, runs):
+    res = {}
+    for n in sizes:
+        d = Path(tmp) / ("reload-%d" % n)
+        pool = d / "pool.xml"
+        d.mkdir(parents=True)
+        pool.write_text(pool_text(n, "sip:%s:5060" % benchlib.ADDR_UAS))
+        k = harness.Kamailio(d / "k", cfg_text=cfg_text(n),
+                             defines=defines(pool), mem_debug=False,
+                             extra_args=benchlib.MEM_ARGS + ["-m", "512"],
+                             address=benchlib.ADDR_KAMAILIO)
+        k.start(timeout=300)
+        try:
+            base = [timed_rpc(k, "core.uptime")[0] for _ in range(5)]
+            times = []
+            for _ in range(runs):
+                dt, out = timed_rpc(k, "genesys_ha.reload")
+                if "loaded" not in out:
+                    raise RuntimeError("reload failed: %s" % out)
+                times.append(dt)
+            # another RPC while a reload runs (sent 10 ms after it)
+            during = []
+            for _ in range(runs):
+                t = threading.Thread(target=timed_rpc,
+                                     args=(k, "genesys_ha.reload"))
+                t.start()
+                time.sleep(0.01)
+                during.append(timed_rpc(k, "core.uptime")[0])
+                t.join()
+        finally:
+            k.stop(check=False)
+        res[n] = {"reload": statistics.median(times), "max": max(times),
+                  "rpc_base": statistics.median(base),
+                  "rpc_during": max(during)}
+        print("reload %6d pairs: median %.3f s (max %.3f s); core.uptime "
+              "%.0f ms alone, up to %.0f ms during a reload"
+              % (n, res[n]["reload"], res[n]["max"], res[n]["rpc_base"] * 1e3,
+                 res[n]["rpc_during"] * 1e3), flush=True)
+    return res
+
+
+def table(costs, reloads):
+    lines = []
+    if costs:
+        sizes = sorted(set(n for _, n in costs))
+        lines += ["| calls | " + " | ".join("%d pairs" % n for n in sizes)
+                  + " | 1000 vs 1 |",
+                  "|---|" + "---|" * (len(sizes) + 1)]
+        for kind in KINDS:
+            row = [costs.get((kind, n)) for n in sizes]
+            rel = ""
+            if costs.get((kind, 1)) and costs.get((kind, sizes[-1])):
+                rel = "%+.2f %%" % ((costs[(kind, sizes[-1])]
+                                     / costs[(kind, 1)] - 1) * 100)
+            lines.append("| %s | %s | %s |" % (
+                kind, " | ".join("%.0f" % v if v else "-" for v in row), rel))
+        lines.append("")
+    if reloads:
+        lines += ["| pairs | reload (median) | reload (max) | core.uptime "
+                  "alone | core.uptime during a reload (max) |",
+                  "|---|---|---|---|---|"]
+        for n, r in sorted(reloads.items()):
+            lines.append("| %d | %.3f s | %.3f s | %.0f ms | %.0f ms |"
+                         % (n, r["reload"], r["max"], r["rpc_base"] * 1e3,
+                            r["rpc_during"] * 1e3))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cost", action="store_true")
+    ap.add_argument("--reload", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cost-sizes", default="1,10,100,1000")
+    ap.add_argument("--reload-sizes", default="100,1000,10000")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    both = not args.cost and not args.reload
+    costs, reloads = {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench-ha-scale-") as tmp:
+        if args.reload or both:
+            reloads = reload_times(
+                tmp, [int(x) for x in args.reload_sizes.split(",")], args.runs)
+        if args.cost or both:
+            costs = cost(tmp, [int(x) for x in args.cost_sizes.split(",")],
+                         args.quick)
+    text = table(costs, reloads)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
