@@ -45,6 +45,14 @@ import harness  # noqa: E402
 import ha_util as hu  # noqa: E402
 
 
+# addresses of their own (same length as benchlib's): other benchmarks may
+# run at the same time on this machine
+benchlib.ADDR_KAMAILIO = "127.99.2.101"
+benchlib.ADDR_UAS = "127.99.2.102"
+benchlib.ADDR_UAC = "127.99.2.103"
+benchlib.ADDR_SILENT = "127.99.2.104"
+
+
 def filler(i, k):
     """member k of filler pair i: an address of its own (127.98.x.y)"""
     return "sip:127.98.%d.%d:%d" % (i // 250, i % 250 + 1, 5060 + k)

@@ -170,6 +170,10 @@ static const char *gha_rpc_switchover_doc[] = {
 		"<pair name>",
 		0};
 
+/* the longest error in a reload fault: with "40003: " and "; the running
+ * pool is unchanged" it stays under binrpc's 256 bytes */
+#define GHA_RPC_FAULT_MAX 200
+
 static void gha_rpc_reload(rpc_t *rpc, void *ctx)
 {
 	char msg[GHA_ERR_MAX + 128];
@@ -181,6 +185,10 @@ static void gha_rpc_reload(rpc_t *rpc, void *ctx)
 		return;
 	}
 	if(rc != 0) {
+		/* binrpc (kamcmd) drops a fault longer than 256 bytes altogether:
+		 * the error is cut to fit (the log line has all of it) */
+		if(strlen(msg) > GHA_RPC_FAULT_MAX)
+			memcpy(msg + GHA_RPC_FAULT_MAX - 3, "...", 4);
 		rpc->fault(ctx, 500, "%d: %s; the running pool is unchanged", rc, msg);
 		return;
 	}

@@ -175,10 +175,8 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 			&& (n = beyond_max(xmlDocGetRootElement(doc), max_elements))
 					   != NULL) {
 		snprintf(err, (size_t)errlen,
-				"%s:%ld: element <%s>: the pool has more than %d elements "
-				"(<sipserver>, <featureserver> and <proxy> together): raise "
-				"the genesys_ha parameter max_pool_elements or split the "
-				"pool",
+				"%s:%ld: element <%s>: more than %d <sipserver>, "
+				"<featureserver> and <proxy> elements (max_pool_elements)",
 				d->file, xmlGetLineNo(n), (const char *)n->name,
 				max_elements);
 		goto done;

@@ -265,7 +265,7 @@ static gha_load_rc_t load_max(const char *text, int max, gha_pool_t **p,
 static void test_element_limit(void **state)
 {
 	gha_pool_t *p = NULL;
-	char err[512] = "", prefix[128];
+	char err[512] = "", prefix[256];
 	(void)state;
 
 	assert_int_equal(load_max(SIX, 6, &p, err), GHA_LOAD_OK);
@@ -277,8 +277,10 @@ static void test_element_limit(void **state)
 	p = NULL;
 	assert_int_equal(load_max(SIX, 5, &p, err), GHA_LOAD_CONFIG);
 	assert_null(p);
-	snprintf(prefix, sizeof(prefix), "%s:10: element <featureserver>: the "
-			"pool has more than 5 elements", path);
+	snprintf(prefix, sizeof(prefix),
+			"%s:10: element <featureserver>: more than 5 <sipserver>, "
+			"<featureserver> and <proxy> elements (max_pool_elements)",
+			path);
 	if(strncmp(err, prefix, strlen(prefix)) != 0)
 		fail_msg("error '%s' does not start with '%s'", err, prefix);
 	assert_non_null(strstr(err, "max_pool_elements"));
@@ -292,7 +294,7 @@ static void test_element_limit(void **state)
 static void test_large_pool_lines(void **state)
 {
 	gha_pool_t *p = NULL;
-	char err[512] = "", prefix[128];
+	char err[512] = "", prefix[256];
 	char *text, *w;
 	int i, n = 20000;
 	size_t cap = (size_t)n * 200 + 256;
