@@ -24,9 +24,13 @@ reload  wall time of `kamcmd genesys_ha.reload` (unchanged file) for pools
 genesys_oos probing is off (oos_check 0): thousands of fillers are not
 reachable, and probing is not what is measured.
 
-Usage: bench/ha_scale.py [--cost] [--reload] [--quick] [--out FILE]
+calls   SIPp calls at 100 cps through a 10,000-pair pool while 20 reloads
+        run, one per second: failed calls (none expected).
+
+Usage: bench/ha_scale.py [--cost] [--reload] [--calls] [--quick] [--out FILE]
        [--cost-sizes 1,10,100,1000] [--reload-sizes 100,1000,10000]
-(no --cost/--reload: both)
+       [--calls-pairs 10000] [--rate 100]
+(none of --cost/--reload/--calls: all three)
 """
 
 import argparse
@@ -45,12 +49,24 @@ import harness  # noqa: E402
 import ha_util as hu  # noqa: E402
 
 
-# addresses of their own (same length as benchlib's): other benchmarks may
-# run at the same time on this machine
-benchlib.ADDR_KAMAILIO = "127.99.2.101"
-benchlib.ADDR_UAS = "127.99.2.102"
-benchlib.ADDR_UAC = "127.99.2.103"
-benchlib.ADDR_SILENT = "127.99.2.104"
+KINDS = {}
+
+
+def set_net(net):
+    """addresses of their own (same length as benchlib's 127.99.1.x): other
+    benchmarks may run at the same time on this machine"""
+    benchlib.ADDR_KAMAILIO = net + ".101"
+    benchlib.ADDR_UAS = net + ".102"
+    benchlib.ADDR_UAC = net + ".103"
+    benchlib.ADDR_SILENT = net + ".104"
+    # (primary of SIPS_Bench, UAS address, UAC address)
+    KINDS["endpoint"] = (benchlib.ADDR_UAS, benchlib.ADDR_UAS,
+                         benchlib.ADDR_UAC)
+    KINDS["sipserver"] = (benchlib.ADDR_UAC, benchlib.ADDR_UAS,
+                          benchlib.ADDR_UAC)
+
+
+set_net("127.99.2")
 
 
 def filler(i, k):
@@ -58,7 +74,8 @@ def filler(i, k):
     return "sip:127.98.%d.%d:%d" % (i // 250, i % 250 + 1, 5060 + k)
 
 
-def pool_text(n, primary, backup="sip:%s:5060" % benchlib.ADDR_SILENT):
+def pool_text(n, primary, backup=None):
+    backup = backup or "sip:%s:5060" % benchlib.ADDR_SILENT
     pairs = [("SIPS_%d" % i, filler(i, 0), filler(i, 1), None)
              for i in range(n - 1)]
     pairs.append(("SIPS_Bench", primary, backup, None))
@@ -72,13 +89,6 @@ def cfg_text(npairs):
 def defines(pool_path):
     return {"POOL_FILE": '"%s"' % pool_path,
             "SERVING_SIPSERVER": '"SIPS_Bench"'}
-
-
-KINDS = {
-    # (primary of SIPS_Bench, UAS address, UAC address)
-    "endpoint": (benchlib.ADDR_UAS, benchlib.ADDR_UAS, benchlib.ADDR_UAC),
-    "sipserver": (benchlib.ADDR_UAC, benchlib.ADDR_UAS, benchlib.ADDR_UAC),
-}
 
 
 def cost(tmp, sizes, quick):
@@ -146,6 +156,50 @@ def reload_times(tmp, sizes, runs):
     return res
 
 
+def calls_during_reloads(tmp, n, reloads, rate):
+    """SIPp calls at `rate` through the proxy while `reloads` reloads of an
+    unchanged n-pair pool run one per second; returns a dict"""
+    d = Path(tmp) / ("calls-%d" % n)
+    pool = d / "pool.xml"
+    d.mkdir(parents=True)
+    pool.write_text(pool_text(n, "sip:%s:5060" % benchlib.ADDR_UAS))
+    k = harness.Kamailio(d / "k", cfg_text=cfg_text(n), defines=defines(pool),
+                         mem_debug=False,
+                         extra_args=benchlib.MEM_ARGS + ["-m", "512"],
+                         address=benchlib.ADDR_KAMAILIO)
+    k.start(timeout=300)
+    calls = rate * (reloads + 4)
+    times, outs = [], []
+
+    def reloader():
+        time.sleep(2)
+        for _ in range(reloads):
+            t0 = time.monotonic()
+            out = k.rpc("genesys_ha.reload", timeout=60)
+            times.append(time.monotonic() - t0)
+            outs.append(out)
+            if "loaded" not in out:
+                raise RuntimeError("reload failed: %s" % out)
+            time.sleep(max(0, 1 - (time.monotonic() - t0)))
+
+    t = threading.Thread(target=reloader)
+    try:
+        t.start()
+        r, _ = benchlib.run_calls(d, k, calls, rate,
+                                  uas_address=benchlib.ADDR_UAS,
+                                  uac_address=benchlib.ADDR_UAC)
+        t.join()
+    finally:
+        k.stop(check=False)
+    res = {"pairs": n, "calls": calls, "ok": r.successful, "failed": r.failed,
+           "reloads": len(times), "reload_max": max(times) if times else 0,
+           "last": outs[-1].strip() if outs else ""}
+    print("calls during reloads: %(pairs)d pairs, %(reloads)d reloads "
+          "(max %(reload_max).3f s), %(calls)d calls: %(ok)d ok, "
+          "%(failed)d failed; last reload: %(last)s" % res, flush=True)
+    return res
+
+
 def table(costs, reloads):
     lines = []
     if costs:
@@ -181,11 +235,20 @@ def main():
     ap.add_argument("--cost-sizes", default="1,10,100,1000")
     ap.add_argument("--reload-sizes", default="100,1000,10000")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--calls", action="store_true",
+                    help="calls at --rate during 20 reloads of --calls-pairs")
+    ap.add_argument("--calls-pairs", type=int, default=10000)
+    ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--net", default="127.99.2",
+                    help="first three bytes of the fixed addresses")
     ap.add_argument("--out")
     args = ap.parse_args()
-    both = not args.cost and not args.reload
-    costs, reloads = {}, {}
+    set_net(args.net)
+    both = not args.cost and not args.reload and not args.calls
+    costs, reloads, during = {}, {}, None
     with tempfile.TemporaryDirectory(prefix="bench-ha-scale-") as tmp:
+        if args.calls or both:
+            during = calls_during_reloads(tmp, args.calls_pairs, 20, args.rate)
         if args.reload or both:
             reloads = reload_times(
                 tmp, [int(x) for x in args.reload_sizes.split(",")], args.runs)
@@ -193,6 +256,11 @@ def main():
             costs = cost(tmp, [int(x) for x in args.cost_sizes.split(",")],
                          args.quick)
     text = table(costs, reloads)
+    if during:
+        text += ("\n\n%(calls)d calls at %(rate)d cps through %(pairs)d pairs "
+                 "during %(reloads)d reloads (longest %(reload_max).3f s): "
+                 "%(ok)d succeeded, %(failed)d failed\n"
+                 % dict(during, rate=args.rate))
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
