@@ -608,8 +608,8 @@ static void build_tables(gha_pool_t *p)
 	for(i = 0; i < 2 * (uint32_t)p->npairs; i++) {
 		m = member_of(p, i);
 		/* address and port are unique (checked) */
-		ht_insert(p->h_addrport, p->hmask_mem,
-				hash_addrport(&m->addr, m->port), i, NULL, NULL);
+		ht_insert(p->h_addrport, p->hmask_mem, hash_addrport(&m->addr, m->port),
+				i, NULL, NULL);
 		/* the first member at an address (in file order) */
 		ht_insert(p->h_ip, p->hmask_mem, hmix(hash_addr(&m->addr)), i,
 				eq_member_addr, p);
@@ -692,9 +692,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	paddr = calloc((size_t)(d->nproxies + 1), sizeof(*paddr));
 	/* duplicate checks through a hash table (O(n)); its largest use is
 	 * the members, 2 per pair */
-	ht = ht_tmp(2 * d->npairs > d->nproxies + d->nfs
-						? 2 * d->npairs
-						: d->nproxies + d->nfs,
+	ht = ht_tmp(2 * d->npairs > d->nproxies + d->nfs ? 2 * d->npairs
+													 : d->nproxies + d->nfs,
 			&hm);
 	if(pm == NULL || fm == NULL || paddr == NULL || ht == NULL) {
 		rc = GHA_LOAD_NOMEM;
@@ -1018,8 +1017,7 @@ static void find_host(const gha_pool_t *p, const char *s, int len, int port,
 		if(*best && id + 1 >= *best)
 			continue;
 		m = member_of(p, id);
-		if(m->port != port
-				|| (tls >= 0 && (m->proto == GHA_PROTO_TLS) != tls))
+		if(m->port != port || (tls >= 0 && (m->proto == GHA_PROTO_TLS) != tls))
 			continue;
 		if(streqi(&m->host, s, len) || streqi(&m->ip, s, len))
 			*best = id + 1;

@@ -197,11 +197,11 @@ typedef struct gha_pool
 	/* lookup tables (open addressing, linear probing, at most half full;
 	 * a slot holds index + 1, 0 is empty), built with the snapshot: every
 	 * per-request lookup is O(1) whatever the size of the pool */
-	uint32_t hmask_pair;  /*!< pair name -> pair index */
+	uint32_t hmask_pair; /*!< pair name -> pair index */
 	uint32_t *h_pair;
 	uint32_t hmask_mem;	  /*!< member id = 2 * pair index + member */
 	uint32_t *h_addrport; /*!< resolved address and port -> member id */
-	uint32_t *h_ip;	  /*!< resolved address -> first member at it */
+	uint32_t *h_ip;		  /*!< resolved address -> first member at it */
 	uint32_t hmask_host;
 	uint32_t *h_host; /*!< configured host or ip text + port -> member id */
 	size_t size;	  /*!< bytes of the block */

@@ -506,9 +506,8 @@ static int same_member(gha_pool_t *p, gha_pool_t *cur, int idx)
  * (one per member of cur) marks those, for release_ids(cur, kept) after
  * the swap.  Others are registered.  On error nothing is left
  * registered. */
-static int register_ids(
-		gha_pool_t *p, gha_pool_t *cur, unsigned char *kept, char *msg,
-		int msglen)
+static int register_ids(gha_pool_t *p, gha_pool_t *cur, unsigned char *kept,
+		char *msg, int msglen)
 {
 	int i, j, n = nmembers(p);
 

@@ -177,8 +177,7 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 		snprintf(err, (size_t)errlen,
 				"%s:%ld: element <%s>: more than %d <sipserver>, "
 				"<featureserver> and <proxy> elements (max_pool_elements)",
-				d->file, xmlGetLineNo(n), (const char *)n->name,
-				max_elements);
+				d->file, xmlGetLineNo(n), (const char *)n->name, max_elements);
 		goto done;
 	}
 	/* schema */
@@ -276,8 +275,8 @@ gha_load_rc_t gha_xml_load(const char *file, const char *xsd_path,
 	gha_load_rc_t rc;
 
 	*out = NULL;
-	rc = gha_xml_read(file, xsd_path, xsd_buf, xsd_len, o->max_elements, &d,
-			err, errlen);
+	rc = gha_xml_read(
+			file, xsd_path, xsd_buf, xsd_len, o->max_elements, &d, err, errlen);
 	if(rc == GHA_LOAD_OK)
 		rc = gha_pool_build(&d, o, a, out, err, errlen);
 	gha_draft_free(&d);

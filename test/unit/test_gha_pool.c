@@ -322,7 +322,8 @@ static void test_default_resolver_literals(void **state)
 
 static int same(const gha_addr_t *a, const gha_addr_t *b)
 {
-	return a->af == b->af && memcmp(a->ip, b->ip, a->af == AF_INET ? 4 : 16) == 0;
+	return a->af == b->af
+		   && memcmp(a->ip, b->ip, a->af == AF_INET ? 4 : 16) == 0;
 }
 
 /* the former linear gha_pool_find_member_addr() */
@@ -407,8 +408,8 @@ static gha_pool_t *big_pool(int n)
 							20000 + v);
 					break;
 				case 2: /* default port, TLS */
-					x->uri[k] = xstrdup_printf("sips:10.2.%d.%d", v / 250,
-							v % 250);
+					x->uri[k] =
+							xstrdup_printf("sips:10.2.%d.%d", v / 250, v % 250);
 					break;
 				case 3: /* a name: default port, 5070, others */
 					if(v == 3)
@@ -420,13 +421,13 @@ static gha_pool_t *big_pool(int n)
 								"sip:sips-a.example:%d", 30000 + v);
 					break;
 				default:
-					x->uri[k] = xstrdup_printf("sip:10.3.%d.%d:5060", v / 250,
-							v % 250);
+					x->uri[k] = xstrdup_printf(
+							"sip:10.3.%d.%d:5060", v / 250, v % 250);
 			}
 		}
 	}
-	assert_int_equal(gha_pool_build(&d, &o, &A, &p, err, sizeof(err)),
-			GHA_LOAD_OK);
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
 	gha_draft_free(&d);
 	return p;
 }
@@ -526,17 +527,17 @@ static void test_lookup_tables(void **state)
 	assert_int_equal(m1, 1);
 	/* one address, many ports (UDP): each port its own member */
 	t_resolve("10.1.0.1", &a, NULL);
-	assert_int_equal(gha_pool_find_member_addr(p, &a, 10000 + 1990, 0, &m1),
-			995);
+	assert_int_equal(
+			gha_pool_find_member_addr(p, &a, 10000 + 1990, 0, &m1), 995);
 	assert_int_equal(m1, 0);
 	assert_int_equal(gha_pool_find_member_addr(p, &a, 10001, 0, &m1), -1);
 	/* an address that is not a member */
 	t_resolve("10.9.9.9", &a, NULL);
 	assert_int_equal(gha_pool_find_member_addr(p, &a, 5060, 1, &m1), -1);
 	/* the tables are in the one block */
-	assert_true((char *)p->h_host > (char *)p
-				&& (char *)(p->h_host + p->hmask_host + 1)
-						   <= (char *)p + p->size);
+	assert_true(
+			(char *)p->h_host > (char *)p
+			&& (char *)(p->h_host + p->hmask_host + 1) <= (char *)p + p->size);
 	gha_pool_free(p, &A);
 	assert_int_equal(live, 0);
 }

@@ -231,8 +231,8 @@ static void test_missing_file_and_schema(void **state)
 	assert_non_null(strstr(err, "is unusable"));
 }
 
-static gha_load_rc_t load_max(const char *text, int max, gha_pool_t **p,
-		char *err)
+static gha_load_rc_t load_max(
+		const char *text, int max, gha_pool_t **p, char *err)
 {
 	gha_build_opts_t o;
 	gha_load_rc_t rc;
@@ -246,19 +246,19 @@ static gha_load_rc_t load_max(const char *text, int max, gha_pool_t **p,
 	return rc;
 }
 
-#define SIX                                                             \
-	HEAD "<pool version=\"1\">\n"                                       \
-		 "<proxies>\n"                                                  \
-		 "<proxy address=\"127.0.0.1:5060\"/>\n"                        \
-		 "<proxy address=\"127.0.0.2:5060\"/>\n"                        \
-		 "</proxies>\n"                                                 \
-		 "<sipserver name=\"A\"><primary uri=\"sip:10.0.0.1\"/>"        \
-		 "<backup uri=\"sip:10.0.0.2\"/></sipserver>\n"                 \
-		 "<sipserver name=\"B\"><primary uri=\"sip:10.0.0.3\"/>"        \
-		 "<backup uri=\"sip:10.0.0.4\"/></sipserver>\n"                 \
-		 "<sipserver name=\"C\"><primary uri=\"sip:10.0.0.5\"/>"        \
-		 "<backup uri=\"sip:10.0.0.6\"/></sipserver>\n"                 \
-		 "<featureserver name=\"F\" uri=\"sip:10.0.0.7\"/>\n"           \
+#define SIX                                                      \
+	HEAD "<pool version=\"1\">\n"                                \
+		 "<proxies>\n"                                           \
+		 "<proxy address=\"127.0.0.1:5060\"/>\n"                 \
+		 "<proxy address=\"127.0.0.2:5060\"/>\n"                 \
+		 "</proxies>\n"                                          \
+		 "<sipserver name=\"A\"><primary uri=\"sip:10.0.0.1\"/>" \
+		 "<backup uri=\"sip:10.0.0.2\"/></sipserver>\n"          \
+		 "<sipserver name=\"B\"><primary uri=\"sip:10.0.0.3\"/>" \
+		 "<backup uri=\"sip:10.0.0.4\"/></sipserver>\n"          \
+		 "<sipserver name=\"C\"><primary uri=\"sip:10.0.0.5\"/>" \
+		 "<backup uri=\"sip:10.0.0.6\"/></sipserver>\n"          \
+		 "<featureserver name=\"F\" uri=\"sip:10.0.0.7\"/>\n"    \
 		 "</pool>\n"
 
 /* max_pool_elements: <sipserver>, <featureserver> and <proxy> together */
@@ -319,7 +319,8 @@ static void test_large_pool_lines(void **state)
 	snprintf(prefix, sizeof(prefix), "%s:8000", path);
 	if(strncmp(err, prefix, strlen(prefix)) != 0)
 		fail_msg("error '%s' does not start with '%s'", err, prefix);
-	snprintf(prefix, sizeof(prefix), ": element <backup> of 'SIPS_%d': "
+	snprintf(prefix, sizeof(prefix),
+			": element <backup> of 'SIPS_%d': "
 			"10.5.79.249:5060 is already a member of 'SIPS_%d' (line 8000",
 			n - 1, n - 1);
 	if(strstr(err, prefix) == NULL)
