@@ -34,6 +34,7 @@ Usage: bench/ha_scale.py [--cost] [--reload] [--calls] [--quick] [--out FILE]
 """
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -227,6 +228,79 @@ def table(costs, reloads):
     return "\n".join(lines)
 
 
+def _svg_panel(x0, title, xs_label, ylabel, series, xs, ymin, ymax, fmt):
+    """one panel of the plot: log x axis over xs, lines of (name, color,
+    {x: y})"""
+    import math
+    w, h, ml, mr, mt, mb = 420, 260, 58, 12, 40, 38
+    lx0, lx1 = math.log10(xs[0]), math.log10(xs[-1])
+
+    def px(x):
+        return x0 + ml + (math.log10(x) - lx0) / (lx1 - lx0 or 1) * (w - ml - mr)
+
+    def py(y):
+        return h - mb - (y - ymin) / (ymax - ymin or 1) * (h - mt - mb)
+    out = ['<text x="%.1f" y="18" font-size="13" font-weight="bold">%s</text>'
+           % (x0 + ml, title),
+           '<rect x="%.1f" y="%d" width="%d" height="%d" fill="none" '
+           'stroke="#999"/>' % (x0 + ml, mt, w - ml - mr, h - mt - mb)]
+    for x in xs:
+        out.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle">'
+                   '%d</text>' % (px(x), h - mb + 15, x))
+    out.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s'
+               '</text>' % (x0 + ml + (w - ml - mr) / 2, h - 6, xs_label))
+    for i in range(5):
+        y = ymin + (ymax - ymin) * i / 4
+        out.append('<text x="%.1f" y="%.1f" font-size="10" text-anchor="end">'
+                   '%s</text>' % (x0 + ml - 4, py(y) + 3, fmt % y))
+    out.append('<text x="%.1f" y="%d" font-size="11">%s</text>'
+               % (x0 + ml + 4, mt - 6, ylabel))
+    for n, (name, color, pts) in enumerate(series):
+        xy = [(px(x), py(pts[x])) for x in xs if x in pts]
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2" '
+                   'points="%s"/>' % (color, " ".join("%.1f,%.1f" % p
+                                                      for p in xy)))
+        for p in xy:
+            out.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>'
+                       % (p[0], p[1], color))
+        out.append('<text x="%.1f" y="%d" font-size="11" fill="%s">%s</text>'
+                   % (x0 + ml + 8, mt + 16 + 14 * n, color, name))
+    return out
+
+
+def svg(costs, reloads):
+    """cost per call (relative to 1 pair) and reload time against the pool
+    size, side by side"""
+    parts, x0 = [], 0
+    if costs:
+        sizes = sorted(set(n for _, n in costs))
+        series = []
+        for kind, color in (("endpoint", "#1f6fd1"), ("sipserver", "#d62728")):
+            base = costs.get((kind, sizes[0]))
+            if base:
+                series.append(("%s calls" % kind, color, dict(
+                    (n, (costs[(kind, n)] / base - 1) * 100)
+                    for n in sizes if (kind, n) in costs)))
+        parts += _svg_panel(x0, "instructions per call vs 1 pair",
+                            "pairs in the pool", "%", series, sizes, -1, 1,
+                            "%+.1f %%")
+        x0 += 430
+    if reloads:
+        sizes = sorted(reloads)
+        top = max(0.5, max(r["reload"] for r in reloads.values()))
+        parts += _svg_panel(
+            x0, "genesys_ha.reload (unchanged file)", "pairs in the pool",
+            "seconds", [("reload (median)", "#1f6fd1", dict(
+                (n, r["reload"]) for n, r in reloads.items())),
+                ("core.uptime during a reload", "#ff8c00", dict(
+                    (n, r["rpc_during"]) for n, r in reloads.items()))],
+            sizes, 0, top, "%.2f")
+        x0 += 430
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="260" '
+            'font-family="sans-serif">\n%s\n</svg>\n'
+            % (max(x0, 430), "\n".join(parts)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cost", action="store_true")
@@ -263,7 +337,15 @@ def main():
                  % dict(during, rate=args.rate))
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        out = Path(args.out)
+        out.write_text(text + "\n")
+        out.with_suffix(".json").write_text(json.dumps({
+            "cost": [{"kind": k, "pairs": n, "instructions": v}
+                     for (k, n), v in sorted(costs.items())],
+            "reload": [dict(r, pairs=n) for n, r in sorted(reloads.items())],
+            "calls_during_reloads": during}, indent=1) + "\n")
+        if costs or reloads:
+            out.with_suffix(".svg").write_text(svg(costs, reloads))
     return 0
 
 
