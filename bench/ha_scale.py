@@ -28,6 +28,7 @@ calls   SIPp calls at 100 cps through a 10,000-pair pool while 20 reloads
         run, one per second: failed calls (none expected).
 
 Usage: bench/ha_scale.py [--cost] [--reload] [--calls] [--quick] [--out FILE]
+       bench/ha_scale.py --report RUN.json [--before OLD.json] --out PLOT.svg
        [--cost-sizes 1,10,100,1000] [--reload-sizes 100,1000,10000]
        [--calls-pairs 10000] [--rate 100]
 (none of --cost/--reload/--calls: all three)
@@ -257,9 +258,11 @@ def _svg_panel(x0, title, xs_label, ylabel, series, xs, ymin, ymax, fmt):
                % (x0 + ml + 4, mt - 6, ylabel))
     for n, (name, color, pts) in enumerate(series):
         xy = [(px(x), py(pts[x])) for x in xs if x in pts]
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" '
-                   'points="%s"/>' % (color, " ".join("%.1f,%.1f" % p
-                                                      for p in xy)))
+        dash = ' stroke-dasharray="5,4"' if color.endswith(" dashed") else ""
+        color = color.split()[0]
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2"%s '
+                   'points="%s"/>' % (color, dash, " ".join("%.1f,%.1f" % p
+                                                            for p in xy)))
         for p in xy:
             out.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>'
                        % (p[0], p[1], color))
@@ -268,37 +271,65 @@ def _svg_panel(x0, title, xs_label, ylabel, series, xs, ymin, ymax, fmt):
     return out
 
 
-def svg(costs, reloads):
-    """cost per call (relative to 1 pair) and reload time against the pool
-    size, side by side"""
+def svg(costs, reloads, before=None):
+    """cost per call and reload time against the pool size, side by side;
+    with `before` ((costs, reloads) of another run): both, that one dashed,
+    costs in instructions instead of % of 1 pair"""
     parts, x0 = [], 0
+    bc, br = before or ({}, {})
     if costs:
-        sizes = sorted(set(n for _, n in costs))
+        sizes = sorted(set(n for _, n in list(costs) + list(bc)))
         series = []
         for kind, color in (("endpoint", "#1f6fd1"), ("sipserver", "#d62728")):
             base = costs.get((kind, sizes[0]))
-            if base:
+            if before:
+                series.append(("%s calls" % kind, color, dict(
+                    (n, v / 1000.0) for (k, n), v in costs.items()
+                    if k == kind)))
+                series.append(("%s calls, before" % kind, color + " dashed",
+                               dict((n, v / 1000.0) for (k, n), v in bc.items()
+                                    if k == kind)))
+            elif base:
                 series.append(("%s calls" % kind, color, dict(
                     (n, (costs[(kind, n)] / base - 1) * 100)
                     for n in sizes if (kind, n) in costs)))
-        parts += _svg_panel(x0, "instructions per call vs 1 pair",
-                            "pairs in the pool", "%", series, sizes, -1, 1,
-                            "%+.1f %%")
+        if before:
+            top = max(list(costs.values()) + list(bc.values())) / 1000.0
+            parts += _svg_panel(x0, "instructions per call", "pairs in the "
+                                "pool", "thousands", series, sizes, 0,
+                                top * 1.1, "%.0f")
+        else:
+            parts += _svg_panel(x0, "instructions per call vs 1 pair",
+                                "pairs in the pool", "%", series, sizes, -1, 1,
+                                "%+.1f %%")
         x0 += 430
     if reloads:
-        sizes = sorted(reloads)
-        top = max(0.5, max(r["reload"] for r in reloads.values()))
+        sizes = sorted(set(reloads) | set(br))
+        top = max([0.5] + [r["reload"] for r in reloads.values()]
+                  + [r["reload"] for r in br.values()])
+        series = [("reload (median)", "#1f6fd1", dict(
+            (n, r["reload"]) for n, r in reloads.items())),
+            ("core.uptime during a reload", "#ff8c00", dict(
+                (n, r["rpc_during"]) for n, r in reloads.items()))]
+        if before:
+            series.append(("reload, before", "#1f6fd1 dashed", dict(
+                (n, r["reload"]) for n, r in br.items())))
         parts += _svg_panel(
             x0, "genesys_ha.reload (unchanged file)", "pairs in the pool",
-            "seconds", [("reload (median)", "#1f6fd1", dict(
-                (n, r["reload"]) for n, r in reloads.items())),
-                ("core.uptime during a reload", "#ff8c00", dict(
-                    (n, r["rpc_during"]) for n, r in reloads.items()))],
-            sizes, 0, top, "%.2f")
+            "seconds", series, sizes, 0, top * 1.1, "%.2f")
         x0 += 430
     return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="260" '
             'font-family="sans-serif">\n%s\n</svg>\n'
             % (max(x0, 430), "\n".join(parts)))
+
+
+def load_json(path):
+    """(costs, reloads, calls) of a --out JSON file"""
+    d = json.loads(Path(path).read_text())
+    return (dict(((c["kind"], c["pairs"]), c["instructions"])
+                 for c in d["cost"]),
+            dict((r["pairs"], r) for r in d["reload"]),
+            d.get("calls_during_reloads"))
 
 
 def main():
@@ -316,8 +347,17 @@ def main():
     ap.add_argument("--net", default="127.99.2",
                     help="first three bytes of the fixed addresses")
     ap.add_argument("--out")
+    ap.add_argument("--report", help="redraw --out's SVG from this JSON "
+                    "(no run)")
+    ap.add_argument("--before", help="with --report: another run's JSON, "
+                    "drawn dashed")
     args = ap.parse_args()
     set_net(args.net)
+    if args.report:
+        costs, reloads, _ = load_json(args.report)
+        before = load_json(args.before)[:2] if args.before else None
+        Path(args.out).write_text(svg(costs, reloads, before))
+        return 0
     both = not args.cost and not args.reload and not args.calls
     costs, reloads, during = {}, {}, None
     with tempfile.TemporaryDirectory(prefix="bench-ha-scale-") as tmp:
