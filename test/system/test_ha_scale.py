@@ -224,3 +224,95 @@ def test_element_limit_refuses_reload_and_start(tmp_path, kamailio_factory,
         k3.start(timeout=10)
     k3.stop(check=False)
     assert "max_pool_elements 0 is invalid" in k3.log_text()
+
+
+class Peer6(hu.Peer):
+    """hu.Peer on an IPv6 address (::1, a port of its own)"""
+
+    def __init__(self, **kw):
+        import threading
+        threading.Thread.__init__(self, daemon=True)
+        self.address = "::1"
+        self.options_code = 200
+        self.answer_requests = True
+        self.invite_code = 200
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.sock.bind(("::1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.05)
+        self.received = []
+        self.responses = []
+        self._quit = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self):
+        return "sip:[::1]:%d" % self.port
+
+
+def udp6_request(kport, method, ruri, route=None, timeout=3.0):
+    """one request from a fresh ::1 port; returns the final reply's first
+    line or None"""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("::1", 0))
+    port = s.getsockname()[1]
+    extra = "Route: %s\r\n" % route if route else ""
+    totag = ";tag=x1" if route else ""
+    msg = ("%s %s SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP [::1]:%d;branch=z9hG4bK6%d;rport\r\n"
+           "From: <sip:1001@[::1]>;tag=e1\r\n"
+           "To: <%s>%s\r\n"
+           "Call-ID: v6-%f@ep\r\n"
+           "CSeq: 1 %s\r\n"
+           "Contact: <sip:ep@[::1]:%d>\r\n"
+           "Max-Forwards: 70\r\n%s"
+           "Content-Length: 0\r\n\r\n"
+           % (method, ruri, port, int(time.time() * 1e6), ruri, totag,
+              time.time(), method, port, extra))
+    s.settimeout(timeout)
+    try:
+        s.sendto(msg.encode(), ("::1", kport))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = s.recvfrom(65535)[0].decode(errors="replace")
+            if not text.startswith("SIP/2.0 1"):
+                return text.split("\r\n", 1)[0]
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+    return None
+
+
+def test_ipv6_members(tmp_path, kamailio_factory):
+    """IPv6 members: an in-dialog request whose Request-URI names the
+    backup as [::1]:port (Kamailio keeps the [] of an IPv6 reference) goes
+    to the pair's active member, like an IPv4 one."""
+    pri, bak = Peer6(), Peer6()
+    pri.start()
+    bak.start()
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        kport = probe.getsockname()[1]
+        probe.close()
+        path = hu.write_pool(tmp_path / "pool.xml",
+                             [("SIPS_6", pri.uri, bak.uri, None)])
+        k = hu.start_proxy(
+            kamailio_factory, path,
+            defines={"LISTEN_UDP": "udp:[::1]:%d" % kport,
+                     "LISTEN_TCP": "tcp:[::1]:%d" % kport})
+        hu.wait_pool(k, lambda p: p["SIPS_6"]["members"]["backup"]["state"]
+                     == "active", what="members probed")
+        # a new request: the serving (only) pair's active member
+        assert udp6_request(kport, "MESSAGE", "sip:2000@[::1]:%d" % kport) \
+            == "SIP/2.0 200 Peer"
+        assert len(pri.requests("MESSAGE")) == 1
+        # in dialog, to the backup by its IPv6 reference: the active member
+        route = "<sip:[::1]:%d;lr;gha=SIPS_6>" % kport
+        assert udp6_request(kport, "BYE", "sip:sips@[::1]:%d" % bak.port,
+                            route=route) == "SIP/2.0 200 Peer"
+        assert len(pri.requests("BYE")) == 1 and not bak.requests("BYE")
+    finally:
+        pri.stop()
+        bak.stop()
