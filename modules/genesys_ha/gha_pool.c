@@ -488,6 +488,14 @@ static int eq_fs(const void *ctx, uint32_t a, uint32_t b)
 	return strcmp(d->fs[a].name, d->fs[b].name) == 0;
 }
 
+static int eq_site(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_draft_t *d = ctx;
+	const char *x = d->pairs[a].site ? d->pairs[a].site : "";
+	const char *y = d->pairs[b].site ? d->pairs[b].site : "";
+	return strcmp(x, y) == 0;
+}
+
 static uint32_t hash_lower(const char *s)
 {
 	return hash_host(s, (int)strlen(s), 0);
@@ -671,7 +679,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	gha_load_rc_t rc = GHA_LOAD_OK;
 	vmember_t *pm = NULL, *fm = NULL;
 	gha_addr_t *paddr = NULL;
-	uint32_t *ht = NULL, hm, hm_pair, hm_mem, hm_host;
+	uint32_t *ht = NULL, hm, hm_pair, hm_mem, hm_host, hm_site;
+	int *site_of = NULL, *site_first = NULL, *site_pos, nsites = 0;
 	gha_resolve_f res = o->resolve ? o->resolve : gha_resolve_default;
 	const char *file = nz(d->file);
 	int i, j, k, own = -1, serving = -1;
@@ -766,6 +775,26 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		 * character escaped at most to %HH) */
 		strsz += slen(x->name) + slen(x->site)
 				 + sizeof(";" GHA_RR_PAIR "=") + 3 * strlen(x->name);
+	}
+	/* sites: the pairs of each, for ha_select_site() */
+	site_of = calloc((size_t)d->npairs * 2, sizeof(int));
+	if(site_of == NULL) {
+		rc = GHA_LOAD_NOMEM;
+		seterr(err, errlen, "out of memory");
+		goto done;
+	}
+	site_first = site_of + d->npairs;
+	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	for(i = 0; i < d->npairs; i++) {
+		const char *st = d->pairs[i].site ? d->pairs[i].site : "";
+		j = ht_insert(ht, hm, hash_name(st, (int)strlen(st)), (uint32_t)i,
+				eq_site, d);
+		if(j < 0) {
+			site_first[nsites] = i;
+			site_of[i] = nsites++;
+		} else {
+			site_of[i] = site_of[j];
+		}
 	}
 	/* the same SIP Server in two places would make its state ambiguous */
 	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
@@ -866,12 +895,14 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	hm_pair = ht_mask(d->npairs);
 	hm_mem = ht_mask(2 * d->npairs);
 	hm_host = ht_mask(4 * d->npairs); /* host and ip text of each member */
+	hm_site = ht_mask(nsites);
 	tabsz = ((size_t)hm_pair + 1 + 2 * ((size_t)hm_mem + 1) + (size_t)hm_host
-					+ 1)
+					+ 1 + (size_t)hm_site + 1 + 2 * (size_t)d->npairs)
 			* sizeof(uint32_t);
 	sz = sizeof(gha_pool_t) + (size_t)d->nproxies * sizeof(gha_proxy_t)
 		 + (size_t)d->npairs * sizeof(gha_pair_t)
-		 + (size_t)d->nfs * sizeof(gha_fs_t) + tabsz + strsz;
+		 + (size_t)d->nfs * sizeof(gha_fs_t)
+		 + (size_t)nsites * sizeof(gha_site_t) + tabsz + strsz;
 	p = a->alloc(sz, a->ctx);
 	if(p == NULL) {
 		seterr(err, errlen, "out of memory (%zu bytes for the pool)", sz);
@@ -886,14 +917,20 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	p->pairs = (gha_pair_t *)(p + 1);
 	p->fs = (gha_fs_t *)(p->pairs + d->npairs);
 	p->proxies = (gha_proxy_t *)(p->fs + d->nfs);
+	p->nsites = nsites;
+	p->sites = (gha_site_t *)(p->proxies + d->nproxies);
 	p->hmask_pair = hm_pair;
-	p->h_pair = (uint32_t *)(p->proxies + d->nproxies);
+	p->h_pair = (uint32_t *)(p->sites + nsites);
 	p->hmask_mem = hm_mem;
 	p->h_addrport = p->h_pair + hm_pair + 1;
 	p->h_ip = p->h_addrport + hm_mem + 1;
 	p->hmask_host = hm_host;
 	p->h_host = p->h_ip + hm_mem + 1;
-	sa.p = (char *)(p->h_host + hm_host + 1);
+	p->hmask_site = hm_site;
+	p->h_site = p->h_host + hm_host + 1;
+	p->site_pairs = (int *)(p->h_site + hm_site + 1);
+	p->all_pairs = p->site_pairs + d->npairs;
+	sa.p = (char *)(p->all_pairs + d->npairs);
 	sa.end = (char *)p + sz;
 	p->loaded_at = o->now;
 	p->own_index = own;
@@ -942,8 +979,27 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		goto done;
 	}
 	build_tables(p);
+	/* sites: counts, first entries, then the pairs in file order */
+	for(i = 0; i < d->npairs; i++)
+		p->sites[site_of[i]].n++;
+	for(i = 0, n = 0; i < nsites; i++) {
+		p->sites[i].name = p->pairs[site_first[i]].site;
+		p->sites[i].first = n;
+		n += p->sites[i].n;
+		ht_insert(p->h_site, hm_site,
+				hash_name(p->sites[i].name.s, p->sites[i].name.len),
+				(uint32_t)i, NULL, NULL);
+	}
+	site_pos = site_first; /* reused: next free entry of each site */
+	for(i = 0; i < nsites; i++)
+		site_pos[i] = p->sites[i].first;
+	for(i = 0; i < d->npairs; i++) {
+		p->site_pairs[site_pos[site_of[i]]++] = i;
+		p->all_pairs[i] = i;
+	}
 	*out = p;
 done:
+	free(site_of);
 	free(ht);
 	free(pm);
 	free(fm);
@@ -1049,6 +1105,30 @@ int gha_pool_find_member_host(
 		return -1;
 	*member = (int)((best - 1) & 1);
 	return (int)((best - 1) >> 1);
+}
+
+int gha_pool_site_pairs(const gha_pool_t *p, const str *site, const int **idx)
+{
+	const gha_site_t *s;
+	uint32_t i;
+
+	if(site == NULL || site->len <= 0) {
+		*idx = p->all_pairs;
+		return p->npairs;
+	}
+	*idx = NULL;
+	if(p->h_site == NULL)
+		return 0;
+	for(i = hash_name(site->s, site->len) & p->hmask_site; p->h_site[i];
+			i = (i + 1) & p->hmask_site) {
+		s = &p->sites[p->h_site[i] - 1];
+		if(s->name.len == site->len
+				&& memcmp(s->name.s, site->s, (size_t)site->len) == 0) {
+			*idx = p->site_pairs + s->first;
+			return s->n;
+		}
+	}
+	return 0;
 }
 
 int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port)

@@ -181,6 +181,14 @@ typedef struct gha_proxy
 	gha_addr_t addr;
 } gha_proxy_t;
 
+/*! the pairs of one site (site attribute of <sipserver>; empty: none) */
+typedef struct gha_site
+{
+	str name;  /*!< the site of its pairs (in the block) */
+	int first; /*!< its first entry in gha_pool_t.site_pairs */
+	int n;	   /*!< its number of pairs */
+} gha_site_t;
+
 typedef struct gha_pool
 {
 	int refcnt;				 /*!< owned by the glue (atomic builtins) */
@@ -204,6 +212,12 @@ typedef struct gha_pool
 	uint32_t *h_ip;		  /*!< resolved address -> first member at it */
 	uint32_t hmask_host;
 	uint32_t *h_host; /*!< configured host or ip text + port -> member id */
+	int nsites;
+	gha_site_t *sites;
+	uint32_t hmask_site;
+	uint32_t *h_site; /*!< site name -> site index */
+	int *site_pairs;  /*!< pair indexes by site, file order in a site */
+	int *all_pairs;	  /*!< 0 .. npairs - 1 */
 	size_t size;	  /*!< bytes of the block */
 } gha_pool_t;
 
@@ -242,6 +256,9 @@ int gha_pool_find_member_addr(const gha_pool_t *p, const gha_addr_t *a,
  * and *member, or -1; the first such member in file order */
 int gha_pool_find_member_host(
 		const gha_pool_t *p, const str *host, int port, int *member);
+/*! the pairs of a site: their count, and their indexes (file order) in
+ * *idx; an empty or NULL site: all pairs; an unknown site: 0 */
+int gha_pool_site_pairs(const gha_pool_t *p, const str *site, const int **idx);
 /*! same for feature servers: index or -1 */
 int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port);
 

@@ -226,6 +226,40 @@ def test_element_limit_refuses_reload_and_start(tmp_path, kamailio_factory,
     assert "max_pool_elements 0 is invalid" in k3.log_text()
 
 
+def test_site_selection_in_a_large_pool(tmp_path, kamailio_factory,
+                                        peer_factory):
+    """No serving pair: ha_select_site() balances over the pairs of the
+    proxy's site only (its pairs come from the snapshot, not from a scan
+    of the pool): 2 east pairs among 1000, every DN on one of them."""
+    n = 1000
+    e1, e2 = peer_factory(), peer_factory()
+    pairs = [("SIPS_%d" % i, filler(i, 0), filler(i, 1), "west")
+             for i in range(n)]
+    pairs[300] = ("SIPS_E1", e1.uri, filler(300, 1), "east")
+    pairs[n - 1] = ("SIPS_E2", e2.uri, filler(n - 1, 1), "east")
+    path = hu.write_pool(tmp_path / "pool.xml", pairs)
+    k = hu.start_proxy(
+        kamailio_factory, path,
+        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
+                               max_targets=2 * n + 16)),
+        defines={"GEO_LOCATION": '"east"'})
+    k.wait_log(r"pool .* loaded: 1000 SIP Server pairs")
+    for i in range(16):
+        status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
+                                   body_from=str(4000 + i))
+        assert status and status.startswith("SIP/2.0 200"), (i, status)
+    got1, got2 = len(e1.requests("INVITE")), len(e2.requests("INVITE"))
+    assert got1 + got2 == 16 and got1 > 0 and got2 > 0, (got1, got2)
+    # a site without pairs: -3, the reference config answers 503
+    k2 = hu.start_proxy(
+        kamailio_factory, path, name="north",
+        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
+                               max_targets=2 * n + 16)),
+        defines={"GEO_LOCATION": '"north"'})
+    status, _ = hu.udp_request(k2, "INVITE", "sip:2000@%s" % k2.address)
+    assert status and status.startswith("SIP/2.0 503"), status
+
+
 class Peer6(hu.Peer):
     """hu.Peer on an IPv6 address (::1, a port of its own)"""
 

@@ -594,6 +594,63 @@ static void test_build_large_duplicates(void **state)
 			"is already a member of 'SIPS_10007' (line 10008)");
 }
 
+/* the pairs of each site, in file order; no site: all pairs */
+static void test_site_pairs(void **state)
+{
+	static const char *sites[] = {
+			"east", "west", NULL, "east", "West", "", "west", "east"};
+	gha_draft_t d;
+	gha_draft_pair_t *x;
+	gha_pool_t *p = NULL;
+	gha_build_opts_t o = opts();
+	char err[512];
+	const int *idx;
+	str st;
+	int i, n;
+	(void)state;
+
+	memset(&d, 0, sizeof(d));
+	d.file = strdup("sites.xml");
+	for(i = 0; i < 8; i++) {
+		x = gha_draft_add_pair(&d);
+		x->name = xstrdup_printf("P%d", i);
+		x->site = sites[i] ? strdup(sites[i]) : NULL;
+		x->uri[0] = xstrdup_printf("sip:10.6.0.%d", 2 * i + 1);
+		x->uri[1] = xstrdup_printf("sip:10.6.0.%d", 2 * i + 2);
+	}
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
+	gha_draft_free(&d);
+	assert_int_equal(p->nsites, 4); /* east, west, "", West */
+	st.s = "east";
+	st.len = 4;
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 3);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 3);
+	assert_int_equal(idx[2], 7);
+	st.s = "west";
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 2);
+	assert_int_equal(idx[0], 1);
+	assert_int_equal(idx[1], 6);
+	st.s = "West"; /* site names are case-sensitive */
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 1);
+	assert_int_equal(idx[0], 4);
+	st.s = "north";
+	st.len = 5;
+	assert_int_equal(gha_pool_site_pairs(p, &st, &idx), 0);
+	st.len = 0;
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 8);
+	for(i = 0; i < 8; i++)
+		assert_int_equal(idx[i], i);
+	assert_int_equal(gha_pool_site_pairs(p, NULL, &idx), 8);
+	gha_pool_free(p, &A);
+	assert_int_equal(live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +663,7 @@ int main(void)
 			cmocka_unit_test(test_lookup_tables),
 			cmocka_unit_test(test_lookup_small_and_wrap),
 			cmocka_unit_test(test_build_large_duplicates),
+			cmocka_unit_test(test_site_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
