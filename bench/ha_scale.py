@@ -15,6 +15,10 @@ cost    callgrind instructions per call in the SIP receiver processes (the
                      ha_from_sipserver() finds the member,
                      ha_select_by_uri() looks the Request-URI up, ACK and
                      BYE from the SIP Server as above
+          endpoint_site  as endpoint, without serving_sipserver: the
+                     INVITE goes through ha_select_site() over the pairs
+                     of the proxy's site (SIPS_Bench alone in "east", the
+                     fillers in "west")
         The pair used is the last of the file (the worst place for a
         linear scan); the others are fillers on other addresses.
 reload  wall time of `kamcmd genesys_ha.reload` (unchanged file) for pools
@@ -61,11 +65,13 @@ def set_net(net):
     benchlib.ADDR_UAS = net + ".102"
     benchlib.ADDR_UAC = net + ".103"
     benchlib.ADDR_SILENT = net + ".104"
-    # (primary of SIPS_Bench, UAS address, UAC address)
+    # (primary of SIPS_Bench, UAS address, UAC address, sites)
     KINDS["endpoint"] = (benchlib.ADDR_UAS, benchlib.ADDR_UAS,
-                         benchlib.ADDR_UAC)
+                         benchlib.ADDR_UAC, False)
     KINDS["sipserver"] = (benchlib.ADDR_UAC, benchlib.ADDR_UAS,
-                          benchlib.ADDR_UAC)
+                          benchlib.ADDR_UAC, False)
+    KINDS["endpoint_site"] = (benchlib.ADDR_UAS, benchlib.ADDR_UAS,
+                              benchlib.ADDR_UAC, True)
 
 
 set_net("127.99.2")
@@ -76,11 +82,13 @@ def filler(i, k):
     return "sip:127.98.%d.%d:%d" % (i // 250, i % 250 + 1, 5060 + k)
 
 
-def pool_text(n, primary, backup=None):
+def pool_text(n, primary, backup=None, sites=False):
+    """n pairs, SIPS_Bench last; with sites, SIPS_Bench alone in "east",
+    the fillers in "west" """
     backup = backup or "sip:%s:5060" % benchlib.ADDR_SILENT
-    pairs = [("SIPS_%d" % i, filler(i, 0), filler(i, 1), None)
-             for i in range(n - 1)]
-    pairs.append(("SIPS_Bench", primary, backup, None))
+    pairs = [("SIPS_%d" % i, filler(i, 0), filler(i, 1),
+              "west" if sites else None) for i in range(n - 1)]
+    pairs.append(("SIPS_Bench", primary, backup, "east" if sites else None))
     return hu.pool_xml(pairs)
 
 
@@ -88,22 +96,29 @@ def cfg_text(npairs):
     return hu.reference_cfg({"oos_check": 0, "max_targets": 2 * npairs + 16})
 
 
-def defines(pool_path):
+def defines(pool_path, sites=False):
+    """SIPS_Bench serving; with sites, no serving pair: ha_select_site()
+    over the pairs of the proxy's site (east)"""
+    if sites:
+        return {"POOL_FILE": '"%s"' % pool_path, "GEO_LOCATION": '"east"'}
     return {"POOL_FILE": '"%s"' % pool_path,
             "SERVING_SIPSERVER": '"SIPS_Bench"'}
 
 
-def cost(tmp, sizes, quick):
+def cost(tmp, sizes, quick, kinds=None):
     calls = (20, 70) if quick else (50, 250)
     res = {}
-    for kind, (primary, uas, uac) in KINDS.items():
+    for kind, (primary, uas, uac, sites) in KINDS.items():
+        if kinds and kind not in kinds:
+            continue
         for n in sizes:
             d = Path(tmp) / ("cost-%s-%d" % (kind, n))
             d.mkdir(parents=True)
             pool = d / "pool.xml"
-            pool.write_text(pool_text(n, "sip:%s:5060" % primary))
+            pool.write_text(
+                pool_text(n, "sip:%s:5060" % primary, sites=sites))
             ir = benchlib.instructions_per_call(
-                d, cfg_text(n), defines(pool), calls=calls,
+                d, cfg_text(n), defines(pool, sites), calls=calls,
                 uas_address=uas, uac_address=uac)
             res[(kind, n)] = ir
             print("cost %-9s %5d pairs: %10.0f instructions per call"
@@ -280,7 +295,8 @@ def svg(costs, reloads, before=None):
     if costs:
         sizes = sorted(set(n for _, n in list(costs) + list(bc)))
         series = []
-        for kind, color in (("endpoint", "#1f6fd1"), ("sipserver", "#d62728")):
+        for kind, color in (("endpoint", "#1f6fd1"), ("sipserver", "#d62728"),
+                            ("endpoint_site", "#2ca02c")):
             base = costs.get((kind, sizes[0]))
             if before:
                 series.append(("%s calls" % kind, color, dict(
@@ -338,6 +354,8 @@ def main():
     ap.add_argument("--reload", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cost-sizes", default="1,10,100,1000")
+    ap.add_argument("--kinds", help="calls measured (default all): "
+                    "endpoint,sipserver,endpoint_site")
     ap.add_argument("--reload-sizes", default="100,1000,10000")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--calls", action="store_true",
@@ -368,7 +386,8 @@ def main():
                 tmp, [int(x) for x in args.reload_sizes.split(",")], args.runs)
         if args.cost or both:
             costs = cost(tmp, [int(x) for x in args.cost_sizes.split(",")],
-                         args.quick)
+                         args.quick,
+                         args.kinds.split(",") if args.kinds else None)
     text = table(costs, reloads)
     if during:
         text += ("\n\n%(calls)d calls at %(rate)d cps through %(pairs)d pairs "
