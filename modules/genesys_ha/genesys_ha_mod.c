@@ -28,6 +28,7 @@
 #include "gha_route.h"
 #include "gha_rpc.h"
 #include "gha_pending.h"
+#include "gha_poolrr.h"
 
 MODULE_VERSION
 
@@ -165,6 +166,8 @@ static param_export_t params[] = {
 	{"t1_probe", PARAM_INT, &gha_t1_probe},
 	{"t1_slots", PARAM_INT, &gha_t1_slots},
 	{"down_grace", PARAM_INT, &gha_down_grace},
+	{"rr_pool_name", PARAM_STR, &gha_rr_pool_name},
+	{"rr_pool_port", PARAM_INT, &gha_rr_pool_port},
 	{0, 0, 0}
 };
 
@@ -233,6 +236,8 @@ static int mod_init(void)
 		return -1;
 	}
 	if(gha_route_init() < 0)
+		return -1;
+	if(gha_poolrr_init() < 0)
 		return -1;
 	if(gha_pending_init() < 0)
 		return -1;

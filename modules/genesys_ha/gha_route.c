@@ -33,6 +33,7 @@
 #include "gha_route.h"
 #include "gha_rrparam.h"
 #include "gha_pending.h"
+#include "gha_poolrr.h"
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
@@ -456,6 +457,13 @@ static int record_route(sip_msg_t *msg, str *dn)
 		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
 	params.s = buf;
 	params.len = n;
+	if(gha_poolrr_applies(msg, c->from_member)) {
+		/* rr_pool_name: any proxy of the pool takes the in-dialog
+		 * requests (the pair id travels in the parameters) */
+		if(gha_poolrr_add(msg, &params) < 0)
+			return GHA_RC_ERROR;
+		return GHA_RC_OK;
+	}
 	if(gha_rrb.record_route(msg, &params) < 0) {
 		LM_ERR("record_route failed\n");
 		return GHA_RC_ERROR;

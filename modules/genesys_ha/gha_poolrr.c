@@ -1,0 +1,279 @@
+/*
+ * genesys_ha module: Record-Route by the pool's name
+ *
+ * Copyright (C) 2026 kamailio-genesys contributors
+ *
+ * This file is part of kamailio-genesys, modules for Kamailio.
+ * Licensed under the GNU General Public License, version 2 or later.
+ */
+
+/*!
+ * \file
+ * \brief genesys_ha :: Record-Route naming the pool (rr_pool_name)
+ *
+ * The Record-Route is built as the rr module builds its own (same lumps,
+ * same conditions: modules/rr/record.c build_rr()), with the pool's name
+ * where rr puts this proxy's address, the socket's port and an explicit
+ * transport: "<sip:POOL:PORT;transport=PROTO;lr[;r2=on];params>".  The
+ * parameter lump has rr's type, so add_rr_param() (sticky_rr()) called
+ * after it finds it, in both Record-Routes of a double Record-Route.
+ * Nothing is allocated but the lumps (pkg); no DNS: the name is only
+ * written, and recognised as ours through the core alias list.
+ */
+
+#include <string.h>
+
+#include "core/dprint.h"
+#include "core/sr_module.h"
+#include "core/data_lump.h"
+#include "core/name_alias.h"
+#include "core/mem/pkg.h"
+#include "core/ip_addr.h"
+#include "core/parser/parse_uri.h"
+#include "core/parser/parse_from.h"
+
+#include "gha_poolrr.h"
+
+str gha_rr_pool_name = STR_NULL;
+int gha_rr_pool_port = 1;
+
+/* rr's own parameters, read once at start-up (find_param_export) */
+static int rr_double = 1;
+static int rr_full_lr = 0;
+static int rr_fromtag = 0;
+
+#define PRR_PREFIX "Record-Route: <sip:"
+#define PRR_PREFIX_SIPS "Record-Route: <sips:"
+#define PRR_TRANSPORT ";transport="
+#define PRR_R2 ";r2=on"
+#define PRR_LR ";lr"
+#define PRR_LR_FULL ";lr=on"
+#define PRR_FTAG ";ftag="
+#define PRR_TERM ">\r\n"
+
+static int rr_int(struct sr_module *rr, char *name, int *val)
+{
+	modparam_t t;
+	int *p = (int *)find_param_export(rr, name, PARAM_INT, &t);
+
+	if(p == NULL) {
+		LM_ERR("cannot read the rr module's parameter %s\n", name);
+		return -1;
+	}
+	*val = *p;
+	return 0;
+}
+
+static int valid_name(const str *n)
+{
+	int i, c;
+
+	if(n->len <= 0 || n->len > 253 || n->s[0] == '.' || n->s[0] == '-'
+			|| n->s[n->len - 1] == '.')
+		return 0;
+	for(i = 0; i < n->len; i++) {
+		c = (unsigned char)n->s[i];
+		if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+				   || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int gha_poolrr_init(void)
+{
+	struct sr_module *rr;
+	int user = 0;
+
+	if(gha_rr_pool_port != 0 && gha_rr_pool_port != 1) {
+		LM_ERR("rr_pool_port %d is invalid: use 1 (the URI carries the "
+			   "port: A/AAAA records) or 0 (no port: SRV records)\n",
+				gha_rr_pool_port);
+		return -1;
+	}
+	if(gha_rr_pool_name.len <= 0)
+		return 0;
+	if(!valid_name(&gha_rr_pool_name)) {
+		LM_ERR("rr_pool_name '%.*s' is invalid: give the pool's FQDN "
+			   "(host name only, the seed's external-contact host, resolved "
+			   "by DNS to every proxy of the pool)\n",
+				gha_rr_pool_name.len, gha_rr_pool_name.s);
+		return -1;
+	}
+	rr = find_module_by_name("rr");
+	if(rr == NULL || rr_int(rr, "enable_double_rr", &rr_double) < 0
+			|| rr_int(rr, "enable_full_lr", &rr_full_lr) < 0
+			|| rr_int(rr, "append_fromtag", &rr_fromtag) < 0
+			|| rr_int(rr, "add_username", &user) < 0)
+		return -1;
+	if(user != 0) {
+		LM_ERR("rr_pool_name cannot be used with the rr module's "
+			   "add_username: set it to 0\n");
+		return -1;
+	}
+	/* the name is ours on every proxy of the pool: loose_route() and
+	 * "uri == myself" take it as this proxy (core alias=, any port and
+	 * transport) */
+	if(add_alias(gha_rr_pool_name.s, gha_rr_pool_name.len, 0, 0) < 0) {
+		LM_ERR("cannot add '%.*s' to the aliases\n", gha_rr_pool_name.len,
+				gha_rr_pool_name.s);
+		return -1;
+	}
+	LM_INFO("Record-Route by the pool's name '%.*s' (%s): every proxy of "
+			"the pool takes its dialogs' in-dialog requests\n",
+			gha_rr_pool_name.len, gha_rr_pool_name.s,
+			gha_rr_pool_port ? "with the socket's port" : "no port");
+	return 0;
+}
+
+int gha_poolrr_applies(sip_msg_t *msg, int from_member)
+{
+	if(gha_rr_pool_name.len <= 0)
+		return 0;
+	return from_member || msg->rcv.proto == PROTO_UDP
+		   || msg->rcv.proto == PROTO_SCTP;
+}
+
+static char *pkg_dup(const char *s, int len)
+{
+	char *p = pkg_malloc(len > 0 ? len : 1);
+
+	if(p == NULL) {
+		PKG_MEM_ERROR;
+		return NULL;
+	}
+	memcpy(p, s, len);
+	return p;
+}
+
+/* one Record-Route after l (its head) and before l2 (its tail), as rr's
+ * build_rr(): inbound names the receiving socket's port and transport,
+ * outbound the sending one's */
+static int build(struct lump *l, struct lump *l2, str *params, str *tag,
+		int inbound, int sips)
+{
+	const char *pre = sips ? PRR_PREFIX_SIPS : PRR_PREFIX;
+	int plen = (int)strlen(pre), hlen, slen, lrlen;
+	char *hdr = NULL, *suffix = NULL, *p;
+
+	hlen = plen + gha_rr_pool_name.len + (gha_rr_pool_port ? 1 : 0);
+	hdr = pkg_malloc(hlen);
+	if(hdr == NULL) {
+		PKG_MEM_ERROR;
+		return -1;
+	}
+	memcpy(hdr, pre, plen);
+	memcpy(hdr + plen, gha_rr_pool_name.s, gha_rr_pool_name.len);
+	if(gha_rr_pool_port)
+		hdr[hlen - 1] = ':';
+	if((l = insert_new_lump_after(l, hdr, hlen, 0)) == NULL)
+		goto err;
+	hdr = NULL;
+	if(gha_rr_pool_port
+			&& (l = insert_subst_lump_after(
+						l, inbound ? SUBST_RCV_PORT : SUBST_SND_PORT, 0))
+					   == NULL)
+		goto err0;
+	if((p = pkg_dup(PRR_TRANSPORT, sizeof(PRR_TRANSPORT) - 1)) == NULL)
+		goto err0;
+	if((l = insert_new_lump_after(l, p, sizeof(PRR_TRANSPORT) - 1, 0))
+			== NULL) {
+		pkg_free(p);
+		goto err0;
+	}
+	if((l = insert_subst_lump_after(
+				l, inbound ? SUBST_RCV_PROTO : SUBST_SND_PROTO, 0))
+			== NULL)
+		goto err0;
+	if(rr_double) {
+		if((l = insert_cond_lump_after(l,
+					rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0))
+				== NULL)
+			goto err0;
+		if((p = pkg_dup(PRR_R2, sizeof(PRR_R2) - 1)) == NULL)
+			goto err0;
+		if((l = insert_new_lump_after(l, p, sizeof(PRR_R2) - 1, 0)) == NULL) {
+			pkg_free(p);
+			goto err0;
+		}
+	}
+	lrlen = rr_full_lr ? sizeof(PRR_LR_FULL) - 1 : sizeof(PRR_LR) - 1;
+	slen = lrlen + (params ? params->len : 0)
+		   + (tag && tag->len > 0 ? (int)sizeof(PRR_FTAG) - 1 + tag->len : 0);
+	if((suffix = pkg_malloc(slen)) == NULL) {
+		PKG_MEM_ERROR;
+		goto err0;
+	}
+	p = suffix;
+	memcpy(p, rr_full_lr ? PRR_LR_FULL : PRR_LR, lrlen);
+	p += lrlen;
+	if(tag && tag->len > 0) {
+		memcpy(p, PRR_FTAG, sizeof(PRR_FTAG) - 1);
+		p += sizeof(PRR_FTAG) - 1;
+		memcpy(p, tag->s, tag->len);
+		p += tag->len;
+	}
+	if(params && params->len > 0)
+		memcpy(p, params->s, params->len);
+	/* rr's type: add_rr_param() finds this lump */
+	if((l2 = insert_new_lump_before(l2, suffix, slen, HDR_RECORDROUTE_T))
+			== NULL)
+		goto err;
+	suffix = NULL;
+	if((p = pkg_dup(PRR_TERM, sizeof(PRR_TERM) - 1)) == NULL)
+		goto err0;
+	if(insert_new_lump_before(l2, p, sizeof(PRR_TERM) - 1, 0) == NULL) {
+		pkg_free(p);
+		goto err0;
+	}
+	return 0;
+err:
+	if(hdr)
+		pkg_free(hdr);
+	if(suffix)
+		pkg_free(suffix);
+err0:
+	LM_ERR("cannot add the pool's Record-Route (lumps)\n");
+	return -1;
+}
+
+int gha_poolrr_add(sip_msg_t *msg, str *params)
+{
+	struct lump *l, *l2;
+	str *tag = NULL;
+	int off, sips;
+
+	if(msg->headers == NULL) {
+		LM_ERR("no headers\n");
+		return -1;
+	}
+	if(rr_fromtag) {
+		/* ha_record_route() is for initial requests: the From tag */
+		if(parse_from_header(msg) < 0) {
+			LM_ERR("cannot parse the From header\n");
+			return -1;
+		}
+		tag = &get_from(msg)->tag_value;
+	}
+	sips = parse_sip_msg_uri(msg) >= 0 && msg->parsed_uri.type == SIPS_URI_T;
+	off = (int)(msg->headers->name.s - msg->buf);
+	if(rr_double) {
+		/* toward the next hop: only when the request leaves on another
+		 * socket or transport (rr: COND_IF_DIFF_REALMS) */
+		l = anchor_lump(msg, off, 0, HDR_RECORDROUTE_T);
+		l2 = anchor_lump(msg, off, 0, 0);
+		if(l == NULL || l2 == NULL)
+			return -1;
+		l = insert_cond_lump_after(
+				l, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
+		l2 = insert_cond_lump_before(
+				l2, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
+		if(l == NULL || l2 == NULL || build(l, l2, params, tag, 0, sips) < 0)
+			return -1;
+	}
+	l = anchor_lump(msg, off, 0, HDR_RECORDROUTE_T);
+	l2 = anchor_lump(msg, off, 0, 0);
+	if(l == NULL || l2 == NULL)
+		return -1;
+	return build(l, l2, params, tag, 1, sips);
+}
