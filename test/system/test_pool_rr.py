@@ -1,0 +1,190 @@
+"""genesys_ha rr_pool_name (issue 16): Record-Route by the pool's name.
+
+Three proxies run the reference etc/kamailio.cfg with the same pool file and
+POOL_RR_NAME: the Record-Route of a dialog names the pool's FQDN, which
+every proxy takes as its own (alias), so any proxy routes the dialog's
+in-dialog requests by the pair id in the Route.  The user agents follow
+RFC 3263: they resolve the name (the test's own table, see pool_ua.py) to
+the three proxies and try the next address after an ICMP error or a
+timeout.  Calls set up through proxy A survive A's SIGKILL: every BYE and
+re-INVITE, from either side, reaches its destination through another proxy.
+Without the option the Record-Route names the proxy itself, as before."""
+
+import os
+import re
+import signal
+
+import pytest
+
+import harness
+from ha_util import Peer, start_proxy, udp_request, wait_pool, write_pool
+from pool_ua import PoolUA, Resolver, record_routes
+
+POOL = "sip-pool.example.test"
+PAIR = "ss1"
+
+
+def sigkill(k):
+    """SIGKILL every process of the proxy: no shutdown at all"""
+    assert not k.failures(), k.failures()
+    os.killpg(k.proc.pid, signal.SIGKILL)
+    k.proc.wait()
+    k.proc = None   # nothing left for the fixture to stop or check
+
+
+class Env:
+    pass
+
+
+def make_env(kamailio_factory, tmp_path, nproxies=3, pool_rr=True,
+             extra=None):
+    e = Env()
+    e.ss = PoolUA(harness.next_address(), user="sipserver")
+    e.backup = Peer()
+    e.ss.start()
+    e.backup.start()
+    pool = write_pool(tmp_path / "pool.xml",
+                      [(PAIR, "sip:%s:5060" % e.ss.address, e.backup.uri,
+                        None)])
+    defines = {"POOL_RR_NAME": '"%s"' % POOL} if pool_rr else {}
+    defines.update(extra or {})
+    e.proxies = [start_proxy(kamailio_factory, pool, name="proxy%d" % i,
+                             defines=defines) for i in range(nproxies)]
+    for k in e.proxies:
+        wait_pool(k, lambda p: p[PAIR]["state"] == "up", what="pair up")
+    # the pool's A records: proxy A first, as a resolver may return them
+    e.resolver = Resolver({POOL: [k.address for k in e.proxies]})
+    e.ss.resolver = e.resolver
+    e.phone = PoolUA(harness.next_address(), user="1001", resolver=e.resolver)
+    e.phone.start()
+    return e
+
+
+@pytest.fixture
+def env(kamailio_factory, tmp_path):
+    e = make_env(kamailio_factory, tmp_path)
+    yield e
+    e.phone.stop()
+    e.ss.stop()
+    e.backup.stop()
+
+
+def via_a(e):
+    return "sip:%s:%d" % (e.proxies[0].address, e.proxies[0].port)
+
+
+def test_record_route_names_the_pool(env):
+    """the SIP Server and the phone see one Record-Route naming the pool
+    (not the proxy), with the pair id; in-dialog requests go through it"""
+    a = env.proxies[0]
+    d, ok, _ = env.phone.invite("sip:2000@%s" % POOL, via_a(env))
+    assert d is not None, ok
+    inv = env.ss.wait_got("INVITE", d.call_id)[0]
+    rr = record_routes(inv)
+    assert rr == ["%s:5060;transport=udp;lr;gha=%s*1001" % ("sip:" + POOL,
+                                                             PAIR)], rr
+    assert a.address not in inv.hdr("Record-Route")
+    assert d.route_set == rr
+    assert env.ss.wait_got("ACK", d.call_id)
+    bye, att = env.phone.request(d, "BYE")
+    assert bye is not None and bye.status == 200, att
+    assert env.ss.wait_got("BYE", d.call_id)
+    # every proxy's log stayed clean (no socket mismatch warning either)
+    for k in env.proxies:
+        assert "no socket found" not in k.log_text()
+
+
+def test_calls_survive_proxy_death(env):
+    """20 calls through proxy A; A is SIGKILLed; every call is hung up
+    (10 by the phone, 10 by the SIP Server), two are re-INVITEd first (one
+    from each side): 100 % of the requests reach the other side through
+    proxy B or C, after the ICMP error of A"""
+    a, others = env.proxies[0], env.proxies[1:]
+    calls = []
+    for i in range(20):
+        d, ok, att = env.phone.invite("sip:2000@%s" % POOL, via_a(env))
+        assert d is not None, (ok, att)
+        assert [x.addr[0] for x in att] == [a.address]
+        calls.append(d)
+    # the SIP Server side of every dialog, and the ACKs through A
+    ss_side = {}
+    for d in calls:
+        assert env.ss.wait_got("ACK", d.call_id, 1), d.call_id
+        ss_side[d.call_id] = env.ss.dialogs[d.call_id]
+        assert ss_side[d.call_id].route_set[0].startswith("sip:%s:" % POOL)
+
+    sigkill(a)
+
+    other_addrs = {k.address for k in others}
+    reached = 0
+    # a re-INVITE from each side first
+    ok, att = env.phone.request(calls[0], "INVITE")
+    assert ok is not None and ok.status == 200, att
+    assert att[0].addr[0] == a.address and att[0].outcome == "icmp", att
+    assert att[-1].addr[0] in other_addrs, att
+    assert env.ss.wait_got("INVITE", calls[0].call_id, calls[0].cseq)
+    assert env.ss.wait_got("ACK", calls[0].call_id, calls[0].cseq)
+    sd = ss_side[calls[1].call_id]
+    ok, att = env.ss.request(sd, "INVITE")
+    assert ok is not None and ok.status == 200, att
+    assert att[-1].addr[0] in other_addrs, att
+    assert env.phone.wait_got("INVITE", sd.call_id, sd.cseq)
+    assert env.phone.wait_got("ACK", sd.call_id, sd.cseq)
+
+    failed = []
+    for i, d in enumerate(calls):
+        if i % 2 == 0:
+            bye, att = env.phone.request(d, "BYE")
+            got = env.ss.wait_got("BYE", d.call_id)
+        else:
+            sd = ss_side[d.call_id]
+            bye, att = env.ss.request(sd, "BYE")
+            got = env.phone.wait_got("BYE", d.call_id)
+        if bye is not None and bye.status == 200 and got \
+                and att[0].outcome == "icmp" \
+                and att[-1].addr[0] in other_addrs:
+            reached += 1
+        else:
+            failed.append((i, bye and bye.first, att, len(got)))
+    assert reached == 20, failed
+    # the proxies that took over: no warning about the pool's Route
+    for k in others:
+        log = k.log_text()
+        assert "refused" not in log and "no socket found" not in log
+
+
+def test_unknown_pair_with_pool_name_refused(env):
+    """a Route naming the pool with a pair this proxy's pool file does not
+    have is refused as before (403): the pool files must agree"""
+    b = env.proxies[1]
+    route = "<sip:%s:5060;transport=udp;lr;gha=nosuchpair*1001>" % POOL
+    first, _ = udp_request(b, "BYE", "sip:sipserver@%s:5060" % env.ss.address,
+                           route=route)
+    assert first == "SIP/2.0 403 Unknown SIP Server pair in Route", first
+    assert not env.ss.got("BYE", None)
+    b.wait_log(r"in-dialog BYE from .* refused: unknown SIP Server pair "
+               r"'nosuchpair'")
+
+
+def test_option_off_names_the_proxy(kamailio_factory, tmp_path):
+    """without POOL_RR_NAME the Record-Route names the proxy's own address,
+    as before, and the pool's name is nobody's"""
+    e = make_env(kamailio_factory, tmp_path, nproxies=1, pool_rr=False)
+    try:
+        a = e.proxies[0]
+        d, ok, _ = e.phone.invite("sip:2000@%s" % a.address, via_a(e))
+        assert d is not None, ok
+        inv = e.ss.wait_got("INVITE", d.call_id)[0]
+        rr = record_routes(inv)
+        assert rr == ["sip:%s;lr;gha=%s*1001" % (a.address, PAIR)], rr
+        route = "<sip:%s:5060;lr;gha=%s*1001>" % (POOL, PAIR)
+        # a Route naming the pool is not ours: loose_route() sends the BYE
+        # toward that name (which does not resolve: .test is reserved)
+        first, _ = udp_request(a, "BYE", "sip:sipserver@%s:5060"
+                               % e.ss.address, route=route, timeout=2)
+        assert first is None or not first.startswith("SIP/2.0 200"), first
+        assert not re.search(r"Record-Route by the pool's name", a.log_text())
+    finally:
+        e.phone.stop()
+        e.ss.stop()
+        e.backup.stop()
