@@ -108,7 +108,8 @@ class PoolUA(threading.Thread):
             except OSError:
                 break
             text = data.decode(errors="replace")
-            if not re.match(r"^(SIP/2\.0 \d{3}|[A-Z]+ \S+ SIP/2\.0)\r\n", text):
+            if not re.match(r"^(SIP/2\.0 \d{3} [^\r\n]*|[A-Z]+ \S+ SIP/2\.0)\r\n",
+                            text):
                 continue    # keep-alive or garbage
             msg = SipMsg(text)
             msg.src = src
@@ -213,7 +214,25 @@ class PoolUA(threading.Thread):
             if msg.is_reply and msg.status >= 200:
                 return msg, "reply"
 
-    def invite(self, ruri, proxy_uri, to_user="2000"):
+    def _send_own(self, first, headers, next_hop, call_id):
+        """send from the UA's own socket (a SIP Server's requests come from
+        its member address) to the first address of next_hop; the reply
+        arrives on that socket"""
+        addr = self.targets(next_hop)[0]
+        via = "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (
+            self.address, self.port, new_id("b"))
+        self.sock.sendto(build(first, [("Via", via)] + headers).encode(), addr)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                final = [r for r in self.responses
+                         if r.hdr("Call-ID") == call_id and r.status >= 200]
+            if final:
+                return final[0], [Attempt(addr, "reply")]
+            time.sleep(0.01)
+        return None, [Attempt(addr, "timeout")]
+
+    def invite(self, ruri, proxy_uri, to_user="2000", own_socket=False):
         """An initial INVITE through proxy_uri (outbound proxy); on 2xx the
         ACK goes along the dialog's route set.  Returns (Dialog or None,
         the final reply, attempts)."""
@@ -224,7 +243,11 @@ class PoolUA(threading.Thread):
         hs = [("Max-Forwards", "70"), ("From", "<%s>;tag=%s" % (local, tag)),
               ("To", "<%s>" % remote), ("Call-ID", call_id),
               ("CSeq", "1 INVITE"), ("Contact", "<%s>" % self.contact)]
-        reply, att = self.send("INVITE %s SIP/2.0" % ruri, hs, proxy_uri)
+        if own_socket:
+            reply, att = self._send_own("INVITE %s SIP/2.0" % ruri, hs,
+                                        proxy_uri, call_id)
+        else:
+            reply, att = self.send("INVITE %s SIP/2.0" % ruri, hs, proxy_uri)
         if reply is None or reply.status >= 300:
             return None, reply, att
         d = Dialog(call_id, local, tag, remote,
@@ -268,3 +291,165 @@ def shuffled(seq, seed):
     out = list(seq)
     random.Random(seed).shuffle(out)
     return out
+
+
+class TcpUA(threading.Thread):
+    """A gateway on TCP: listens on address:port (every connection it
+    accepts is read), answers requests as PoolUA does, and sends its own
+    requests on a new connection to the addresses of the next hop, in
+    order, until one accepts (a refused connection: the proxy is gone)."""
+
+    def __init__(self, address, port=5060, user="gw", resolver=None,
+                 timeout=2.0):
+        super().__init__(daemon=True)
+        self.address = address
+        self.port = port
+        self.user = user
+        self.resolver = resolver or Resolver()
+        self.timeout = timeout
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((address, port))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.05)
+        self.requests = []
+        self.dialogs = {}
+        self.conns = []
+        self._lock = threading.Lock()
+        self._quit = threading.Event()
+
+    @property
+    def contact(self):
+        return "sip:%s@%s:%d;transport=tcp" % (self.user, self.address,
+                                               self.port)
+
+    def run(self):
+        while not self._quit.is_set():
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self._reader(c)
+
+    def _reader(self, c, replies=None):
+        with self._lock:
+            self.conns.append(c)
+        t = threading.Thread(target=self._read, args=(c, replies),
+                             daemon=True)
+        t.start()
+
+    def _read(self, c, replies):
+        from tls_ua import take_message
+        buf = b""
+        c.settimeout(0.05)
+        while not self._quit.is_set():
+            text, buf = take_message(buf)
+            if text is not None:
+                msg = SipMsg(text)
+                if msg.is_reply:
+                    if replies is not None:
+                        replies.append(msg)
+                    continue
+                with self._lock:
+                    self.requests.append(msg)
+                self._answer(msg, c)
+                continue
+            try:
+                data = c.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+
+    def _answer(self, msg, c):
+        if msg.method == "ACK":
+            return
+        to_tag = None
+        contact = None
+        if msg.method == "INVITE":
+            contact = "<%s>" % self.contact
+            if ";tag=" not in msg.hdr("To"):
+                to_tag = new_id("gw")
+                frm = msg.hdr("From")
+                d = Dialog(msg.hdr("Call-ID"), uri_of(msg.hdr("To")), to_tag,
+                           uri_of(frm),
+                           re.search(r";tag=([^;\s]+)", frm).group(1),
+                           uri_of(msg.contacts()[0]), record_routes(msg),
+                           cseq=100)
+                with self._lock:
+                    self.dialogs[d.call_id] = d
+        elif ";tag=" not in (msg.hdr("To") or ""):
+            to_tag = new_id("t")
+        c.sendall(response(msg, 200, "OK", to_tag=to_tag, contact=contact,
+                           record_route=msg.method == "INVITE").encode())
+
+    def got(self, method, call_id):
+        with self._lock:
+            return [r for r in self.requests if r.method == method
+                    and r.hdr("Call-ID") == call_id]
+
+    def wait_got(self, method, call_id, timeout=3.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.got(method, call_id)
+            if r:
+                return r
+            time.sleep(0.01)
+        return []
+
+    def request(self, d, method):
+        """an in-dialog request over a new connection to the first Route's
+        addresses; returns (final reply or None, [Attempt])"""
+        d.cseq += 1
+        host, port, transport = uri_hostport(d.route_set[0])
+        assert transport == "tcp", d.route_set[0]
+        attempts = []
+        for ip in self.resolver(host):
+            addr = (ip, port or 5060)
+            try:
+                c = socket.create_connection(addr, timeout=self.timeout,
+                                             source_address=(self.address, 0))
+            except ConnectionRefusedError:
+                attempts.append(Attempt(addr, "refused"))
+                continue
+            except socket.timeout:
+                attempts.append(Attempt(addr, "timeout"))
+                continue
+            replies = []
+            self._reader(c, replies)
+            via = "SIP/2.0/TCP %s:%d;branch=z9hG4bK%s;rport" % (
+                self.address, c.getsockname()[1], new_id("b"))
+            hs = [("Via", via), ("Max-Forwards", "70")]
+            hs += [("Route", "<%s>" % r) for r in d.route_set]
+            hs += [("From", "<%s>;tag=%s" % (d.local_uri, d.local_tag)),
+                   ("To", "<%s>;tag=%s" % (d.remote_uri, d.remote_tag)),
+                   ("Call-ID", d.call_id),
+                   ("CSeq", "%d %s" % (d.cseq, method)),
+                   ("Contact", "<%s>" % self.contact)]
+            c.sendall(build("%s %s SIP/2.0" % (method, d.remote_target),
+                            hs).encode())
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                final = [r for r in replies if r.status >= 200]
+                if final:
+                    attempts.append(Attempt(addr, "reply"))
+                    return final[0], attempts
+                time.sleep(0.01)
+            attempts.append(Attempt(addr, "timeout"))
+        return None, attempts
+
+    def stop(self):
+        self._quit.set()
+        self.join(timeout=2)
+        self.lsock.close()
+        with self._lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass

@@ -13,6 +13,7 @@ Without the option the Record-Route names the proxy itself, as before."""
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -27,9 +28,19 @@ PAIR = "ss1"
 def sigkill(k):
     """SIGKILL every process of the proxy: no shutdown at all"""
     assert not k.failures(), k.failures()
-    os.killpg(k.proc.pid, signal.SIGKILL)
+    pgid = k.proc.pid
+    os.killpg(pgid, signal.SIGKILL)
     k.proc.wait()
     k.proc = None   # nothing left for the fixture to stop or check
+    # every child gone too (their sockets closed: ICMP port unreachable)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise AssertionError("processes of the killed proxy still exist")
 
 
 class Env:
@@ -188,3 +199,44 @@ def test_option_off_names_the_proxy(kamailio_factory, tmp_path):
         e.phone.stop()
         e.ss.stop()
         e.backup.stop()
+
+
+def test_double_record_route_transport_change(env):
+    """SIP Server (UDP) -> gateway (TCP) through A: two Record-Routes (the
+    transport changes), both naming the pool, each with its own transport,
+    the pair id in both.  After A's SIGKILL, the SIP Server's BYE (UDP) and
+    the gateway's BYE (TCP: A refuses the connection) go through B or C,
+    which take both Routes as their own"""
+    from pool_ua import TcpUA
+    a = env.proxies[0]
+    gw = TcpUA(harness.next_address(), resolver=env.resolver)
+    gw.start()
+    try:
+        calls = []
+        for i in range(2):
+            d, ok, att = env.ss.invite("sip:2000@%s:5060;transport=tcp"
+                                       % gw.address, via_a(env),
+                                       own_socket=True)
+            assert d is not None, (ok, att)
+            calls.append(d)
+            inv = gw.wait_got("INVITE", d.call_id)[0]
+            rr = record_routes(inv)
+            assert rr == ["sip:%s:5060;transport=%s;r2=on;lr;gha=%s*2000"
+                          % (POOL, t, PAIR) for t in ("tcp", "udp")], rr
+            assert d.route_set == list(reversed(rr))
+            assert gw.wait_got("ACK", d.call_id), "ACK through A"
+        sigkill(a)
+        others = {k.address for k in env.proxies[1:]}
+        # the SIP Server hangs up the first call
+        bye, att = env.ss.request(calls[0], "BYE")
+        assert bye is not None and bye.status == 200, att
+        assert att[0].outcome == "icmp" and att[-1].addr[0] in others, att
+        assert gw.wait_got("BYE", calls[0].call_id)
+        # the gateway hangs up the second one (its side of the dialog)
+        gd = gw.dialogs[calls[1].call_id]
+        bye, att = gw.request(gd, "BYE")
+        assert bye is not None and bye.status == 200, att
+        assert att[0].outcome == "refused" and att[-1].addr[0] in others, att
+        assert env.ss.wait_got("BYE", calls[1].call_id)
+    finally:
+        gw.stop()
