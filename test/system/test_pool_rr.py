@@ -13,6 +13,7 @@ Without the option the Record-Route names the proxy itself, as before."""
 import os
 import re
 import signal
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 import harness
 from ha_util import Peer, start_proxy, udp_request, wait_pool, write_pool
 from pool_ua import PoolUA, Resolver, record_routes
+from tls_ua import build, response, uri_of
 
 POOL = "sip-pool.example.test"
 PAIR = "ss1"
@@ -240,3 +242,71 @@ def test_double_record_route_transport_change(env):
         assert env.ss.wait_got("BYE", calls[1].call_id)
     finally:
         gw.stop()
+
+
+def in_thread(fn, *args, **kw):
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn(*args, **kw)),
+                         daemon=True)
+    t.start()
+    return t, out
+
+
+def test_sticky_phone_keeps_its_connection_holder(env):
+    """a TCP phone registered through A (a sticky flow, genesys_tlssticky):
+    its dialogs' Record-Routes keep naming A, the proxy holding its
+    connection, with the flow token, on both sides of the double
+    Record-Route (TCP in, UDP out), whether the phone calls or is called;
+    the SIP Server's BYE goes to A and over the phone's connection"""
+    from tls_ua import StreamUA
+    a = env.proxies[0]
+    ph = StreamUA(harness.next_address(), a.address, 5060, tls=False)
+    try:
+        ph.register(POOL, expires=600)
+        ok = ph.recv(5, want=lambda m: m.is_reply and m.method == "REGISTER")
+        assert ok.status == 200, ok.text
+        reg = [r for r in env.ss.requests if r.method == "REGISTER"][-1]
+        contact = uri_of(reg.contacts()[0])
+        assert contact.startswith("sip:1001@%s" % a.address) \
+            and ";gts=" in contact, contact
+
+        # the phone calls, over its connection
+        call_id = "tcpcall-%s" % ph.local_port
+        inv = build("INVITE sip:2000@%s SIP/2.0" % POOL, [
+            ("Via", ph.via()), ("Max-Forwards", "70"),
+            ("From", "<sip:1001@%s>;tag=ph1" % POOL),
+            ("To", "<sip:2000@%s>" % POOL), ("Call-ID", call_id),
+            ("CSeq", "1 INVITE"), ("Contact", "<%s>" % ph.contact_uri())])
+        ph.send(inv)
+        ok = ph.recv(5, want=lambda m: m.is_reply and m.status >= 200)
+        assert ok.status == 200, ok.text
+        got = env.ss.wait_got("INVITE", call_id)[0]
+        rr = record_routes(got)
+        assert len(rr) == 2, rr
+        assert rr[0].startswith("sip:%s;r2=on;lr;gha=%s*1001;gts="
+                                % (a.address, PAIR)), rr
+        assert rr[1].startswith("sip:%s;transport=tcp;r2=on;lr;gha=%s*1001;"
+                                "gts=" % (a.address, PAIR)), rr
+        assert POOL not in got.hdr("Record-Route")
+        # the SIP Server hangs up: to A, over the phone's connection
+        sd = env.ss.dialogs[call_id]
+        t, res = in_thread(env.ss.request, sd, "BYE")
+        bye = ph.recv(5, want=lambda m: not m.is_reply and m.method == "BYE")
+        ph.send(response(bye, 200, "OK"))
+        t.join(5)
+        reply, att = res[0]
+        assert reply is not None and reply.status == 200, att
+        assert [x.addr[0] for x in att] == [a.address], att
+
+        # the SIP Server calls the phone at its registered Contact
+        t, res = in_thread(env.ss.invite, contact, via_a(env),
+                           own_socket=True)
+        inv = ph.recv(5, want=lambda m: not m.is_reply
+                      and m.method == "INVITE")
+        rr = record_routes(inv)
+        assert rr and all(r.startswith("sip:%s" % a.address) for r in rr), rr
+        assert POOL not in (inv.hdr("Record-Route") or "")
+        ph.send(response(inv, 486, "Busy Here", to_tag="ph2"))
+        t.join(5)
+    finally:
+        ph.close()
