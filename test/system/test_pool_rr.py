@@ -19,7 +19,8 @@ import time
 import pytest
 
 import harness
-from ha_util import Peer, start_proxy, udp_request, wait_pool, write_pool
+from ha_util import (Peer, reference_cfg, start_proxy, udp_request,
+                     wait_pool, write_pool)
 from pool_ua import PoolUA, Resolver, record_routes
 from tls_ua import build, response, uri_of
 
@@ -50,7 +51,7 @@ class Env:
 
 
 def make_env(kamailio_factory, tmp_path, nproxies=3, pool_rr=True,
-             extra=None):
+             extra=None, cfg_text=None):
     e = Env()
     e.ss = PoolUA(harness.next_address(), user="sipserver")
     e.backup = Peer()
@@ -62,7 +63,8 @@ def make_env(kamailio_factory, tmp_path, nproxies=3, pool_rr=True,
     defines = {"POOL_RR_NAME": '"%s"' % POOL} if pool_rr else {}
     defines.update(extra or {})
     e.proxies = [start_proxy(kamailio_factory, pool, name="proxy%d" % i,
-                             defines=defines) for i in range(nproxies)]
+                             defines=defines, cfg_text=cfg_text)
+                 for i in range(nproxies)]
     for k in e.proxies:
         wait_pool(k, lambda p: p[PAIR]["state"] == "up", what="pair up")
     # the pool's A records: proxy A first, as a resolver may return them
@@ -310,3 +312,44 @@ def test_sticky_phone_keeps_its_connection_holder(env):
         t.join(5)
     finally:
         ph.close()
+
+
+def test_pool_rr_without_port(kamailio_factory, tmp_path):
+    """rr_pool_port 0: no port in the pool's Record-Route (user agents look
+    up SRV records by the transport), and the proxy still takes it"""
+    cfg = reference_cfg().replace(
+        'modparam("genesys_ha", "rr_pool_name", POOL_RR_NAME)',
+        'modparam("genesys_ha", "rr_pool_name", POOL_RR_NAME)\n'
+        'modparam("genesys_ha", "rr_pool_port", 0)')
+    assert "rr_pool_port" in cfg
+    e = make_env(kamailio_factory, tmp_path, nproxies=1,
+                 extra={}, cfg_text=cfg)
+    try:
+        d, ok, _ = e.phone.invite("sip:2000@%s" % POOL, via_a(e))
+        assert d is not None, ok
+        inv = e.ss.wait_got("INVITE", d.call_id)[0]
+        rr = record_routes(inv)
+        assert rr == ["sip:%s;transport=udp;lr;gha=%s*1001" % (POOL, PAIR)], rr
+        # the UA takes port 5060 for a URI without one (no SRV table here)
+        bye, att = e.phone.request(d, "BYE")
+        assert bye is not None and bye.status == 200, att
+        assert e.ss.wait_got("BYE", d.call_id)
+    finally:
+        e.phone.stop()
+        e.ss.stop()
+        e.backup.stop()
+
+
+@pytest.mark.parametrize("name", ["sip-pool.example.test:5060",
+                                  "-bad.example", "pool;lr"])
+def test_invalid_pool_name_stops_start_up(tmp_path, name):
+    pool = write_pool(tmp_path / "pool.xml",
+                      [(PAIR, "sip:127.0.0.1:5060", "sip:127.0.0.1:5070",
+                        None)])
+    k = harness.Kamailio(tmp_path / "k", cfg_text=reference_cfg(),
+                         defines={"POOL_FILE": '"%s"' % pool,
+                                  "POOL_RR_NAME": '"%s"' % name})
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=10)
+    k.stop(check=False)
+    assert "rr_pool_name '%s' is invalid" % name in k.log_text()
