@@ -353,3 +353,32 @@ def test_invalid_pool_name_stops_start_up(tmp_path, name):
         k.start(timeout=10)
     k.stop(check=False)
     assert "rr_pool_name '%s' is invalid" % name in k.log_text()
+
+
+def test_add_rr_param_after_reaches_both(kamailio_factory, tmp_path):
+    """a parameter added after ha_record_route() (add_rr_param(), as
+    sticky_rr() does) lands in both Record-Routes of the pool's double
+    Record-Route, as with rr's own"""
+    from pool_ua import TcpUA
+    cfg = reference_cfg()
+    old = ("\tif (is_method(\"INVITE|SUBSCRIBE|REFER\")) {\n"
+           "\t\tha_record_route();\n\t}\n\troute(RELAY);")
+    assert old in cfg
+    cfg = cfg.replace(old, old.replace("ha_record_route();",
+                                       'ha_record_route();\n\t\t'
+                                       'add_rr_param(";x=1");'))
+    e = make_env(kamailio_factory, tmp_path, nproxies=1, cfg_text=cfg)
+    gw = TcpUA(harness.next_address(), resolver=e.resolver)
+    gw.start()
+    try:
+        d, ok, att = e.ss.invite("sip:2000@%s:5060;transport=tcp"
+                                 % gw.address, via_a(e), own_socket=True)
+        assert d is not None, (ok, att)
+        rr = record_routes(gw.wait_got("INVITE", d.call_id)[0])
+        assert rr == ["sip:%s:5060;transport=%s;r2=on;lr;gha=%s*2000;x=1"
+                      % (POOL, t, PAIR) for t in ("tcp", "udp")], rr
+    finally:
+        gw.stop()
+        e.phone.stop()
+        e.ss.stop()
+        e.backup.stop()
