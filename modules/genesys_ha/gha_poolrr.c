@@ -13,8 +13,9 @@
  *
  * The Record-Route is built as the rr module builds its own (same lumps,
  * same conditions: modules/rr/record.c build_rr()), with the pool's name
- * where rr puts this proxy's address, the socket's port and an explicit
- * transport: "<sip:POOL:PORT;transport=PROTO;lr[;r2=on];params>".  The
+ * where rr puts this proxy's address, and the socket's port and transport:
+ * "<sip:POOL:PORT[;transport=PROTO][;r2=on];lr;params>" (no transport for
+ * UDP with a port, as rr writes its own address).  The
  * parameter lump has rr's type, so add_rr_param() (sticky_rr()) called
  * after it finds it, in both Record-Routes of a double Record-Route.
  * Nothing is allocated but the lumps (pkg); no DNS: the name is only
@@ -29,6 +30,7 @@
 #include "core/name_alias.h"
 #include "core/mem/pkg.h"
 #include "core/ip_addr.h"
+#include "core/socket_info.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_from.h"
 
@@ -146,45 +148,95 @@ static char *pkg_dup(const char *s, int len)
 	return p;
 }
 
+/* "Record-Route: <sip:POOL[:PORT][;transport=PROTO]" toward the previous
+ * hop: the receiving socket is known now, so the text is written at once
+ * (as rr's SUBST_RCV_ALL would: the advertised port if any; no transport
+ * for UDP when the port is there, RFC 3263 4.1 takes UDP then) */
+static int inbound_head(sip_msg_t *msg, const char *pre, char **out)
+{
+	struct socket_info *si = msg->rcv.bind_address;
+	str port = STR_NULL, proto = STR_NULL;
+	int plen = (int)strlen(pre), n;
+	char *p;
+
+	if(si == NULL) {
+		LM_ERR("no receiving socket\n");
+		return -1;
+	}
+	if(gha_rr_pool_port)
+		port = si->useinfo.port_no > 0 ? si->useinfo.port_no_str
+									   : si->port_no_str;
+	if((msg->rcv.proto != PROTO_UDP || !gha_rr_pool_port)
+			&& get_valid_proto_string(msg->rcv.proto, 1, 0, &proto) < 0) {
+		LM_ERR("unknown transport %d\n", (int)msg->rcv.proto);
+		return -1;
+	}
+	n = plen + gha_rr_pool_name.len + (port.len > 0 ? 1 + port.len : 0)
+		+ (proto.len > 0 ? (int)sizeof(PRR_TRANSPORT) - 1 + proto.len : 0);
+	if((p = pkg_malloc(n)) == NULL) {
+		PKG_MEM_ERROR;
+		return -1;
+	}
+	*out = p;
+	memcpy(p, pre, plen);
+	p += plen;
+	memcpy(p, gha_rr_pool_name.s, gha_rr_pool_name.len);
+	p += gha_rr_pool_name.len;
+	if(port.len > 0) {
+		*p++ = ':';
+		memcpy(p, port.s, port.len);
+		p += port.len;
+	}
+	if(proto.len > 0) {
+		memcpy(p, PRR_TRANSPORT, sizeof(PRR_TRANSPORT) - 1);
+		p += sizeof(PRR_TRANSPORT) - 1;
+		memcpy(p, proto.s, proto.len);
+	}
+	return n;
+}
+
 /* one Record-Route after l (its head) and before l2 (its tail), as rr's
- * build_rr(): inbound names the receiving socket's port and transport,
- * outbound the sending one's */
-static int build(struct lump *l, struct lump *l2, str *params, str *tag,
-		int inbound, int sips)
+ * build_rr(): inbound names the receiving socket's port and transport
+ * (written now), outbound the sending one's (substituted when the request
+ * is sent: that socket is not chosen yet) */
+static int build(sip_msg_t *msg, struct lump *l, struct lump *l2,
+		str *params, str *tag, int inbound, int sips)
 {
 	const char *pre = sips ? PRR_PREFIX_SIPS : PRR_PREFIX;
 	int plen = (int)strlen(pre), hlen, slen, lrlen;
 	char *hdr = NULL, *suffix = NULL, *p;
 
-	hlen = plen + gha_rr_pool_name.len + (gha_rr_pool_port ? 1 : 0);
-	hdr = pkg_malloc(hlen);
-	if(hdr == NULL) {
-		PKG_MEM_ERROR;
-		return -1;
+	if(inbound) {
+		if((hlen = inbound_head(msg, pre, &hdr)) < 0)
+			return -1;
+	} else {
+		hlen = plen + gha_rr_pool_name.len + (gha_rr_pool_port ? 1 : 0);
+		if((hdr = pkg_malloc(hlen)) == NULL) {
+			PKG_MEM_ERROR;
+			return -1;
+		}
+		memcpy(hdr, pre, plen);
+		memcpy(hdr + plen, gha_rr_pool_name.s, gha_rr_pool_name.len);
+		if(gha_rr_pool_port)
+			hdr[hlen - 1] = ':';
 	}
-	memcpy(hdr, pre, plen);
-	memcpy(hdr + plen, gha_rr_pool_name.s, gha_rr_pool_name.len);
-	if(gha_rr_pool_port)
-		hdr[hlen - 1] = ':';
 	if((l = insert_new_lump_after(l, hdr, hlen, 0)) == NULL)
 		goto err;
 	hdr = NULL;
-	if(gha_rr_pool_port
-			&& (l = insert_subst_lump_after(
-						l, inbound ? SUBST_RCV_PORT : SUBST_SND_PORT, 0))
-					   == NULL)
-		goto err0;
-	if((p = pkg_dup(PRR_TRANSPORT, sizeof(PRR_TRANSPORT) - 1)) == NULL)
-		goto err0;
-	if((l = insert_new_lump_after(l, p, sizeof(PRR_TRANSPORT) - 1, 0))
-			== NULL) {
-		pkg_free(p);
-		goto err0;
+	if(!inbound) {
+		if(gha_rr_pool_port
+				&& (l = insert_subst_lump_after(l, SUBST_SND_PORT, 0)) == NULL)
+			goto err0;
+		if((p = pkg_dup(PRR_TRANSPORT, sizeof(PRR_TRANSPORT) - 1)) == NULL)
+			goto err0;
+		if((l = insert_new_lump_after(l, p, sizeof(PRR_TRANSPORT) - 1, 0))
+				== NULL) {
+			pkg_free(p);
+			goto err0;
+		}
+		if((l = insert_subst_lump_after(l, SUBST_SND_PROTO, 0)) == NULL)
+			goto err0;
 	}
-	if((l = insert_subst_lump_after(
-				l, inbound ? SUBST_RCV_PROTO : SUBST_SND_PROTO, 0))
-			== NULL)
-		goto err0;
 	if(rr_double) {
 		if((l = insert_cond_lump_after(l,
 					rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0))
@@ -268,12 +320,12 @@ int gha_poolrr_add(sip_msg_t *msg, str *params)
 				l, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
 		l2 = insert_cond_lump_before(
 				l2, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
-		if(l == NULL || l2 == NULL || build(l, l2, params, tag, 0, sips) < 0)
+		if(l == NULL || l2 == NULL || build(msg, l, l2, params, tag, 0, sips) < 0)
 			return -1;
 	}
 	l = anchor_lump(msg, off, 0, HDR_RECORDROUTE_T);
 	l2 = anchor_lump(msg, off, 0, 0);
 	if(l == NULL || l2 == NULL)
 		return -1;
-	return build(l, l2, params, tag, 1, sips);
+	return build(msg, l, l2, params, tag, 1, sips);
 }
