@@ -382,3 +382,37 @@ def test_add_rr_param_after_reaches_both(kamailio_factory, tmp_path):
         e.phone.stop()
         e.ss.stop()
         e.backup.stop()
+
+
+def test_frozen_proxy_next_address_after_timeout(env):
+    """proxy A frozen (SIGSTOP: no ICMP, no answer): the user agents try
+    the next address of the name after their timeout, and the BYEs of calls
+    set up through A reach the other side through B"""
+    a = env.proxies[0]
+    calls = []
+    for i in range(4):
+        d, ok, att = env.phone.invite("sip:2000@%s" % POOL, via_a(env))
+        assert d is not None, (ok, att)
+        assert env.ss.wait_got("ACK", d.call_id, 1)
+        calls.append(d)
+    env.phone.timeout = env.ss.timeout = 0.5
+    os.killpg(a.proc.pid, signal.SIGSTOP)
+    try:
+        for i, d in enumerate(calls):
+            if i % 2 == 0:
+                bye, att = env.phone.request(d, "BYE")
+                got = env.ss.wait_got("BYE", d.call_id)
+            else:
+                bye, att = env.ss.request(env.ss.dialogs[d.call_id], "BYE")
+                got = env.phone.wait_got("BYE", d.call_id)
+            assert bye is not None and bye.status == 200 and got, att
+            assert [(x.addr[0], x.outcome) for x in att] == [
+                (a.address, "timeout"), (env.proxies[1].address, "reply")], att
+    finally:
+        os.killpg(a.proc.pid, signal.SIGCONT)
+        # running again (its workers answer RPC) before the fixtures stop
+        # the peers and the proxies
+        deadline = time.monotonic() + 5
+        while a.rpc_raw("core.uptime").returncode != 0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
