@@ -199,8 +199,8 @@ static int inbound_head(sip_msg_t *msg, const char *pre, char **out)
  * build_rr(): inbound names the receiving socket's port and transport
  * (written now), outbound the sending one's (substituted when the request
  * is sent: that socket is not chosen yet) */
-static int build(sip_msg_t *msg, struct lump *l, struct lump *l2,
-		str *params, str *tag, int inbound, int sips)
+static int build(sip_msg_t *msg, struct lump *l, struct lump *l2, str *params,
+		str *tag, int inbound, int sips)
 {
 	const char *pre = sips ? PRR_PREFIX_SIPS : PRR_PREFIX;
 	int plen = (int)strlen(pre), hlen, slen, lrlen;
@@ -238,8 +238,8 @@ static int build(sip_msg_t *msg, struct lump *l, struct lump *l2,
 			goto err0;
 	}
 	if(rr_double) {
-		if((l = insert_cond_lump_after(l,
-					rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0))
+		if((l = insert_cond_lump_after(
+					l, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0))
 				== NULL)
 			goto err0;
 		if((p = pkg_dup(PRR_R2, sizeof(PRR_R2) - 1)) == NULL)
@@ -320,7 +320,8 @@ int gha_poolrr_add(sip_msg_t *msg, str *params)
 				l, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
 		l2 = insert_cond_lump_before(
 				l2, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
-		if(l == NULL || l2 == NULL || build(msg, l, l2, params, tag, 0, sips) < 0)
+		if(l == NULL || l2 == NULL
+				|| build(msg, l, l2, params, tag, 0, sips) < 0)
 			return -1;
 	}
 	l = anchor_lump(msg, off, 0, HDR_RECORDROUTE_T);
