@@ -106,6 +106,7 @@ def test_record_route_names_the_pool(env):
     assert env.ss.wait_got("BYE", d.call_id)
     # every proxy's log stayed clean (no socket mismatch warning either)
     for k in env.proxies:
+        assert "Record-Route by the pool's name '%s'" % POOL in k.log_text()
         assert "no socket found" not in k.log_text()
 
 
@@ -179,6 +180,8 @@ def test_unknown_pair_with_pool_name_refused(env):
     assert not env.ss.got("BYE", None)
     b.wait_log(r"in-dialog BYE from .* refused: unknown SIP Server pair "
                r"'nosuchpair'")
+    assert re.search(r"genesys_ha:route_refused = 1\b",
+                     b.rpc("stats.get_statistics", "genesys_ha:"))
 
 
 def test_option_off_names_the_proxy(kamailio_factory, tmp_path):
