@@ -104,6 +104,13 @@ def test_record_route_names_the_pool(env):
     bye, att = env.phone.request(d, "BYE")
     assert bye is not None and bye.status == 200, att
     assert env.ss.wait_got("BYE", d.call_id)
+    # the name is the proxy's own: an OPTIONS to it (SIP Server's
+    # oos-check of its sip-outbound-proxy DN, whose contact is the pool) is
+    # answered by the proxy, not relayed
+    first, _ = udp_request(env.proxies[1], "OPTIONS", "sip:%s:5060" % POOL)
+    assert first == "SIP/2.0 200 OK", first
+    assert not [r for r in env.ss.requests
+                if r.method == "OPTIONS" and POOL in r.ruri]
     # every proxy's log stayed clean (no socket mismatch warning either)
     for k in env.proxies:
         assert "Record-Route by the pool's name '%s'" % POOL in k.log_text()
