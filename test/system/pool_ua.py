@@ -15,7 +15,6 @@ address to it; the UA's own socket (its Contact) takes incoming requests and
 answers them: 200 to INVITE (copying Record-Route, Contact = itself), BYE,
 OPTIONS, REGISTER (echoing the Contacts) and anything else."""
 
-import random
 import re
 import socket
 import threading
@@ -32,6 +31,10 @@ class Resolver:
 
     def __call__(self, host):
         return list(self.table.get(host.lower(), [host]))
+
+
+SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
+                            r"|[A-Z]+ \S+ SIP/2\.0)\r\n")
 
 
 def uri_hostport(uri):
@@ -108,8 +111,7 @@ class PoolUA(threading.Thread):
             except OSError:
                 break
             text = data.decode(errors="replace")
-            if not re.match(r"^(SIP/2\.0 \d{3} [^\r\n]*|[A-Z]+ \S+ SIP/2\.0)\r\n",
-                            text):
+            if not SIP_FIRST_LINE.match(text):
                 continue    # keep-alive or garbage
             msg = SipMsg(text)
             msg.src = src
@@ -157,7 +159,8 @@ class PoolUA(threading.Thread):
         with self._lock:
             return [r for r in self.requests if r.method == method
                     and r.hdr("Call-ID") == call_id
-                    and (cseq is None or int(r.hdr("CSeq").split()[0]) == cseq)]
+                    and (cseq is None
+                         or int(r.hdr("CSeq").split()[0]) == cseq)]
 
     def wait_got(self, method, call_id, cseq=None, timeout=3.0):
         deadline = time.monotonic() + timeout
@@ -285,12 +288,6 @@ class PoolUA(threading.Thread):
         self._quit.set()
         self.join(timeout=2)
         self.sock.close()
-
-
-def shuffled(seq, seed):
-    out = list(seq)
-    random.Random(seed).shuffle(out)
-    return out
 
 
 class TcpUA(threading.Thread):

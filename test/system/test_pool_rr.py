@@ -236,7 +236,8 @@ def test_double_record_route_transport_change(env):
             inv = gw.wait_got("INVITE", d.call_id)[0]
             rr = record_routes(inv)
             assert rr == ["sip:%s:5060%s;r2=on;lr;gha=%s*2000"
-                          % (POOL, t, PAIR) for t in (";transport=tcp", "")], rr
+                          % (POOL, t, PAIR)
+                          for t in (";transport=tcp", "")], rr
             assert d.route_set == list(reversed(rr))
             assert gw.wait_got("ACK", d.call_id), "ACK through A"
         sigkill(a)
