@@ -43,6 +43,7 @@ int gha_rr_pool_port = 1;
 static int rr_double = 1;
 static int rr_full_lr = 0;
 static int rr_fromtag = 0;
+static int rr_sockname = 0;
 
 #define PRR_PREFIX "Record-Route: <sip:"
 #define PRR_PREFIX_SIPS "Record-Route: <sips:"
@@ -52,6 +53,11 @@ static int rr_fromtag = 0;
 #define PRR_LR_FULL ";lr=on"
 #define PRR_FTAG ";ftag="
 #define PRR_TERM ">\r\n"
+
+/* build(): which Record-Route */
+#define PRR_OUT 0	  /* toward the next hop: the pool */
+#define PRR_IN_POOL 1 /* toward the previous hop: the pool */
+#define PRR_IN_OWN 2  /* toward the previous hop: this proxy */
 
 static int rr_int(struct sr_module *rr, char *name, int *val)
 {
@@ -106,7 +112,8 @@ int gha_poolrr_init(void)
 	if(rr == NULL || rr_int(rr, "enable_double_rr", &rr_double) < 0
 			|| rr_int(rr, "enable_full_lr", &rr_full_lr) < 0
 			|| rr_int(rr, "append_fromtag", &rr_fromtag) < 0
-			|| rr_int(rr, "add_username", &user) < 0)
+			|| rr_int(rr, "add_username", &user) < 0
+			|| rr_int(rr, "sockname_mode", &rr_sockname) < 0)
 		return -1;
 	if(user != 0) {
 		LM_ERR("rr_pool_name cannot be used with the rr module's "
@@ -128,10 +135,16 @@ int gha_poolrr_init(void)
 	return 0;
 }
 
-int gha_poolrr_applies(sip_msg_t *msg, int from_member)
+int gha_poolrr_applies(void)
 {
-	if(gha_rr_pool_name.len <= 0)
-		return 0;
+	return gha_rr_pool_name.len > 0;
+}
+
+/* the previous hop reaches any proxy of the pool: a pool member, or over a
+ * connectionless transport; a phone or gateway on its own TCP/TLS
+ * connection only reaches (and is only reached through) this proxy */
+static int inbound_pool(sip_msg_t *msg, int from_member)
+{
 	return from_member || msg->rcv.proto == PROTO_UDP
 		   || msg->rcv.proto == PROTO_SCTP;
 }
@@ -206,7 +219,12 @@ static int build(sip_msg_t *msg, struct lump *l, struct lump *l2, str *params,
 	int plen = (int)strlen(pre), hlen, slen, lrlen;
 	char *hdr = NULL, *suffix = NULL, *p;
 
-	if(inbound) {
+	if(inbound == PRR_IN_OWN) {
+		/* this proxy's receiving socket, as rr's own Record-Route */
+		if((hdr = pkg_dup(pre, plen)) == NULL)
+			return -1;
+		hlen = plen;
+	} else if(inbound == PRR_IN_POOL) {
 		if((hlen = inbound_head(msg, pre, &hdr)) < 0)
 			return -1;
 	} else {
@@ -223,7 +241,12 @@ static int build(sip_msg_t *msg, struct lump *l, struct lump *l2, str *params,
 	if((l = insert_new_lump_after(l, hdr, hlen, 0)) == NULL)
 		goto err;
 	hdr = NULL;
-	if(!inbound) {
+	if(inbound == PRR_IN_OWN
+			&& (l = insert_subst_lump_after(
+						l, rr_sockname ? SUBST_RCV_ALL_EX : SUBST_RCV_ALL, 0))
+					   == NULL)
+		goto err0;
+	if(inbound == PRR_OUT) {
 		if(gha_rr_pool_port
 				&& (l = insert_subst_lump_after(l, SUBST_SND_PORT, 0)) == NULL)
 			goto err0;
@@ -289,7 +312,7 @@ err0:
 	return -1;
 }
 
-int gha_poolrr_add(sip_msg_t *msg, str *params)
+int gha_poolrr_add(sip_msg_t *msg, str *params, int from_member)
 {
 	struct lump *l, *l2;
 	str *tag = NULL;
@@ -321,12 +344,13 @@ int gha_poolrr_add(sip_msg_t *msg, str *params)
 		l2 = insert_cond_lump_before(
 				l2, rr_double == 2 ? COND_TRUE : COND_IF_DIFF_REALMS, 0);
 		if(l == NULL || l2 == NULL
-				|| build(msg, l, l2, params, tag, 0, sips) < 0)
+				|| build(msg, l, l2, params, tag, PRR_OUT, sips) < 0)
 			return -1;
 	}
 	l = anchor_lump(msg, off, 0, HDR_RECORDROUTE_T);
 	l2 = anchor_lump(msg, off, 0, 0);
 	if(l == NULL || l2 == NULL)
 		return -1;
-	return build(msg, l, l2, params, tag, 1, sips);
+	return build(msg, l, l2, params, tag,
+			inbound_pool(msg, from_member) ? PRR_IN_POOL : PRR_IN_OWN, sips);
 }

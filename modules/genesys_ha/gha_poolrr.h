@@ -25,13 +25,13 @@ extern int gha_rr_pool_port; /*!< the socket's port in the URI (default 1) */
 
 /*! check the parameters, read rr's, make the name an alias; 0 or -1 */
 int gha_poolrr_init(void);
-/*! 1 when the Record-Route of msg may name the pool: the option is on and
- * the request comes from a pool member or over a connectionless transport
- * (a phone or gateway on its own TCP/TLS connection is reached through
- * the proxy holding that connection only) */
-int gha_poolrr_applies(sip_msg_t *msg, int from_member);
-/*! add the Record-Route (two with rr's enable_double_rr when the
- * transport or socket changes) naming the pool, with params; 0 or -1 */
-int gha_poolrr_add(sip_msg_t *msg, str *params);
+/*! 1 when ha_record_route() names the pool (rr_pool_name is set) */
+int gha_poolrr_applies(void);
+/*! add the Record-Route (two with rr's enable_double_rr when the socket or
+ * transport changes) with params: toward the next hop it names the pool;
+ * toward the previous hop too when that is a pool member (from_member) or
+ * reached over UDP/SCTP, else this proxy (a phone or gateway on its own
+ * TCP/TLS connection: only this proxy holds it); 0 or -1 */
+int gha_poolrr_add(sip_msg_t *msg, str *params, int from_member);
 
 #endif

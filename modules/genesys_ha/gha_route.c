@@ -457,10 +457,10 @@ static int record_route(sip_msg_t *msg, str *dn)
 		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
 	params.s = buf;
 	params.len = n;
-	if(gha_poolrr_applies(msg, c->from_member)) {
+	if(gha_poolrr_applies()) {
 		/* rr_pool_name: any proxy of the pool takes the in-dialog
 		 * requests (the pair id travels in the parameters) */
-		if(gha_poolrr_add(msg, &params) < 0)
+		if(gha_poolrr_add(msg, &params, c->from_member) < 0)
 			return GHA_RC_ERROR;
 		return GHA_RC_OK;
 	}

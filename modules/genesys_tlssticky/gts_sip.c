@@ -927,6 +927,45 @@ static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
 	return 2;
 }
 
+/* in-dialog, our own Route (loose_route() took it, and a second one of a
+ * double Record-Route, out of the request) carries a valid token of another
+ * proxy of the pool: the dialog's Record-Route names the pool (genesys_ha
+ * rr_pool_name) on this side and the proxy holding the phone's flow on the
+ * phone's.  Relayed once to that proxy (relay_foreign()), with a Route
+ * naming it and the token on top, which its loose_route() takes as its own:
+ * it sends the request over the phone's flow.  3, or -2/-3. */
+static int relay_in_dialog(
+		struct sip_msg *msg, const gts_flow_t *tok, const str *tv)
+{
+	char to[64], hf[GTS_TOKEN_MAX + 128];
+	struct lump *l;
+	char *p;
+	int r, len;
+
+	r = relay_foreign(msg, "Route", tok, 1);
+	if(r != 3)
+		return r;
+	gts_addr_str(&tok->relay, to, sizeof(to));
+	len = snprintf(hf, sizeof(hf),
+			"Route: <sip:%s;transport=%s;lr;%.*s=%.*s>\r\n", to,
+			get_proto_name(tok->relay_proto), gts_cfg.token_param.len,
+			gts_cfg.token_param.s, tv->len, tv->s);
+	if(len <= 0 || len >= (int)sizeof(hf) || msg->headers == NULL)
+		return -3;
+	if((p = pkg_malloc(len)) == NULL) {
+		PKG_MEM_ERROR;
+		return -3;
+	}
+	memcpy(p, hf, len);
+	l = anchor_lump(msg, (int)(msg->headers->name.s - msg->buf), 0, 0);
+	if(l == NULL || insert_new_lump_before(l, p, len, 0) == NULL) {
+		LM_ERR("cannot add the Route to the proxy holding the flow\n");
+		pkg_free(p);
+		return -3;
+	}
+	return 3;
+}
+
 /* in-dialog, the next hop loose_route() took from the route set is not us:
  * when it is another proxy of the pool holding a phone's flow (its
  * Record-Route, with a valid flow token), the request is relayed there as
@@ -1034,15 +1073,10 @@ int gts_sip_route(struct sip_msg *msg)
 	if(r < 0)
 		return r;
 	if(r == 1) {
-		/* our Record-Route with a token naming a socket we do not have
-		 * (another proxy's, or ours under another configuration) */
-		counter_inc(gts_cnt.foreign);
-		LM_WARN("flow token naming a socket this proxy does not have in our"
-				" own Route of a %.*s from %s:%d: refused\n",
-				msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
-		return -2;
+		/* our Route with a token naming a socket we do not have: the
+		 * Record-Route of another proxy of the pool under the pool's name
+		 * (genesys_ha rr_pool_name), that proxy holding the phone's flow */
+		return relay_in_dialog(msg, &tok, &val);
 	}
 	strip_relay_marker(msg);
 	/* coming from the phone itself (its flow, or a newer flow from its

@@ -265,64 +265,120 @@ def in_thread(fn, *args, **kw):
     return t, out
 
 
-def test_sticky_phone_keeps_its_connection_holder(env):
-    """a TCP phone registered through A (a sticky flow, genesys_tlssticky):
-    its dialogs' Record-Routes keep naming A, the proxy holding its
-    connection, with the flow token, on both sides of the double
-    Record-Route (TCP in, UDP out), whether the phone calls or is called;
-    the SIP Server's BYE goes to A and over the phone's connection"""
+def phone_call(ph, call_id):
+    """the TCP phone calls through its connection; returns the 200"""
+    inv = build("INVITE sip:2000@%s SIP/2.0" % POOL, [
+        ("Via", ph.via()), ("Max-Forwards", "70"),
+        ("From", "<sip:1001@%s>;tag=ph-%s" % (POOL, call_id)),
+        ("To", "<sip:2000@%s>" % POOL), ("Call-ID", call_id),
+        ("CSeq", "1 INVITE"), ("Contact", "<%s>" % ph.contact_uri())])
+    ph.send(inv)
+    ok = ph.recv(5, want=lambda m: m.is_reply and m.status >= 200
+                 and m.hdr("Call-ID") == call_id)
+    assert ok.status == 200, ok.text
+    return ok
+
+
+def ss_bye_to_phone(env, ph, call_id, answer=True):
+    """the SIP Server hangs up call_id; the phone answers the BYE if it
+    gets it; returns (final reply or None, attempts, BYE the phone got)"""
+    t, res = in_thread(env.ss.request, env.ss.dialogs[call_id], "BYE")
+    bye = None
+    if answer:
+        bye = ph.recv(5, want=lambda m: not m.is_reply and m.method == "BYE"
+                      and m.hdr("Call-ID") == call_id)
+        ph.send(response(bye, 200, "OK"))
+    t.join(15)
+    reply, att = res[0]
+    return reply, att, bye
+
+
+def test_sticky_phone_keeps_its_connection_holder(kamailio_factory,
+                                                   tmp_path):
+    """a TCP phone registered through A (a sticky flow, genesys_tlssticky)
+    calls a SIP Server over UDP: double Record-Route, the SIP Server's side
+    names the pool, the phone's side names A (the proxy holding its
+    connection), both with the flow token.  The SIP Server's BYE reaches
+    the phone through A, or through B, which relays it once to A (the token
+    names A's relay address); the phone's BYE goes over its connection to
+    A.  With A dead, B answers 430 (flow failed) quickly.  A call from the
+    SIP Server to the phone's registered Contact names A on both sides, as
+    before."""
     from tls_ua import StreamUA
-    a = env.proxies[0]
+    e = make_env(kamailio_factory, tmp_path,
+                 extra={"STICKY_RELAY_TIMER_NON_INVITE": "1000"})
+    a, b = e.proxies[0], e.proxies[1]
     ph = StreamUA(harness.next_address(), a.address, 5060, tls=False)
     try:
         ph.register(POOL, expires=600)
         ok = ph.recv(5, want=lambda m: m.is_reply and m.method == "REGISTER")
         assert ok.status == 200, ok.text
-        reg = [r for r in env.ss.requests if r.method == "REGISTER"][-1]
+        reg = [r for r in e.ss.requests if r.method == "REGISTER"][-1]
         contact = uri_of(reg.contacts()[0])
         assert contact.startswith("sip:1001@%s" % a.address) \
             and ";gts=" in contact, contact
 
-        # the phone calls, over its connection
-        call_id = "tcpcall-%s" % ph.local_port
-        inv = build("INVITE sip:2000@%s SIP/2.0" % POOL, [
-            ("Via", ph.via()), ("Max-Forwards", "70"),
-            ("From", "<sip:1001@%s>;tag=ph1" % POOL),
-            ("To", "<sip:2000@%s>" % POOL), ("Call-ID", call_id),
-            ("CSeq", "1 INVITE"), ("Contact", "<%s>" % ph.contact_uri())])
-        ph.send(inv)
-        ok = ph.recv(5, want=lambda m: m.is_reply and m.status >= 200)
-        assert ok.status == 200, ok.text
-        got = env.ss.wait_got("INVITE", call_id)[0]
+        calls = ["tcpcall%d-%s" % (i, ph.local_port) for i in range(4)]
+        for call_id in calls:
+            phone_call(ph, call_id)
+        got = e.ss.wait_got("INVITE", calls[0])[0]
         rr = record_routes(got)
         assert len(rr) == 2, rr
-        assert rr[0].startswith("sip:%s;r2=on;lr;gha=%s*1001;gts="
-                                % (a.address, PAIR)), rr
+        assert rr[0].startswith("sip:%s:5060;transport=udp;r2=on;lr;gha=%s*1001"
+                                ";gts=" % (POOL, PAIR)), rr
         assert rr[1].startswith("sip:%s;transport=tcp;r2=on;lr;gha=%s*1001;"
                                 "gts=" % (a.address, PAIR)), rr
-        assert POOL not in got.hdr("Record-Route")
-        # the SIP Server hangs up: to A, over the phone's connection
-        sd = env.ss.dialogs[call_id]
-        t, res = in_thread(env.ss.request, sd, "BYE")
-        bye = ph.recv(5, want=lambda m: not m.is_reply and m.method == "BYE")
-        ph.send(response(bye, 200, "OK"))
-        t.join(5)
-        reply, att = res[0]
+
+        # the SIP Server hangs up call 0 through A (its resolver's first)
+        reply, att, _ = ss_bye_to_phone(e, ph, calls[0])
         assert reply is not None and reply.status == 200, att
         assert [x.addr[0] for x in att] == [a.address], att
+        # ... and call 1 through B (B first): B relays it to A
+        e.ss.resolver = Resolver({POOL: [b.address, a.address]})
+        reply, att, bye = ss_bye_to_phone(e, ph, calls[1])
+        assert reply is not None and reply.status == 200, att
+        assert [x.addr[0] for x in att] == [b.address], att
+        assert not bye.hdrs("Route"), bye.text
+        b.wait_log(r"BYE from .* for a flow of another proxy \(tcp "
+                   r"%s:5060\): relayed to that proxy" % re.escape(a.address))
+        # the phone hangs up call 2: over its connection, A to the SIP Server
+        d = e.ss.dialogs[calls[2]]
+        bye = build("BYE %s SIP/2.0" % e.ss.contact, [
+            ("Via", ph.via()), ("Max-Forwards", "70")]
+            + [("Route", "<%s>" % r) for r in reversed(rr)]
+            + [("From", "<sip:1001@%s>;tag=ph-%s" % (POOL, calls[2])),
+               ("To", "<sip:2000@%s>;tag=%s" % (POOL, d.local_tag)),
+               ("Call-ID", calls[2]), ("CSeq", "2 BYE")])
+        ph.send(bye)
+        ok = ph.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
+        assert ok.status == 200, ok.text
+        assert e.ss.wait_got("BYE", calls[2])
 
-        # the SIP Server calls the phone at its registered Contact
-        t, res = in_thread(env.ss.invite, contact, via_a(env),
-                           own_socket=True)
+        # the SIP Server calls the phone at its registered Contact: A on
+        # both sides (script's record_route(), no pair), as before
+        t, res = in_thread(e.ss.invite, contact, via_a(e), own_socket=True)
         inv = ph.recv(5, want=lambda m: not m.is_reply
                       and m.method == "INVITE")
-        rr = record_routes(inv)
-        assert rr and all(r.startswith("sip:%s" % a.address) for r in rr), rr
-        assert POOL not in (inv.hdr("Record-Route") or "")
+        irr = record_routes(inv)
+        assert irr and all(r.startswith("sip:%s" % a.address)
+                           for r in irr), irr
         ph.send(response(inv, 486, "Busy Here", to_tag="ph2"))
         t.join(5)
+
+        # A dies with the phone's connection: the SIP Server's BYE for call
+        # 3 reaches B (ICMP from A), B's relay to A gets no answer: 430
+        ph.close()
+        sigkill(a)
+        e.ss.resolver = e.resolver
+        reply, att, _ = ss_bye_to_phone(e, ph, calls[3], answer=False)
+        assert reply is not None and reply.status == 430, att
+        assert [(x.addr[0], x.outcome) for x in att] == [
+            (a.address, "icmp"), (b.address, "reply")], att
     finally:
         ph.close()
+        e.phone.stop()
+        e.ss.stop()
+        e.backup.stop()
 
 
 def test_pool_rr_without_port(kamailio_factory, tmp_path):
