@@ -23,6 +23,8 @@
 #include "core/rand/fastrand.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_uri.h"
+#include "core/parser/parse_rr.h"
+#include "core/socket_info.h"
 #include "core/parser/parse_to.h"
 #include "core/parser/parse_from.h"
 #include "core/parser/parse_cseq.h"
@@ -927,6 +929,24 @@ static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
 	return 2;
 }
 
+/* 1 when the topmost Route (ours: loose_route() took it) names one of
+ * this proxy's sockets (any port and transport), 0 when it names this proxy
+ * by an alias only (the pool's name) */
+static int top_route_names_socket(struct sip_msg *msg)
+{
+	struct sip_uri pu;
+	rr_t *rt;
+
+	if(msg->route == NULL
+			|| (msg->route->parsed == NULL && parse_rr(msg->route) < 0))
+		return 1;
+	rt = (rr_t *)msg->route->parsed;
+	if(rt == NULL
+			|| parse_uri(rt->nameaddr.uri.s, rt->nameaddr.uri.len, &pu) < 0)
+		return 1;
+	return grep_sock_info(&pu.host, 0, 0) != NULL;
+}
+
 /* in-dialog, our own Route (loose_route() took it, and a second one of a
  * double Record-Route, out of the request) carries a valid token of another
  * proxy of the pool: the dialog's Record-Route names the pool (genesys_ha
@@ -1072,11 +1092,23 @@ int gts_sip_route(struct sip_msg *msg)
 	r = check_token(msg, "Route", val.s, (size_t)val.len, &tok, &si);
 	if(r < 0)
 		return r;
-	if(r == 1) {
-		/* our Route with a token naming a socket we do not have: the
-		 * Record-Route of another proxy of the pool under the pool's name
-		 * (genesys_ha rr_pool_name), that proxy holding the phone's flow */
+	if(r == 1 && !top_route_names_socket(msg)) {
+		/* our Route names us by an alias, not by a socket, with a token
+		 * naming a socket we do not have: the Record-Route of another proxy
+		 * of the pool under the pool's name (genesys_ha rr_pool_name), that
+		 * proxy holding the phone's flow */
 		return relay_in_dialog(msg, &tok, &val);
+	}
+	if(r == 1) {
+		/* our Record-Route with a token naming a socket we do not have
+		 * (another proxy's, or ours under another configuration) */
+		counter_inc(gts_cnt.foreign);
+		LM_WARN("flow token naming a socket this proxy does not have in our"
+				" own Route of a %.*s from %s:%d: refused\n",
+				msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s,
+				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+		return -2;
 	}
 	strip_relay_marker(msg);
 	/* coming from the phone itself (its flow, or a newer flow from its

@@ -341,6 +341,14 @@ def test_sticky_phone_keeps_its_connection_holder(kamailio_factory,
         assert not bye.hdrs("Route"), bye.text
         b.wait_log(r"BYE from .* for a flow of another proxy \(tcp "
                    r"%s:5060\): relayed to that proxy" % re.escape(a.address))
+        # A's token in a Route naming B's own address (not the pool's
+        # name): refused as before, never relayed
+        tok = re.search(r";gts=([^;>]+)", rr[0]).group(1)
+        first, _ = udp_request(b, "BYE", "sip:1001@%s:5061" % ph.local_ip,
+                               route="<sip:%s;lr;gts=%s>" % (b.address, tok))
+        assert first == "SIP/2.0 403 Invalid Flow Token", first
+        b.wait_log(r"flow token naming a socket this proxy does not have in "
+                   r"our own Route of a BYE from .*: refused")
         # the phone hangs up call 2: over its connection, A to the SIP Server
         d = e.ss.dialogs[calls[2]]
         bye = build("BYE %s SIP/2.0" % e.ss.contact, [
