@@ -14,10 +14,12 @@
  * The Record-Route is built as the rr module builds its own (same lumps,
  * same conditions: modules/rr/record.c build_rr()), with the pool's name
  * where rr puts this proxy's address, and the socket's port and transport:
- * "<sip:POOL:PORT[;transport=PROTO][;r2=on];lr;params>" (no transport for
- * UDP with a port, as rr writes its own address).  The
- * parameter lump has rr's type, so add_rr_param() (sticky_rr()) called
- * after it finds it, in both Record-Routes of a double Record-Route.
+ * "<sip:POOL:PORT[;transport=PROTO][;r2=on];lr;params>" (toward the
+ * previous hop no transport for UDP with a port, as rr writes its own
+ * address).  Toward a phone or gateway on its own TCP/TLS connection the
+ * Record-Route names this proxy, exactly as rr's.  The parameter lump has
+ * rr's type, so add_rr_param() (sticky_rr()) called after it finds it, in
+ * both Record-Routes of a double Record-Route.
  * Nothing is allocated but the lumps (pkg); no DNS: the name is only
  * written, and recognised as ours through the core alias list.
  */
