@@ -56,3 +56,11 @@ CONFIGS["genesys_ha_t1_off"] = dict(
     CONFIGS["genesys_ha"],
     modules=CONFIGS["genesys_ha"]["modules"]
     + 'modparam("genesys_ha", "t1_probe", 0)\n')
+
+# ... and with the Record-Route naming the pool (modparam rr_pool_name):
+# the proxy writes the pool's name, port and transport instead of its own
+# address (lumps built by genesys_ha instead of rr)
+CONFIGS["genesys_ha_pool_rr"] = dict(
+    CONFIGS["genesys_ha"],
+    modules=CONFIGS["genesys_ha"]["modules"]
+    + 'modparam("genesys_ha", "rr_pool_name", "sip-pool.example.com")\n')

@@ -29,6 +29,7 @@
 #include "gha_rpc.h"
 #include "gha_pending.h"
 #include "gha_events.h"
+#include "gha_poolrr.h"
 
 MODULE_VERSION
 
@@ -168,6 +169,8 @@ static param_export_t params[] = {
 	{"t1_slots", PARAM_INT, &gha_t1_slots},
 	{"down_grace", PARAM_INT, &gha_down_grace},
 	{"max_pool_elements", PARAM_INT, &gha_max_pool_elements},
+	{"rr_pool_name", PARAM_STR, &gha_rr_pool_name},
+	{"rr_pool_port", PARAM_INT, &gha_rr_pool_port},
 	{0, 0, 0}
 };
 
@@ -242,6 +245,8 @@ static int mod_init(void)
 		return -1;
 	}
 	if(gha_route_init() < 0)
+		return -1;
+	if(gha_poolrr_init() < 0)
 		return -1;
 	if(gha_pending_init() < 0)
 		return -1;

@@ -34,6 +34,7 @@
 #include "gha_rrparam.h"
 #include "gha_pending.h"
 #include "gha_xctx.h"
+#include "gha_poolrr.h"
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
@@ -473,6 +474,13 @@ static int record_route(sip_msg_t *msg, str *dn)
 	}
 	params.s = buf;
 	params.len = n;
+	if(gha_poolrr_applies()) {
+		/* rr_pool_name: any proxy of the pool takes the in-dialog
+		 * requests (the pair id travels in the parameters) */
+		if(gha_poolrr_add(msg, &params, c->from_member) < 0)
+			return GHA_RC_ERROR;
+		return GHA_RC_OK;
+	}
 	if(gha_rrb.record_route(msg, &params) < 0) {
 		LM_ERR("record_route failed\n");
 		return GHA_RC_ERROR;

@@ -23,6 +23,8 @@
 #include "core/rand/fastrand.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/parse_uri.h"
+#include "core/parser/parse_rr.h"
+#include "core/socket_info.h"
 #include "core/parser/parse_to.h"
 #include "core/parser/parse_from.h"
 #include "core/parser/parse_cseq.h"
@@ -927,6 +929,63 @@ static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
 	return 2;
 }
 
+/* 1 when the topmost Route (ours: loose_route() took it) names one of
+ * this proxy's sockets (any port and transport), 0 when it names this proxy
+ * by an alias only (the pool's name) */
+static int top_route_names_socket(struct sip_msg *msg)
+{
+	struct sip_uri pu;
+	rr_t *rt;
+
+	if(msg->route == NULL
+			|| (msg->route->parsed == NULL && parse_rr(msg->route) < 0))
+		return 1;
+	rt = (rr_t *)msg->route->parsed;
+	if(rt == NULL
+			|| parse_uri(rt->nameaddr.uri.s, rt->nameaddr.uri.len, &pu) < 0)
+		return 1;
+	return grep_sock_info(&pu.host, 0, 0) != NULL;
+}
+
+/* in-dialog, our own Route (loose_route() took it, and a second one of a
+ * double Record-Route, out of the request) carries a valid token of another
+ * proxy of the pool: the dialog's Record-Route names the pool (genesys_ha
+ * rr_pool_name) on this side and the proxy holding the phone's flow on the
+ * phone's.  Relayed once to that proxy (relay_foreign()), with a Route
+ * naming it and the token on top, which its loose_route() takes as its own:
+ * it sends the request over the phone's flow.  3, or -2/-3. */
+static int relay_in_dialog(
+		struct sip_msg *msg, const gts_flow_t *tok, const str *tv)
+{
+	char to[64], hf[GTS_TOKEN_MAX + 128];
+	struct lump *l;
+	char *p;
+	int r, len;
+
+	r = relay_foreign(msg, "Route", tok, 1);
+	if(r != 3)
+		return r;
+	gts_addr_str(&tok->relay, to, sizeof(to));
+	len = snprintf(hf, sizeof(hf),
+			"Route: <sip:%s;transport=%s;lr;%.*s=%.*s>\r\n", to,
+			get_proto_name(tok->relay_proto), gts_cfg.token_param.len,
+			gts_cfg.token_param.s, tv->len, tv->s);
+	if(len <= 0 || len >= (int)sizeof(hf) || msg->headers == NULL)
+		return -3;
+	if((p = pkg_malloc(len)) == NULL) {
+		PKG_MEM_ERROR;
+		return -3;
+	}
+	memcpy(p, hf, len);
+	l = anchor_lump(msg, (int)(msg->headers->name.s - msg->buf), 0, 0);
+	if(l == NULL || insert_new_lump_before(l, p, len, 0) == NULL) {
+		LM_ERR("cannot add the Route to the proxy holding the flow\n");
+		pkg_free(p);
+		return -3;
+	}
+	return 3;
+}
+
 /* in-dialog, the next hop loose_route() took from the route set is not us:
  * when it is another proxy of the pool holding a phone's flow (its
  * Record-Route, with a valid flow token), the request is relayed there as
@@ -1033,6 +1092,13 @@ int gts_sip_route(struct sip_msg *msg)
 	r = check_token(msg, "Route", val.s, (size_t)val.len, &tok, &si);
 	if(r < 0)
 		return r;
+	if(r == 1 && !top_route_names_socket(msg)) {
+		/* our Route names us by an alias, not by a socket, with a token
+		 * naming a socket we do not have: the Record-Route of another proxy
+		 * of the pool under the pool's name (genesys_ha rr_pool_name), that
+		 * proxy holding the phone's flow */
+		return relay_in_dialog(msg, &tok, &val);
+	}
 	if(r == 1) {
 		/* our Record-Route with a token naming a socket we do not have
 		 * (another proxy's, or ours under another configuration) */
