@@ -139,7 +139,7 @@ class Kamailio:
             if self.proc.poll() is not None:
                 raise HarnessError(
                     "kamailio exited at start-up with code %s:\n%s"
-                    % (self.proc.returncode, tail(self.log)))
+                    % (self.proc.returncode, tail(self.log, 100)))
             if self.ctl.exists():
                 r = self.rpc_raw("core.uptime")
                 if r.returncode == 0:
