@@ -230,3 +230,22 @@ def test_resolve_host_false_puts_the_host_name_in_via(kamailio_factory):
                          text, re.M), text
     finally:
         rx.close()
+
+
+# ---- TLS --------------------------------------------------------------------
+
+PACKAGE_TLS_CFG = "/etc/kamailio/genesys/tls.cfg"
+
+
+def test_tls_cfg_defaults_to_the_package_file(tmp_path):
+    """WITH_TLS without TLS_CFG reads the package's own tls.cfg (where
+    debian/rules installs etc/tls.cfg), not Debian's /etc/kamailio/tls.cfg."""
+    import os
+    if os.path.exists(PACKAGE_TLS_CFG):
+        pytest.skip("the package is installed: its tls.cfg exists")
+    k = harness.Kamailio(tmp_path / "k", defines={
+        "WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % harness.next_address()})
+    with pytest.raises(harness.HarnessError) as e:
+        k.start()
+    k.stop(check=False)
+    assert "cannot stat config file %s" % PACKAGE_TLS_CFG in str(e.value), str(e.value)
