@@ -25,6 +25,7 @@
 #include "core/dprint.h"
 #include "core/ip_addr.h"
 #include "core/socket_info.h"
+#include "core/globals.h"
 #include "core/mod_fix.h"
 #include "core/kemi.h"
 
@@ -223,12 +224,14 @@ static void gha_startup_failed(void)
 
 	if(gha_main_pid == 0 || gha_listeners_up || getpid() != gha_main_pid)
 		return;
+	/* set just before the core opens the listeners: earlier failures (a
+	 * module after this one, the script's fixups) are not listeners' */
+	if(!fixup_complete)
+		return;
 	si = failed_listener();
 	if(si == NULL) {
-		/* another module or the core failed: no listener event */
-		LM_ERR("start-up stopped after genesys_ha was initialized and "
-			   "before the listeners were opened (see the error above); "
-			   "the proxy does not run\n");
+		LM_ERR("start-up stopped while the listeners were opened (see the "
+			   "error above); the proxy does not run\n");
 		return;
 	}
 	if(si->sock_str.s == NULL)

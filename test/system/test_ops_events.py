@@ -85,3 +85,12 @@ def test_40007_management_listener_taken(tmp_path, peer):
                      r"listener tcp:%s:8080 cannot be opened"
                      % re.escape(k.address), log), log[-3000:]
     assert "40004" not in log and "40006" not in log
+
+
+def test_no_listener_event_when_a_module_fails(tmp_path, peer):
+    """A module initialized after genesys_ha refuses to start: that is not a
+    listener (no 40006/40007), and there is no 40004."""
+    k = proxy(tmp_path, peer, REGISTRAR_DEFAULT_TIMEOUT="-5")
+    log = start_fails(k)
+    assert "registrar_default_timeout" in log, log[-2000:]
+    assert "40006" not in log and "40007" not in log and "40004" not in log
