@@ -59,6 +59,12 @@ def test_deb_builds_and_its_modules_load(tmp_path):
         html = (doc / (m + ".html")).read_text(errors="replace")
         assert "<html" in html and "modparam" in html, m
     assert (root / "etc/kamailio/genesys/kamailio.cfg").is_file()
+    # the service: unit (not enabled), settings, run and check commands
+    assert (root / "lib/systemd/system/kamailio-genesys.service").is_file()
+    assert (root / "etc/default/kamailio-genesys").is_file()
+    for c in ("kamailio-genesys-check", "kamailio-genesys-run"):
+        assert os.access(root / "usr/sbin" / c, os.X_OK), c
+        assert (root / "usr/share/man/man8" / (c + ".8.gz")).is_file(), c
 
     # the packaged modules (not the build tree's) load into Debian's kamailio
     k = harness.Kamailio(tmp_path / "k")
