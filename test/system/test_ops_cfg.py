@@ -249,3 +249,27 @@ def test_tls_cfg_defaults_to_the_package_file(tmp_path):
         k.start()
     k.stop(check=False)
     assert "cannot stat config file %s" % PACKAGE_TLS_CFG in str(e.value), str(e.value)
+
+
+# ---- the pool's name (DN-level oos-check of SIP Server) ----------------------
+
+def test_options_to_the_pool_name_needs_alias(tmp_path, kamailio_factory,
+                                              peer_factory):
+    """SIP Server probes its sip-outbound-proxy DN with OPTIONS to the DN's
+    contact (the pool's name): the proxy answers it itself only when that
+    name is an alias (ALIAS); else the OPTIONS goes on to a SIP Server."""
+    name = "sip-proxy-pool.example.test"
+    pri = peer_factory()
+    k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri),
+                       defines={"ALIAS": name})
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
+    status, _ = hu.udp_request(k, "OPTIONS", "sip:%s" % name, address=pri.address)
+    assert status.startswith("SIP/2.0 200"), status
+    status, _ = hu.udp_request(k, "OPTIONS", "sip:%s:5060" % name)
+    assert status.startswith("SIP/2.0 200"), status
+    assert not [t for t in pri.requests("OPTIONS") if name in t.split("\r\n", 1)[0]]
+    # without the alias the name is not the proxy's: relayed to the pair
+    k2 = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri), name="proxy2")
+    wait_pool(k2, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
+    hu.udp_request(k2, "OPTIONS", "sip:%s" % name)
+    assert [t for t in pri.requests("OPTIONS") if name in t.split("\r\n", 1)[0]]
