@@ -273,3 +273,22 @@ def test_options_to_the_pool_name_needs_alias(tmp_path, kamailio_factory,
     wait_pool(k2, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
     hu.udp_request(k2, "OPTIONS", "sip:%s" % name)
     assert [t for t in pri.requests("OPTIONS") if name in t.split("\r\n", 1)[0]]
+
+
+# ---- module load order ----------------------------------------------------------
+
+def test_genesys_ha_may_be_loaded_before_genesys_oos(tmp_path, kamailio_factory,
+                                                      peer_factory):
+    """genesys_ha needs genesys_oos loaded, in either order: with the two
+    loadmodule lines swapped the pool is probed and follows its members."""
+    pri = peer_factory()
+    cfg = hu.reference_cfg().replace(
+        'loadmodule "genesys_oos"\nloadmodule "genesys_ha"',
+        'loadmodule "genesys_ha"\nloadmodule "genesys_oos"')
+    assert cfg.index('loadmodule "genesys_ha"') < cfg.index('loadmodule "genesys_oos"')
+    k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri), cfg_text=cfg)
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"] == "active",
+              what="primary active")
+    pri.options_code = None
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "out-of-service",
+              what="pair out of service")
