@@ -145,6 +145,10 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
             status=404)
     assert r["error"]["code"] == 404, r
 
+    # the same fault through kamcmd: printed, exit status 0 (documented)
+    kr = k.rpc_raw("genesys_ha.switchover", "NO_SUCH_PAIR")
+    assert kr.returncode == 0 and kr.stdout.startswith("error: 404"), kr
+
     # access control: other sources, no or wrong credentials, other listeners
     code, _ = curl(url + "/metrics", stranger, user=user)
     assert code == 403
