@@ -69,6 +69,8 @@ def test_dialog_rate_twice_the_threshold(tmp_path, kamailio_factory,
     assert len(refused) + len(answered) == n, (len(refused), len(answered))
     share = len(refused) / n
     expected = 1 - rate / (2.0 * rate)
+    print("dialog-rate: %d of %d refused, share %.3f (expected %.3f)"
+          % (len(refused), n, share, expected))
     assert abs(share - expected) <= 0.1 * expected, (share, expected)
     for m in got_503:
         assert re.search(r"^Retry-After: 5\r?$", m["text"], re.M), m["text"]
