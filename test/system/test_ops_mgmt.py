@@ -115,6 +115,10 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
     assert gauge(m, "genesys_member_up", pair="SIPS_A", role="primary") == 1
     assert gauge(m, "genesys_pair_switchovers", pair="SIPS_A") == 0
     assert gauge(m, "genesys_sticky_bindings") == 0
+    # the last probe round-trip time of each member (loopback: a few ms)
+    for member in (pri, bak):
+        rtt = gauge(m, "genesys_target_rtt_ms", uri=member.uri)
+        assert rtt is not None and 0 <= rtt < 1000, (member.uri, sorted(m)[:40])
     # Kamailio's own statistics come along (counters of our modules too)
     assert ("kamailio_genesys_ha_switchovers", frozenset()) in m, sorted(m)[:20]
 
