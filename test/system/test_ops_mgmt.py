@@ -135,15 +135,20 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
         time.sleep(0.2)
     assert gauge(m, "genesys_pair_switchovers", pair="SIPS_A") == 1
     assert gauge(m, "genesys_pair_up", pair="SIPS_A") == 1
-    # a member stops answering: its gauge and the pair's follow
+    # both members stop answering: their gauges and the pair's follow
+    assert gauge(m, "genesys_pair_state", pair="SIPS_A") == 0
     bak.options_code = None
+    pri.options_code = None
     deadline = time.monotonic() + 8
     while True:
         m = metrics()
-        if gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 0:
+        if gauge(m, "genesys_pair_state", pair="SIPS_A") == 2:
             break
         assert time.monotonic() < deadline, m
         time.sleep(0.2)
+    assert gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 0
+    assert gauge(m, "genesys_member_up", pair="SIPS_A", role="primary") == 0
+    assert gauge(m, "genesys_pair_up", pair="SIPS_A") == 0
     # an RPC error comes back as a JSON-RPC error (and the HTTP status)
     r = rpc(url, client, "genesys_ha.switchover", "NO_SUCH_PAIR", user=user,
             status=404)
