@@ -4,6 +4,8 @@
 #   make          build the three modules (out of tree, Kamailio's Makefile.modules)
 #   make test     unit tests (plain and under ASan/UBSan), fuzz smoke runs, system tests
 #   make fuzz     run every libFuzzer harness for FUZZ_SECONDS (default 60)
+#   make wirefuzz mutated SIP over UDP/TCP through the reference config
+#                 (WIREFUZZ_COUNT messages, default 20000; WIREFUZZ_SEED)
 #   make run      start the proxy demo on loopback
 #   make bench    run the benchmarks in bench/ (callgrind + CPU time, failover)
 #   make bench-failover  calls through a SIP Server death: genesys_ha against
@@ -22,7 +24,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench bench-failover clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover clean distclean $(MODULES)
 
 all: modules
 
@@ -46,6 +48,13 @@ fuzz-smoke: | $(STAMP)
 
 fuzz: | $(STAMP)
 	@$(MAKE) --no-print-directory -C test/fuzz run COREPATH=$(COREPATH)
+
+# wire fuzzing of the running proxy (test/wirefuzz; a short run is part of
+# the system tests)
+WIREFUZZ_COUNT ?= 20000
+WIREFUZZ_SEED ?= 4475
+wirefuzz: modules
+	/usr/bin/python3 test/wirefuzz/wirefuzz.py --count $(WIREFUZZ_COUNT) --seed $(WIREFUZZ_SEED)
 
 system: modules
 	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)

@@ -49,6 +49,7 @@ str gha_lb_hash_key = str_init("$fU");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
+int gha_down_grace = 5000;
 
 static int mod_init(void);
 static int child_init(int rank);
@@ -148,7 +149,8 @@ static cmd_export_t cmds[] = {
 		REQUEST_ROUTE},
 	{"ha_from_sipserver", (cmd_function)w_ha_from_sipserver, 0, 0, 0,
 		REQUEST_ROUTE | ONREPLY_ROUTE},
-	{"ha_failover", (cmd_function)w_ha_failover, 0, 0, 0, FAILURE_ROUTE},
+	{"ha_failover", (cmd_function)w_ha_failover, 0, 0, 0,
+		REQUEST_ROUTE | FAILURE_ROUTE},
 	{"ha_select_feature_server", (cmd_function)w_ha_select_feature_server,
 		0, 0, 0, GHA_ROUTES},
 	{0, 0, 0, 0, 0, 0}
@@ -167,6 +169,7 @@ static param_export_t params[] = {
 	{"end_pending_on_down", PARAM_INT, &gha_end_pending},
 	{"t1_probe", PARAM_INT, &gha_t1_probe},
 	{"t1_slots", PARAM_INT, &gha_t1_slots},
+	{"down_grace", PARAM_INT, &gha_down_grace},
 	{0, 0, 0}
 };
 
@@ -183,7 +186,7 @@ struct module_exports exports = {
 	params,          /* exported parameters */
 	gha_rpc_cmds,    /* RPC method exports */
 	pvs,             /* exported pseudo-variables */
-	0,               /* response handling function */
+	gha_grace_reply, /* response handling function */
 	mod_init,        /* module init function */
 	child_init,      /* per-child init function */
 	mod_destroy      /* module destroy function */
@@ -267,6 +270,12 @@ static int mod_init(void)
 		LM_ERR("rr_dn %d is invalid: use 1 (the DN in the Record-Route, seed"
 			   " 001) or 0 (the pair only)\n",
 				gha_rr_dn);
+		return -1;
+	}
+	if(gha_down_grace < 0 || gha_down_grace > 60000) {
+		LM_ERR("down_grace %d is invalid: use 0 (off: refuse at once while "
+			   "no member answers) to 60000 ms\n",
+				gha_down_grace);
 		return -1;
 	}
 	if(gha_serving.len > GHA_NAME_MAX) {

@@ -29,6 +29,7 @@ static const char *pstate_names[] = {
 	[GHA_PS_UP] = "up",
 	[GHA_PS_INACTIVE] = "inactive",
 	[GHA_PS_DOWN] = "out-of-service",
+	[GHA_PS_GRACE] = "grace",
 };
 
 static const char *trigger_names[] = {
@@ -50,7 +51,7 @@ const char *gha_mstate_name(int s)
 
 const char *gha_pstate_name(int s)
 {
-	if(s < 0 || s > GHA_PS_DOWN)
+	if(s < 0 || s > GHA_PS_GRACE)
 		return "invalid";
 	return pstate_names[s];
 }
@@ -219,6 +220,67 @@ int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
 	do_switch(st, oth, GHA_TRIG_OPERATOR, now, ev);
 	ev_end(st, now, ev);
 	return 0;
+}
+
+/* ---- down grace ---- */
+
+static int any_active(const gha_pair_state_t *st)
+{
+	return st->mstate[0] == GHA_MS_ACTIVE || st->mstate[1] == GHA_MS_ACTIVE;
+}
+
+void gha_grace_member_changed(
+		gha_pair_state_t *st, int member, int old, long now_ms)
+{
+	int ms;
+
+	if(member < 0 || member > 1)
+		return;
+	ms = st->mstate[member];
+	if(ms == old)
+		return;
+	if(now_ms <= 0)
+		now_ms = 1;
+	if(ms == GHA_MS_DOWN) {
+		st->g_fail_ms[member] = now_ms;
+		if(answers(old) && !any_active(st))
+			st->g_open_ms = now_ms;
+	} else if(answers(ms)) {
+		/* a member answers a probe: what is known now wins */
+		st->g_open_ms = 0;
+	}
+}
+
+void gha_grace_relay_failed(gha_pair_state_t *st, int member, long now_ms)
+{
+	if(member < 0 || member > 1)
+		return;
+	st->g_fail_ms[member] = now_ms > 0 ? now_ms : 1;
+}
+
+int gha_grace_member(const gha_pair_state_t *st, long now_ms, long grace_ms)
+{
+	long f0, f1;
+
+	if(grace_ms <= 0 || st->g_open_ms <= 0 || any_active(st))
+		return -1;
+	if(now_ms - st->g_open_ms >= grace_ms || now_ms < st->g_open_ms)
+		return -1;
+	f0 = st->g_fail_ms[GHA_PRIMARY];
+	f1 = st->g_fail_ms[GHA_BACKUP];
+	if(f0 != f1)
+		return f0 < f1 ? GHA_PRIMARY : GHA_BACKUP;
+	return 1 - st->active;
+}
+
+int gha_grace_retry(const gha_pair_state_t *st, int failed, int timeout,
+		long now_ms, long grace_ms)
+{
+	if(failed < 0 || failed > 1 || grace_ms <= 0)
+		return -1;
+	if(timeout || gha_grace_member(st, now_ms, grace_ms) >= 0)
+		return 1 - failed;
+	return -1;
 }
 
 int gha_ps_relay_failed(

@@ -59,7 +59,10 @@ typedef enum gha_pstate
 	GHA_PS_UNKNOWN = 0,	 /*!< active member not probed yet: routable */
 	GHA_PS_UP = 1,		 /*!< active member answers */
 	GHA_PS_INACTIVE = 2, /*!< active member answers 503: no new dialogs */
-	GHA_PS_DOWN = 3		 /*!< both members silent: out of service */
+	GHA_PS_DOWN = 3,	 /*!< both members silent: out of service */
+	/*! never stored in pstate: what $ha(state) shows for a request routed
+	 * in the down grace period (see gha_grace_member()) */
+	GHA_PS_GRACE = 4
 } gha_pstate_t;
 
 /*! what caused a switchover */
@@ -84,6 +87,8 @@ typedef struct gha_pair_state
 	long msince[2];			 /*!< last member state change */
 	int pstate;				 /*!< gha_pstate_t */
 	long psince;			 /*!< last pair state change */
+	long g_fail_ms[2];		 /*!< grace: last failure of each member, 0 never */
+	long g_open_ms;			 /*!< grace: opened at, 0 closed (ms, > 0) */
 	int verify_member;		 /*!< member under verification, -1 none */
 	int64_t verify_req_ms;	 /*!< request time (probe clock, ms) */
 	int64_t verify_until_ms; /*!< verification deadline (probe clock) */
@@ -153,6 +158,43 @@ static inline int gha_ps_routable(const gha_pair_state_t *st)
 {
 	return st->pstate == GHA_PS_UP || st->pstate == GHA_PS_UNKNOWN;
 }
+
+/* ---- down grace (issue 9): no refusal in the pair-down window ----
+ *
+ * When a pair loses its last member known to answer by a death, the backup
+ * is usually being promoted: for a bounded grace period requests are sent
+ * to the member most likely to be serving instead of being refused.
+ * - the grace opens when a member that answered (active or inactive) goes
+ *   down and no member of the pair is active; it closes when a member
+ *   answers a probe again (active, or inactive: fresh knowledge wins) and
+ *   expires grace_ms after it opened;
+ * - a member "fails" when its probe state goes down or a relay to it got no
+ *   answer (timeout, transport error); the member most likely to be serving
+ *   is the one whose last failure is older (never failed: oldest); equal:
+ *   the non-active member.  So after the primary died the backup is tried,
+ *   and after a relay to the backup failed the other member is;
+ * - a relay that got no answer may be retried on the other member within
+ *   the same transaction even when that member is not known alive (grace
+ *   enabled), and during the grace also after a 503.
+ */
+
+/*! member 'member' changed from probe state 'old' to st->mstate[member]
+ * (call after gha_ps_member_changed()) */
+void gha_grace_member_changed(
+		gha_pair_state_t *st, int member, int old, long now_ms);
+
+/*! a relay to 'member' got no answer (timeout, transport error) */
+void gha_grace_relay_failed(gha_pair_state_t *st, int member, long now_ms);
+
+/*! the member to send requests to while the pair is in its down grace,
+ * or -1 when it is not (grace_ms <= 0: grace disabled) */
+int gha_grace_member(const gha_pair_state_t *st, long now_ms, long grace_ms);
+
+/*! after a relay to 'failed' failed (timeout != 0: no answer, else a 503)
+ * and the other member is not known alive: the member to retry on within
+ * the transaction, or -1 */
+int gha_grace_retry(const gha_pair_state_t *st, int failed, int timeout,
+		long now_ms, long grace_ms);
 
 const char *gha_mstate_name(int s);
 const char *gha_pstate_name(int s);

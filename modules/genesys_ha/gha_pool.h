@@ -158,6 +158,7 @@ typedef struct gha_pair
 	unsigned long n_rejected; /*!< new dialogs refused (atomic increments) */
 	unsigned long n_indialog; /*!< in-dialog requests routed (atomic) */
 	unsigned long n_failover; /*!< failure_route retargets (atomic) */
+	unsigned long n_grace; /*!< requests routed in the down grace (atomic) */
 } gha_pair_t;
 
 typedef struct gha_fs

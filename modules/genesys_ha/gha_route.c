@@ -24,6 +24,7 @@
 #include "core/rand/kam_rand.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_from.h"
+#include "core/parser/parse_cseq.h"
 #include "core/ip_addr.h"
 #include "modules/tm/h_table.h"
 #include "modules/tm/t_lookup.h"
@@ -213,15 +214,69 @@ static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
 	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
 }
 
+/* core's response hook (every reply, before tm): while a down grace is
+ * open somewhere, a reply from a member not known active (a backup being
+ * promoted answers the requests sent to it in the grace) makes genesys_oos
+ * probe it at once, so that the pair switches to it in one round trip
+ * instead of at its next periodic probe.  Nothing allocated, one load and
+ * a clock read per reply otherwise. */
+int gha_grace_reply(sip_msg_t *msg)
+{
+	gha_pool_t *p;
+	gha_addr_t a;
+	int pi, m;
+	long until = __atomic_load_n(&gha_root->grace_until_ms, __ATOMIC_RELAXED);
+
+	if(until <= 0 || gha_now_ms() >= until)
+		return 1;
+	if(parse_headers(msg, HDR_CSEQ_F, 0) < 0 || msg->cseq == NULL
+			|| get_cseq(msg)->method_id == METHOD_OPTIONS)
+		return 1; /* probes are genesys_oos's business */
+	if((p = gha_snap()) == NULL)
+		return 1;
+	to_gha_addr(&msg->rcv.src_ip, &a);
+	pi = gha_pool_find_member_addr(
+			p, &a, msg->rcv.src_port, msg->rcv.proto != PROTO_UDP, &m);
+	if(pi >= 0 && gha_mstate(&p->pairs[pi], m) != GHA_MS_ACTIVE)
+		gha_goos.probe_now(p->pairs[pi].m[m].goos_id);
+	return 1;
+}
+
+/* the pair has no member known alive but is in its down grace: send the
+ * request to the member most likely to be serving */
+static int grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
+{
+	gha_ctx_t *c = gha_ctx(msg);
+
+	gha_ctx_set_pair(c, pr, g);
+	c->state = GHA_PS_GRACE;
+	if(set_dst_uri(msg, &pr->m[g].dst) < 0) {
+		LM_ERR("cannot set the destination to %.*s\n", pr->m[g].dst.len,
+				pr->m[g].dst.s);
+		return GHA_RC_ERROR;
+	}
+	GHA_INC(pr->n_grace);
+	counter_inc(gha_cnt.grace);
+	LM_DBG("pair '%.*s' has no member known alive: down grace, %.*s to %s "
+		   "%.*s\n",
+			pr->name.len, pr->name.s, msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, gha_role_name(g),
+			pr->m[g].uri.len, pr->m[g].uri.s);
+	return GHA_RC_GRACE;
+}
+
 /* send a new dialog to the active member of pair pi */
 static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 {
 	gha_pair_t *pr = &p->pairs[pi];
-	int a = gha_active(pr), ps = gha_pstate(pr);
+	int a = gha_active(pr), ps = gha_pstate(pr), g;
 	gha_ctx_t *c = gha_ctx(msg);
 
 	gha_ctx_set_pair(c, pr, a);
 	c->state = ps;
+	if((ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE)
+			&& (g = gha_grace_target(pr)) >= 0)
+		return grace_route(msg, pr, g);
 	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
 		GHA_INC(pr->n_rejected);
 		counter_inc(gha_cnt.rejected);
@@ -305,6 +360,11 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 		return GHA_RC_UNKNOWN_PAIR;
 	}
 	pi = lb_choose(msg, p->npairs, av, ids, &gha_root->rr_pairs);
+	/* none available: the first of the site's pairs in its down grace */
+	for(i = 0; pi < 0 && i < p->npairs; i++)
+		if((s.len <= 0 || site_eq(&p->pairs[i].site, &s))
+				&& gha_grace_target(&p->pairs[i]) >= 0)
+			pi = i;
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -433,7 +493,7 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	str val = STR_NULL, nm;
 	gha_ctx_t *c;
 	gha_pair_t *pr;
-	int n, dl, pi, qi, m, a;
+	int n, dl, pi, qi, m, a, g;
 
 	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
 		/* "gha" without a value is a malformed id, not "no id" */
@@ -470,6 +530,12 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	pr = &p->pairs[qi];
 	a = gha_active(pr);
 	gha_ctx_set_pair(c, pr, a);
+	if(gha_pstate(pr) != GHA_PS_UP && gha_pstate(pr) != GHA_PS_UNKNOWN
+			&& (g = gha_grace_target(pr)) >= 0) {
+		GHA_INC(pr->n_indialog);
+		counter_inc(gha_cnt.in_dialog);
+		return grace_route(msg, pr, g);
+	}
 	if(gha_pstate(pr) == GHA_PS_DOWN) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
@@ -519,6 +585,13 @@ static int branch_member(gha_pool_t *p, struct ua_client *uac, int *member)
 			p, &a, su_getport(&uac->request.dst.to), 0, member);
 }
 
+/* the branch could not be sent at all (TCP/TLS connect refused, send
+ * error): tm marks it so (t_fwd.c) and t_relay() fails */
+static int send_failed(const struct ua_client *uac)
+{
+	return uac->icode == 908 && uac->reply == NULL;
+}
+
 int ki_ha_failover(sip_msg_t *msg)
 {
 	gha_pool_t *p = gha_snap();
@@ -526,17 +599,30 @@ int ki_ha_failover(sip_msg_t *msg)
 	struct ua_client *uac;
 	gha_ctx_t *c;
 	gha_pair_t *pr;
-	int b, i, pi, qi, m, k, to, timeout, tried = 0;
+	const char *why;
+	int b, i, pi, qi, m, k, to, timeout, grace = 0, tried = 0;
 
 	if(p == NULL)
 		return GHA_RC_NOT_FOUND;
+	if(msg->first_line.type == SIP_REQUEST
+			&& (msg->REQ_METHOD & (METHOD_ACK | METHOD_CANCEL)))
+		return GHA_RC_NOT_FOUND; /* not relayed in their own transaction */
 	t = gha_tmb.t_gett();
 	if(t == NULL || t == T_UNDEFINED) {
-		LM_ERR("ha_failover() needs a transaction (use it in "
-			   "failure_route)\n");
+		if(!is_route_type(FAILURE_ROUTE))
+			return GHA_RC_NOT_FOUND; /* t_relay() failed before sending */
+		LM_ERR("ha_failover() needs a transaction\n");
 		return GHA_RC_ERROR;
 	}
-	b = gha_tmb.t_get_picked_branch();
+	/* a send that failed at once is the newest branch (request_route after
+	 * t_relay() failed, or failure_route after the retry's t_relay()
+	 * failed); else the branch failure_route runs for */
+	b = t->nr_of_outgoings - 1;
+	if(b < 0 || !send_failed(&t->uac[b])) {
+		if(!is_route_type(FAILURE_ROUTE))
+			return GHA_RC_NOT_FOUND;
+		b = gha_tmb.t_get_picked_branch();
+	}
 	if(b < 0 || b >= t->nr_of_outgoings)
 		return GHA_RC_NOT_FOUND;
 	uac = &t->uac[b];
@@ -544,6 +630,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			  || uac->last_received == 0;
 	if(!timeout && uac->last_received != 503)
 		return GHA_RC_NOT_FOUND; /* an answer: not a member failure */
+	why = send_failed(uac) ? "send failed" : (timeout ? "no answer" : "503");
 	pi = branch_member(p, uac, &m);
 	if(pi < 0)
 		return GHA_RC_NOT_FOUND;
@@ -554,13 +641,24 @@ int ki_ha_failover(sip_msg_t *msg)
 	}
 	pr = &p->pairs[pi];
 	to = gha_relay_failed(p, pi, m, timeout);
+	if(to < 0 || (tried & (1 << to))) {
+		/* the other member is not known alive: tried anyway in the down
+		 * grace, or after no answer at all (gha_pair.h) */
+		k = gha_grace_retry_member(p, pi, m, timeout);
+		if(k >= 0 && !(tried & (1 << k))) {
+			to = k;
+			grace = 1;
+		}
+	}
 	c = gha_ctx(msg);
 	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
+	if(grace || gha_grace_target(pr) >= 0)
+		c->state = GHA_PS_GRACE;
 	if(to < 0 || (tried & (1 << to))) {
 		LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s) and the "
 				  "other member is not known alive or was tried: no retry\n",
 				pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-				pr->m[m].uri.s, timeout ? "no answer" : "503");
+				pr->m[m].uri.s, why);
 		return GHA_RC_OUT_OF_SERVICE;
 	}
 	if(set_dst_uri(msg, &pr->m[to].dst) < 0) {
@@ -570,12 +668,17 @@ int ki_ha_failover(sip_msg_t *msg)
 	gha_pending_note(msg, pr->m[to].proto);
 	ruri_mark_new(); /* re-use the R-URI for the new branch */
 	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
-			  "%.*s\n",
+			  "%.*s%s\n",
 			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-			pr->m[m].uri.s, timeout ? "no answer" : "503", gha_role_name(to),
-			pr->m[to].uri.len, pr->m[to].uri.s);
+			pr->m[m].uri.s, why, gha_role_name(to), pr->m[to].uri.len,
+			pr->m[to].uri.s, grace ? " (not known alive: down grace)" : "");
 	GHA_INC(pr->n_failover);
 	counter_inc(gha_cnt.failovers);
+	if(grace) {
+		GHA_INC(pr->n_grace);
+		counter_inc(gha_cnt.grace);
+		return GHA_RC_GRACE;
+	}
 	return GHA_RC_OK;
 }
 

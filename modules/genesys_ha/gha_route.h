@@ -70,6 +70,8 @@ int ki_ha_route_in_dialog(sip_msg_t *msg);
 int ki_ha_from_sipserver(sip_msg_t *msg);
 int ki_ha_failover(sip_msg_t *msg);
 int ki_ha_select_feature_server(sip_msg_t *msg);
+/*! core response hook: replies from members while a down grace is open */
+int gha_grace_reply(sip_msg_t *msg);
 
 int pv_parse_ha_name(pv_spec_t *sp, str *in);
 int pv_get_ha(sip_msg_t *msg, pv_param_t *param, pv_value_t *res);

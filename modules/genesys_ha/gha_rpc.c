@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/dprint.h"
+#include "common/kg_rpc.h"
 #include "gha_state.h"
 #include "gha_rpc.h"
 
@@ -54,10 +55,12 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 	void *th, *arr, *ph, *marr, *sh;
 	gha_pair_state_t st;
 	char ts[32], ts2[32];
-	int i, k, si, fst;
-	long fsince;
+	int i, k, si, fst, g;
+	long fsince, now_ms;
 	str site;
 
+	if(kg_rpc_no_more(rpc, ctx, "genesys_ha.pool") < 0)
+		return;
 	if(rpc->add(ctx, "{", &th) < 0)
 		return;
 	if(p == NULL) {
@@ -105,6 +108,12 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 				(int)__atomic_load_n(&pr->n_indialog, __ATOMIC_RELAXED),
 				"failovers",
 				(int)__atomic_load_n(&pr->n_failover, __ATOMIC_RELAXED));
+		now_ms = gha_now_ms();
+		g = 0;
+		if(gha_grace_member(&st, now_ms, gha_down_grace) >= 0)
+			g = (int)(st.g_open_ms + gha_down_grace - now_ms);
+		rpc->struct_add(ph, "dd", "grace_left_ms", g, "grace_routed",
+				(int)__atomic_load_n(&pr->n_grace, __ATOMIC_RELAXED));
 	}
 	if(rpc->struct_add(th, "[", "feature_servers", &arr) < 0)
 		return;
@@ -140,21 +149,23 @@ static void gha_rpc_switchover(rpc_t *rpc, void *ctx)
 	int pi;
 
 	if(rpc->scan(ctx, "S", &name) < 1 || name.len <= 0) {
-		rpc->fault(ctx, 400, "usage: genesys_ha.switchover <pair name>");
+		kg_rpc_fault(rpc, ctx, 400, "usage: genesys_ha.switchover <pair name>");
 		return;
 	}
+	if(kg_rpc_no_more(rpc, ctx, "genesys_ha.switchover <pair name>") < 0)
+		return;
 	if(p == NULL || (pi = gha_pool_find_pair(p, name.s, name.len)) < 0) {
-		rpc->fault(
-				ctx, 404, "unknown SIP Server pair '%.*s'", name.len, name.s);
+		kg_rpc_fault(rpc, ctx, 404, "unknown SIP Server pair '" KG_ECHO_FMT "'",
+				KG_ECHO(&name));
 		return;
 	}
 	if(gha_operator_switchover(p, pi) < 0) {
 		gha_pair_copy(p, pi, &st);
-		rpc->fault(ctx, 409,
-				"pair '%.*s': the %s %.*s does not answer; switchover refused",
-				name.len, name.s, gha_role_name(1 - st.active),
-				p->pairs[pi].m[1 - st.active].uri.len,
-				p->pairs[pi].m[1 - st.active].uri.s);
+		kg_rpc_fault(rpc, ctx, 409,
+				"pair '" KG_ECHO_FMT "': the %s " KG_ECHO_FMT
+				" does not answer; switchover refused",
+				KG_ECHO(&name), gha_role_name(1 - st.active),
+				KG_ECHO(&p->pairs[pi].m[1 - st.active].uri));
 		return;
 	}
 	gha_pair_copy(p, pi, &st);
@@ -175,13 +186,17 @@ static void gha_rpc_reload(rpc_t *rpc, void *ctx)
 	char msg[GHA_ERR_MAX + 128];
 	int rc;
 
+	if(kg_rpc_no_more(rpc, ctx, "genesys_ha.reload") < 0)
+		return;
 	rc = gha_reload(msg, sizeof(msg));
 	if(rc == -1) {
-		rpc->fault(ctx, 503, "%s", msg);
+		kg_rpc_fault(rpc, ctx, 503, "%s", msg);
 		return;
 	}
 	if(rc != 0) {
-		rpc->fault(ctx, 500, "%d: %s; the running pool is unchanged", rc, msg);
+		/* the whole text is in the log; the fault keeps its start */
+		kg_rpc_fault(rpc, ctx, 500, "%d: the running pool is unchanged: %s", rc,
+				msg);
 		return;
 	}
 	rpc->rpl_printf(ctx, "%s", msg);

@@ -70,6 +70,9 @@ static counter_def_t gha_cnt_defs[] = {
 		"in-dialog requests refused: unknown or malformed pair in Route"},
 	{&gha_cnt.failovers, "failovers", 0, 0, 0,
 		"failure_route retries on the other member"},
+	{&gha_cnt.grace, "grace", 0, 0, 0,
+		"requests and retries sent in a pair's down grace (no member known "
+		"alive)"},
 	{&gha_cnt.backup_requests, "backup_requests", 0, 0, 0,
 		"requests received from a pair's non-active member"},
 	{&gha_cnt.reloads, "reloads", 0, 0, 0, "successful pool reloads"},
@@ -214,9 +217,13 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	if(ev->went_down) {
 		LM_ERR("40001 SPR_SIPS_HA_PAIR_UNAVAILABLE: SIP Server HA pair "
 			   "(%.*s:%d) is unavailable: '%.*s' primary and backup do not "
-			   "answer OPTIONS; new dialogs get 503 until one answers\n",
+			   "answer OPTIONS; new dialogs get 503 until one answers%s\n",
 				pr->m[0].host.len, pr->m[0].host.s, pr->m[0].port, pr->name.len,
-				pr->name.s);
+				pr->name.s,
+				gha_grace_target(pr) >= 0 ? " (after the down grace: requests "
+											"go to the member most likely to "
+											"be serving meanwhile)"
+										  : "");
 		counter_inc(gha_cnt.pair_down);
 	}
 	if(ev->went_up) {
@@ -245,12 +252,20 @@ static int ev_any(const gha_pair_events_t *ev)
 		   || ev->new_pstate != ev->old_pstate;
 }
 
+long gha_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
 void gha_member_state(int goos_id, int new_state)
 {
 	gha_pool_t *p = gha_snap();
 	gha_pair_events_t ev;
-	int i, k, pi = -1;
-	long now = (long)time(NULL);
+	int i, k, old, pi = -1, grace = -1;
+	long now = (long)time(NULL), now_ms = gha_now_ms();
 
 	if(p == NULL || goos_id < 0)
 		return;
@@ -259,7 +274,15 @@ void gha_member_state(int goos_id, int new_state)
 	for(i = 0; i < p->npairs && pi < 0; i++) {
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
+				old = p->pairs[i].st.mstate[k];
 				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
+				gha_grace_member_changed(&p->pairs[i].st, k, old, now_ms);
+				if(p->pairs[i].st.g_open_ms == now_ms && gha_down_grace > 0) {
+					__atomic_store_n(&gha_root->grace_until_ms,
+							now_ms + gha_down_grace, __ATOMIC_RELAXED);
+					grace = gha_grace_member(
+							&p->pairs[i].st, now_ms, gha_down_grace);
+				}
 				pi = i;
 				break;
 			}
@@ -274,6 +297,13 @@ void gha_member_state(int goos_id, int new_state)
 	lock_release(&gha_root->lock);
 	if(pi >= 0 && ev_any(&ev))
 		emit(p, pi, &ev);
+	if(pi >= 0 && grace >= 0)
+		LM_WARN("SIP Server pair '%.*s' has no member known alive: down "
+				"grace, requests go to the %s %.*s for up to %d ms (then to "
+				"the other member if it does not answer)\n",
+				p->pairs[pi].name.len, p->pairs[pi].name.s,
+				gha_role_name(grace), p->pairs[pi].m[grace].uri.len,
+				p->pairs[pi].m[grace].uri.s, gha_down_grace);
 }
 
 static void goos_cb(const goos_change_t *ch, void *param)
@@ -397,6 +427,7 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	gha_goos.report_failure(pr->m[member].goos_id);
 	lock_get(&gha_root->lock);
 	if(timeout) {
+		gha_grace_relay_failed(&pr->st, member, gha_now_ms());
 		to = gha_ps_relay_failed(&pr->st, member, (long)time(NULL), &ev);
 	} else {
 		/* a 503 to a request: retry elsewhere, but the member answers */
@@ -408,6 +439,38 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	if(ev.switched)
 		emit(p, pi, &ev);
 	return to;
+}
+
+int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
+{
+	int to;
+
+	if(gha_down_grace <= 0)
+		return -1;
+	lock_get(&gha_root->lock);
+	to = gha_grace_retry(
+			&p->pairs[pi].st, member, timeout, gha_now_ms(), gha_down_grace);
+	lock_release(&gha_root->lock);
+	return to;
+}
+
+int gha_grace_target(const gha_pair_t *pr)
+{
+	gha_pair_state_t s;
+	int k;
+
+	/* the request path: one load while no grace is open */
+	if(gha_down_grace <= 0
+			|| __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED) <= 0)
+		return -1;
+	s.active = gha_active(pr);
+	s.g_open_ms = __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED);
+	for(k = 0; k < 2; k++) {
+		s.mstate[k] = gha_mstate(pr, k);
+		s.g_fail_ms[k] =
+				__atomic_load_n(&pr->st.g_fail_ms[k], __ATOMIC_RELAXED);
+	}
+	return gha_grace_member(&s, gha_now_ms(), gha_down_grace);
 }
 
 void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out)
@@ -446,11 +509,14 @@ static void release_ids(gha_pool_t *p)
 
 static int register_one(gha_member_t *m, char *msg, int msglen)
 {
-	m->goos_id = gha_goos.register_target(&m->dst, NULL);
+	char why[256];
+
+	m->goos_id =
+			gha_goos.register_target_err(&m->dst, NULL, why, (int)sizeof(why));
 	if(m->goos_id < 0) {
 		snprintf(msg, (size_t)msglen,
-				"genesys_oos refused target %.*s (line %d)", m->dst.len,
-				m->dst.s, m->line);
+				"genesys_oos refused target %.*s (line %d): %s", m->dst.len,
+				m->dst.s, m->line, why);
 		return -1;
 	}
 	return 0;
@@ -499,6 +565,7 @@ static void carry_state(gha_pool_t *np, gha_pool_t *old, const int *ms,
 			n->n_rejected = op->n_rejected;
 			n->n_indialog = op->n_indialog;
 			n->n_failover = op->n_failover;
+			n->n_grace = op->n_grace;
 			continue;
 		}
 		/* new pair or changed members: start from the probe states */

@@ -33,6 +33,7 @@
 /*! return codes of the script functions (never 0) */
 #define GHA_RC_OK 1
 #define GHA_RC_AS_IS 2			   /*!< nothing to change, relay as is */
+#define GHA_RC_GRACE 3			   /*!< to a member not known alive (grace) */
 #define GHA_RC_OUT_OF_SERVICE (-1) /*!< pair out of service */
 #define GHA_RC_INACTIVE (-2)	   /*!< pair inactive: no new dialogs */
 #define GHA_RC_UNKNOWN_PAIR (-3)   /*!< unknown pair (or no pool) */
@@ -50,6 +51,7 @@ typedef struct gha_root
 	/*! latest deadline of an armed request verification (probe clock):
 	 * probe results after it skip the pair scan (atomic) */
 	int64_t verify_until_ms;
+	long grace_until_ms; /*!< end of the latest down grace (atomic), 0 none */
 	long started;
 } gha_root_t;
 
@@ -63,7 +65,8 @@ extern str gha_lb_name;
 extern str gha_lb_hash_key; /*!< lb_algorithm "hash": the key (pv format) */
 extern str gha_event_callback;
 extern int gha_lb_alg;
-extern int gha_rr_dn; /*!< ha_record_route() adds the DN (default 1) */
+extern int gha_rr_dn;	   /*!< ha_record_route() adds the DN (default 1) */
+extern int gha_down_grace; /*!< ms of down grace, 0 off (default 5000) */
 
 extern gha_root_t *gha_root;
 extern goos_api_t gha_goos;
@@ -73,7 +76,7 @@ typedef struct gha_counters
 {
 	counter_handle_t switchovers, pair_down, pair_up, new_dialogs, rejected,
 			in_dialog, route_refused, failovers, backup_requests, reloads,
-			reload_errors;
+			reload_errors, grace;
 } gha_counters_t;
 extern gha_counters_t gha_cnt;
 
@@ -101,6 +104,15 @@ int gha_operator_switchover(gha_pool_t *p, int pi);
 /*! relayed request to member failed; timeout != 0 for timeout/transport;
  * returns the member to retry on or -1 */
 int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout);
+
+/*! after a failed relay (gha_relay_failed() gave -1): the member to retry
+ * on although it is not known alive (down grace), or -1 */
+int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout);
+/*! the member to route to while the pair is in its down grace, or -1
+ * (lock-free) */
+int gha_grace_target(const gha_pair_t *pr);
+/*! monotonic clock, ms (> 0) */
+long gha_now_ms(void);
 
 /*! the serving pair index of p, or -1 */
 int gha_serving_index(const gha_pool_t *p);

@@ -13,9 +13,12 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -72,20 +75,119 @@ static int is(xmlNodePtr n, const char *name)
 }
 
 /* libxml2 keeps no line for a DTD node: find it in the text */
-static int doctype_line(const char *file)
+static int doctype_line(const char *buf, size_t len)
 {
-	char buf[1024];
-	int line = 0, found = 0;
-	FILE *f = fopen(file, "r");
+	size_t i;
+	int line = 1;
 
-	if(f == NULL)
-		return 0;
-	while(!found && fgets(buf, sizeof(buf), f)) {
-		line++;
-		found = strstr(buf, "<!DOCTYPE") != NULL;
+	for(i = 0; i + 9 <= len; i++) {
+		if(buf[i] == '\n')
+			line++;
+		else if(buf[i] == '<' && memcmp(buf + i, "<!DOCTYPE", 9) == 0)
+			return line;
 	}
-	fclose(f);
-	return found ? line : 0;
+	return 0;
+}
+
+static const char *file_kind(mode_t m)
+{
+	if(S_ISDIR(m))
+		return "a directory";
+	if(S_ISFIFO(m))
+		return "a FIFO";
+	if(S_ISSOCK(m))
+		return "a socket";
+	if(S_ISCHR(m) || S_ISBLK(m))
+		return "a device";
+	return "not a regular file";
+}
+
+/* the whole pool file in a malloc'ed buffer: a regular file of at most
+ * GHA_XML_FILE_MAX bytes, opened without blocking (a FIFO would block the
+ * reading process until a writer comes); GHA_LOAD_OK or an error in err */
+static gha_load_rc_t read_pool_file(
+		const char *file, char **out, size_t *outlen, char *err, int errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	*out = NULL;
+	*outlen = 0;
+	fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if(fd < 0) {
+		snprintf(err, (size_t)errlen, "%s: cannot read the pool file: %s", file,
+				strerror(errno));
+		return GHA_LOAD_CONFIG;
+	}
+	if(fstat(fd, &st) < 0) {
+		snprintf(err, (size_t)errlen, "%s: cannot read the pool file: %s", file,
+				strerror(errno));
+		goto error;
+	}
+	if(!S_ISREG(st.st_mode)) {
+		snprintf(err, (size_t)errlen,
+				"%s: cannot read the pool file: it is %s, not a regular file",
+				file, file_kind(st.st_mode));
+		goto error;
+	}
+	if(st.st_size > GHA_XML_FILE_MAX) {
+		snprintf(err, (size_t)errlen,
+				"%s: the pool file has %lld bytes, more than the %d a pool "
+				"file may have",
+				file, (long long)st.st_size, GHA_XML_FILE_MAX);
+		goto error;
+	}
+	/* one byte more than allowed: a file that grew meanwhile is caught */
+	buf = malloc((size_t)GHA_XML_FILE_MAX + 1);
+	if(buf == NULL) {
+		close(fd);
+		snprintf(err, (size_t)errlen, "out of memory reading the pool file");
+		return GHA_LOAD_NOMEM;
+	}
+	while(got <= (size_t)GHA_XML_FILE_MAX) {
+		n = read(fd, buf + got, (size_t)GHA_XML_FILE_MAX + 1 - got);
+		if(n < 0 && errno == EINTR)
+			continue;
+		if(n < 0) {
+			snprintf(err, (size_t)errlen, "%s: cannot read the pool file: %s",
+					file, strerror(errno));
+			goto error;
+		}
+		if(n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if(got > (size_t)GHA_XML_FILE_MAX) {
+		snprintf(err, (size_t)errlen,
+				"%s: the pool file has more than the %d bytes a pool file may "
+				"have",
+				file, GHA_XML_FILE_MAX);
+		goto error;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = got;
+	return GHA_LOAD_OK;
+error:
+	free(buf);
+	close(fd);
+	return GHA_LOAD_CONFIG;
+}
+
+/* more than GHA_XML_ENTRIES_MAX entries of one kind */
+static int too_many(int n, xmlNodePtr node, const char *what, const char *file,
+		char *err, int errlen)
+{
+	if(n < GHA_XML_ENTRIES_MAX)
+		return 0;
+	snprintf(err, (size_t)errlen,
+			"%s:%d: element <%s>: more than %d %s in the pool file", file,
+			(int)xmlGetLineNo(node), (const char *)node->name,
+			GHA_XML_ENTRIES_MAX, what);
+	return 1;
 }
 
 static gha_load_rc_t nomem(char *err, int errlen)
@@ -105,45 +207,53 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 	xmlNodePtr root, n, c;
 	xerr_t xe;
 	gha_load_rc_t rc = GHA_LOAD_CONFIG;
-	FILE *f;
+	char *buf = NULL;
+	size_t len = 0;
 
 	memset(d, 0, sizeof(*d));
 	memset(&xe, 0, sizeof(xe));
 	d->file = strdup(file ? file : "");
 	if(d->file == NULL)
 		return nomem(err, errlen);
-	f = fopen(d->file, "r");
-	if(f == NULL) {
-		snprintf(err, (size_t)errlen, "%s: cannot read the pool file: %s",
-				d->file, strerror(errno));
-		return GHA_LOAD_CONFIG;
-	}
-	fclose(f);
-
-	pctx = xmlNewParserCtxt();
-	if(pctx == NULL)
-		return nomem(err, errlen);
-	/* no network, no DTD loading, no entity substitution, no stderr */
-	doc = xmlCtxtReadFile(pctx, d->file, NULL,
-			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if(doc == NULL) {
-		xmlErrorPtr e = xmlCtxtGetLastError(pctx);
-		char msg[256];
-		size_t l;
-		snprintf(msg, sizeof(msg), "%s",
-				e && e->message ? e->message : "cannot parse");
-		l = strlen(msg);
-		while(l > 0 && msg[l - 1] == '\n')
-			msg[--l] = '\0';
-		snprintf(err, (size_t)errlen, "%s:%d: not well-formed XML: %s", d->file,
-				e ? e->line : 0, msg);
+	rc = read_pool_file(d->file, &buf, &len, err, errlen);
+	if(rc != GHA_LOAD_OK)
+		return rc;
+	rc = GHA_LOAD_CONFIG;
+	if(len == 0) {
+		snprintf(err, (size_t)errlen,
+				"%s:1: not well-formed XML: the file is empty", d->file);
 		goto done;
 	}
+
+	pctx = xmlNewParserCtxt();
+	if(pctx == NULL) {
+		rc = nomem(err, errlen);
+		goto done;
+	}
+	/* no network, no DTD loading, no entity substitution, no stderr; the
+	 * first error is the one to report (the last is often a consequence:
+	 * "Couldn't find end of Start Tag" after the attribute that broke it) */
+	xmlSetStructuredErrorFunc(&xe, xerr_capture);
+	doc = xmlCtxtReadMemory(pctx, buf, (int)len, d->file, NULL,
+			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlSetStructuredErrorFunc(NULL, NULL);
+	if(doc == NULL) {
+		xmlErrorPtr e = xmlCtxtGetLastError(pctx);
+		if(!xe.set && e != NULL) /* no structured error came: the last one */
+			xerr_capture(&xe, e);
+		snprintf(err, (size_t)errlen, "%s:%d: not well-formed XML: %s", d->file,
+				xe.line, xe.set ? xe.msg : "cannot parse");
+		len = strlen(err);
+		while(len > 0 && err[len - 1] == '\n')
+			err[--len] = '\0';
+		goto done;
+	}
+	memset(&xe, 0, sizeof(xe));
 	if(doc->intSubset || doc->extSubset) {
 		snprintf(err, (size_t)errlen,
 				"%s:%d: element <!DOCTYPE>: DOCTYPE and entity declarations "
 				"are not allowed in the pool file",
-				d->file, doctype_line(d->file));
+				d->file, doctype_line(buf, len));
 		goto done;
 	}
 	/* schema */
@@ -184,6 +294,8 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				gha_draft_proxy_t *x;
 				if(!is(c, "proxy"))
 					continue;
+				if(too_many(d->nproxies, c, "proxies", d->file, err, errlen))
+					goto done;
 				if((x = gha_draft_add_proxy(d)) == NULL)
 					goto oom;
 				x->line = (int)xmlGetLineNo(c);
@@ -191,8 +303,10 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				x->site = prop(c, "site");
 			}
 		} else if(is(n, "sipserver")) {
-			gha_draft_pair_t *x = gha_draft_add_pair(d);
-			if(x == NULL)
+			gha_draft_pair_t *x;
+			if(too_many(d->npairs, n, "SIP Server pairs", d->file, err, errlen))
+				goto done;
+			if((x = gha_draft_add_pair(d)) == NULL)
 				goto oom;
 			x->line = (int)xmlGetLineNo(n);
 			x->name = prop(n, "name");
@@ -206,8 +320,10 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				x->uline[k] = (int)xmlGetLineNo(c);
 			}
 		} else if(is(n, "featureserver")) {
-			gha_draft_fs_t *x = gha_draft_add_fs(d);
-			if(x == NULL)
+			gha_draft_fs_t *x;
+			if(too_many(d->nfs, n, "feature servers", d->file, err, errlen))
+				goto done;
+			if((x = gha_draft_add_fs(d)) == NULL)
 				goto oom;
 			x->line = (int)xmlGetLineNo(n);
 			x->name = prop(n, "name");
@@ -230,6 +346,7 @@ done:
 		xmlFreeDoc(doc);
 	if(pctx)
 		xmlFreeParserCtxt(pctx);
+	free(buf);
 	return rc;
 }
 

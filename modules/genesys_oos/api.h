@@ -85,6 +85,10 @@ typedef void (*goos_result_cb_f)(const goos_probe_result_t *res, void *param);
  * Callable from mod_init and at runtime (e.g. from an RPC reload).
  * Returns id >= 0, or < 0 on error (bad URI, table full). */
 typedef int (*goos_register_target_f)(str *uri, str *sock);
+/*! register_target(); on a refusal, why in err ("the table is full
+ * (max_targets=256)", ...; also logged) */
+typedef int (*goos_register_target_err_f)(
+		str *uri, str *sock, char *err, int errlen);
 /*! drop one reference; the target stops being probed at the last one */
 typedef int (*goos_release_target_f)(int id);
 /*! id of a target by URI (first match), or -1 */
@@ -119,6 +123,7 @@ typedef struct goos_api
 	goos_state_name_f state_name;
 	goos_subscribe_results_f subscribe_results;
 	goos_now_ms_f now_ms;
+	goos_register_target_err_f register_target_err;
 } goos_api_t;
 
 typedef int (*bind_goos_f)(goos_api_t *api);

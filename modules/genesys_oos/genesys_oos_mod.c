@@ -425,6 +425,7 @@ static int bind_genesys_oos(goos_api_t *api)
 	api->state_name = goos_api_state_name;
 	api->subscribe_results = goos_notify_subscribe_results;
 	api->now_ms = goos_now_ms;
+	api->register_target_err = goos_table_register_err;
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/dprint.h"
 #include "core/mem/mem.h"
+#include "common/kg_rpc.h"
 
 #include "goos_rpc.h"
 #include "goos_notify.h"
@@ -101,9 +102,11 @@ static void goos_rpc_list(rpc_t *rpc, void *ctx)
 	int i, n = 0, max;
 
 	if(goos_root == NULL) {
-		rpc->fault(ctx, 500, "genesys_oos is not initialized");
+		kg_rpc_fault(rpc, ctx, 500, "genesys_oos is not initialized");
 		return;
 	}
+	if(kg_rpc_no_more(rpc, ctx, "genesys_oos.list") < 0)
+		return;
 	/* slots above the high-water mark were never used; one more target
 	 * registered meanwhile is listed next time */
 	max = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
@@ -112,7 +115,7 @@ static void goos_rpc_list(rpc_t *rpc, void *ctx)
 	snaps = (goos_snap_t *)pkg_malloc(sizeof(goos_snap_t) * max);
 	if(snaps == NULL) {
 		PKG_MEM_ERROR;
-		rpc->fault(ctx, 500, "Out of memory");
+		kg_rpc_fault(rpc, ctx, 500, "Out of memory");
 		return;
 	}
 	lock_get(&goos_root->lock);
@@ -133,11 +136,13 @@ static int goos_rpc_scan_uri(rpc_t *rpc, void *ctx, str *uri, str *sock)
 	int n = rpc->scan(ctx, "S*S", uri, sock);
 
 	if(n < 1) {
-		rpc->fault(ctx, 400, "Bad arguments: expected <uri> [socket]");
+		kg_rpc_fault(rpc, ctx, 400, "Bad arguments: expected <uri> [socket]");
 		return -1;
 	}
 	if(n < 2)
 		sock->s = NULL, sock->len = 0;
+	else if(kg_rpc_no_more(rpc, ctx, "<uri> [socket]") < 0)
+		return -1;
 	return 0;
 }
 
@@ -150,9 +155,9 @@ static int goos_rpc_target(rpc_t *rpc, void *ctx, str *uri, str *sock)
 	else
 		id = goos_table_lookup(uri);
 	if(id < 0) {
-		rpc->fault(ctx, 400, "Unknown target: %.*s%s%.*s", uri->len, uri->s,
-				sock->len > 0 ? " via " : "", sock->len,
-				sock->s ? sock->s : "");
+		kg_rpc_fault(rpc, ctx, 400,
+				"Unknown target: " KG_ECHO_FMT "%s" KG_ECHO_FMT, KG_ECHO(uri),
+				sock->len > 0 ? " via " : "", KG_ECHO(sock));
 		return -1;
 	}
 	return id;
@@ -193,12 +198,14 @@ static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
 
 	n = rpc->scan(ctx, "SS*S", &uri, &st, &sock);
 	if(n < 2) {
-		rpc->fault(ctx, 400,
+		kg_rpc_fault(rpc, ctx, 400,
 				"Bad arguments: expected <uri> active|down|auto [socket]");
 		return;
 	}
 	if(n < 3)
 		sock.s = NULL, sock.len = 0;
+	else if(kg_rpc_no_more(rpc, ctx, "<uri> active|down|auto [socket]") < 0)
+		return;
 	if(st.len == 6 && strncasecmp(st.s, "active", 6) == 0)
 		forced = GOOS_ACTIVE;
 	else if(st.len == 4 && strncasecmp(st.s, "down", 4) == 0)
@@ -206,15 +213,17 @@ static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
 	else if(st.len == 4 && strncasecmp(st.s, "auto", 4) == 0)
 		forced = 0;
 	else {
-		rpc->fault(ctx, 400, "Bad state '%.*s': use active, down or auto",
-				st.len, st.s);
+		kg_rpc_fault(rpc, ctx, 400,
+				"Bad state '" KG_ECHO_FMT "': use active, down or auto",
+				KG_ECHO(&st));
 		return;
 	}
 	id = goos_rpc_target(rpc, ctx, &uri, &sock);
 	if(id < 0)
 		return;
 	if(goos_set_forced(id, forced) < 0) {
-		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		kg_rpc_fault(
+				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
 		return;
 	}
 	if(rpc->add(ctx, "{", &h) < 0)
@@ -255,7 +264,7 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 		lock_get(&goos_root->lock);
 		if(t->refs <= 0) {
 			lock_release(&goos_root->lock);
-			rpc->fault(ctx, 400, "Target released while probing");
+			kg_rpc_fault(rpc, ctx, 400, "Target released while probing");
 			return;
 		}
 		if((int32_t)(t->done_seq - want_seq) >= 0) {
@@ -270,7 +279,7 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 			break;
 	}
 	if(!done) {
-		rpc->fault(ctx, 500, "No probe result within %d ms",
+		kg_rpc_fault(rpc, ctx, 500, "No probe result within %d ms",
 				2 * goos_params.timeout_ms + 1000);
 		return;
 	}
@@ -289,25 +298,32 @@ static const char *goos_rpc_add_doc[] = {
 static void goos_rpc_add(rpc_t *rpc, void *ctx)
 {
 	str uri = STR_NULL, sock = STR_NULL;
-	int id;
+	int id, added;
 	void *h;
 
 	if(goos_rpc_scan_uri(rpc, ctx, &uri, &sock) < 0)
 		return;
 	id = goos_table_register(&uri, sock.len > 0 ? &sock : NULL);
 	if(id < 0) {
-		rpc->fault(ctx, 400,
-				"Cannot register %.*s: bad URI or socket, or table full "
-				"(see the log)",
-				uri.len, uri.s);
+		kg_rpc_fault(rpc, ctx, 400,
+				"Cannot register " KG_ECHO_FMT
+				": bad URI or socket, or table full (see the log)",
+				KG_ECHO(&uri));
 		return;
 	}
+	/* adding a target already added over RPC changes nothing (one remove
+	 * releases it): the reference just taken is given back */
 	lock_get(&goos_root->lock);
-	goos_root->targets[id].rpc_refs++;
+	added = goos_root->targets[id].rpc_refs == 0;
+	if(added)
+		goos_root->targets[id].rpc_refs = 1;
 	lock_release(&goos_root->lock);
+	if(!added)
+		goos_table_release(id);
 	if(rpc->add(ctx, "{", &h) < 0)
 		return;
-	rpc->struct_add(h, "dS", "id", id, "uri", &uri);
+	rpc->struct_add(h, "dSs", "id", id, "uri", &uri, "added",
+			added ? "yes" : "no (already added)");
 }
 
 static const char *goos_rpc_remove_doc[] = {
@@ -322,7 +338,8 @@ static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 		return;
 	id = goos_table_lookup_sock(&uri, &sock);
 	if(id < 0) {
-		rpc->fault(ctx, 400, "Unknown target: %.*s", uri.len, uri.s);
+		kg_rpc_fault(
+				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
 		return;
 	}
 	/* only references taken over RPC: a module's target stays */
@@ -333,14 +350,15 @@ static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 	}
 	lock_release(&goos_root->lock);
 	if(!ok) {
-		rpc->fault(ctx, 400,
-				"Target %.*s was not added with genesys_oos.add (it is "
-				"registered by a module or by the target parameter)",
-				uri.len, uri.s);
+		kg_rpc_fault(rpc, ctx, 400,
+				"Target " KG_ECHO_FMT
+				" was not added with genesys_oos.add (it is registered by a "
+				"module or by the target parameter)",
+				KG_ECHO(&uri));
 		return;
 	}
 	goos_table_release(id);
-	rpc->rpl_printf(ctx, "Ok. Target %.*s released", uri.len, uri.s);
+	rpc->rpl_printf(ctx, "Ok. Target " KG_ECHO_FMT " released", KG_ECHO(&uri));
 }
 
 /* clang-format off */

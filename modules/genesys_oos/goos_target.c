@@ -150,7 +150,21 @@ static int goos_find(str *uri, str *sock, int match_sock)
 	return -1;
 }
 
+/* log the refusal and give it to the caller (err may be NULL) */
+#define REG_REFUSE(fmt, ...)                                 \
+	do {                                                     \
+		LM_ERR(fmt "\n", __VA_ARGS__);                       \
+		if(err != NULL && errlen > 0)                        \
+			snprintf(err, (size_t)errlen, fmt, __VA_ARGS__); \
+		return -1;                                           \
+	} while(0)
+
 int goos_table_register(str *uri, str *sock)
+{
+	return goos_table_register_err(uri, sock, NULL, 0);
+}
+
+int goos_table_register_err(str *uri, str *sock, char *err, int errlen)
 {
 	struct sip_uri puri;
 	struct socket_info *si = NULL;
@@ -159,48 +173,36 @@ int goos_table_register(str *uri, str *sock)
 	str s;
 
 	if(goos_root == NULL && goos_table_init() < 0)
-		return -1;
-	if(uri == NULL || uri->s == NULL || uri->len <= 0) {
-		LM_ERR("empty target URI\n");
-		return -1;
-	}
+		REG_REFUSE("%s", "genesys_oos cannot create its target table");
+	if(uri == NULL || uri->s == NULL || uri->len <= 0)
+		REG_REFUSE("%s", "empty target URI");
 	/* parse a copy: parse_uri keeps pointers into the buffer */
-	if(uri->len >= GOOS_URI_MAX) {
-		LM_ERR("target URI [%.*s] is too long (max %d characters)\n", uri->len,
-				uri->s, GOOS_URI_MAX - 1);
-		return -1;
-	}
+	if(uri->len >= GOOS_URI_MAX)
+		REG_REFUSE("target URI [%.*s] is too long (max %d characters)",
+				uri->len, uri->s, GOOS_URI_MAX - 1);
 	if(parse_uri(uri->s, uri->len, &puri) < 0
 			|| (puri.type != SIP_URI_T && puri.type != SIPS_URI_T)
-			|| puri.host.len <= 0) {
-		LM_ERR("target URI [%.*s] is not a valid sip: or sips: URI\n", uri->len,
-				uri->s);
-		return -1;
-	}
+			|| puri.host.len <= 0)
+		REG_REFUSE("target URI [%.*s] is not a valid sip: or sips: URI",
+				uri->len, uri->s);
 	proto = puri.proto;
 	if(puri.type == SIPS_URI_T)
 		proto = PROTO_TLS;
 	if(proto == PROTO_NONE)
 		proto = PROTO_UDP;
-	if(proto != PROTO_UDP && proto != PROTO_TCP && proto != PROTO_TLS) {
-		LM_ERR("target URI [%.*s]: only udp, tcp and tls transports can be "
-			   "probed\n",
+	if(proto != PROTO_UDP && proto != PROTO_TCP && proto != PROTO_TLS)
+		REG_REFUSE("target URI [%.*s]: only udp, tcp and tls transports can "
+				   "be probed",
 				uri->len, uri->s);
-		return -1;
-	}
 	if(sock != NULL && sock->s != NULL && sock->len > 0) {
-		if(sock->len >= GOOS_SOCK_MAX) {
-			LM_ERR("send socket [%.*s] is too long\n", sock->len, sock->s);
-			return -1;
-		}
+		if(sock->len >= GOOS_SOCK_MAX)
+			REG_REFUSE("send socket [%.*s] is too long", sock->len, sock->s);
 		s = *sock;
 		si = lookup_local_socket(&s);
-		if(si == NULL) {
-			LM_ERR("target [%.*s]: send socket [%.*s] is not one of the "
-				   "listen sockets (use proto:ip:port of a listen= line)\n",
+		if(si == NULL)
+			REG_REFUSE("target [%.*s]: send socket [%.*s] is not one of the "
+					   "listen sockets (use proto:ip:port of a listen= line)",
 					uri->len, uri->s, sock->len, sock->s);
-			return -1;
-		}
 	} else {
 		sock = NULL;
 	}
@@ -218,10 +220,9 @@ int goos_table_register(str *uri, str *sock)
 	}
 	if(i == goos_root->max_targets) {
 		lock_release(&goos_root->lock);
-		LM_ERR("cannot register target [%.*s]: the table is full "
-			   "(max_targets=%d)\n",
+		REG_REFUSE("cannot register target [%.*s]: the table is full "
+				   "(max_targets=%d)",
 				uri->len, uri->s, goos_root->max_targets);
-		return -1;
 	}
 	t = &goos_root->targets[i];
 	memcpy(t->uri_buf, uri->s, uri->len);

@@ -101,6 +101,8 @@ void goos_table_destroy(void);
 
 /*! register a target (see api.h); errors are logged; returns id or < 0 */
 int goos_table_register(str *uri, str *sock);
+/*! the same; on a refusal, why (also logged) in err (may be NULL) */
+int goos_table_register_err(str *uri, str *sock, char *err, int errlen);
 /*! the live target `id` with the table lock held (the caller releases
  * it), or NULL without the lock when `id` is not in use */
 goos_target_t *goos_table_lock_live(int id);

@@ -56,6 +56,9 @@ gts_cfg_t gts_cfg = {
 	.inflight_max = 16384,
 	.token_param = str_init("gts"),
 	.contact_socket = STR_NULL,
+	.relay = 1,
+	.relay_address = STR_NULL,
+	.relay_header = str_init("X-Genesys-Sticky-Relay"),
 };
 /* clang-format on */
 
@@ -109,6 +112,9 @@ static param_export_t params[] = {
 	{"inflight_max",              PARAM_INT, &gts_cfg.inflight_max},
 	{"token_param",               PARAM_STR, &gts_cfg.token_param},
 	{"contact_socket",            PARAM_STR, &gts_cfg.contact_socket},
+	{"relay",                     PARAM_INT, &gts_cfg.relay},
+	{"relay_address",             PARAM_STR, &gts_cfg.relay_address},
+	{"relay_header",              PARAM_STR, &gts_cfg.relay_header},
 	{0, 0, 0}
 };
 
@@ -126,7 +132,13 @@ static counter_def_t gts_cnt_defs[] = {
 	{&gts_cnt.flow_failed, "flow_failed", 0, 0, 0,
 		"requests for a phone whose flow is gone (430/480)"},
 	{&gts_cnt.forged, "forged", 0, 0, 0,
-		"forged, malformed, foreign or stale flow tokens refused"},
+		"forged or malformed flow tokens refused"},
+	{&gts_cnt.stale, "stale", 0, 0, 0,
+		"flow tokens of an older registration of the phone refused"},
+	{&gts_cnt.foreign, "foreign", 0, 0, 0,
+		"requests with a valid flow token of another proxy of the pool"},
+	{&gts_cnt.relayed, "relayed", 0, 0, 0,
+		"requests relayed to the proxy that holds the phone's flow"},
 	{0, "bindings", 0, gts_cnt_bindings, 0,
 		"bindings in the table (pending and active)"},
 	{0, 0, 0, 0, 0, 0}
@@ -260,10 +272,72 @@ static int resolve_contact_socket(void)
 	return 0;
 }
 
+/* the address other proxies of the pool relay requests for our phones to:
+ * modparam "relay_address" (proto:ip:port), else the contact socket's own
+ * address; a wildcard address cannot be named: no relay address */
+static int resolve_relay_address(void)
+{
+	struct socket_info *si = gts_cfg.csock;
+	struct ip_addr *ip, ipb;
+	str host;
+	int port = 0, proto = 0;
+
+	memset(&gts_cfg.relay_addr, 0, sizeof(gts_cfg.relay_addr));
+	if(gts_cfg.relay_address.len > 0) {
+		if(parse_phostport(
+				   gts_cfg.relay_address.s, &host.s, &host.len, &port, &proto)
+						< 0
+				|| port <= 0 || port > 65535 || str2ipxbuf(&host, &ipb) < 0) {
+			LM_ERR("modparam \"relay_address\" = \"%.*s\" does not parse:"
+				   " expected proto:IP:port, e.g. udp:10.0.0.1:5060 (an IP"
+				   " address, no name)\n",
+					gts_cfg.relay_address.len, gts_cfg.relay_address.s);
+			return -1;
+		}
+		ip = &ipb;
+		if(proto == PROTO_NONE)
+			proto = PROTO_UDP;
+	} else {
+		ip = &si->address;
+		port = si->port_no;
+		proto = si->proto;
+	}
+	if(ip_addr_any(ip)) {
+		LM_WARN("the contact socket listens on a wildcard address: flow"
+				" tokens name no relay address, requests for our phones"
+				" reaching another proxy of the pool are refused there;"
+				" set modparam \"relay_address\"\n");
+		return 0;
+	}
+	if(proto != PROTO_UDP && proto != PROTO_TCP && proto != PROTO_TLS) {
+		LM_ERR("relay address: transport must be udp, tcp or tls\n");
+		return -1;
+	}
+	gts_cfg.relay_addr.af = ip->af == AF_INET6 ? 6 : 4;
+	memcpy(gts_cfg.relay_addr.ip, ip->u.addr, ip->len);
+	gts_cfg.relay_addr.port = (uint16_t)port;
+	gts_cfg.relay_proto = (uint8_t)proto;
+	return 0;
+}
+
 static int token_param_ok(const str *s)
 {
 	int i;
 	if(s->len < 1 || s->len > 16)
+		return 0;
+	for(i = 0; i < s->len; i++)
+		if(!((s->s[i] >= 'a' && s->s[i] <= 'z')
+				   || (s->s[i] >= 'A' && s->s[i] <= 'Z')
+				   || (s->s[i] >= '0' && s->s[i] <= '9') || s->s[i] == '-'
+				   || s->s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+static int header_name_ok(const str *s)
+{
+	int i;
+	if(s->len < 2 || s->len > 64)
 		return 0;
 	for(i = 0; i < s->len; i++)
 		if(!((s->s[i] >= 'a' && s->s[i] <= 'z')
@@ -313,7 +387,8 @@ static int mod_init(void)
 			|| check_range("tcp_closed_hook", gts_cfg.tcp_closed_hook, 0, 1)
 					   < 0
 			|| check_range("inflight_max", gts_cfg.inflight_max, 0, 1 << 24)
-					   < 0)
+					   < 0
+			|| check_range("relay", gts_cfg.relay, 0, 1) < 0)
 		return -1;
 	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
 		LM_ERR("modparam \"hash_size\" = %d must be a power of two (16 to"
@@ -330,8 +405,13 @@ static int mod_init(void)
 	gts_cfg.tcp_policy = parse_policy_param("tcp_policy", tcp_policy_s);
 	if(gts_cfg.tls_policy < 0 || gts_cfg.tcp_policy < 0)
 		return -1;
-	if(resolve_contact_socket() < 0)
+	if(resolve_contact_socket() < 0 || resolve_relay_address() < 0)
 		return -1;
+	if(!header_name_ok(&gts_cfg.relay_header)) {
+		LM_ERR("modparam \"relay_header\" must be a header name of 2-64"
+			   " characters of [A-Za-z0-9_-]\n");
+		return -1;
+	}
 
 	/* OpenSSL works (after tls.so set its allocators, when loaded) */
 	memset(&probe, 0, sizeof(probe));

@@ -44,7 +44,10 @@ typedef struct gts_counters
 	counter_handle_t routed;	/* requests sent over a phone's flow */
 	counter_handle_t reconnect; /* requests sent by the reconnect policy */
 	counter_handle_t flow_failed; /* flow gone: 430/480 */
-	counter_handle_t forged;	/* forged, malformed, foreign or stale */
+	counter_handle_t forged;	/* forged or malformed (bad HMAC, ...) */
+	counter_handle_t stale;		/* valid token of an older generation */
+	counter_handle_t foreign;	/* valid token of another proxy */
+	counter_handle_t relayed;	/* foreign: relayed to the token's proxy */
 } gts_counters_t;
 
 typedef struct gts_cfg
@@ -65,7 +68,12 @@ typedef struct gts_cfg
 	int inflight_max; /* requests in flight tracked, 0 = none */
 	str token_param;
 	str contact_socket;
+	int relay;			/* relay requests with another proxy's token */
+	str relay_address;	/* "proto:ip:port" for tokens we mint */
+	str relay_header;	/* loop marker of a relayed request */
 	/* resolved at init */
+	uint8_t relay_proto;
+	gts_addr_t relay_addr; /* af 0: tokens name no relay address */
 	struct socket_info *csock;
 	str contact_hostport; /* shm/pkg-static "host:port" */
 	const char *contact_transport; /* "" / "tcp" / "tls" */

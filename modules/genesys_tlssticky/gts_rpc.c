@@ -134,7 +134,8 @@ static void gts_rpc_list(rpc_t *rpc, void *ctx)
 
 static const char *gts_rpc_stats_doc[] = {
 		"Sticky binding statistics: bindings (active, pending), registers,"
-		" committed, removed, routed, reconnect, flow_failed, forged.",
+		" committed, removed, routed, reconnect, flow_failed, forged,"
+		" stale, foreign, relayed.",
 		0};
 
 static void count_cb(const gts_binding_t *b, void *arg)
@@ -158,7 +159,7 @@ static void gts_rpc_stats(rpc_t *rpc, void *ctx)
 	gts_table_walk(&gts_root->table, NULL, 0, count_cb, n);
 	if(rpc->add(ctx, "{", &th) < 0)
 		return;
-	rpc->struct_add(th, "dddddddddd", "bindings",
+	rpc->struct_add(th, "ddddddddddddd", "bindings",
 			(int)gts_table_count(&gts_root->table), "active", n[0], "pending",
 			n[1], "registers", (int)counter_get_val(gts_cnt.registers),
 			"committed", (int)counter_get_val(gts_cnt.committed), "removed",
@@ -166,7 +167,10 @@ static void gts_rpc_stats(rpc_t *rpc, void *ctx)
 			(int)counter_get_val(gts_cnt.routed), "reconnect",
 			(int)counter_get_val(gts_cnt.reconnect), "flow_failed",
 			(int)counter_get_val(gts_cnt.flow_failed), "forged",
-			(int)counter_get_val(gts_cnt.forged));
+			(int)counter_get_val(gts_cnt.forged), "stale",
+			(int)counter_get_val(gts_cnt.stale), "foreign",
+			(int)counter_get_val(gts_cnt.foreign), "relayed",
+			(int)counter_get_val(gts_cnt.relayed));
 }
 
 /* clang-format off */

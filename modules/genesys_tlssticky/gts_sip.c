@@ -85,9 +85,14 @@ static int conn_of_msg(struct sip_msg *msg, gts_conn_t *c)
 	return 0;
 }
 
+/* every token names where the other proxies of the pool relay requests
+ * for the flow (relay_address) */
 int gts_mint(const gts_flow_t *f, char *out, size_t outsz)
 {
-	return gts_token_encode(f, (const unsigned char *)gts_cfg.secret.s,
+	gts_flow_t t = *f;
+	t.relay = gts_cfg.relay_addr;
+	t.relay_proto = gts_cfg.relay_proto;
+	return gts_token_encode(&t, (const unsigned char *)gts_cfg.secret.s,
 			(size_t)gts_cfg.secret.len, out, outsz);
 }
 
@@ -726,11 +731,12 @@ static int route_over_flow(struct sip_msg *msg, const gts_flow_t *f,
 	return 0;
 }
 
+/* 0: a token of ours (*si: the flow's socket); 1: a valid token of another
+ * proxy of the pool (tok decoded, *si NULL); -2: refused */
 static int check_token(struct sip_msg *msg, const char *where, const char *tv,
 		size_t tl, gts_flow_t *tok, struct socket_info **si)
 {
 	gts_tok_res_t r;
-	char ours[64];
 
 	r = gts_token_decode(tv, tl, (unsigned char *)gts_cfg.secret.s,
 			(size_t)gts_cfg.secret.len, tok);
@@ -740,23 +746,150 @@ static int check_token(struct sip_msg *msg, const char *where, const char *tv,
 				" never forwarded\n",
 				r == GTS_TOK_BADMAC ? "forged" : "malformed", where,
 				msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port);
+		return -2;
+	}
+	if(tok->proto != PROTO_TLS && tok->proto != PROTO_TCP) {
+		counter_inc(gts_cnt.forged);
+		LM_WARN("flow token in the %s of a %.*s from %s:%d names no TLS or"
+				" TCP flow: refused, never forwarded\n",
+				where, msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port);
 		return -2;
 	}
 	*si = local_socket(tok);
-	if(*si == NULL || (tok->proto != PROTO_TLS && tok->proto != PROTO_TCP)) {
-		counter_inc(gts_cnt.forged);
-		gts_addr_str(&tok->local, ours, sizeof(ours));
-		LM_WARN("flow token in the %s of a %.*s from %s:%d names a flow of"
-				" another proxy (%s %s): refused, never forwarded\n",
-				where, msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port,
-				get_proto_name(tok->proto), ours);
-		return -2;
+	return *si == NULL ? 1 : 0;
+}
+
+/* the loop marker a proxy adds to a request it relays to another proxy of
+ * the pool: 1 (and its value in *v) when the request carries one */
+static int relay_marker(struct sip_msg *msg, str *v)
+{
+	struct hdr_field *h;
+
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0)
+		return 0;
+	for(h = msg->headers; h; h = h->next) {
+		if(h->type == HDR_OTHER_T && h->name.len == gts_cfg.relay_header.len
+				&& strncasecmp(h->name.s, gts_cfg.relay_header.s, h->name.len)
+						   == 0) {
+			if(v)
+				*v = h->body;
+			return 1;
+		}
 	}
 	return 0;
+}
+
+/* a request relayed to us by another proxy: its marker is not for the
+ * phone */
+static void strip_relay_marker(struct sip_msg *msg)
+{
+	struct hdr_field *h;
+
+	if(!relay_marker(msg, NULL))
+		return;
+	for(h = msg->headers; h; h = h->next)
+		if(h->type == HDR_OTHER_T && h->name.len == gts_cfg.relay_header.len
+				&& strncasecmp(h->name.s, gts_cfg.relay_header.s, h->name.len)
+						   == 0
+				&& del_lump(msg, (int)(h->name.s - msg->buf), h->len, 0)
+						   == NULL)
+			LM_ERR("cannot remove the %.*s header\n", gts_cfg.relay_header.len,
+					gts_cfg.relay_header.s);
+}
+
+static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor);
+
+/* a valid token of another proxy of the pool: every proxy of the pool
+ * shares the secret, so the relay address it names (under the MAC) is
+ * where that proxy takes requests for its phones.  The request goes there
+ * once (set_dst: initial requests; in-dialog ones keep the next hop of
+ * their route set, loose_route() set it), with the loop marker; the proxy
+ * holding the flow verifies the token again.  Returns 3, or -2/-3. */
+static int relay_foreign(struct sip_msg *msg, const char *where,
+		const gts_flow_t *tok, int set_dst)
+{
+	char loc[64], to[64], du[128], hf[160];
+	struct ip_addr ip;
+	struct lump *l;
+	str hv, s;
+	char *p;
+	int len;
+
+	counter_inc(gts_cnt.foreign);
+	gts_addr_str(&tok->local, loc, sizeof(loc));
+	if(!gts_cfg.relay || tok->relay.af == 0) {
+		LM_WARN("flow token in the %s of a %.*s from %s:%d names a flow of"
+				" another proxy (%s %s) and %s: refused, never forwarded\n",
+				where, msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port, get_proto_name(tok->proto), loc,
+				gts_cfg.relay ? "no relay address"
+							  : "relaying is off (modparam relay 0)");
+		return -2;
+	}
+	gts_addr_str(&tok->relay, to, sizeof(to));
+	if(relay_marker(msg, &hv)) {
+		LM_WARN("flow token in the %s of a %.*s from %s:%d names a flow of"
+				" another proxy (%s %s, relay address %s) and the request"
+				" was already relayed by %.*s: refused, relayed at most"
+				" once\n",
+				where, msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port, get_proto_name(tok->proto), loc, to,
+				hv.len > 64 ? 64 : hv.len, hv.s);
+		return -2;
+	}
+	gts2ip(&tok->relay, &ip);
+	if(find_si(&ip, tok->relay.port, tok->relay_proto) != NULL) {
+		/* our own relay address but not our socket: a flow this proxy
+		 * had under another configuration */
+		return flow_gone(msg, tok, "a flow of a former socket of ours");
+	}
+	if(set_dst) {
+		s.s = du;
+		s.len = snprintf(du, sizeof(du), "sip:%s;transport=%s", to,
+				get_proto_name(tok->relay_proto));
+		if(s.len <= 0 || s.len >= (int)sizeof(du) || set_dst_uri(msg, &s) < 0) {
+			LM_ERR("cannot set the destination URI\n");
+			return -3;
+		}
+	}
+	/* the marker: who relayed it (diagnostics); after the last header */
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0) {
+		LM_ERR("cannot parse the headers\n");
+		return -3;
+	}
+	len = snprintf(hf, sizeof(hf), "%.*s: %s:%.*s\r\n",
+			gts_cfg.relay_header.len, gts_cfg.relay_header.s,
+			get_proto_name(gts_cfg.csock->proto), gts_cfg.contact_hostport.len,
+			gts_cfg.contact_hostport.s);
+	if(len <= 0 || len >= (int)sizeof(hf))
+		return -3;
+	p = pkg_malloc(len);
+	if(p == NULL) {
+		PKG_MEM_ERROR;
+		return -3;
+	}
+	memcpy(p, hf, len);
+	l = anchor_lump(msg, (int)(msg->unparsed - msg->buf), 0, 0);
+	if(l == NULL || insert_new_lump_before(l, p, len, 0) == NULL) {
+		LM_ERR("cannot add the %.*s header\n", gts_cfg.relay_header.len,
+				gts_cfg.relay_header.s);
+		pkg_free(p);
+		return -3;
+	}
+	counter_inc(gts_cnt.relayed);
+	LM_INFO("%.*s from %s:%d for a flow of another proxy (%s %s): relayed"
+			" to that proxy at %s %s\n",
+			msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+			msg->rcv.src_port, get_proto_name(tok->proto), loc,
+			get_proto_name(tok->relay_proto), to);
+	return 3;
 }
 
 static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor)
@@ -794,6 +927,33 @@ static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
 	return 2;
 }
 
+/* in-dialog, the next hop loose_route() took from the route set is not us:
+ * when it is another proxy of the pool holding a phone's flow (its
+ * Record-Route, with a valid flow token), the request is relayed there as
+ * the route set says, with the relay treatment (loop marker, 3: the
+ * caller's short timer and 430); anything else: normal routing (-1) */
+static int route_of_other_proxy(struct sip_msg *msg)
+{
+	struct sip_uri pu;
+	gts_flow_t tok;
+	gts_tok_res_t r;
+	const char *tv;
+	size_t tl;
+
+	if(msg->dst_uri.s == NULL || msg->dst_uri.len <= 0
+			|| parse_uri(msg->dst_uri.s, msg->dst_uri.len, &pu) < 0
+			|| !gts_param_find(pu.params.s, (size_t)pu.params.len,
+					gts_cfg.token_param.s, (size_t)gts_cfg.token_param.len, &tv,
+					&tl))
+		return -1;
+	r = gts_token_decode(tv, tl, (unsigned char *)gts_cfg.secret.s,
+			(size_t)gts_cfg.secret.len, &tok);
+	if(r != GTS_TOK_OK || (tok.proto != PROTO_TLS && tok.proto != PROTO_TCP)
+			|| local_socket(&tok) != NULL)
+		return -1; /* not a pool proxy's flow: that hop decides */
+	return relay_foreign(msg, "next Route", &tok, 0);
+}
+
 int gts_sip_route(struct sip_msg *msg)
 {
 	static str rr_name;
@@ -825,9 +985,12 @@ int gts_sip_route(struct sip_msg *msg)
 					ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
 			return -2;
 		}
+		if(r == 1)
+			return relay_foreign(msg, "Request-URI", &tok, 1);
+		strip_relay_marker(msg);
 		res = gts_table_lookup(&gts_root->table, &tok, &v);
 		if(res == GTS_STALE) {
-			counter_inc(gts_cnt.forged);
+			counter_inc(gts_cnt.stale);
 			LM_WARN("stale flow token (generation %u, connection %u) in a"
 					" %.*s from %s:%d: the phone registered over a newer"
 					" flow; refused\n",
@@ -866,10 +1029,22 @@ int gts_sip_route(struct sip_msg *msg)
 		return -1;
 	rr_name = gts_cfg.token_param;
 	if(gts_rrb.get_route_param(msg, &rr_name, &val) != 0 || val.len <= 0)
-		return -1;
+		return route_of_other_proxy(msg);
 	r = check_token(msg, "Route", val.s, (size_t)val.len, &tok, &si);
 	if(r < 0)
 		return r;
+	if(r == 1) {
+		/* our Record-Route with a token naming a socket we do not have
+		 * (another proxy's, or ours under another configuration) */
+		counter_inc(gts_cnt.foreign);
+		LM_WARN("flow token naming a socket this proxy does not have in our"
+				" own Route of a %.*s from %s:%d: refused\n",
+				msg->first_line.u.request.method.len,
+				msg->first_line.u.request.method.s,
+				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+		return -2;
+	}
+	strip_relay_marker(msg);
 	/* coming from the phone itself (its flow, or a newer flow from its
 	 * address after a reconnect): upstream, normal routing */
 	gts2ip(&tok.src, &ip);

@@ -233,9 +233,20 @@ static int mac(const unsigned char *key, size_t keylen,
 	return 0;
 }
 
-static int raw_len(int src6, int local6)
+#define GTS_F_SRC6 1
+#define GTS_F_LOCAL6 2
+#define GTS_F_RECONNECT 4
+#define GTS_F_RELAY 8
+#define GTS_F_RELAY6 16
+#define GTS_F_ALL 31
+
+static int raw_len(int flags)
 {
-	return 3 + 16 + (src6 ? 16 : 4) + 2 + (local6 ? 16 : 4) + 2 + GTS_MAC_LEN;
+	return 3 + 16 + ((flags & GTS_F_SRC6) ? 16 : 4) + 2
+		   + ((flags & GTS_F_LOCAL6) ? 16 : 4) + 2
+		   + ((flags & GTS_F_RELAY) ? 1 + ((flags & GTS_F_RELAY6) ? 16 : 4) + 2
+									: 0)
+		   + GTS_MAC_LEN;
 }
 
 int gts_token_encode(const gts_flow_t *f, const unsigned char *key,
@@ -245,19 +256,26 @@ int gts_token_encode(const gts_flow_t *f, const unsigned char *key,
 	unsigned char *p = raw;
 
 	if((f->src.af != 4 && f->src.af != 6)
-			|| (f->local.af != 4 && f->local.af != 6))
+			|| (f->local.af != 4 && f->local.af != 6)
+			|| (f->relay.af != 0 && f->relay.af != 4 && f->relay.af != 6))
 		return -1;
 	*p++ = GTS_TOKEN_VERSION;
 	*p++ = f->proto;
-	*p++ = (unsigned char)((f->src.af == 6 ? 1 : 0)
-						   | (f->local.af == 6 ? 2 : 0)
-						   | (f->reconnect ? 4 : 0));
+	*p++ = (unsigned char)((f->src.af == 6 ? GTS_F_SRC6 : 0)
+						   | (f->local.af == 6 ? GTS_F_LOCAL6 : 0)
+						   | (f->reconnect ? GTS_F_RECONNECT : 0)
+						   | (f->relay.af != 0 ? GTS_F_RELAY : 0)
+						   | (f->relay.af == 6 ? GTS_F_RELAY6 : 0));
 	p = put32(p, f->aorh);
 	p = put32(p, f->bid);
 	p = put32(p, f->gen);
 	p = put32(p, f->conid);
 	p = put_addr(p, &f->src);
 	p = put_addr(p, &f->local);
+	if(f->relay.af != 0) {
+		*p++ = f->relay_proto;
+		p = put_addr(p, &f->relay);
+	}
 	if(mac(key, keylen, raw, (size_t)(p - raw), p) < 0)
 		return -1;
 	p += GTS_MAC_LEN;
@@ -278,9 +296,10 @@ gts_tok_res_t gts_token_decode(const char *s, size_t len,
 	if(n < 3 || raw[0] != GTS_TOKEN_VERSION)
 		return GTS_TOK_MALFORMED;
 	flags = raw[2];
-	if(flags & ~7)
+	if((flags & ~GTS_F_ALL)
+			|| ((flags & GTS_F_RELAY6) && !(flags & GTS_F_RELAY)))
 		return GTS_TOK_MALFORMED;
-	if(n != raw_len(flags & 1, flags & 2))
+	if(n != raw_len(flags))
 		return GTS_TOK_MALFORMED;
 	if(mac(key, keylen, raw, (size_t)n - GTS_MAC_LEN, want) < 0)
 		return GTS_TOK_ERROR;
@@ -288,14 +307,18 @@ gts_tok_res_t gts_token_decode(const char *s, size_t len,
 		return GTS_TOK_BADMAC;
 	memset(f, 0, sizeof(*f));
 	f->proto = raw[1];
-	f->reconnect = (flags & 4) ? 1 : 0;
+	f->reconnect = (flags & GTS_F_RECONNECT) ? 1 : 0;
 	p = raw + 3;
 	f->aorh = get32(p);
 	f->bid = get32(p + 4);
 	f->gen = get32(p + 8);
 	f->conid = get32(p + 12);
 	p += 16;
-	p = get_addr(p, &f->src, flags & 1);
-	get_addr(p, &f->local, flags & 2);
+	p = get_addr(p, &f->src, flags & GTS_F_SRC6);
+	p = get_addr(p, &f->local, flags & GTS_F_LOCAL6);
+	if(flags & GTS_F_RELAY) {
+		f->relay_proto = *p++;
+		get_addr(p, &f->relay, flags & GTS_F_RELAY6);
+	}
 	return GTS_TOK_OK;
 }

@@ -11,12 +11,16 @@
  * Layout before base64url (no padding), network byte order:
  *
  *   ver(1) proto(1) flags(1) aorh(4) bid(4) gen(4) conid(4)
- *   src-ip(4|16) src-port(2) local-ip(4|16) local-port(2) mac(16)
+ *   src-ip(4|16) src-port(2) local-ip(4|16) local-port(2)
+ *   [relay-proto(1) relay-ip(4|16) relay-port(2)] mac(16)
  *
  * flags bit 0: src is IPv6, bit 1: local is IPv6, bit 2: the phone accepts
- * inbound connections (reconnect policy; connection tokens only).  mac is
- * HMAC-SHA256 of "gts1" + everything before it, truncated to 128 bits.  A
- * connection token (Record-Route) has bid = gen = aorh = 0.
+ * inbound connections (reconnect policy; connection tokens only), bit 3:
+ * the relay address is present, bit 4: it is IPv6.  The relay address is
+ * where the proxy that minted the token takes requests from the other
+ * proxies of the pool (the proxy holding the flow).  mac is HMAC-SHA256 of
+ * "gts1" + everything before it, truncated to 128 bits.  A connection
+ * token (Record-Route) has bid = gen = aorh = 0.
  */
 
 #ifndef GTS_TOKEN_H
@@ -26,7 +30,7 @@
 #include <stdint.h>
 
 #define GTS_MAC_LEN 16
-#define GTS_RAW_MAX (1 + 1 + 1 + 16 + 2 * (16 + 2) + GTS_MAC_LEN)
+#define GTS_RAW_MAX (1 + 1 + 1 + 16 + 2 * (16 + 2) + 1 + 16 + 2 + GTS_MAC_LEN)
 /* base64url without padding of GTS_RAW_MAX bytes, plus a NUL */
 #define GTS_TOKEN_MAX ((GTS_RAW_MAX * 4 + 2) / 3 + 1)
 #define GTS_SECRET_MIN 16
@@ -50,6 +54,9 @@ typedef struct gts_flow
 	uint8_t reconnect; /* connection token: the phone's binding had the
 						* reconnect policy (in-dialog requests may open a
 						* new connection when this flow is gone) */
+	uint8_t relay_proto; /* Kamailio PROTO_* of relay */
+	gts_addr_t relay;	 /* the minting proxy's address for the other
+						  * proxies of the pool; af 0: none */
 } gts_flow_t;
 
 typedef enum gts_tok_res {
@@ -60,7 +67,7 @@ typedef enum gts_tok_res {
 } gts_tok_res_t;
 
 /* 1 when both flows name the same connection (conid, proto, src, local;
- * reconnect is not compared) */
+ * reconnect and relay are not compared) */
 int gts_flow_same_conn(const gts_flow_t *a, const gts_flow_t *b);
 int gts_addr_eq(const gts_addr_t *a, const gts_addr_t *b);
 

@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&in, data, sizeof(in));
 		in.src.af = (in.src.af & 1) ? 6 : 4;
 		in.local.af = (in.local.af & 1) ? 6 : 4;
+		in.relay.af = (uint8_t)(in.relay.af % 3 == 0 ? 0
+										: in.relay.af % 3 == 1 ? 4 : 6);
 		n = gts_token_encode(&in, key, sizeof(key) - 1, again, sizeof(again));
 		if(n > 0) {
 			memset(&out, 0, sizeof(out));
@@ -42,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					!= GTS_TOK_OK)
 				__builtin_trap();
 			if(!gts_flow_same_conn(&in, &out) || in.bid != out.bid
-					|| in.gen != out.gen)
+					|| in.gen != out.gen || in.relay.af != out.relay.af
+					|| (in.relay.af && !gts_addr_eq(&in.relay, &out.relay)))
 				__builtin_trap();
 		}
 	}

@@ -63,7 +63,8 @@ def reference_cfg(oos=None):
 def start_proxy(kamailio_factory, pool_path, name="proxy", defines=None,
                 oos=None, address=None, cfg_text=None, **kw):
     """The reference etc/kamailio.cfg with a pool file."""
-    d = {"POOL_FILE": '"%s"' % pool_path, "SIPS_FR_TIMER": "1500"}
+    d = {"POOL_FILE": '"%s"' % pool_path, "SIPS_FR_TIMER": "1500",
+         "SIPS_NI_FR_TIMER": "1500"}
     d.update(defines or {})
     return kamailio_factory(name=name, cfg_text=cfg_text or reference_cfg(oos),
                             defines=d, address=address, **kw)

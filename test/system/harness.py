@@ -137,6 +137,8 @@ class Kamailio:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                # the first config error is the one that matters: a
+                # missing module makes every later use of it fail too
                 raise HarnessError(
                     "kamailio exited at start-up with code %s:\n%s"
                     % (self.proc.returncode, tail(self.log, 100)))

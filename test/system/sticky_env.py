@@ -11,14 +11,19 @@ SECRET = "test-pool-secret-0123456789abcdef"
 
 # the route blocks of the reference config that tests exercise verbatim
 _BLOCK = re.compile(r"^(?:route\[STICKY_\w+\]|onreply_route\[STICKY_REPLY\]|"
-                    r"failure_route\[STICKY_RECONNECT_FAILED\])\s*\{.*?^\}",
+                    r"failure_route\[STICKY_\w+\])\s*\{.*?^\}",
                     re.S | re.M)
+# the reference config's defines those blocks use
+_DEFINES = re.compile(r"^#!ifndef (STICKY_RELAY_\w+)\n#!define .*\n#!endif$", re.M)
 
 
 def sticky_blocks():
-    blocks = _BLOCK.findall(harness.REFERENCE_CFG.read_text())
-    assert len(blocks) == 4, "reference cfg lost its STICKY_* blocks"
-    return "\n\n".join(blocks)
+    text = harness.REFERENCE_CFG.read_text()
+    blocks = _BLOCK.findall(text)
+    assert len(blocks) == 6, "reference cfg lost its STICKY_* blocks"
+    defines = [m.group(0) for m in _DEFINES.finditer(text)]
+    assert len(defines) == 2, "reference cfg lost its STICKY_RELAY_* defines"
+    return "\n".join(defines) + "\n\n" + "\n\n".join(blocks)
 
 
 def render_cfg(modparams=(), debug=2, tls=True, extra_modules="",

@@ -191,14 +191,21 @@ def test_ringing_call_on_dead_primary_is_answered_by_backup(
     c.close()
 
 
+@pytest.mark.parametrize("grace", [0, 5000])
 def test_ringing_call_gets_final_error_when_no_member_is_left(
-        tmp_path, kamailio_factory, proc_factory):
+        tmp_path, kamailio_factory, proc_factory, grace):
     """The backup does not answer (silent): the primary rings and is killed;
-    the caller gets a final error at once instead of waiting 120 s."""
+    the caller gets a final error at once instead of waiting 120 s.  Without
+    a down grace: 503 at once (the ended branch, no member left).  With one (the reference
+    default): the call is re-branched to the backup in the same transaction
+    (it may be being promoted), and when that one does not answer either,
+    503 with Retry-After after the grace timer (SIPS_GRACE_FR_TIMER)."""
     pri = proc_factory(invite_code=180)
     bak = proc_factory(options_code=None, answer_requests=False)
     k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
+                                                   bak.address),
+                       defines={"DOWN_GRACE": str(grace),
+                                "SIPS_GRACE_FR_TIMER": "1000"})
     wait_pool(k, primary_active, what="primary active")
     c = Caller(k)
     c.send("INVITE", "sip:2000@%s" % k.address)
@@ -207,8 +214,11 @@ def test_ringing_call_gets_final_error_when_no_member_is_left(
     t_down = wait_down(k, "primary", timeout=5)
     r = c.final(timeout=4)
     assert r is not None, c.replies
-    assert r[1].startswith("SIP/2.0 408"), r[1]
-    assert r[0] - t_down < 1.0, r[0] - t_down
+    # no member left to try and the pair has none known alive: the
+    # reference config's HA_RETRY answers 503 with Retry-After
+    assert r[1].startswith("SIP/2.0 503"), r[1]
+    assert re.search(r"^Retry-After: \d+", r[2], re.M | re.I), r[2]
+    assert r[0] - t_down < (1.0 if grace == 0 else 1.0 + 1.0), r[0] - t_down
     c.close()
 
 
@@ -293,7 +303,8 @@ def test_pending_non_invite_requests_end_when_member_dies(
     bak = peer_factory()
     k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
                                                    bak.address),
-                       defines={"SIPS_FR_TIMER": "20000"})
+                       defines={"SIPS_FR_TIMER": "20000",
+                                "SIPS_NI_FR_TIMER": "20000"})
     wait_pool(k, both_active, what="both active")
     bye = Caller(k)
     bye.send("BYE", "sip:sips@%s:5060" % pri.address,

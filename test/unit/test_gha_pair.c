@@ -407,6 +407,132 @@ static void test_names(void **state)
 	assert_string_equal(gha_role_name(B), "backup");
 }
 
+/* ---- down grace ---- */
+
+/* a member state change as gha_state.c applies it (seconds = ms / 1000) */
+static void gset(gha_pair_state_t *st, int m, int s, long now_ms)
+{
+	gha_pair_events_t ev;
+	int old = st->mstate[m];
+
+	gha_ps_member_changed(st, m, s, now_ms / 1000, &ev);
+	gha_grace_member_changed(st, m, old, now_ms);
+}
+
+#define G 5000 /* down_grace, ms */
+
+static void test_grace_primary_killed_backup_silent(void **state)
+{
+	gha_pair_state_t st;
+	(void)state;
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_ACTIVE, 1000);
+	gset(&st, B, GHA_MS_DOWN, 1000); /* hot standby: ignores OPTIONS */
+	assert_int_equal(gha_grace_member(&st, 2000, G), -1); /* pair up */
+	gset(&st, P, GHA_MS_DOWN, 10000);
+	assert_int_equal(st.pstate, GHA_PS_DOWN);
+	/* the backup (failed longer ago) is the one being promoted */
+	assert_int_equal(gha_grace_member(&st, 10000, G), B);
+	assert_int_equal(gha_grace_member(&st, 14999, G), B);
+	/* bounded */
+	assert_int_equal(gha_grace_member(&st, 15000, G), -1);
+	/* disabled */
+	assert_int_equal(gha_grace_member(&st, 10001, 0), -1);
+	/* the backup answers: normal routing (switch), no grace */
+	gset(&st, B, GHA_MS_ACTIVE, 11000);
+	assert_int_equal(st.active, B);
+	assert_int_equal(gha_grace_member(&st, 11000, G), -1);
+	assert_int_equal(st.g_open_ms, 0);
+}
+
+static void test_grace_backup_answering_503(void **state)
+{
+	gha_pair_state_t st;
+	(void)state;
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_ACTIVE, 1000);
+	gset(&st, B, GHA_MS_INACTIVE, 1000); /* hot standby: 503 to OPTIONS */
+	gset(&st, P, GHA_MS_DOWN, 10000);
+	/* switched to the backup, which refuses: the pair is inactive, but no
+	 * member is known alive: grace, to the backup */
+	assert_int_equal(st.active, B);
+	assert_int_equal(st.pstate, GHA_PS_INACTIVE);
+	assert_int_equal(gha_grace_member(&st, 10500, G), B);
+	/* the old primary comes back answering 503: fresh knowledge, the
+	 * grace closes (the pair is inactive: no new dialogs) */
+	gset(&st, P, GHA_MS_INACTIVE, 11000);
+	assert_int_equal(gha_grace_member(&st, 11000, G), -1);
+}
+
+static void test_grace_not_opened(void **state)
+{
+	gha_pair_state_t st;
+	(void)state;
+	/* both silent from the start: never lost an answering member */
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_DOWN, 1000);
+	gset(&st, B, GHA_MS_DOWN, 1000);
+	assert_int_equal(st.pstate, GHA_PS_DOWN);
+	assert_int_equal(gha_grace_member(&st, 1500, G), -1);
+	/* the primary dies while the backup answers: a switchover, no grace */
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_ACTIVE, 1000);
+	gset(&st, B, GHA_MS_ACTIVE, 1000);
+	gset(&st, P, GHA_MS_DOWN, 2000);
+	assert_int_equal(st.active, B);
+	assert_int_equal(gha_grace_member(&st, 2000, G), -1);
+	/* ... then the backup dies too: grace, back to the primary (it failed
+	 * longer ago) */
+	gset(&st, B, GHA_MS_DOWN, 3000);
+	assert_int_equal(gha_grace_member(&st, 3000, G), P);
+}
+
+static void test_grace_target_follows_relay_failures(void **state)
+{
+	gha_pair_state_t st;
+	(void)state;
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_ACTIVE, 1000);
+	gset(&st, B, GHA_MS_DOWN, 1000);
+	gset(&st, P, GHA_MS_DOWN, 10000);
+	assert_int_equal(gha_grace_member(&st, 10000, G), B);
+	/* a relay to the backup got no answer: the other member */
+	gha_grace_relay_failed(&st, B, 12000);
+	assert_int_equal(gha_grace_member(&st, 12000, G), P);
+	gha_grace_relay_failed(&st, P, 13000);
+	assert_int_equal(gha_grace_member(&st, 13000, G), B);
+	/* relay failures neither open nor extend the grace */
+	assert_int_equal(gha_grace_member(&st, 15000, G), -1);
+	gha_grace_relay_failed(&st, B, 16000);
+	assert_int_equal(gha_grace_member(&st, 16000, G), -1);
+	/* equal failure times: the non-active member */
+	st.g_fail_ms[0] = st.g_fail_ms[1] = 17000;
+	st.g_open_ms = 17000;
+	assert_int_equal(gha_grace_member(&st, 17000, G), 1 - st.active);
+}
+
+static void test_grace_retry(void **state)
+{
+	gha_pair_state_t st;
+	(void)state;
+	gha_ps_init(&st, 0);
+	gset(&st, P, GHA_MS_ACTIVE, 1000);
+	gset(&st, B, GHA_MS_DOWN, 1000);
+	/* no answer from the active member, the other not known alive: tried
+	 * anyway (a backup may be promoted already) */
+	assert_int_equal(gha_grace_retry(&st, P, 1, 2000, G), B);
+	/* a 503 outside the grace: the other member must be known alive */
+	assert_int_equal(gha_grace_retry(&st, P, 0, 2000, G), -1);
+	/* grace disabled: today's rule */
+	assert_int_equal(gha_grace_retry(&st, P, 1, 2000, 0), -1);
+	/* in the grace, also after a 503 */
+	gset(&st, P, GHA_MS_DOWN, 3000);
+	assert_int_equal(gha_grace_retry(&st, B, 0, 3500, G), P);
+	assert_int_equal(gha_grace_retry(&st, B, 0, 9000, G), -1);
+	assert_int_equal(gha_grace_retry(&st, 2, 1, 3500, G), -1);
+	assert_string_equal(gha_pstate_name(GHA_PS_GRACE), "grace");
+}
+
 static void test_lb_round_robin(void **state)
 {
 	int avail[4] = {1, 0, 1, 1};
@@ -578,6 +704,11 @@ int main(void)
 			cmocka_unit_test(test_relay_failure),
 			cmocka_unit_test(test_ignores_bad_input),
 			cmocka_unit_test(test_names),
+			cmocka_unit_test(test_grace_primary_killed_backup_silent),
+			cmocka_unit_test(test_grace_backup_answering_503),
+			cmocka_unit_test(test_grace_not_opened),
+			cmocka_unit_test(test_grace_target_follows_relay_failures),
+			cmocka_unit_test(test_grace_retry),
 			cmocka_unit_test(test_lb_round_robin),
 			cmocka_unit_test(test_lb_random),
 			cmocka_unit_test(test_lb_hash_fnv),

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include <libxml/parser.h>
 
@@ -128,8 +130,12 @@ static void test_lines_and_elements(void **state)
 static void test_not_well_formed(void **state)
 {
 	(void)state;
+	/* the first error (line 4), not the last ("Premature end of data",
+	 * line 5) */
 	expect_err(HEAD "<pool>\n  <sipserver name=\"A\">\n</pool>\n",
-			GHA_LOAD_CONFIG, 5, "not well-formed XML");
+			GHA_LOAD_CONFIG, 4,
+			"not well-formed XML: Opening and ending tag mismatch: sipserver "
+			"line 3 and pool");
 }
 
 static void test_schema_violation(void **state)
@@ -231,6 +237,90 @@ static void test_missing_file_and_schema(void **state)
 	assert_non_null(strstr(err, "is unusable"));
 }
 
+/* a FIFO or a directory given as the pool file: a clear error at once (a
+ * FIFO used to block the reading process until a writer came) */
+static void test_not_a_regular_file(void **state)
+{
+	gha_build_opts_t o;
+	gha_pool_t *p = NULL;
+	char err[512], fifo[64];
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	strcpy(fifo, "/tmp/gha_xml_fifo_XXXXXX");
+	assert_non_null(mkdtemp(fifo));
+	strcat(fifo, "/pool.xml");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(5); /* a blocking open fails the test instead of hanging it */
+	assert_int_equal(
+			gha_xml_load(fifo, XSD, NULL, 0, &o, &A, &p, err, sizeof(err)),
+			GHA_LOAD_CONFIG);
+	alarm(0);
+	assert_null(p);
+	if(strstr(err, "pool.xml: cannot read the pool file: it is a FIFO, not a "
+				   "regular file")
+			== NULL)
+		fail_msg("unexpected error '%s'", err);
+	unlink(fifo);
+	*strrchr(fifo, '/') = '\0';
+	assert_int_equal(
+			gha_xml_load(fifo, XSD, NULL, 0, &o, &A, &p, err, sizeof(err)),
+			GHA_LOAD_CONFIG);
+	if(strstr(err, ": cannot read the pool file: it is a directory, not a "
+				   "regular file")
+			== NULL)
+		fail_msg("unexpected error '%s'", err);
+	rmdir(fifo);
+}
+
+/* the first error libxml2 reports, not the last (a consequence of it) */
+static void test_first_xml_error(void **state)
+{
+	(void)state;
+	expect_err(HEAD "<pool>\n"
+					"  <sipserver name=\"A\" site=>\n"
+					"    <primary uri=\"sip:10.1.1.1\"/>\n"
+					"  </sipserver>\n"
+					"</pool>\n",
+			GHA_LOAD_CONFIG, 3, "AttValue: \" or ' expected");
+	expect_err("", GHA_LOAD_CONFIG, 1, "the file is empty");
+}
+
+/* more than GHA_XML_FILE_MAX bytes, or GHA_XML_ENTRIES_MAX entries */
+static void test_limits(void **state)
+{
+	gha_pool_t *p = NULL;
+	char err[512] = "", *big;
+	size_t n, i;
+	(void)state;
+
+	n = GHA_XML_FILE_MAX + 100;
+	big = malloc(n + 32);
+	assert_non_null(big);
+	strcpy(big, HEAD "<pool>\n<!--");
+	for(i = strlen(big); i < n - 10; i++)
+		big[i] = 'x';
+	strcpy(big + i, "-->\n</pool>\n");
+	assert_int_equal(load(big, &p, err), GHA_LOAD_CONFIG);
+	if(strstr(err, "more than the 1048576 a pool file may have") == NULL)
+		fail_msg("unexpected error '%s'", err);
+	free(big);
+
+	big = malloc(GHA_XML_FILE_MAX);
+	assert_non_null(big);
+	strcpy(big, HEAD "<pool>\n");
+	for(i = 0; i <= GHA_XML_ENTRIES_MAX; i++)
+		sprintf(big + strlen(big),
+				"<sipserver name=\"S%zu\"><primary uri=\"sip:10.8.%zu.%zu\"/>"
+				"<backup uri=\"sip:10.9.%zu.%zu\"/></sipserver>\n",
+				i, i / 250, i % 250 + 1, i / 250, i % 250 + 1);
+	strcat(big, "</pool>\n");
+	/* the 1025th pair, line 2 + 1025 */
+	expect_err(big, GHA_LOAD_CONFIG, 3 + GHA_XML_ENTRIES_MAX,
+			"element <sipserver>: more than 1024 SIP Server pairs in the "
+			"pool file");
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +331,9 @@ int main(void)
 			cmocka_unit_test(test_semantic_errors_have_lines),
 			cmocka_unit_test(test_doctype_refused),
 			cmocka_unit_test(test_missing_file_and_schema),
+			cmocka_unit_test(test_not_a_regular_file),
+			cmocka_unit_test(test_first_xml_error),
+			cmocka_unit_test(test_limits),
 	};
 	int rc;
 	xmlInitParser();

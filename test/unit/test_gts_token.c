@@ -141,10 +141,63 @@ static void test_reconnect_flag(void **state)
 	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
 			GTS_TOK_BADMAC);
 	/* an unknown flag bit */
-	raw[2] |= 8;
+	raw[2] |= 32;
 	n = gts_b64url_encode(raw, (size_t)m, tok, sizeof(tok));
 	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
 			GTS_TOK_MALFORMED);
+}
+
+/* the relay address (where the minting proxy takes requests relayed by
+ * the other proxies of the pool): carried, signed, optional */
+static void test_relay_address(void **state)
+{
+	gts_flow_t f = sample(), g;
+	char tok[GTS_TOKEN_MAX], plain[GTS_TOKEN_MAX];
+	unsigned char raw[GTS_RAW_MAX];
+	int n, m, i;
+	(void)state;
+	n = gts_token_encode(&f, KEY, KEYLEN, plain, sizeof(plain));
+	assert_int_equal(gts_token_decode(plain, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_int_equal(g.relay.af, 0); /* none */
+	f.relay.af = 4;
+	f.relay.ip[0] = 10;
+	f.relay.ip[3] = 2;
+	f.relay.port = 5060;
+	f.relay_proto = 1;
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	/* 47 + 7 raw bytes -> 72 characters */
+	assert_int_equal(n, 72);
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_true(flow_eq(&f, &g));
+	assert_true(gts_addr_eq(&f.relay, &g.relay));
+	assert_int_equal(g.relay_proto, 1);
+	/* under the MAC: another relay address breaks the signature */
+	m = gts_b64url_decode(tok, (size_t)n, raw, sizeof(raw));
+	assert_int_equal(m, 54);
+	raw[m - GTS_MAC_LEN - 3] ^= 1;
+	n = gts_b64url_encode(raw, (size_t)m, tok, sizeof(tok));
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_BADMAC);
+	/* IPv6 */
+	f.relay.af = 6;
+	for(i = 0; i < 16; i++)
+		f.relay.ip[i] = (uint8_t)(0xfd + i);
+	n = gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok));
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_OK);
+	assert_int_equal(g.relay.af, 6);
+	assert_true(gts_addr_eq(&f.relay, &g.relay));
+	/* "relay is IPv6" without "relay present": malformed */
+	m = gts_b64url_decode(plain, strlen(plain), raw, sizeof(raw));
+	raw[2] |= 16;
+	n = gts_b64url_encode(raw, (size_t)m, tok, sizeof(tok));
+	assert_int_equal(gts_token_decode(tok, (size_t)n, KEY, KEYLEN, &g),
+			GTS_TOK_MALFORMED);
+	/* bad family refused at encode */
+	f.relay.af = 5;
+	assert_int_equal(gts_token_encode(&f, KEY, KEYLEN, tok, sizeof(tok)), -1);
 }
 
 static void test_deterministic(void **state)
@@ -273,6 +326,7 @@ int main(void)
 			cmocka_unit_test(test_roundtrip_v6),
 			cmocka_unit_test(test_deterministic),
 			cmocka_unit_test(test_reconnect_flag),
+			cmocka_unit_test(test_relay_address),
 			cmocka_unit_test(test_every_field_is_signed),
 			cmocka_unit_test(test_other_secret_refused),
 			cmocka_unit_test(test_long_key_one_shot_path),
