@@ -119,7 +119,9 @@ def test_options_to_proxy_reflects_serving_pair(tmp_path, kamailio_factory,
     takes new dialogs, 503 + Retry-After while it cannot (seed 000: SBCs
     and gateways identify which SIP Proxy is active), 200 again after."""
     pri = peer_factory()
-    k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri))
+    # no down grace here (see the next test)
+    k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri),
+                       defines={"DOWN_GRACE": "0"})
     wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
     status, _ = hu.udp_request(k, "OPTIONS", "sip:%s:%d" % (k.address, k.port))
     assert status.startswith("SIP/2.0 200"), status
@@ -143,6 +145,29 @@ def test_options_to_proxy_reflects_serving_pair(tmp_path, kamailio_factory,
     # nothing of this was relayed to the SIP Server
     assert not [t for t in pri.requests("OPTIONS") if "sip:%s" % k.address in
                 t.split("\r\n", 1)[0]]
+
+
+def test_options_to_proxy_200_during_the_down_grace(tmp_path, kamailio_factory,
+                                                    peer_factory):
+    """In a pair's down grace new dialogs are still tried (the backup may be
+    being promoted): OPTIONS to the proxy gets 200 until the grace ends,
+    then 503."""
+    pri = peer_factory()
+    k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, pri),
+                       defines={"DOWN_GRACE": "3000"})
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
+    pri.options_code = None
+    wait_pool(k, lambda p: p["SIPS_A"]["state"] not in ("up", "probing"),
+              what="pair down")
+    t0 = time.monotonic()
+    status, _ = hu.udp_request(k, "OPTIONS", "sip:%s:%d" % (k.address, k.port))
+    assert status.startswith("SIP/2.0 200"), status
+    while True:
+        status, _ = hu.udp_request(k, "OPTIONS", "sip:%s:%d" % (k.address, k.port))
+        if status.startswith("SIP/2.0 503"):
+            break
+        assert time.monotonic() - t0 < 4.0, status
+        time.sleep(0.2)
 
 
 # ---- sip-ip-tos, resolve-host ----------------------------------------------
