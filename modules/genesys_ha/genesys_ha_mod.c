@@ -33,6 +33,7 @@
 #include "gha_route.h"
 #include "gha_rpc.h"
 #include "gha_pending.h"
+#include "gha_events.h"
 
 MODULE_VERSION
 
@@ -321,13 +322,17 @@ static int child_init(int rank)
 		/* main process, every process forked: the proxy serves */
 		gha_state_log_initialized();
 	}
-	return gha_pending_child_init(rank);
+	if(gha_pending_child_init(rank) < 0)
+		return -1;
+	/* the event process: event routes run there only */
+	return gha_events_child_init(rank);
 }
 
 static void mod_destroy(void)
 {
 	gha_startup_failed();
 	gha_pending_destroy();
+	gha_events_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
 }

@@ -732,15 +732,12 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		x->line = d->pairs[i].line;
 		put_member(&sa, &x->m[0], &pm[2 * i]);
 		put_member(&sa, &x->m[1], &pm[2 * i + 1]);
-		gha_ps_init(&x->st, o->now);
 	}
 	for(i = 0; i < d->nfs; i++) {
 		gha_fs_t *x = &p->fs[i];
 		put(&sa, &x->name, d->fs[i].name);
 		put(&sa, &x->site, d->fs[i].site);
 		put_member(&sa, &x->m, &fm[i]);
-		x->state = GHA_MS_UNKNOWN;
-		x->since = o->now;
 	}
 	if(sa.p > sa.end) {
 		/* cannot happen: sizes computed above */

@@ -15,9 +15,9 @@
  * The XML loader (gha_xml.c) fills a gha_draft_t (libc memory, C strings,
  * line numbers); gha_pool_build() validates it (URIs, duplicates, serving
  * pair, host resolution, own address) and flattens it into one block
- * obtained from the injected allocator (shm in the module).  The block holds
- * the runtime state of every pair too (gha_pair.h), so a snapshot is
- * published and freed as a unit.
+ * obtained from the injected allocator (shm in the module).  The runtime
+ * state of the pairs and feature servers is not in the block: each refers
+ * to a slot of the state table (gha_slots.h) that outlives snapshots.
  */
 
 #ifndef _GHA_POOL_H_
@@ -131,7 +131,9 @@ gha_draft_pair_t *gha_draft_add_pair(gha_draft_t *d);
 gha_draft_fs_t *gha_draft_add_fs(gha_draft_t *d);
 void gha_draft_free(gha_draft_t *d);
 
-/* ---- snapshot: validated, flattened, immutable except runtime state ---- */
+/* ---- snapshot: validated, flattened, immutable ---- */
+
+struct gha_slot;
 
 typedef struct gha_member
 {
@@ -152,13 +154,10 @@ typedef struct gha_pair
 	str site;
 	str rr; /*!< ";gha=<name escaped>": ha_record_route()'s parameter */
 	int line;
-	gha_member_t m[2];	 /*!< GHA_PRIMARY, GHA_BACKUP */
-	gha_pair_state_t st; /*!< runtime state, under the module's state lock */
-	unsigned long n_new; /*!< new dialogs routed (atomic increments) */
-	unsigned long n_rejected; /*!< new dialogs refused (atomic increments) */
-	unsigned long n_indialog; /*!< in-dialog requests routed (atomic) */
-	unsigned long n_failover; /*!< failure_route retargets (atomic) */
-	unsigned long n_grace; /*!< requests routed in the down grace (atomic) */
+	gha_member_t m[2]; /*!< GHA_PRIMARY, GHA_BACKUP */
+	/*! runtime state and counters, outside the snapshot (gha_slots.h);
+	 * NULL until the glue attaches the snapshot */
+	struct gha_slot *slot;
 } gha_pair_t;
 
 typedef struct gha_fs
@@ -166,8 +165,7 @@ typedef struct gha_fs
 	str name;
 	str site;
 	gha_member_t m;
-	int state; /*!< gha_mstate_t, under the state lock */
-	long since;
+	struct gha_slot *slot; /*!< its state (gha_slots.h), NULL until attached */
 } gha_fs_t;
 
 typedef struct gha_proxy

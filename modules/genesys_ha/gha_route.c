@@ -33,6 +33,7 @@
 #include "gha_route.h"
 #include "gha_rrparam.h"
 #include "gha_pending.h"
+#include "gha_xctx.h"
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
@@ -107,6 +108,18 @@ gha_ctx_t *gha_ctx(sip_msg_t *msg)
 		_ctx.state = -1;
 		_ctx.trigger = -1;
 	}
+	return &_ctx;
+}
+
+/* the context of msg; when the process-local one belongs to another
+ * message (a failure_route run by another process than request_route),
+ * what request_route stored in $xavp(gha) (gha_xctx.h) */
+static gha_ctx_t *ctx_load(sip_msg_t *msg)
+{
+	if(_ctx.msg_id == msg->id && _ctx.msg_pid == msg->pid)
+		return &_ctx;
+	gha_ctx(msg);
+	gha_xctx_load(&_ctx);
 	return &_ctx;
 }
 
@@ -255,7 +268,7 @@ static int grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
 				pr->m[g].dst.s);
 		return GHA_RC_ERROR;
 	}
-	GHA_INC(pr->n_grace);
+	GHA_INC(pr->slot->n_grace);
 	counter_inc(gha_cnt.grace);
 	LM_DBG("pair '%.*s' has no member known alive: down grace, %.*s to %s "
 		   "%.*s\n",
@@ -278,7 +291,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 			&& (g = gha_grace_target(pr)) >= 0)
 		return grace_route(msg, pr, g);
 	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
-		GHA_INC(pr->n_rejected);
+		GHA_INC(pr->slot->n_rejected);
 		counter_inc(gha_cnt.rejected);
 		LM_DBG("pair '%.*s' is %s: no new dialog\n", pr->name.len, pr->name.s,
 				gha_pstate_name(ps));
@@ -290,8 +303,9 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 		return GHA_RC_ERROR;
 	}
 	gha_pending_note(msg, pr->m[a].proto);
-	GHA_INC(pr->n_new);
+	GHA_INC(pr->slot->n_new);
 	counter_inc(gha_cnt.new_dialogs);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -350,7 +364,7 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 	for(i = 0; i < p->npairs; i++) {
 		int in = s.len <= 0 || site_eq(&p->pairs[i].site, &s);
 		n += in;
-		av[i] = in && gha_ps_routable(&p->pairs[i].st);
+		av[i] = in && gha_ps_routable(&p->pairs[i].slot->st);
 		if(ids && av[i])
 			ids[i] = gha_lb_hash(p->pairs[i].name.s, p->pairs[i].name.len);
 	}
@@ -452,8 +466,10 @@ static int record_route(sip_msg_t *msg, str *dn)
 				pair.len, pair.s);
 		return GHA_RC_ERROR;
 	}
-	if(d.len > 0)
+	if(d.len > 0) {
 		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
+		gha_xctx_store(msg, c);
+	}
 	params.s = buf;
 	params.len = n;
 	if(gha_rrb.record_route(msg, &params) < 0) {
@@ -525,14 +541,16 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	}
 	qi = gha_pool_find_member_host(
 			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
-	if(qi < 0)
+	if(qi < 0) {
+		gha_xctx_store(msg, c);
 		return GHA_RC_AS_IS; /* towards the endpoint */
+	}
 	pr = &p->pairs[qi];
 	a = gha_active(pr);
 	gha_ctx_set_pair(c, pr, a);
 	if(gha_pstate(pr) != GHA_PS_UP && gha_pstate(pr) != GHA_PS_UNKNOWN
 			&& (g = gha_grace_target(pr)) >= 0) {
-		GHA_INC(pr->n_indialog);
+		GHA_INC(pr->slot->n_indialog);
 		counter_inc(gha_cnt.in_dialog);
 		return grace_route(msg, pr, g);
 	}
@@ -545,8 +563,9 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 		return GHA_RC_ERROR;
 	}
 	gha_pending_note(msg, pr->m[a].proto);
-	GHA_INC(pr->n_indialog);
+	GHA_INC(pr->slot->n_indialog);
 	counter_inc(gha_cnt.in_dialog);
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -570,6 +589,8 @@ int ki_ha_from_sipserver(sip_msg_t *msg)
 	if(msg->first_line.type == SIP_REQUEST)
 		gha_request_from(p, pi, m);
 	c->state = gha_pstate(&p->pairs[pi]);
+	if(msg->first_line.type == SIP_REQUEST)
+		gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -650,7 +671,7 @@ int ki_ha_failover(sip_msg_t *msg)
 			grace = 1;
 		}
 	}
-	c = gha_ctx(msg);
+	c = ctx_load(msg); /* keeps the DN request_route saw */
 	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
 	if(grace || gha_grace_target(pr) >= 0)
 		c->state = GHA_PS_GRACE;
@@ -672,10 +693,11 @@ int ki_ha_failover(sip_msg_t *msg)
 			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
 			pr->m[m].uri.s, why, gha_role_name(to), pr->m[to].uri.len,
 			pr->m[to].uri.s, grace ? " (not known alive: down grace)" : "");
-	GHA_INC(pr->n_failover);
+	GHA_INC(pr->slot->n_failover);
+	gha_xctx_store(msg, c);
 	counter_inc(gha_cnt.failovers);
 	if(grace) {
-		GHA_INC(pr->n_grace);
+		GHA_INC(pr->slot->n_grace);
 		counter_inc(gha_cnt.grace);
 		return GHA_RC_GRACE;
 	}
@@ -699,7 +721,7 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	for(i = 0; i < p->nfs; i++) {
 		int in = s.len <= 0 || site_eq(&p->fs[i].site, &s);
 		n += in;
-		st = __atomic_load_n(&p->fs[i].state, __ATOMIC_RELAXED);
+		st = gha_fs_state(&p->fs[i]);
 		av[i] = in && (st == GHA_MS_ACTIVE || st == GHA_MS_UNKNOWN);
 		if(ids && av[i])
 			ids[i] = gha_lb_hash(p->fs[i].name.s, p->fs[i].name.len);
@@ -714,6 +736,8 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	c = gha_ctx(msg);
 	c->member_len = cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
 	c->pair_len = 0; /* not a pair: ha_record_route() adds no pair id */
+	c->role = -1;
+	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
 }
 
@@ -786,7 +810,7 @@ int pv_get_ha(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
 
 	if(msg == NULL || param == NULL)
 		return -1;
-	c = gha_ctx(msg);
+	c = ctx_load(msg);
 	switch(param->pvn.u.isname.name.n) {
 		case HA_PV_PAIR:
 			return pv_str(msg, param, res, c->pair, c->pair_len);

@@ -102,18 +102,19 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 		}
 		rpc->struct_add(ph, "dddddd", "switchovers", (int)st.n_switchovers,
 				"out_of_service", (int)st.n_down, "new_dialogs",
-				(int)__atomic_load_n(&pr->n_new, __ATOMIC_RELAXED), "rejected",
-				(int)__atomic_load_n(&pr->n_rejected, __ATOMIC_RELAXED),
+				(int)__atomic_load_n(&pr->slot->n_new, __ATOMIC_RELAXED),
+				"rejected",
+				(int)__atomic_load_n(&pr->slot->n_rejected, __ATOMIC_RELAXED),
 				"in_dialog",
-				(int)__atomic_load_n(&pr->n_indialog, __ATOMIC_RELAXED),
+				(int)__atomic_load_n(&pr->slot->n_indialog, __ATOMIC_RELAXED),
 				"failovers",
-				(int)__atomic_load_n(&pr->n_failover, __ATOMIC_RELAXED));
+				(int)__atomic_load_n(&pr->slot->n_failover, __ATOMIC_RELAXED));
 		now_ms = gha_now_ms();
 		g = 0;
 		if(gha_grace_member(&st, now_ms, gha_down_grace) >= 0)
 			g = (int)(st.g_open_ms + gha_down_grace - now_ms);
 		rpc->struct_add(ph, "dd", "grace_left_ms", g, "grace_routed",
-				(int)__atomic_load_n(&pr->n_grace, __ATOMIC_RELAXED));
+				(int)__atomic_load_n(&pr->slot->n_grace, __ATOMIC_RELAXED));
 	}
 	if(rpc->struct_add(th, "[", "feature_servers", &arr) < 0)
 		return;

@@ -19,17 +19,14 @@
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
 #include "core/route.h"
-#include "core/fmsg.h"
-#include "core/kemi.h"
-#include "core/action.h"
 #include "core/pt.h"
 
 #include "gha_state.h"
 #include "gha_route.h"
 #include "gha_pending.h"
+#include "gha_events.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
-#include "common/kg_evroute.h"
 
 gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
@@ -41,11 +38,8 @@ static gha_pool_t *my_snap = NULL;
 static unsigned int my_gen = 0;
 static int my_proc = -1;
 
-/* event routes, looked up once */
-static int evrt_switchover = -1;
-static int evrt_down = -1;
-static int evrt_up = -1;
-/* Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
+/* event routes, looked up once and run by gha_events.c.
+ * Kamailio 5.6's cfg lexer drops "genesys_" from event_route[genesys_ha:x]
  * (it takes [a-zA-Z][0-9a-zA-Z-]* before the ':'), so the routes are named
  * genesys-ha:... (as genesys_oos does); the mangled names are refused */
 static str evname_switchover = str_init("genesys-ha:switchover");
@@ -112,8 +106,14 @@ static const char *event_name(int rc)
 
 static void snap_put(gha_pool_t *p)
 {
-	if(p && __atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
-		gha_pool_free(p, &shm_allocator);
+	if(p == NULL || __atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* the last reference: its slots are released (a slot the published
+	 * snapshot shares stays) */
+	lock_get(&gha_root->lock);
+	gha_slots_detach(gha_root->slots, p);
+	lock_release(&gha_root->lock);
+	gha_pool_free(p, &shm_allocator);
 }
 
 gha_pool_t *gha_snap(void)
@@ -164,41 +164,8 @@ void gha_own_site(const gha_pool_t *p, str *site)
 	}
 }
 
-/* ---- events: logs, counters, event routes (never under the lock) ---- */
-
-static void run_event_route(
-		int rt, str *evname, const gha_pair_t *pr, const gha_pair_events_t *ev)
-{
-	sip_msg_t *fmsg;
-	gha_ctx_t *c, saved;
-
-	if(gha_event_callback.len > 0) {
-		if(sr_kemi_eng_get() == NULL)
-			return;
-	} else if(rt < 0 || event_rt.rlist[rt] == NULL) {
-		return;
-	}
-	if(faked_msg_init() < 0) {
-		LM_ERR("cannot initialize a faked message for %.*s\n", evname->len,
-				evname->s);
-		return;
-	}
-	gha_ctx_save(&saved);
-	fmsg = faked_msg_next();
-	c = gha_ctx(fmsg);
-	gha_ctx_set_pair(c, pr, ev->to);
-	c->state = ev->new_pstate;
-	c->trigger = ev->switched ? ev->trigger : -1;
-	if(ev->switched) {
-		const gha_member_t *om = &pr->m[ev->from];
-		c->old_member_len = om->uri.len < (int)sizeof(c->old_member)
-									? om->uri.len
-									: (int)sizeof(c->old_member) - 1;
-		memcpy(c->old_member, om->uri.s, (size_t)c->old_member_len);
-	}
-	kg_run_event_route(rt, &gha_event_callback, evname, fmsg);
-	gha_ctx_restore(&saved);
-}
+/* ---- events: logs and counters here, event routes queued for the
+ * genesys_ha event process (gha_events.c); never under the lock ---- */
 
 static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 {
@@ -238,12 +205,9 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 				"new dialogs, existing dialogs continue\n",
 				pr->name.len, pr->name.s, gha_role_name(ev->to), to->uri.len,
 				to->uri.s);
-	if(ev->switched)
-		run_event_route(evrt_switchover, &evname_switchover, pr, ev);
-	if(ev->went_down)
-		run_event_route(evrt_down, &evname_down, pr, ev);
-	if(ev->went_up)
-		run_event_route(evrt_up, &evname_up, pr, ev);
+	/* the routes run in the genesys_ha event process, never here (tm's
+	 * reply lock, genesys_oos's callback) */
+	gha_events_push(pr, ev);
 }
 
 static int ev_any(const gha_pair_events_t *ev)
@@ -274,14 +238,14 @@ void gha_member_state(int goos_id, int new_state)
 	for(i = 0; i < p->npairs && pi < 0; i++) {
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
-				old = p->pairs[i].st.mstate[k];
-				gha_ps_member_changed(&p->pairs[i].st, k, new_state, now, &ev);
-				gha_grace_member_changed(&p->pairs[i].st, k, old, now_ms);
-				if(p->pairs[i].st.g_open_ms == now_ms && gha_down_grace > 0) {
+				old = p->pairs[i].slot->st.mstate[k];
+				gha_ps_member_changed(&p->pairs[i].slot->st, k, new_state, now, &ev);
+				gha_grace_member_changed(&p->pairs[i].slot->st, k, old, now_ms);
+				if(p->pairs[i].slot->st.g_open_ms == now_ms && gha_down_grace > 0) {
 					__atomic_store_n(&gha_root->grace_until_ms,
 							now_ms + gha_down_grace, __ATOMIC_RELAXED);
 					grace = gha_grace_member(
-							&p->pairs[i].st, now_ms, gha_down_grace);
+							&p->pairs[i].slot->st, now_ms, gha_down_grace);
 				}
 				pi = i;
 				break;
@@ -289,9 +253,10 @@ void gha_member_state(int goos_id, int new_state)
 		}
 	}
 	for(i = 0; i < p->nfs; i++) {
-		if(p->fs[i].m.goos_id == goos_id && p->fs[i].state != new_state) {
-			p->fs[i].state = new_state;
-			p->fs[i].since = now;
+		gha_slot_t *s = p->fs[i].slot;
+		if(p->fs[i].m.goos_id == goos_id && s->fs_state != new_state) {
+			__atomic_store_n(&s->fs_state, new_state, __ATOMIC_RELAXED);
+			s->fs_since = now;
 		}
 	}
 	lock_release(&gha_root->lock);
@@ -323,11 +288,11 @@ void gha_request_from(gha_pool_t *p, int pi, int member)
 	gha_pair_t *pr = &p->pairs[pi];
 
 	lock_get(&gha_root->lock);
-	rc = gha_ps_request_from(&pr->st, member, now_ms);
+	rc = gha_ps_request_from(&pr->slot->st, member, now_ms);
 	if(rc == GHA_RQ_VERIFY
-			&& gha_root->verify_until_ms < pr->st.verify_until_ms)
-		__atomic_store_n(&gha_root->verify_until_ms, pr->st.verify_until_ms,
-				__ATOMIC_RELEASE);
+			&& gha_root->verify_until_ms < pr->slot->st.verify_until_ms)
+		__atomic_store_n(&gha_root->verify_until_ms,
+				pr->slot->st.verify_until_ms, __ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
 	if(rc == GHA_RQ_ACTIVE)
 		return;
@@ -368,7 +333,7 @@ static void gha_result_cb(const goos_probe_result_t *r, void *param)
 	memset(&ev, 0, sizeof(ev));
 	lock_get(&gha_root->lock);
 	for(i = 0; i < p->npairs && pi < 0; i++) {
-		st = &p->pairs[i].st;
+		st = &p->pairs[i].slot->st;
 		if(st->verify_member < 0)
 			continue;
 		for(k = 0; k < 2; k++) {
@@ -410,7 +375,7 @@ int gha_operator_switchover(gha_pool_t *p, int pi)
 	int rc;
 
 	lock_get(&gha_root->lock);
-	rc = gha_ps_switchover(&p->pairs[pi].st, (long)time(NULL), &ev);
+	rc = gha_ps_switchover(&p->pairs[pi].slot->st, (long)time(NULL), &ev);
 	lock_release(&gha_root->lock);
 	if(rc == 0)
 		emit(p, pi, &ev);
@@ -427,12 +392,12 @@ int gha_relay_failed(gha_pool_t *p, int pi, int member, int timeout)
 	gha_goos.report_failure(pr->m[member].goos_id);
 	lock_get(&gha_root->lock);
 	if(timeout) {
-		gha_grace_relay_failed(&pr->st, member, gha_now_ms());
-		to = gha_ps_relay_failed(&pr->st, member, (long)time(NULL), &ev);
+		gha_grace_relay_failed(&pr->slot->st, member, gha_now_ms());
+		to = gha_ps_relay_failed(&pr->slot->st, member, (long)time(NULL), &ev);
 	} else {
 		/* a 503 to a request: retry elsewhere, but the member answers */
 		to = 1 - member;
-		if(pr->st.mstate[to] != GHA_MS_ACTIVE)
+		if(pr->slot->st.mstate[to] != GHA_MS_ACTIVE)
 			to = -1;
 	}
 	lock_release(&gha_root->lock);
@@ -449,7 +414,7 @@ int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
 		return -1;
 	lock_get(&gha_root->lock);
 	to = gha_grace_retry(
-			&p->pairs[pi].st, member, timeout, gha_now_ms(), gha_down_grace);
+			&p->pairs[pi].slot->st, member, timeout, gha_now_ms(), gha_down_grace);
 	lock_release(&gha_root->lock);
 	return to;
 }
@@ -461,14 +426,14 @@ int gha_grace_target(const gha_pair_t *pr)
 
 	/* the request path: one load while no grace is open */
 	if(gha_down_grace <= 0
-			|| __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED) <= 0)
+			|| __atomic_load_n(&pr->slot->st.g_open_ms, __ATOMIC_RELAXED) <= 0)
 		return -1;
 	s.active = gha_active(pr);
-	s.g_open_ms = __atomic_load_n(&pr->st.g_open_ms, __ATOMIC_RELAXED);
+	s.g_open_ms = __atomic_load_n(&pr->slot->st.g_open_ms, __ATOMIC_RELAXED);
 	for(k = 0; k < 2; k++) {
 		s.mstate[k] = gha_mstate(pr, k);
 		s.g_fail_ms[k] =
-				__atomic_load_n(&pr->st.g_fail_ms[k], __ATOMIC_RELAXED);
+				__atomic_load_n(&pr->slot->st.g_fail_ms[k], __ATOMIC_RELAXED);
 	}
 	return gha_grace_member(&s, gha_now_ms(), gha_down_grace);
 }
@@ -476,15 +441,15 @@ int gha_grace_target(const gha_pair_t *pr)
 void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out)
 {
 	lock_get(&gha_root->lock);
-	*out = p->pairs[pi].st;
+	*out = p->pairs[pi].slot->st;
 	lock_release(&gha_root->lock);
 }
 
 void gha_fs_copy(gha_pool_t *p, int fi, int *state, long *since)
 {
 	lock_get(&gha_root->lock);
-	*state = p->fs[fi].state;
-	*since = p->fs[fi].since;
+	*state = p->fs[fi].slot->fs_state;
+	*since = p->fs[fi].slot->fs_since;
 	lock_release(&gha_root->lock);
 }
 
@@ -539,59 +504,6 @@ error:
 	return -1;
 }
 
-static int same_dst(const gha_member_t *a, const gha_member_t *b)
-{
-	return a->dst.len == b->dst.len
-		   && memcmp(a->dst.s, b->dst.s, (size_t)a->dst.len) == 0;
-}
-
-/* carry runtime state over from old to np (under the lock) */
-static void carry_state(gha_pool_t *np, gha_pool_t *old, const int *ms,
-		const int *fss, long now)
-{
-	int i, j, k, o;
-	gha_pair_events_t ev;
-
-	for(i = 0; i < np->npairs; i++) {
-		gha_pair_t *n = &np->pairs[i];
-		gha_pair_t *op = NULL;
-		j = old ? gha_pool_find_pair(old, n->name.s, n->name.len) : -1;
-		if(j >= 0)
-			op = &old->pairs[j];
-		if(op && same_dst(&op->m[0], &n->m[0])
-				&& same_dst(&op->m[1], &n->m[1])) {
-			n->st = op->st;
-			n->n_new = op->n_new;
-			n->n_rejected = op->n_rejected;
-			n->n_indialog = op->n_indialog;
-			n->n_failover = op->n_failover;
-			n->n_grace = op->n_grace;
-			continue;
-		}
-		/* new pair or changed members: start from the probe states */
-		for(k = 0; k < 2; k++) {
-			int st = ms[2 * i + k];
-			if(op) {
-				for(o = 0; o < 2; o++)
-					if(same_dst(&op->m[o], &n->m[k])) {
-						st = op->st.mstate[o];
-						if(o == op->st.active)
-							n->st.active = k;
-					}
-			}
-			gha_ps_member_changed(&n->st, k, st, now, &ev);
-		}
-	}
-	for(i = 0; i < np->nfs; i++) {
-		np->fs[i].state = fss[i];
-		for(j = 0; old && j < old->nfs; j++)
-			if(same_dst(&old->fs[j].m, &np->fs[i].m)) {
-				np->fs[i].state = old->fs[j].state;
-				np->fs[i].since = old->fs[j].since;
-			}
-	}
-}
-
 /* build, register, publish; 0 ok or an event id (40003/40005/40000) */
 static int load_and_publish(char *msg, int msglen)
 {
@@ -639,8 +551,21 @@ static int load_and_publish(char *msg, int msglen)
 
 	lock_get(&gha_root->lock);
 	old = gha_root->cur;
-	carry_state(np, old, ms, fss, now);
 	np->generation = gha_root->generation + 1;
+	/* every pair to its state slot: the same pair keeps its slot */
+	if(gha_slots_reserve(gha_root->slots, np->npairs + np->nfs, &shm_allocator)
+					< 0
+			|| gha_slots_attach(gha_root->slots, np, old, ms, fss, now) < 0) {
+		lock_release(&gha_root->lock);
+		pkg_free(ms);
+		release_ids(np);
+		gha_pool_free(np, &shm_allocator);
+		snprintf(msg, (size_t)msglen,
+				"out of shared memory for the state "
+				"of %d pairs and feature servers",
+				np->npairs + np->nfs);
+		return GHA_LOAD_CONFIG;
+	}
 	gha_root->cur = np;
 	__atomic_store_n(&gha_root->generation, np->generation, __ATOMIC_RELEASE);
 	lock_release(&gha_root->lock);
@@ -649,7 +574,9 @@ static int load_and_publish(char *msg, int msglen)
 		release_ids(old);
 		snap_put(old);
 	}
-	/* changes that raced with the swap went to the old snapshot */
+	/* a state change between reading the probe states and the swap went
+	 * to a slot np does not use (a pair whose members changed, a new
+	 * feature server): apply what genesys_oos says now */
 	for(i = 0; i < np->npairs; i++)
 		for(k = 0; k < 2; k++) {
 			st = (int)gha_goos.get_state(np->pairs[i].m[k].goos_id);
@@ -658,7 +585,7 @@ static int load_and_publish(char *msg, int msglen)
 		}
 	for(i = 0; i < np->nfs; i++) {
 		st = (int)gha_goos.get_state(np->fs[i].m.goos_id);
-		if(st != np->fs[i].state)
+		if(st != gha_fs_state(&np->fs[i]))
 			gha_member_state(np->fs[i].m.goos_id, st);
 	}
 	pkg_free(ms);
@@ -736,8 +663,17 @@ int gha_state_init(void)
 		return -1;
 	}
 	memset(gha_root, 0, sizeof(*gha_root));
+	gha_root->slots = shm_malloc(sizeof(gha_slots_t));
+	if(gha_root->slots == NULL) {
+		SHM_MEM_ERROR;
+		shm_free(gha_root);
+		gha_root = NULL;
+		return -1;
+	}
+	gha_slots_init(gha_root->slots);
 	if(lock_init(&gha_root->lock) == NULL) {
 		LM_ERR("cannot initialize the lock\n");
+		shm_free(gha_root->slots);
 		shm_free(gha_root);
 		gha_root = NULL;
 		return -1;
@@ -746,9 +682,10 @@ int gha_state_init(void)
 	if(mangled_route(&evname_switchover) || mangled_route(&evname_down)
 			|| mangled_route(&evname_up))
 		return -1;
-	evrt_switchover = lookup_route(&evname_switchover);
-	evrt_down = lookup_route(&evname_down);
-	evrt_up = lookup_route(&evname_up);
+	gha_events_lookup(lookup_route(&evname_switchover),
+			lookup_route(&evname_down), lookup_route(&evname_up));
+	if(gha_events_init() < 0)
+		return -1;
 	if(gha_goos.subscribe(goos_cb, NULL) < 0) {
 		LM_ERR("cannot subscribe to genesys_oos state changes\n");
 		return -1;
@@ -798,6 +735,8 @@ void gha_state_destroy(void)
 		gha_pool_free(gha_root->cur, &shm_allocator);
 		gha_root->cur = NULL;
 	}
+	gha_slots_destroy(gha_root->slots, &shm_allocator);
+	shm_free(gha_root->slots);
 	lock_destroy(&gha_root->lock);
 	shm_free(gha_root);
 	gha_root = NULL;

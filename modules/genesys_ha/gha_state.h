@@ -12,11 +12,15 @@
  * \file
  * \brief genesys_ha :: shared state
  *
- * The pool is an immutable snapshot in one shm block (gha_pool_t) that also
- * holds each pair's runtime state.  Publishing a new snapshot (reload) is a
- * pointer swap under root->lock; every process keeps a counted reference on
- * the snapshot it last used and re-acquires only when the shared generation
- * changed, so the request path takes no lock.  Runtime state is written
+ * The pool is an immutable snapshot in one shm block (gha_pool_t).
+ * Publishing a new snapshot (reload) is a pointer swap under root->lock;
+ * every process keeps a counted reference on the snapshot it last used and
+ * re-acquires only when the shared generation changed, so the request path
+ * takes no lock.  The runtime state of each pair and feature server lives
+ * outside the snapshots, in a slot of the state table (gha_slots.h) that
+ * the snapshot's pair refers to, resolved when the snapshot is loaded; a
+ * pair that stays the same across a reload keeps its slot, so a write made
+ * through the previous snapshot is never lost.  Runtime state is written
  * under root->lock (short, never held while calling another module or
  * running a route) and read lock-free (aligned ints).
  */
@@ -29,6 +33,7 @@
 #include "core/counters.h"
 #include "genesys_oos/api.h"
 #include "gha_pool.h"
+#include "gha_slots.h"
 
 /*! return codes of the script functions (never 0) */
 #define GHA_RC_OK 1
@@ -44,6 +49,7 @@ typedef struct gha_root
 {
 	gen_lock_t lock;		 /*!< cur pointer and all runtime state */
 	gha_pool_t *cur;		 /*!< published snapshot, or NULL */
+	gha_slots_t *slots;		 /*!< runtime state of pairs and feature servers */
 	unsigned int generation; /*!< bumped at every publish */
 	int reloading;			 /*!< 1 while a reload runs (atomic) */
 	unsigned int rr_pairs;	 /*!< round-robin position, pairs (atomic) */
@@ -127,15 +133,19 @@ void gha_fs_copy(gha_pool_t *p, int fi, int *state, long *since);
 /*! lock-free reads for the request path */
 static inline int gha_active(const gha_pair_t *pr)
 {
-	return __atomic_load_n(&pr->st.active, __ATOMIC_RELAXED);
+	return __atomic_load_n(&pr->slot->st.active, __ATOMIC_RELAXED);
 }
 static inline int gha_pstate(const gha_pair_t *pr)
 {
-	return __atomic_load_n(&pr->st.pstate, __ATOMIC_RELAXED);
+	return __atomic_load_n(&pr->slot->st.pstate, __ATOMIC_RELAXED);
 }
 static inline int gha_mstate(const gha_pair_t *pr, int m)
 {
-	return __atomic_load_n(&pr->st.mstate[m], __ATOMIC_RELAXED);
+	return __atomic_load_n(&pr->slot->st.mstate[m], __ATOMIC_RELAXED);
+}
+static inline int gha_fs_state(const gha_fs_t *fs)
+{
+	return __atomic_load_n(&fs->slot->fs_state, __ATOMIC_RELAXED);
 }
 #define GHA_INC(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
 

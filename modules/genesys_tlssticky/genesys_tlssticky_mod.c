@@ -59,6 +59,7 @@ gts_cfg_t gts_cfg = {
 	.relay = 1,
 	.relay_address = STR_NULL,
 	.relay_header = str_init("X-Genesys-Sticky-Relay"),
+	.openssl_atfork = 1,
 };
 /* clang-format on */
 
@@ -115,6 +116,7 @@ static param_export_t params[] = {
 	{"relay",                     PARAM_INT, &gts_cfg.relay},
 	{"relay_address",             PARAM_STR, &gts_cfg.relay_address},
 	{"relay_header",              PARAM_STR, &gts_cfg.relay_header},
+	{"openssl_atfork",            PARAM_INT, &gts_cfg.openssl_atfork},
 	{0, 0, 0}
 };
 
@@ -388,7 +390,12 @@ static int mod_init(void)
 					   < 0
 			|| check_range("inflight_max", gts_cfg.inflight_max, 0, 1 << 24)
 					   < 0
-			|| check_range("relay", gts_cfg.relay, 0, 1) < 0)
+			|| check_range("relay", gts_cfg.relay, 0, 1) < 0
+			|| check_range("openssl_atfork", gts_cfg.openssl_atfork, 0, 1)
+					   < 0)
+		return -1;
+	/* the fork fix: the core forks its processes only after mod_init */
+	if(gts_fork_init() < 0)
 		return -1;
 	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
 		LM_ERR("modparam \"hash_size\" = %d must be a power of two (16 to"

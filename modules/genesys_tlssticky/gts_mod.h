@@ -71,6 +71,7 @@ typedef struct gts_cfg
 	int relay;			/* relay requests with another proxy's token */
 	str relay_address;	/* "proto:ip:port" for tokens we mint */
 	str relay_header;	/* loop marker of a relayed request */
+	int openssl_atfork; /* reset OpenSSL thread state at fork (issue 3791) */
 	/* resolved at init */
 	uint8_t relay_proto;
 	gts_addr_t relay_addr; /* af 0: tokens name no relay address */
@@ -100,6 +101,7 @@ int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
 int gts_rpc_init(void);
+int gts_fork_init(void);
 
 /* requests in flight when a flow closes (gts_flowtx.c) */
 int gts_flowtx_init(void);

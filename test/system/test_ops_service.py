@@ -119,7 +119,7 @@ def test_run_passes_the_settings_defines(tmp_path):
                            "_", out], capture_output=True, text=True,
                           check=True).stdout.splitlines()
     assert argv[:8] == ["/usr/sbin/kamailio", "-DD", "-f", "/x/kamailio.cfg",
-                        "-m", "128", "-M", "16"], argv
+                        "-m", "128", "-M", "8"], argv
     assert 'POOL_FILE="/etc/kamailio/genesys/pool.xml"' in argv
     assert "WITH_TLS" in argv
     # resolve-host = false (the Genesys default): the host name in Via

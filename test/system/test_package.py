@@ -59,6 +59,9 @@ def test_deb_builds_and_its_modules_load(tmp_path):
         html = (doc / (m + ".html")).read_text(errors="replace")
         assert "<html" in html and "modparam" in html, m
     assert (root / "etc/kamailio/genesys/kamailio.cfg").is_file()
+    # shm sized for the reference config's 10,000 phones (docs/tls.md)
+    assert re.search(r"^SHM_MEMORY=1024$", (
+        root / "etc/default/kamailio.d/genesys").read_text(), re.M)
     # the service: unit (not enabled), settings, run and check commands
     assert (root / "lib/systemd/system/kamailio-genesys.service").is_file()
     assert (root / "etc/default/kamailio-genesys").is_file()

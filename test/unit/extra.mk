@@ -14,3 +14,7 @@ $(BIN)/test_gha_xml $(BIN)/test_gha_xml.san: LDLIBS += $(GHA_XML_LIBS)
 EXTRA_gts_table := $(TOP)/modules/genesys_tlssticky/gts_token.c
 $(BIN)/test_gts_token $(BIN)/test_gts_token.san \
 $(BIN)/test_gts_table $(BIN)/test_gts_table.san: LDLIBS += -lcrypto
+
+# genesys_ha state slots: snapshots built by the pool model
+EXTRA_gha_slots := $(TOP)/modules/genesys_ha/gha_pool.c \
+	$(TOP)/modules/genesys_ha/gha_pair.c $(TOP)/modules/genesys_ha/gha_rrparam.c
