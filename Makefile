@@ -10,6 +10,8 @@
 #   make bench    run the benchmarks in bench/ (callgrind + CPU time, failover)
 #   make bench-failover  calls through a SIP Server death: genesys_ha against
 #                 dispatcher (a few minutes; FAILOVER_ARGS: see --help)
+#   make bench-scale  genesys_ha against the pool size: cost per call, reload
+#                 time, calls during reloads (~20 min; SCALE_ARGS: see --help)
 #   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
@@ -24,7 +26,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover bench-scale clean distclean $(MODULES)
 
 all: modules
 
@@ -80,12 +82,20 @@ bench: modules
 	mkdir -p build
 	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
 	@$(MAKE) --no-print-directory bench-failover
+	@$(MAKE) --no-print-directory bench-scale
 
 # 100 calls/s while the primary SIP Server is killed or stopped and the
 # backup promoted 1 s later (issue 9): build/bench-failover.{md,json,svg}
 bench-failover: modules
 	mkdir -p build
 	/usr/bin/python3 bench/failover/failover.py --out build/bench-failover $(FAILOVER_ARGS)
+
+# genesys_ha with 1-1000 pairs (callgrind instructions per call), reloads of
+# 100-10,000 pairs, 100 calls/s during 20 reloads (issue 10):
+# build/bench-ha-scale.md
+bench-scale: modules
+	mkdir -p build
+	/usr/bin/python3 bench/ha_scale.py --out build/bench-ha-scale.md $(SCALE_ARGS)
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 # built in a copy of the tree under build/deb (dpkg-buildpackage writes its

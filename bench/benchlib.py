@@ -149,6 +149,13 @@ def instructions_per_call(workdir, cfg_text, defines=None, calls=(50, 250),
         if r.successful < n * 0.98:
             raise RuntimeError("only %d of %d calls succeeded under callgrind: %s"
                                % (r.successful, n, r.screen))
+        # retransmitted messages are relayed and counted too: say so
+        rtx = sum(int(x.stats.get("Retransmissions(C)", 0) or 0)
+                  for x in (r, u) if x is not None)
+        if rtx:
+            print("warning: %d SIPp retransmissions in the %d-call run: the "
+                  "count per call includes them" % (rtx, n), file=sys.stderr,
+                  flush=True)
         totals.append(sum_callgrind(d, pids))
     return (totals[1] - totals[0]) / float(calls[1] - calls[0])
 

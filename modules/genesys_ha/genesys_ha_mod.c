@@ -51,6 +51,7 @@ str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
 int gha_rr_dn = 1;
 int gha_down_grace = 5000;
+int gha_max_pool_elements = GHA_MAX_POOL_ELEMENTS;
 
 static int mod_init(void);
 static int child_init(int rank);
@@ -171,6 +172,7 @@ static param_export_t params[] = {
 	{"t1_probe", PARAM_INT, &gha_t1_probe},
 	{"t1_slots", PARAM_INT, &gha_t1_slots},
 	{"down_grace", PARAM_INT, &gha_down_grace},
+	{"max_pool_elements", PARAM_INT, &gha_max_pool_elements},
 	{0, 0, 0}
 };
 
@@ -277,6 +279,12 @@ static int mod_init(void)
 		LM_ERR("down_grace %d is invalid: use 0 (off: refuse at once while "
 			   "no member answers) to 60000 ms\n",
 				gha_down_grace);
+		return -1;
+	}
+	if(gha_max_pool_elements < 1) {
+		LM_ERR("max_pool_elements %d is invalid: use a positive number of "
+			   "<sipserver>, <featureserver> and <proxy> elements\n",
+				gha_max_pool_elements);
 		return -1;
 	}
 	if(gha_serving.len > GHA_NAME_MAX) {

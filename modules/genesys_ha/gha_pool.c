@@ -371,6 +371,136 @@ void gha_draft_free(gha_draft_t *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* ---- hash tables ----
+ *
+ * Open addressing with linear probing in arrays of uint32_t: a slot holds
+ * an index + 1, 0 is an empty slot; a table has at least twice as many
+ * slots as entries (a power of two), so a probe sequence ends after a few
+ * slots.  Used for the duplicate checks of the build (O(n) instead of
+ * pairwise) and for the lookups of the snapshot (O(1) per request). */
+
+static uint32_t hmix(uint32_t h)
+{
+	/* murmur3's finalizer: FNV's low bits alone cluster for keys that
+	 * differ only in their last characters (SIPS_1, SIPS_2 ...) */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+static uint32_t fnv(uint32_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for(i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+#define FNV_SEED 2166136261u
+
+static uint32_t hash_name(const char *s, int len)
+{
+	return hmix(fnv(FNV_SEED, s, (size_t)len));
+}
+
+/* host text, case-insensitive, and port */
+static uint32_t hash_host(const char *s, int len, int port)
+{
+	uint32_t h = FNV_SEED;
+	int i;
+
+	for(i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		h ^= (c >= 'A' && c <= 'Z') ? c + 32 : c;
+		h *= 16777619u;
+	}
+	return hmix(h ^ (uint32_t)port);
+}
+
+static uint32_t hash_addr(const gha_addr_t *a)
+{
+	return fnv(FNV_SEED ^ (uint32_t)a->af, a->ip, a->af == AF_INET ? 4 : 16);
+}
+
+static uint32_t hash_addrport(const gha_addr_t *a, int port)
+{
+	return hmix(hash_addr(a) ^ (uint32_t)port);
+}
+
+/* mask of a table for n entries: at least 2n slots, a power of two */
+static uint32_t ht_mask(int n)
+{
+	uint32_t sz = 8;
+
+	while(sz < 2u * (uint32_t)n)
+		sz <<= 1;
+	return sz - 1;
+}
+
+/* is entry a equal to entry b (indexes) */
+typedef int (*ht_eq_f)(const void *ctx, uint32_t a, uint32_t b);
+
+/* insert index id; with eq, an equal entry already there wins: returns
+ * its index and does not insert; else -1 */
+static int ht_insert(uint32_t *slot, uint32_t mask, uint32_t h, uint32_t id,
+		ht_eq_f eq, const void *ctx)
+{
+	uint32_t i = h & mask;
+
+	while(slot[i]) {
+		if(eq && eq(ctx, slot[i] - 1, id))
+			return (int)(slot[i] - 1);
+		i = (i + 1) & mask;
+	}
+	slot[i] = id + 1;
+	return -1;
+}
+
+/* a libc table for the checks of one build */
+static uint32_t *ht_tmp(int n, uint32_t *mask)
+{
+	*mask = ht_mask(n);
+	return calloc((size_t)*mask + 1, sizeof(uint32_t));
+}
+
+static int eq_proxy(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_draft_t *d = ctx;
+	return strcasecmp(d->proxies[a].address, d->proxies[b].address) == 0;
+}
+
+static int eq_pair(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_draft_t *d = ctx;
+	return strcmp(d->pairs[a].name, d->pairs[b].name) == 0;
+}
+
+static int eq_fs(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_draft_t *d = ctx;
+	return strcmp(d->fs[a].name, d->fs[b].name) == 0;
+}
+
+static int eq_site(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_draft_t *d = ctx;
+	const char *x = d->pairs[a].site ? d->pairs[a].site : "";
+	const char *y = d->pairs[b].site ? d->pairs[b].site : "";
+	return strcmp(x, y) == 0;
+}
+
+static uint32_t hash_lower(const char *s)
+{
+	return hash_host(s, (int)strlen(s), 0);
+}
+
 /* ---- build ---- */
 
 /* a member as validated, before flattening */
@@ -451,6 +581,56 @@ static int same_addr(const gha_addr_t *a, const gha_addr_t *b)
 		   && memcmp(a->ip, b->ip, a->af == AF_INET ? 4 : 16) == 0;
 }
 
+static int eq_vmember(const void *ctx, uint32_t a, uint32_t b)
+{
+	const vmember_t *v = ctx;
+	return same_addr(&v[a].addr, &v[b].addr) && v[a].port == v[b].port;
+}
+
+static const gha_member_t *member_of(const gha_pool_t *p, uint32_t id)
+{
+	return &p->pairs[id >> 1].m[id & 1];
+}
+
+static int eq_member_addr(const void *ctx, uint32_t a, uint32_t b)
+{
+	const gha_pool_t *p = ctx;
+	return same_addr(&member_of(p, a)->addr, &member_of(p, b)->addr);
+}
+
+static int streqi(const str *a, const char *s, int len)
+{
+	return a->len == len && strncasecmp(a->s, s, (size_t)len) == 0;
+}
+
+/* the lookup tables of a flattened snapshot (tables zeroed) */
+static void build_tables(gha_pool_t *p)
+{
+	const gha_member_t *m;
+	uint32_t i;
+
+	for(i = 0; i < (uint32_t)p->npairs; i++)
+		ht_insert(p->h_pair, p->hmask_pair,
+				hash_name(p->pairs[i].name.s, p->pairs[i].name.len), i, NULL,
+				NULL);
+	for(i = 0; i < 2 * (uint32_t)p->npairs; i++) {
+		m = member_of(p, i);
+		/* address and port are unique (checked) */
+		ht_insert(p->h_addrport, p->hmask_mem, hash_addrport(&m->addr, m->port),
+				i, NULL, NULL);
+		/* the first member at an address (in file order) */
+		ht_insert(p->h_ip, p->hmask_mem, hmix(hash_addr(&m->addr)), i,
+				eq_member_addr, p);
+		/* every member under its host and its ip text (lookups take the
+		 * first match in file order) */
+		ht_insert(p->h_host, p->hmask_host,
+				hash_host(m->host.s, m->host.len, m->port), i, NULL, NULL);
+		if(!streqi(&m->host, m->ip.s, m->ip.len))
+			ht_insert(p->h_host, p->hmask_host,
+					hash_host(m->ip.s, m->ip.len, m->port), i, NULL, NULL);
+	}
+}
+
 /* string area writer for flattening */
 typedef struct sarea
 {
@@ -499,10 +679,12 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	gha_load_rc_t rc = GHA_LOAD_OK;
 	vmember_t *pm = NULL, *fm = NULL;
 	gha_addr_t *paddr = NULL;
+	uint32_t *ht = NULL, hm, hm_pair, hm_mem, hm_host, hm_site;
+	int *site_of = NULL, *site_first = NULL, *site_pos, nsites = 0;
 	gha_resolve_f res = o->resolve ? o->resolve : gha_resolve_default;
 	const char *file = nz(d->file);
 	int i, j, k, own = -1, serving = -1;
-	size_t sz, strsz = 0;
+	size_t sz, strsz = 0, tabsz;
 	gha_pool_t *p;
 	sarea_t sa;
 	char hbuf[256];
@@ -517,7 +699,12 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	pm = calloc((size_t)d->npairs * 2, sizeof(*pm));
 	fm = calloc((size_t)(d->nfs + 1), sizeof(*fm));
 	paddr = calloc((size_t)(d->nproxies + 1), sizeof(*paddr));
-	if(pm == NULL || fm == NULL || paddr == NULL) {
+	/* duplicate checks through a hash table (O(n)); its largest use is
+	 * the members, 2 per pair */
+	ht = ht_tmp(2 * d->npairs > d->nproxies + d->nfs ? 2 * d->npairs
+													 : d->nproxies + d->nfs,
+			&hm);
+	if(pm == NULL || fm == NULL || paddr == NULL || ht == NULL) {
 		rc = GHA_LOAD_NOMEM;
 		seterr(err, errlen, "out of memory");
 		goto done;
@@ -534,15 +721,14 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 			rc = GHA_LOAD_CONFIG;
 			goto done;
 		}
-		for(j = 0; j < i; j++) {
-			if(strcasecmp(d->proxies[j].address, x->address) == 0) {
-				seterr(err, errlen,
-						"%s:%d: element <proxy>: duplicate address '%s' (first "
-						"at line %d)",
-						file, x->line, x->address, d->proxies[j].line);
-				rc = GHA_LOAD_CONFIG;
-				goto done;
-			}
+		j = ht_insert(ht, hm, hash_lower(x->address), (uint32_t)i, eq_proxy, d);
+		if(j >= 0) {
+			seterr(err, errlen,
+					"%s:%d: element <proxy>: duplicate address '%s' (first "
+					"at line %d)",
+					file, x->line, x->address, d->proxies[j].line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
 		}
 		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
 		if(res(hbuf, &paddr[i], o->resolve_ctx) < 0) {
@@ -555,6 +741,7 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		strsz += slen(x->address) + slen(hbuf) + slen(x->site);
 	}
 	/* pairs */
+	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
 	for(i = 0; i < d->npairs; i++) {
 		const gha_draft_pair_t *x = &d->pairs[i];
 		if(x->name == NULL || x->name[0] == '\0'
@@ -565,16 +752,16 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 			rc = GHA_LOAD_CONFIG;
 			goto done;
 		}
-		for(j = 0; j < i; j++) {
-			if(strcmp(d->pairs[j].name, x->name) == 0) {
-				seterr(err, errlen,
-						"%s:%d: element <sipserver>: duplicate name '%s' "
-						"(first "
-						"at line %d)",
-						file, x->line, x->name, d->pairs[j].line);
-				rc = GHA_LOAD_CONFIG;
-				goto done;
-			}
+		j = ht_insert(ht, hm, hash_name(x->name, (int)strlen(x->name)),
+				(uint32_t)i, eq_pair, d);
+		if(j >= 0) {
+			seterr(err, errlen,
+					"%s:%d: element <sipserver>: duplicate name '%s' "
+					"(first "
+					"at line %d)",
+					file, x->line, x->name, d->pairs[j].line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
 		}
 		for(k = 0; k < 2; k++) {
 			rc = check_member(d, k == 0 ? "primary" : "backup", x->name,
@@ -589,23 +776,44 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		strsz += slen(x->name) + slen(x->site)
 				 + sizeof(";" GHA_RR_PAIR "=") + 3 * strlen(x->name);
 	}
+	/* sites: the pairs of each, for ha_select_site() */
+	site_of = calloc((size_t)d->npairs * 2, sizeof(int));
+	if(site_of == NULL) {
+		rc = GHA_LOAD_NOMEM;
+		seterr(err, errlen, "out of memory");
+		goto done;
+	}
+	site_first = site_of + d->npairs;
+	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	for(i = 0; i < d->npairs; i++) {
+		const char *st = d->pairs[i].site ? d->pairs[i].site : "";
+		j = ht_insert(ht, hm, hash_name(st, (int)strlen(st)), (uint32_t)i,
+				eq_site, d);
+		if(j < 0) {
+			site_first[nsites] = i;
+			site_of[i] = nsites++;
+		} else {
+			site_of[i] = site_of[j];
+		}
+	}
 	/* the same SIP Server in two places would make its state ambiguous */
+	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
 	for(i = 0; i < d->npairs * 2; i++) {
-		for(j = 0; j < i; j++) {
-			if(same_addr(&pm[i].addr, &pm[j].addr)
-					&& pm[i].port == pm[j].port) {
-				seterr(err, errlen,
-						"%s:%d: element <%s> of '%s': %s:%d is already a "
-						"member of '%s' (line %d)",
-						file, pm[i].line, i % 2 ? "backup" : "primary",
-						d->pairs[i / 2].name, pm[i].ip, pm[i].port,
-						d->pairs[j / 2].name, pm[j].line);
-				rc = GHA_LOAD_CONFIG;
-				goto done;
-			}
+		j = ht_insert(ht, hm, hash_addrport(&pm[i].addr, pm[i].port),
+				(uint32_t)i, eq_vmember, pm);
+		if(j >= 0) {
+			seterr(err, errlen,
+					"%s:%d: element <%s> of '%s': %s:%d is already a "
+					"member of '%s' (line %d)",
+					file, pm[i].line, i % 2 ? "backup" : "primary",
+					d->pairs[i / 2].name, pm[i].ip, pm[i].port,
+					d->pairs[j / 2].name, pm[j].line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
 		}
 	}
 	/* feature servers */
+	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
 	for(i = 0; i < d->nfs; i++) {
 		const gha_draft_fs_t *x = &d->fs[i];
 		if(x->name == NULL || x->name[0] == '\0'
@@ -616,15 +824,15 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 			rc = GHA_LOAD_CONFIG;
 			goto done;
 		}
-		for(j = 0; j < i; j++) {
-			if(strcmp(d->fs[j].name, x->name) == 0) {
-				seterr(err, errlen,
-						"%s:%d: element <featureserver>: duplicate name '%s' "
-						"(first at line %d)",
-						file, x->line, x->name, d->fs[j].line);
-				rc = GHA_LOAD_CONFIG;
-				goto done;
-			}
+		j = ht_insert(ht, hm, hash_name(x->name, (int)strlen(x->name)),
+				(uint32_t)i, eq_fs, d);
+		if(j >= 0) {
+			seterr(err, errlen,
+					"%s:%d: element <featureserver>: duplicate name '%s' "
+					"(first at line %d)",
+					file, x->line, x->name, d->fs[j].line);
+			rc = GHA_LOAD_CONFIG;
+			goto done;
 		}
 		rc = check_member(d, "featureserver", x->name, x->uri, x->line, o,
 				&fm[i], err, errlen);
@@ -684,9 +892,17 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	}
 	/* flatten */
 	strsz += slen(d->file);
+	hm_pair = ht_mask(d->npairs);
+	hm_mem = ht_mask(2 * d->npairs);
+	hm_host = ht_mask(4 * d->npairs); /* host and ip text of each member */
+	hm_site = ht_mask(nsites);
+	tabsz = ((size_t)hm_pair + 1 + 2 * ((size_t)hm_mem + 1) + (size_t)hm_host
+					+ 1 + (size_t)hm_site + 1 + 2 * (size_t)d->npairs)
+			* sizeof(uint32_t);
 	sz = sizeof(gha_pool_t) + (size_t)d->nproxies * sizeof(gha_proxy_t)
 		 + (size_t)d->npairs * sizeof(gha_pair_t)
-		 + (size_t)d->nfs * sizeof(gha_fs_t) + strsz;
+		 + (size_t)d->nfs * sizeof(gha_fs_t)
+		 + (size_t)nsites * sizeof(gha_site_t) + tabsz + strsz;
 	p = a->alloc(sz, a->ctx);
 	if(p == NULL) {
 		seterr(err, errlen, "out of memory (%zu bytes for the pool)", sz);
@@ -701,7 +917,20 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	p->pairs = (gha_pair_t *)(p + 1);
 	p->fs = (gha_fs_t *)(p->pairs + d->npairs);
 	p->proxies = (gha_proxy_t *)(p->fs + d->nfs);
-	sa.p = (char *)(p->proxies + d->nproxies);
+	p->nsites = nsites;
+	p->sites = (gha_site_t *)(p->proxies + d->nproxies);
+	p->hmask_pair = hm_pair;
+	p->h_pair = (uint32_t *)(p->sites + nsites);
+	p->hmask_mem = hm_mem;
+	p->h_addrport = p->h_pair + hm_pair + 1;
+	p->h_ip = p->h_addrport + hm_mem + 1;
+	p->hmask_host = hm_host;
+	p->h_host = p->h_ip + hm_mem + 1;
+	p->hmask_site = hm_site;
+	p->h_site = p->h_host + hm_host + 1;
+	p->site_pairs = (int *)(p->h_site + hm_site + 1);
+	p->all_pairs = p->site_pairs + d->npairs;
+	sa.p = (char *)(p->all_pairs + d->npairs);
 	sa.end = (char *)p + sz;
 	p->loaded_at = o->now;
 	p->own_index = own;
@@ -746,8 +975,29 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		rc = GHA_LOAD_NOMEM;
 		goto done;
 	}
+	build_tables(p);
+	/* sites: counts, first entries, then the pairs in file order */
+	for(i = 0; i < d->npairs; i++)
+		p->sites[site_of[i]].n++;
+	for(i = 0, n = 0; i < nsites; i++) {
+		p->sites[i].name = p->pairs[site_first[i]].site;
+		p->sites[i].first = n;
+		n += p->sites[i].n;
+		ht_insert(p->h_site, hm_site,
+				hash_name(p->sites[i].name.s, p->sites[i].name.len),
+				(uint32_t)i, NULL, NULL);
+	}
+	site_pos = site_first; /* reused: next free entry of each site */
+	for(i = 0; i < nsites; i++)
+		site_pos[i] = p->sites[i].first;
+	for(i = 0; i < d->npairs; i++) {
+		p->site_pairs[site_pos[site_of[i]]++] = i;
+		p->all_pairs[i] = i;
+	}
 	*out = p;
 done:
+	free(site_of);
+	free(ht);
 	free(pm);
 	free(fm);
 	free(paddr);
@@ -762,12 +1012,16 @@ void gha_pool_free(gha_pool_t *p, const gha_alloc_t *a)
 
 int gha_pool_find_pair(const gha_pool_t *p, const char *name, int len)
 {
-	int i;
+	const gha_pair_t *pr;
+	uint32_t i;
 
-	for(i = 0; i < p->npairs; i++) {
-		if(p->pairs[i].name.len == len
-				&& memcmp(p->pairs[i].name.s, name, (size_t)len) == 0)
-			return i;
+	if(p->h_pair == NULL || len < 0)
+		return -1;
+	for(i = hash_name(name, len) & p->hmask_pair; p->h_pair[i];
+			i = (i + 1) & p->hmask_pair) {
+		pr = &p->pairs[p->h_pair[i] - 1];
+		if(pr->name.len == len && memcmp(pr->name.s, name, (size_t)len) == 0)
+			return (int)(p->h_pair[i] - 1);
 	}
 	return -1;
 }
@@ -775,49 +1029,103 @@ int gha_pool_find_pair(const gha_pool_t *p, const char *name, int len)
 int gha_pool_find_member_addr(const gha_pool_t *p, const gha_addr_t *a,
 		int port, int any_port, int *member)
 {
-	int i, k, found = -1;
+	const gha_member_t *m;
+	uint32_t i, id;
 
-	for(i = 0; i < p->npairs; i++) {
-		for(k = 0; k < 2; k++) {
-			const gha_member_t *m = &p->pairs[i].m[k];
-			if(!same_addr(&m->addr, a))
-				continue;
-			if(m->port == port) {
-				*member = k;
-				return i;
-			}
-			if(any_port && found < 0) {
-				found = i;
-				*member = k;
-			}
+	if(p->h_addrport == NULL)
+		return -1;
+	for(i = hash_addrport(a, port) & p->hmask_mem; p->h_addrport[i];
+			i = (i + 1) & p->hmask_mem) {
+		id = p->h_addrport[i] - 1;
+		m = member_of(p, id);
+		if(m->port == port && same_addr(&m->addr, a)) {
+			*member = (int)(id & 1);
+			return (int)(id >> 1);
 		}
 	}
-	return found;
+	if(!any_port)
+		return -1;
+	for(i = hmix(hash_addr(a)) & p->hmask_mem; p->h_ip[i];
+			i = (i + 1) & p->hmask_mem) {
+		id = p->h_ip[i] - 1;
+		if(same_addr(&member_of(p, id)->addr, a)) {
+			*member = (int)(id & 1);
+			return (int)(id >> 1);
+		}
+	}
+	return -1;
+}
+
+/* first member (lowest id) under (host, port) whose port is port and,
+ * with tls >= 0, whose transport is TLS (1) or not (0); best: id + 1 */
+static void find_host(const gha_pool_t *p, const char *s, int len, int port,
+		int tls, uint32_t *best)
+{
+	const gha_member_t *m;
+	uint32_t i, id;
+
+	for(i = hash_host(s, len, port) & p->hmask_host; p->h_host[i];
+			i = (i + 1) & p->hmask_host) {
+		id = p->h_host[i] - 1;
+		if(*best && id + 1 >= *best)
+			continue;
+		m = member_of(p, id);
+		if(m->port != port || (tls >= 0 && (m->proto == GHA_PROTO_TLS) != tls))
+			continue;
+		if(streqi(&m->host, s, len) || streqi(&m->ip, s, len))
+			*best = id + 1;
+	}
 }
 
 int gha_pool_find_member_host(
 		const gha_pool_t *p, const str *host, int port, int *member)
 {
-	int i, k;
+	const char *s = host->s;
+	int len = host->len;
+	uint32_t best = 0;
 
-	for(i = 0; i < p->npairs; i++) {
-		for(k = 0; k < 2; k++) {
-			const gha_member_t *m = &p->pairs[i].m[k];
-			int mp = port ? port : (m->proto == GHA_PROTO_TLS ? 5061 : 5060);
-			if(m->port != mp)
-				continue;
-			if((m->host.len == host->len
-					   && strncasecmp(m->host.s, host->s, (size_t)host->len)
-								  == 0)
-					|| (m->ip.len == host->len
-							&& strncasecmp(m->ip.s, host->s, (size_t)host->len)
-									   == 0)) {
-				*member = k;
-				return i;
-			}
+	if(p->h_host == NULL || len <= 0)
+		return -1;
+	/* an IPv6 reference: the members' texts have no [] */
+	if(len > 2 && s[0] == '[' && s[len - 1] == ']') {
+		s++;
+		len -= 2;
+	}
+	if(port) {
+		find_host(p, s, len, port, -1, &best);
+	} else {
+		/* the member's default port: 5061 for TLS, 5060 else */
+		find_host(p, s, len, 5060, 0, &best);
+		find_host(p, s, len, 5061, 1, &best);
+	}
+	if(best == 0)
+		return -1;
+	*member = (int)((best - 1) & 1);
+	return (int)((best - 1) >> 1);
+}
+
+int gha_pool_site_pairs(const gha_pool_t *p, const str *site, const int **idx)
+{
+	const gha_site_t *s;
+	uint32_t i;
+
+	if(site == NULL || site->len <= 0) {
+		*idx = p->all_pairs;
+		return p->npairs;
+	}
+	*idx = NULL;
+	if(p->h_site == NULL)
+		return 0;
+	for(i = hash_name(site->s, site->len) & p->hmask_site; p->h_site[i];
+			i = (i + 1) & p->hmask_site) {
+		s = &p->sites[p->h_site[i] - 1];
+		if(s->name.len == site->len
+				&& memcmp(s->name.s, site->s, (size_t)site->len) == 0) {
+			*idx = p->site_pairs + s->first;
+			return s->n;
 		}
 	}
-	return -1;
+	return 0;
 }
 
 int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port)

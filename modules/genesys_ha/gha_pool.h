@@ -24,11 +24,14 @@
 #define _GHA_POOL_H_
 
 #include <stddef.h>
+#include <stdint.h>
 #include "core/str.h"
 #include "gha_pair.h"
 
 #define GHA_NAME_MAX 64
 #define GHA_ERR_MAX 512
+/*! default of the max_pool_elements parameter */
+#define GHA_MAX_POOL_ELEMENTS 100000
 
 /*! transport of a member (values equal Kamailio's PROTO_*) */
 enum gha_proto
@@ -177,6 +180,14 @@ typedef struct gha_proxy
 	gha_addr_t addr;
 } gha_proxy_t;
 
+/*! the pairs of one site (site attribute of <sipserver>; empty: none) */
+typedef struct gha_site
+{
+	str name;  /*!< the site of its pairs (in the block) */
+	int first; /*!< its first entry in gha_pool_t.site_pairs */
+	int n;	   /*!< its number of pairs */
+} gha_site_t;
+
 typedef struct gha_pool
 {
 	int refcnt;				 /*!< owned by the glue (atomic builtins) */
@@ -190,7 +201,23 @@ typedef struct gha_pool
 	gha_proxy_t *proxies;
 	gha_pair_t *pairs;
 	gha_fs_t *fs;
-	size_t size; /*!< bytes of the block */
+	/* lookup tables (open addressing, linear probing, at most half full;
+	 * a slot holds index + 1, 0 is empty), built with the snapshot: every
+	 * per-request lookup is O(1) whatever the size of the pool */
+	uint32_t hmask_pair; /*!< pair name -> pair index */
+	uint32_t *h_pair;
+	uint32_t hmask_mem;	  /*!< member id = 2 * pair index + member */
+	uint32_t *h_addrport; /*!< resolved address and port -> member id */
+	uint32_t *h_ip;		  /*!< resolved address -> first member at it */
+	uint32_t hmask_host;
+	uint32_t *h_host; /*!< configured host or ip text + port -> member id */
+	int nsites;
+	gha_site_t *sites;
+	uint32_t hmask_site;
+	uint32_t *h_site; /*!< site name -> site index */
+	int *site_pairs;  /*!< pair indexes by site, file order in a site */
+	int *all_pairs;	  /*!< 0 .. npairs - 1 */
+	size_t size;	  /*!< bytes of the block */
 } gha_pool_t;
 
 /*! build options */
@@ -201,6 +228,9 @@ typedef struct gha_build_opts
 	gha_resolve_f resolve;	 /*!< NULL: gha_resolve_default */
 	void *resolve_ctx;
 	long now;
+	int max_elements; /*!< gha_xml_load(): most <sipserver>,
+						   <featureserver> and <proxy> elements together
+						   (0: no limit) */
 } gha_build_opts_t;
 
 /*! validate + flatten; returns GHA_LOAD_OK and *out, or an event id with
@@ -210,7 +240,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 
 void gha_pool_free(gha_pool_t *p, const gha_alloc_t *a);
 
-/* ---- lookups (no allocation, no locks: the snapshot is immutable) ---- */
+/* ---- lookups (no allocation, no locks: the snapshot is immutable; each
+ * is a hash lookup, its cost does not depend on the size of the pool) ---- */
 
 /*! pair index by name, or -1 */
 int gha_pool_find_pair(const gha_pool_t *p, const char *name, int len);
@@ -218,10 +249,15 @@ int gha_pool_find_pair(const gha_pool_t *p, const char *name, int len);
  * returns pair index and sets *member (0/1), or -1 */
 int gha_pool_find_member_addr(const gha_pool_t *p, const gha_addr_t *a,
 		int port, int any_port, int *member);
-/*! member whose configured host or resolved ip equals host and whose port
- * equals port (0: default port): pair index and *member, or -1 */
+/*! member whose configured host or resolved ip equals host (case
+ * insensitive; an IPv6 reference may keep its []) and whose port equals
+ * port (0: the member's default port, 5061 for TLS, else 5060): pair index
+ * and *member, or -1; the first such member in file order */
 int gha_pool_find_member_host(
 		const gha_pool_t *p, const str *host, int port, int *member);
+/*! the pairs of a site: their count, and their indexes (file order) in
+ * *idx; an empty or NULL site: all pairs; an unknown site: 0 */
+int gha_pool_site_pairs(const gha_pool_t *p, const str *site, const int **idx);
 /*! same for feature servers: index or -1 */
 int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port);
 

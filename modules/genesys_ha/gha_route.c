@@ -348,7 +348,8 @@ static int site_eq(const str *a, const str *b)
 int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 {
 	gha_pool_t *p = gha_snap();
-	int i, n = 0, pi, *av;
+	int i, n, pi, *av;
+	const int *idx;
 	uint32_t *ids;
 	str s;
 
@@ -358,32 +359,32 @@ int ki_ha_select_site_name(sip_msg_t *msg, str *site)
 		s = *site;
 	else
 		gha_own_site(p, &s);
-	if((av = avail(p->npairs)) == NULL)
-		return GHA_RC_ERROR;
-	ids = lb_ids(p->npairs);
-	for(i = 0; i < p->npairs; i++) {
-		int in = s.len <= 0 || site_eq(&p->pairs[i].site, &s);
-		n += in;
-		av[i] = in && gha_ps_routable(&p->pairs[i].slot->st);
-		if(ids && av[i])
-			ids[i] = gha_lb_hash(p->pairs[i].name.s, p->pairs[i].name.len);
-	}
+	/* the pairs of the site (all without a site), from the snapshot */
+	n = gha_pool_site_pairs(p, &s, &idx);
 	if(n == 0) {
 		counter_inc(gha_cnt.rejected);
 		LM_DBG("no SIP Server pair in site '%.*s'\n", s.len, s.s);
 		return GHA_RC_UNKNOWN_PAIR;
 	}
-	pi = lb_choose(msg, p->npairs, av, ids, &gha_root->rr_pairs);
+	if((av = avail(n)) == NULL)
+		return GHA_RC_ERROR;
+	ids = lb_ids(n);
+	for(i = 0; i < n; i++) {
+		const gha_pair_t *pr = &p->pairs[idx[i]];
+		av[i] = gha_ps_routable(&pr->slot->st);
+		if(ids && av[i])
+			ids[i] = gha_lb_hash(pr->name.s, pr->name.len);
+	}
+	pi = lb_choose(msg, n, av, ids, &gha_root->rr_pairs);
 	/* none available: the first of the site's pairs in its down grace */
-	for(i = 0; pi < 0 && i < p->npairs; i++)
-		if((s.len <= 0 || site_eq(&p->pairs[i].site, &s))
-				&& gha_grace_target(&p->pairs[i]) >= 0)
+	for(i = 0; pi < 0 && i < n; i++)
+		if(gha_grace_target(&p->pairs[idx[i]]) >= 0)
 			pi = i;
 	if(pi < 0) {
 		counter_inc(gha_cnt.rejected);
 		return GHA_RC_OUT_OF_SERVICE;
 	}
-	return select_pair(msg, p, pi);
+	return select_pair(msg, p, idx[pi]);
 }
 
 int ki_ha_select_site(sip_msg_t *msg)

@@ -182,6 +182,10 @@ static const char *gha_rpc_switchover_doc[] = {
 		"<pair name>",
 		0};
 
+/* the longest error in a reload fault: with "40003: " and "; the running
+ * pool is unchanged" it stays under binrpc's 256 bytes */
+#define GHA_RPC_FAULT_MAX 200
+
 static void gha_rpc_reload(rpc_t *rpc, void *ctx)
 {
 	char msg[GHA_ERR_MAX + 128];

@@ -239,9 +239,11 @@ void gha_member_state(int goos_id, int new_state)
 		for(k = 0; k < 2; k++) {
 			if(p->pairs[i].m[k].goos_id == goos_id) {
 				old = p->pairs[i].slot->st.mstate[k];
-				gha_ps_member_changed(&p->pairs[i].slot->st, k, new_state, now, &ev);
+				gha_ps_member_changed(
+						&p->pairs[i].slot->st, k, new_state, now, &ev);
 				gha_grace_member_changed(&p->pairs[i].slot->st, k, old, now_ms);
-				if(p->pairs[i].slot->st.g_open_ms == now_ms && gha_down_grace > 0) {
+				if(p->pairs[i].slot->st.g_open_ms == now_ms
+						&& gha_down_grace > 0) {
 					__atomic_store_n(&gha_root->grace_until_ms,
 							now_ms + gha_down_grace, __ATOMIC_RELAXED);
 					grace = gha_grace_member(
@@ -413,8 +415,8 @@ int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout)
 	if(gha_down_grace <= 0)
 		return -1;
 	lock_get(&gha_root->lock);
-	to = gha_grace_retry(
-			&p->pairs[pi].slot->st, member, timeout, gha_now_ms(), gha_down_grace);
+	to = gha_grace_retry(&p->pairs[pi].slot->st, member, timeout, gha_now_ms(),
+			gha_down_grace);
 	lock_release(&gha_root->lock);
 	return to;
 }
@@ -455,21 +457,38 @@ void gha_fs_copy(gha_pool_t *p, int fi, int *state, long *since)
 
 /* ---- loading and publishing ---- */
 
-static void release_ids(gha_pool_t *p)
+static int same_dst(const gha_member_t *a, const gha_member_t *b)
 {
-	int i, k;
+	return a->dst.len == b->dst.len
+		   && memcmp(a->dst.s, b->dst.s, (size_t)a->dst.len) == 0;
+}
 
-	for(i = 0; i < p->npairs; i++)
-		for(k = 0; k < 2; k++)
-			if(p->pairs[i].m[k].goos_id >= 0) {
-				gha_goos.release_target(p->pairs[i].m[k].goos_id);
-				p->pairs[i].m[k].goos_id = -1;
-			}
-	for(i = 0; i < p->nfs; i++)
-		if(p->fs[i].m.goos_id >= 0) {
-			gha_goos.release_target(p->fs[i].m.goos_id);
-			p->fs[i].m.goos_id = -1;
+/* members of a snapshot as one index: 2 * pair + member, then the feature
+ * servers */
+static gha_member_t *member_at(gha_pool_t *p, int idx)
+{
+	return idx < 2 * p->npairs ? &p->pairs[idx >> 1].m[idx & 1]
+							   : &p->fs[idx - 2 * p->npairs].m;
+}
+
+static int nmembers(const gha_pool_t *p)
+{
+	return 2 * p->npairs + p->nfs;
+}
+
+/* release the genesys_oos targets of p, but those marked in skip */
+static void release_ids(gha_pool_t *p, const unsigned char *skip)
+{
+	gha_member_t *m;
+	int i;
+
+	for(i = 0; i < nmembers(p); i++) {
+		m = member_at(p, i);
+		if(m->goos_id >= 0 && !(skip && skip[i])) {
+			gha_goos.release_target(m->goos_id);
+			m->goos_id = -1;
 		}
+	}
 }
 
 static int register_one(gha_member_t *m, char *msg, int msglen)
@@ -487,20 +506,78 @@ static int register_one(gha_member_t *m, char *msg, int msglen)
 	return 0;
 }
 
-static int register_ids(gha_pool_t *p, char *msg, int msglen)
+/* the member of cur that p's member idx continues (same pair or feature
+ * server name, same role, same destination), or -1 */
+static int same_member(gha_pool_t *p, gha_pool_t *cur, int idx)
 {
-	int i, k;
+	int i, j;
+	str *name;
 
-	for(i = 0; i < p->npairs; i++)
-		for(k = 0; k < 2; k++)
-			if(register_one(&p->pairs[i].m[k], msg, msglen) < 0)
-				goto error;
-	for(i = 0; i < p->nfs; i++)
-		if(register_one(&p->fs[i].m, msg, msglen) < 0)
+	if(idx < 2 * p->npairs) {
+		i = idx >> 1;
+		name = &p->pairs[i].name;
+		/* an unchanged file keeps the order: no lookup */
+		if(i < cur->npairs && cur->pairs[i].name.len == name->len
+				&& memcmp(cur->pairs[i].name.s, name->s, (size_t)name->len)
+						   == 0)
+			j = i;
+		else
+			j = gha_pool_find_pair(cur, name->s, name->len);
+		if(j < 0 || !same_dst(&cur->pairs[j].m[idx & 1], member_at(p, idx)))
+			return -1;
+		return 2 * j + (idx & 1);
+	}
+	/* feature servers: few, matched at the same place only */
+	i = idx - 2 * p->npairs;
+	if(i >= cur->nfs || !same_dst(&cur->fs[i].m, &p->fs[i].m)
+			|| cur->fs[i].name.len != p->fs[i].name.len
+			|| memcmp(cur->fs[i].name.s, p->fs[i].name.s,
+					   (size_t)p->fs[i].name.len)
+					   != 0)
+		return -1;
+	return 2 * cur->npairs + i;
+}
+
+/* undo register_ids(): ids taken over from cur stay with cur, the others
+ * are released */
+static void drop_ids(gha_pool_t *p, gha_pool_t *cur, unsigned char *kept)
+{
+	int i, j, n = nmembers(p);
+
+	for(i = 0; i < n; i++) {
+		j = cur ? same_member(p, cur, i) : -1;
+		if(j >= 0 && kept[j] && member_at(p, i)->goos_id >= 0) {
+			member_at(p, i)->goos_id = -1;
+			kept[j] = 0;
+		}
+	}
+	release_ids(p, NULL);
+}
+
+/* genesys_oos targets for the members of p.  A member that continues one
+ * of the running snapshot cur takes over cur's target (reference and id:
+ * no call into genesys_oos, whose lookup of a target is not O(1)); kept[]
+ * (one per member of cur) marks those, for release_ids(cur, kept) after
+ * the swap.  Others are registered.  On error nothing is left
+ * registered. */
+static int register_ids(gha_pool_t *p, gha_pool_t *cur, unsigned char *kept,
+		char *msg, int msglen)
+{
+	int i, j, n = nmembers(p);
+
+	for(i = 0; i < n; i++) {
+		j = cur ? same_member(p, cur, i) : -1;
+		if(j >= 0 && !kept[j]) {
+			member_at(p, i)->goos_id = member_at(cur, j)->goos_id;
+			kept[j] = 1;
+			continue;
+		}
+		if(register_one(member_at(p, i), msg, msglen) < 0)
 			goto error;
+	}
 	return 0;
 error:
-	release_ids(p);
+	drop_ids(p, cur, kept);
 	return -1;
 }
 
@@ -508,10 +585,12 @@ error:
 static int load_and_publish(char *msg, int msglen)
 {
 	gha_build_opts_t o;
-	gha_pool_t *np = NULL, *old;
+	gha_pool_t *np = NULL, *old, *cur;
 	gha_load_rc_t rc;
 	char own[256], serving[GHA_NAME_MAX + 1];
 	int *ms = NULL, *fss = NULL, i, k, st;
+	unsigned char *kept;
+	size_t nkept;
 	long now = (long)time(NULL);
 
 	memset(&o, 0, sizeof(o));
@@ -522,25 +601,33 @@ static int load_and_publish(char *msg, int msglen)
 	o.own_address = own[0] ? own : NULL;
 	o.serving = serving[0] ? serving : NULL;
 	o.now = now;
+	o.max_elements = gha_max_pool_elements;
 	rc = gha_xml_load(gha_pool_file.s,
 			gha_schema_file.len > 0 ? gha_schema_file.s : NULL, gha_xsd_text,
 			(int)sizeof(gha_xsd_text) - 1, &o, &shm_allocator, &np, msg,
 			msglen);
 	if(rc != GHA_LOAD_OK)
 		return rc == GHA_LOAD_NOMEM ? GHA_LOAD_CONFIG : (int)rc;
-	if(register_ids(np, msg, msglen) < 0) {
-		gha_pool_free(np, &shm_allocator);
-		return GHA_LOAD_CONFIG;
-	}
-	/* the probe states of the targets (read before taking our lock) */
-	ms = pkg_malloc(sizeof(int) * (size_t)(2 * np->npairs + np->nfs + 1));
+	/* the running snapshot: only reloads replace it, one at a time */
+	lock_get(&gha_root->lock);
+	cur = gha_root->cur;
+	lock_release(&gha_root->lock);
+	nkept = cur ? (size_t)nmembers(cur) : 0;
+	ms = pkg_malloc(sizeof(int) * (size_t)(nmembers(np) + 1) + nkept);
 	if(ms == NULL) {
 		PKG_MEM_ERROR;
-		release_ids(np);
 		gha_pool_free(np, &shm_allocator);
 		snprintf(msg, (size_t)msglen, "out of pkg memory");
 		return GHA_LOAD_CONFIG;
 	}
+	kept = (unsigned char *)(ms + nmembers(np) + 1);
+	memset(kept, 0, nkept);
+	if(register_ids(np, cur, kept, msg, msglen) < 0) {
+		pkg_free(ms);
+		gha_pool_free(np, &shm_allocator);
+		return GHA_LOAD_CONFIG;
+	}
+	/* the probe states of the targets (read before taking our lock) */
 	fss = ms + 2 * np->npairs;
 	for(i = 0; i < np->npairs; i++)
 		for(k = 0; k < 2; k++)
@@ -557,8 +644,8 @@ static int load_and_publish(char *msg, int msglen)
 					< 0
 			|| gha_slots_attach(gha_root->slots, np, old, ms, fss, now) < 0) {
 		lock_release(&gha_root->lock);
+		drop_ids(np, cur, kept);
 		pkg_free(ms);
-		release_ids(np);
 		gha_pool_free(np, &shm_allocator);
 		snprintf(msg, (size_t)msglen,
 				"out of shared memory for the state "
@@ -571,7 +658,8 @@ static int load_and_publish(char *msg, int msglen)
 	lock_release(&gha_root->lock);
 
 	if(old) {
-		release_ids(old);
+		/* the targets np took over stay registered */
+		release_ids(old, old == cur ? kept : NULL);
 		snap_put(old);
 	}
 	/* a state change between reading the probe states and the swap went

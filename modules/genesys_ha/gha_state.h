@@ -73,6 +73,8 @@ extern str gha_event_callback;
 extern int gha_lb_alg;
 extern int gha_rr_dn;	   /*!< ha_record_route() adds the DN (default 1) */
 extern int gha_down_grace; /*!< ms of down grace, 0 off (default 5000) */
+/*! most <sipserver>, <featureserver> and <proxy> elements in a pool file */
+extern int gha_max_pool_elements;
 
 extern gha_root_t *gha_root;
 extern goos_api_t gha_goos;

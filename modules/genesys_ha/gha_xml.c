@@ -110,7 +110,7 @@ static gha_load_rc_t read_pool_file(
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t got = 0;
+	size_t got = 0, cap;
 	ssize_t n;
 	int fd;
 
@@ -140,15 +140,32 @@ static gha_load_rc_t read_pool_file(
 				file, (long long)st.st_size, GHA_XML_FILE_MAX);
 		goto error;
 	}
-	/* one byte more than allowed: a file that grew meanwhile is caught */
-	buf = malloc((size_t)GHA_XML_FILE_MAX + 1);
+	/* one byte more than the file has: a file that grew meanwhile is
+	 * caught below (read again, up to the limit) */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
 	if(buf == NULL) {
 		close(fd);
 		snprintf(err, (size_t)errlen, "out of memory reading the pool file");
 		return GHA_LOAD_NOMEM;
 	}
 	while(got <= (size_t)GHA_XML_FILE_MAX) {
-		n = read(fd, buf + got, (size_t)GHA_XML_FILE_MAX + 1 - got);
+		if(got == cap) {
+			char *nb;
+			if(cap > (size_t)GHA_XML_FILE_MAX)
+				break;
+			cap = cap * 2 > (size_t)GHA_XML_FILE_MAX + 1
+						  ? (size_t)GHA_XML_FILE_MAX + 1
+						  : cap * 2;
+			nb = realloc(buf, cap);
+			if(nb == NULL) {
+				snprintf(err, (size_t)errlen,
+						"out of memory reading the pool file");
+				goto error;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + got, cap - got);
 		if(n < 0 && errno == EINTR)
 			continue;
 		if(n < 0) {
@@ -177,27 +194,36 @@ error:
 	return GHA_LOAD_CONFIG;
 }
 
-/* more than GHA_XML_ENTRIES_MAX entries of one kind */
-static int too_many(int n, xmlNodePtr node, const char *what, const char *file,
-		char *err, int errlen)
-{
-	if(n < GHA_XML_ENTRIES_MAX)
-		return 0;
-	snprintf(err, (size_t)errlen,
-			"%s:%d: element <%s>: more than %d %s in the pool file", file,
-			(int)xmlGetLineNo(node), (const char *)node->name,
-			GHA_XML_ENTRIES_MAX, what);
-	return 1;
-}
-
 static gha_load_rc_t nomem(char *err, int errlen)
 {
 	snprintf(err, (size_t)errlen, "out of memory reading the pool file");
 	return GHA_LOAD_NOMEM;
 }
 
+/* the first pool element beyond max (a <sipserver>, <featureserver> or
+ * <proxy>), or NULL when there are at most max */
+static xmlNodePtr beyond_max(xmlNodePtr root, int max)
+{
+	xmlNodePtr n, c;
+	int count = 0;
+
+	for(n = root ? root->children : NULL; n; n = n->next) {
+		if(n->type != XML_ELEMENT_NODE)
+			continue;
+		if(is(n, "proxies")) {
+			for(c = n->children; c; c = c->next)
+				if(c->type == XML_ELEMENT_NODE && ++count > max)
+					return c;
+		} else if(++count > max) {
+			return n;
+		}
+	}
+	return NULL;
+}
+
 gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
-		const char *xsd_buf, int xsd_len, gha_draft_t *d, char *err, int errlen)
+		const char *xsd_buf, int xsd_len, int max_elements, gha_draft_t *d,
+		char *err, int errlen)
 {
 	xmlParserCtxtPtr pctx = NULL;
 	xmlDocPtr doc = NULL;
@@ -235,7 +261,8 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 	 * "Couldn't find end of Start Tag" after the attribute that broke it) */
 	xmlSetStructuredErrorFunc(&xe, xerr_capture);
 	doc = xmlCtxtReadMemory(pctx, buf, (int)len, d->file, NULL,
-			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+			XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
+					| XML_PARSE_BIG_LINES);
 	xmlSetStructuredErrorFunc(NULL, NULL);
 	if(doc == NULL) {
 		xmlErrorPtr e = xmlCtxtGetLastError(pctx);
@@ -254,6 +281,17 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				"%s:%d: element <!DOCTYPE>: DOCTYPE and entity declarations "
 				"are not allowed in the pool file",
 				d->file, doctype_line(buf, len));
+		goto done;
+	}
+	/* a count limit before the schema validation and the build, whose
+	 * time and memory grow with it */
+	if(max_elements > 0
+			&& (n = beyond_max(xmlDocGetRootElement(doc), max_elements))
+					   != NULL) {
+		snprintf(err, (size_t)errlen,
+				"%s:%ld: element <%s>: more than %d <sipserver>, "
+				"<featureserver> and <proxy> elements (max_pool_elements)",
+				d->file, xmlGetLineNo(n), (const char *)n->name, max_elements);
 		goto done;
 	}
 	/* schema */
@@ -294,8 +332,6 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 				gha_draft_proxy_t *x;
 				if(!is(c, "proxy"))
 					continue;
-				if(too_many(d->nproxies, c, "proxies", d->file, err, errlen))
-					goto done;
 				if((x = gha_draft_add_proxy(d)) == NULL)
 					goto oom;
 				x->line = (int)xmlGetLineNo(c);
@@ -304,8 +340,6 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 			}
 		} else if(is(n, "sipserver")) {
 			gha_draft_pair_t *x;
-			if(too_many(d->npairs, n, "SIP Server pairs", d->file, err, errlen))
-				goto done;
 			if((x = gha_draft_add_pair(d)) == NULL)
 				goto oom;
 			x->line = (int)xmlGetLineNo(n);
@@ -321,8 +355,6 @@ gha_load_rc_t gha_xml_read(const char *file, const char *xsd_path,
 			}
 		} else if(is(n, "featureserver")) {
 			gha_draft_fs_t *x;
-			if(too_many(d->nfs, n, "feature servers", d->file, err, errlen))
-				goto done;
 			if((x = gha_draft_add_fs(d)) == NULL)
 				goto oom;
 			x->line = (int)xmlGetLineNo(n);
@@ -358,7 +390,8 @@ gha_load_rc_t gha_xml_load(const char *file, const char *xsd_path,
 	gha_load_rc_t rc;
 
 	*out = NULL;
-	rc = gha_xml_read(file, xsd_path, xsd_buf, xsd_len, &d, err, errlen);
+	rc = gha_xml_read(
+			file, xsd_path, xsd_buf, xsd_len, o->max_elements, &d, err, errlen);
 	if(rc == GHA_LOAD_OK)
 		rc = gha_pool_build(&d, o, a, out, err, errlen);
 	gha_draft_free(&d);

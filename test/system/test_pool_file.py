@@ -61,10 +61,10 @@ def test_reload_refuses_fifo_directory_big_and_bad_files(kamailio_factory,
     assert "Document is empty" not in out
     path.rmdir()
 
-    # more than 1 MiB
-    path.write_text(good.replace("</pool>", "<!--%s-->\n</pool>" % ("x" * (1 << 20))))
+    # more than 64 MiB (GHA_XML_FILE_MAX: 100,000 elements fit below it)
+    path.write_text(good.replace("</pool>", "<!--%s-->\n</pool>" % ("x" * (64 << 20))))
     out, _ = reload_fault(k)
-    assert "more than the 1048576 a pool file may have" in out, out
+    assert "more than the 67108864 a pool file may have" in out, out
 
     # not well-formed: the first error (the broken attribute on line 4), not
     # the last one ("Couldn't find end of Start Tag")

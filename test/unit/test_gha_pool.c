@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stdio.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
 
@@ -315,6 +317,339 @@ static void test_default_resolver_literals(void **state)
 	assert_string_equal(gha_proto_name(GHA_PROTO_SCTP), "sctp");
 }
 
+/* ---- lookup tables (hash) against the linear scans they replace ---- */
+
+static int same(const gha_addr_t *a, const gha_addr_t *b)
+{
+	return a->af == b->af
+		   && memcmp(a->ip, b->ip, a->af == AF_INET ? 4 : 16) == 0;
+}
+
+/* the former linear gha_pool_find_member_addr() */
+static int lin_addr(const gha_pool_t *p, const gha_addr_t *a, int port,
+		int any_port, int *member)
+{
+	int i, k, found = -1;
+	for(i = 0; i < p->npairs; i++)
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			if(!same(&m->addr, a))
+				continue;
+			if(m->port == port) {
+				*member = k;
+				return i;
+			}
+			if(any_port && found < 0) {
+				found = i;
+				*member = k;
+			}
+		}
+	return found;
+}
+
+/* the former linear gha_pool_find_member_host() */
+static int lin_host(const gha_pool_t *p, const str *host, int port, int *member)
+{
+	int i, k;
+	for(i = 0; i < p->npairs; i++)
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			int mp = port ? port : (m->proto == GHA_PROTO_TLS ? 5061 : 5060);
+			if(m->port != mp)
+				continue;
+			if((m->host.len == host->len
+					   && strncasecmp(m->host.s, host->s, host->len) == 0)
+					|| (m->ip.len == host->len
+							&& strncasecmp(m->ip.s, host->s, host->len) == 0)) {
+				*member = k;
+				return i;
+			}
+		}
+	return -1;
+}
+
+static char *xstrdup_printf(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return strdup(buf);
+}
+
+/* n pairs: members spread over few addresses (many on one address with
+ * different ports), IPv4 and IPv6, udp/tcp/tls, same host different ports */
+static gha_pool_t *big_pool(int n)
+{
+	gha_draft_t d;
+	gha_draft_pair_t *x;
+	gha_pool_t *p = NULL;
+	gha_build_opts_t o = opts();
+	char err[512];
+	int i, k;
+
+	memset(&d, 0, sizeof(d));
+	d.file = strdup("big.xml");
+	for(i = 0; i < n; i++) {
+		x = gha_draft_add_pair(&d);
+		x->name = xstrdup_printf("SIPS_%d", i);
+		x->line = i + 1;
+		for(k = 0; k < 2; k++) {
+			int v = 2 * i + k;
+			switch(v % 5) {
+				case 0: /* one address, many ports */
+					x->uri[k] = xstrdup_printf("sip:10.1.0.1:%d", 10000 + v);
+					break;
+				case 1: /* IPv6 */
+					x->uri[k] = xstrdup_printf(
+							"sip:[2001:db8::%x]:%d;transport=tcp", v % 7,
+							20000 + v);
+					break;
+				case 2: /* default port, TLS */
+					x->uri[k] =
+							xstrdup_printf("sips:10.2.%d.%d", v / 250, v % 250);
+					break;
+				case 3: /* a name: default port, 5070, others */
+					if(v == 3)
+						x->uri[k] = strdup("sip:sips-a.example");
+					else if(v == 8)
+						x->uri[k] = strdup("sip:sips-a.example:5070");
+					else
+						x->uri[k] = xstrdup_printf(
+								"sip:sips-a.example:%d", 30000 + v);
+					break;
+				default:
+					x->uri[k] = xstrdup_printf(
+							"sip:10.3.%d.%d:5060", v / 250, v % 250);
+			}
+		}
+	}
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
+	gha_draft_free(&d);
+	return p;
+}
+
+static void test_lookup_tables(void **state)
+{
+	gha_pool_t *p = big_pool(1000);
+	gha_addr_t a;
+	char buf[128];
+	str h;
+	int i, k, m1, m2, r1, r2, port, probe;
+	static const int ports[] = {0, 5060, 5061, 5070, 10000, 20001, 30003};
+	(void)state;
+
+	/* every pair by name, none that is not */
+	for(i = 0; i < p->npairs; i++) {
+		snprintf(buf, sizeof(buf), "SIPS_%d", i);
+		assert_int_equal(gha_pool_find_pair(p, buf, (int)strlen(buf)), i);
+	}
+	assert_int_equal(gha_pool_find_pair(p, "SIPS_1000", 9), -1);
+	assert_int_equal(gha_pool_find_pair(p, "sips_1", 6), -1);
+	assert_int_equal(gha_pool_find_pair(p, "", 0), -1);
+	/* every member by address and port, by any port (TCP), by host and by
+	 * ip text: exactly what the linear scans answered */
+	for(i = 0; i < p->npairs; i++)
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			for(probe = -1; probe <= 1; probe++) {
+				port = m->port + probe;
+				m1 = m2 = -7;
+				r1 = gha_pool_find_member_addr(p, &m->addr, port, 0, &m1);
+				r2 = lin_addr(p, &m->addr, port, 0, &m2);
+				assert_int_equal(r1, r2);
+				if(r1 >= 0)
+					assert_int_equal(m1, m2);
+				r1 = gha_pool_find_member_addr(p, &m->addr, port, 1, &m1);
+				r2 = lin_addr(p, &m->addr, port, 1, &m2);
+				assert_int_equal(r1, r2);
+				assert_int_equal(m1, m2);
+			}
+			assert_int_equal(
+					gha_pool_find_member_addr(p, &m->addr, m->port, 0, &m1), i);
+			assert_int_equal(m1, k);
+			for(port = 0; port < (int)(sizeof(ports) / sizeof(ports[0]) + 1);
+					port++) {
+				int pp = port < (int)(sizeof(ports) / sizeof(ports[0]))
+								 ? ports[port]
+								 : m->port;
+				r1 = gha_pool_find_member_host(p, &m->host, pp, &m1);
+				r2 = lin_host(p, &m->host, pp, &m2);
+				assert_int_equal(r1, r2);
+				if(r1 >= 0)
+					assert_int_equal(m1, m2);
+				r1 = gha_pool_find_member_host(p, &m->ip, pp, &m1);
+				r2 = lin_host(p, &m->ip, pp, &m2);
+				assert_int_equal(r1, r2);
+				if(r1 >= 0)
+					assert_int_equal(m1, m2);
+			}
+			assert_int_equal(
+					gha_pool_find_member_host(p, &m->ip, m->port, &m1), i);
+			assert_int_equal(m1, k);
+		}
+	/* same host, different ports: each port its own member */
+	h.s = "SIPS-A.EXAMPLE";
+	h.len = 14;
+	r1 = gha_pool_find_member_host(p, &h, 0, &m1);
+	assert_true(r1 >= 0);
+	assert_int_equal(p->pairs[r1].m[m1].port, 5060);
+	r2 = gha_pool_find_member_host(p, &h, 30013, &m2);
+	assert_true(r2 >= 0);
+	assert_int_equal(p->pairs[r2].m[m2].port, 30013);
+	assert_int_equal(gha_pool_find_member_host(p, &h, 30014, &m2), -1);
+	/* TLS members on the default port: found with port 0 (5061) and 5061,
+	 * not with 5060 */
+	h.s = "10.2.0.2";
+	h.len = 8;
+	assert_int_equal(gha_pool_find_member_host(p, &h, 0, &m1), 1);
+	assert_int_equal(m1, 0);
+	assert_int_equal(gha_pool_find_member_host(p, &h, 5061, &m1), 1);
+	assert_int_equal(gha_pool_find_member_host(p, &h, 5060, &m1), -1);
+	/* IPv6: the ip text, with or without [] (a Request-URI keeps them) */
+	h.s = "2001:db8::1";
+	h.len = 11;
+	assert_int_equal(gha_pool_find_member_host(p, &h, 20001, &m1), 0);
+	assert_int_equal(m1, 1);
+	h.s = "[2001:db8::1]";
+	h.len = 13;
+	assert_int_equal(gha_pool_find_member_host(p, &h, 20001, &m1), 0);
+	assert_int_equal(gha_pool_find_member_host(p, &h, 0, &m1), -1);
+	t_resolve("2001:db8::1", &a, NULL);
+	assert_int_equal(gha_pool_find_member_addr(p, &a, 20001, 0, &m1), 0);
+	assert_int_equal(m1, 1);
+	/* TCP from an ephemeral port: the first member at the address */
+	assert_int_equal(gha_pool_find_member_addr(p, &a, 40000, 0, &m1), -1);
+	assert_int_equal(gha_pool_find_member_addr(p, &a, 40000, 1, &m1), 0);
+	assert_int_equal(m1, 1);
+	/* one address, many ports (UDP): each port its own member */
+	t_resolve("10.1.0.1", &a, NULL);
+	assert_int_equal(
+			gha_pool_find_member_addr(p, &a, 10000 + 1990, 0, &m1), 995);
+	assert_int_equal(m1, 0);
+	assert_int_equal(gha_pool_find_member_addr(p, &a, 10001, 0, &m1), -1);
+	/* an address that is not a member */
+	t_resolve("10.9.9.9", &a, NULL);
+	assert_int_equal(gha_pool_find_member_addr(p, &a, 5060, 1, &m1), -1);
+	/* the tables are in the one block */
+	assert_true(
+			(char *)p->h_host > (char *)p
+			&& (char *)(p->h_host + p->hmask_host + 1) <= (char *)p + p->size);
+	gha_pool_free(p, &A);
+	assert_int_equal(live, 0);
+}
+
+/* colliding hashes: a table of 8 slots with entries wrapping around */
+static void test_lookup_small_and_wrap(void **state)
+{
+	int n;
+	(void)state;
+	for(n = 1; n <= 9; n++) {
+		gha_pool_t *p = big_pool(n);
+		char buf[32];
+		int i, k, m;
+		for(i = 0; i < n; i++) {
+			snprintf(buf, sizeof(buf), "SIPS_%d", i);
+			assert_int_equal(gha_pool_find_pair(p, buf, (int)strlen(buf)), i);
+			for(k = 0; k < 2; k++) {
+				const gha_member_t *mm = &p->pairs[i].m[k];
+				assert_int_equal(gha_pool_find_member_addr(
+										 p, &mm->addr, mm->port, 0, &m),
+						i);
+				assert_int_equal(m, k);
+			}
+		}
+		assert_int_equal(gha_pool_find_pair(p, "SIPS_X", 6), -1);
+		gha_pool_free(p, &A);
+	}
+	assert_int_equal(live, 0);
+}
+
+/* duplicate checks are O(n) now: a large pool builds fast, and the
+ * duplicates are still found with the first occurrence named */
+static void test_build_large_duplicates(void **state)
+{
+	gha_draft_t d;
+	gha_draft_pair_t *x;
+	gha_build_opts_t o = opts();
+	int i, n = 20000;
+	(void)state;
+
+	memset(&d, 0, sizeof(d));
+	d.file = strdup("big.xml");
+	for(i = 0; i < n; i++) {
+		x = gha_draft_add_pair(&d);
+		x->name = xstrdup_printf("SIPS_%d", i);
+		x->line = i + 1;
+		x->uri[0] = xstrdup_printf("sip:10.4.%d.%d:5060", i / 250, i % 250);
+		x->uri[1] = xstrdup_printf("sip:10.4.%d.%d:5070", i / 250, i % 250);
+	}
+	free(d.pairs[n - 1].uri[1]);
+	d.pairs[n - 1].uri[1] = strdup("sip:10.4.40.7:5060");
+	expect(&d, &o, GHA_LOAD_CONFIG,
+			"big.xml:20000: element <backup> of 'SIPS_19999': 10.4.40.7:5060 "
+			"is already a member of 'SIPS_10007' (line 10008)");
+}
+
+/* the pairs of each site, in file order; no site: all pairs */
+static void test_site_pairs(void **state)
+{
+	static const char *sites[] = {
+			"east", "west", NULL, "east", "West", "", "west", "east"};
+	gha_draft_t d;
+	gha_draft_pair_t *x;
+	gha_pool_t *p = NULL;
+	gha_build_opts_t o = opts();
+	char err[512];
+	const int *idx;
+	str st;
+	int i, n;
+	(void)state;
+
+	memset(&d, 0, sizeof(d));
+	d.file = strdup("sites.xml");
+	for(i = 0; i < 8; i++) {
+		x = gha_draft_add_pair(&d);
+		x->name = xstrdup_printf("P%d", i);
+		x->site = sites[i] ? strdup(sites[i]) : NULL;
+		x->uri[0] = xstrdup_printf("sip:10.6.0.%d", 2 * i + 1);
+		x->uri[1] = xstrdup_printf("sip:10.6.0.%d", 2 * i + 2);
+	}
+	assert_int_equal(
+			gha_pool_build(&d, &o, &A, &p, err, sizeof(err)), GHA_LOAD_OK);
+	gha_draft_free(&d);
+	assert_int_equal(p->nsites, 4); /* east, west, "", West */
+	st.s = "east";
+	st.len = 4;
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 3);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 3);
+	assert_int_equal(idx[2], 7);
+	st.s = "west";
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 2);
+	assert_int_equal(idx[0], 1);
+	assert_int_equal(idx[1], 6);
+	st.s = "West"; /* site names are case-sensitive */
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 1);
+	assert_int_equal(idx[0], 4);
+	st.s = "north";
+	st.len = 5;
+	assert_int_equal(gha_pool_site_pairs(p, &st, &idx), 0);
+	st.len = 0;
+	n = gha_pool_site_pairs(p, &st, &idx);
+	assert_int_equal(n, 8);
+	for(i = 0; i < 8; i++)
+		assert_int_equal(idx[i], i);
+	assert_int_equal(gha_pool_site_pairs(p, NULL, &idx), 8);
+	gha_pool_free(p, &A);
+	assert_int_equal(live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +659,10 @@ int main(void)
 			cmocka_unit_test(test_build_ok),
 			cmocka_unit_test(test_build_errors),
 			cmocka_unit_test(test_default_resolver_literals),
+			cmocka_unit_test(test_lookup_tables),
+			cmocka_unit_test(test_lookup_small_and_wrap),
+			cmocka_unit_test(test_build_large_duplicates),
+			cmocka_unit_test(test_site_pairs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,7 +285,7 @@ static void test_first_xml_error(void **state)
 	expect_err("", GHA_LOAD_CONFIG, 1, "the file is empty");
 }
 
-/* more than GHA_XML_FILE_MAX bytes, or GHA_XML_ENTRIES_MAX entries */
+/* more than GHA_XML_FILE_MAX bytes (the count limit: test_element_limit) */
 static void test_limits(void **state)
 {
 	gha_pool_t *p = NULL;
@@ -301,24 +301,107 @@ static void test_limits(void **state)
 		big[i] = 'x';
 	strcpy(big + i, "-->\n</pool>\n");
 	assert_int_equal(load(big, &p, err), GHA_LOAD_CONFIG);
-	if(strstr(err, "more than the 1048576 a pool file may have") == NULL)
+	if(strstr(err, "more than the 67108864 a pool file may have") == NULL)
 		fail_msg("unexpected error '%s'", err);
 	free(big);
 
-	big = malloc(GHA_XML_FILE_MAX);
-	assert_non_null(big);
-	strcpy(big, HEAD "<pool>\n");
-	for(i = 0; i <= GHA_XML_ENTRIES_MAX; i++)
-		sprintf(big + strlen(big),
-				"<sipserver name=\"S%zu\"><primary uri=\"sip:10.8.%zu.%zu\"/>"
-				"<backup uri=\"sip:10.9.%zu.%zu\"/></sipserver>\n",
-				i, i / 250, i % 250 + 1, i / 250, i % 250 + 1);
-	strcat(big, "</pool>\n");
-	/* the 1025th pair, line 2 + 1025 */
-	expect_err(big, GHA_LOAD_CONFIG, 3 + GHA_XML_ENTRIES_MAX,
-			"element <sipserver>: more than 1024 SIP Server pairs in the "
-			"pool file");
-	free(big);
+}
+
+static gha_load_rc_t load_max(
+		const char *text, int max, gha_pool_t **p, char *err)
+{
+	gha_build_opts_t o;
+	gha_load_rc_t rc;
+
+	memset(&o, 0, sizeof(o));
+	o.now = 1;
+	o.max_elements = max;
+	write_file(text);
+	rc = gha_xml_load(path, XSD, NULL, 0, &o, &A, p, err, 512);
+	unlink(path);
+	return rc;
+}
+
+#define SIX                                                      \
+	HEAD "<pool version=\"1\">\n"                                \
+		 "<proxies>\n"                                           \
+		 "<proxy address=\"127.0.0.1:5060\"/>\n"                 \
+		 "<proxy address=\"127.0.0.2:5060\"/>\n"                 \
+		 "</proxies>\n"                                          \
+		 "<sipserver name=\"A\"><primary uri=\"sip:10.0.0.1\"/>" \
+		 "<backup uri=\"sip:10.0.0.2\"/></sipserver>\n"          \
+		 "<sipserver name=\"B\"><primary uri=\"sip:10.0.0.3\"/>" \
+		 "<backup uri=\"sip:10.0.0.4\"/></sipserver>\n"          \
+		 "<sipserver name=\"C\"><primary uri=\"sip:10.0.0.5\"/>" \
+		 "<backup uri=\"sip:10.0.0.6\"/></sipserver>\n"          \
+		 "<featureserver name=\"F\" uri=\"sip:10.0.0.7\"/>\n"    \
+		 "</pool>\n"
+
+/* max_pool_elements: <sipserver>, <featureserver> and <proxy> together */
+static void test_element_limit(void **state)
+{
+	gha_pool_t *p = NULL;
+	char err[512] = "", prefix[256];
+	(void)state;
+
+	assert_int_equal(load_max(SIX, 6, &p, err), GHA_LOAD_OK);
+	assert_int_equal(p->npairs + p->nfs + p->nproxies, 6);
+	gha_pool_free(p, &A);
+	p = NULL;
+	assert_int_equal(load_max(SIX, 0, &p, err), GHA_LOAD_OK);
+	gha_pool_free(p, &A);
+	p = NULL;
+	assert_int_equal(load_max(SIX, 5, &p, err), GHA_LOAD_CONFIG);
+	assert_null(p);
+	snprintf(prefix, sizeof(prefix),
+			"%s:10: element <featureserver>: more than 5 <sipserver>, "
+			"<featureserver> and <proxy> elements (max_pool_elements)",
+			path);
+	if(strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, prefix);
+	assert_non_null(strstr(err, "max_pool_elements"));
+	assert_int_equal(load_max(SIX, 1, &p, err), GHA_LOAD_CONFIG);
+	snprintf(prefix, sizeof(prefix), "%s:5: element <proxy>", path);
+	if(strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, prefix);
+}
+
+/* a large pool: lines beyond 65535 are still right in errors */
+static void test_large_pool_lines(void **state)
+{
+	gha_pool_t *p = NULL;
+	char err[512] = "", prefix[256];
+	char *text, *w;
+	int i, n = 20000;
+	size_t cap = (size_t)n * 200 + 256;
+	(void)state;
+
+	text = malloc(cap);
+	assert_non_null(text);
+	w = text + sprintf(text, HEAD "<pool version=\"1\">\n");
+	for(i = 0; i < n; i++)
+		w += sprintf(w,
+				"  <sipserver name=\"SIPS_%d\">\n"
+				"    <primary uri=\"sip:10.5.%d.%d:5060\"/>\n"
+				"    <backup uri=\"sip:10.5.%d.%d:%d\"/>\n"
+				"  </sipserver>\n",
+				i, i / 250, i % 250, i / 250, i % 250,
+				i == n - 1 ? 5060 : 5070);
+	sprintf(w, "</pool>\n");
+	/* the last backup duplicates its own primary, at line 80001: libxml2
+	 * keeps 16-bit lines in elements (XML_PARSE_BIG_LINES takes larger
+	 * ones from the next text node: 80001 or 80002), never 65535 */
+	assert_int_equal(load_max(text, 0, &p, err), GHA_LOAD_CONFIG);
+	snprintf(prefix, sizeof(prefix), "%s:8000", path);
+	if(strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, prefix);
+	snprintf(prefix, sizeof(prefix),
+			": element <backup> of 'SIPS_%d': "
+			"10.5.79.249:5060 is already a member of 'SIPS_%d' (line 8000",
+			n - 1, n - 1);
+	if(strstr(err, prefix) == NULL)
+		fail_msg("error '%s' does not contain '%s'", err, prefix);
+	free(text);
 }
 
 int main(void)
@@ -334,6 +417,8 @@ int main(void)
 			cmocka_unit_test(test_not_a_regular_file),
 			cmocka_unit_test(test_first_xml_error),
 			cmocka_unit_test(test_limits),
+			cmocka_unit_test(test_element_limit),
+			cmocka_unit_test(test_large_pool_lines),
 	};
 	int rc;
 	xmlInitParser();
