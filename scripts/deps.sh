@@ -15,7 +15,7 @@ PKGS=(kamailio kamailio-tls-modules sip-tester socat sipsak
       libssl-dev libxml2-dev libxml2-utils libcmocka-dev python3-pytest
       build-essential bison flex dpkg-dev pkg-config openssl iproute2 procps
       fakeroot debhelper valgrind clang libclang-rt-14-dev
-      xsltproc docbook-xsl lintian)
+      xsltproc docbook-xsl lintian curl)
 
 die() { echo "deps: $*" >&2; exit 1; }
 say() { echo "deps: $*"; }

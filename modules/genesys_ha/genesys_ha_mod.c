@@ -17,10 +17,15 @@
 
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <libxml/parser.h>
 
 #include "core/sr_module.h"
 #include "core/dprint.h"
+#include "core/ip_addr.h"
+#include "core/socket_info.h"
+#include "core/globals.h"
 #include "core/mod_fix.h"
 #include "core/kemi.h"
 
@@ -194,6 +199,65 @@ struct module_exports exports = {
 };
 /* clang-format on */
 
+static pid_t gha_main_pid;
+static int gha_listeners_up;
+
+/* a listener Kamailio tried to open and could not: not bound (udp_init
+ * leaves the socket unbound, tcp_init/tls_init close it); Kamailio opens
+ * them in this order and stops at the first failure */
+static struct socket_info *failed_listener(void)
+{
+	struct socket_info **lists[] = {&udp_listen, &tcp_listen, &tls_listen};
+	struct socket_info *si;
+	union sockaddr_union su;
+	socklen_t len;
+	unsigned i;
+
+	for(i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		for(si = *lists[i]; si; si = si->next) {
+			if(si->socket < 0)
+				return si;
+			len = sizeof(su);
+			if(getsockname(si->socket, &su.s, &len) < 0 || su_getport(&su) == 0)
+				return si;
+		}
+	}
+	return NULL;
+}
+
+/* mod_destroy: the main process ends after mod_init and before the
+ * listeners were all open (Kamailio's own error says why, just before) */
+static void gha_startup_failed(void)
+{
+	struct socket_info *si;
+
+	if(gha_main_pid == 0 || gha_listeners_up || getpid() != gha_main_pid)
+		return;
+	/* set just before the core opens the listeners: earlier failures (a
+	 * module after this one, the script's fixups) are not listeners' */
+	if(!fixup_complete)
+		return;
+	si = failed_listener();
+	if(si == NULL) {
+		LM_ERR("start-up stopped while the listeners were opened (see the "
+			   "error above); the proxy does not run\n");
+		return;
+	}
+	if(si->sock_str.s == NULL)
+		return;
+	if(si->sockname.len == 4 && strncmp(si->sockname.s, "mgmt", 4) == 0) {
+		LM_ERR("40007 PR_MGMT_LISTENER_CANNOT_START: the management "
+			   "listener %.*s cannot be opened (see the error above); the "
+			   "proxy does not run\n",
+				si->sock_str.len, si->sock_str.s);
+	} else {
+		LM_ERR("40006 SPR_SIP_LISTENER_CANNOT_START: SIP listener %.*s "
+			   "cannot be opened (see the error above); the proxy does not "
+			   "run\n",
+				si->sock_str.len, si->sock_str.s);
+	}
+}
+
 static int mod_init(void)
 {
 	if(strcasecmp(gha_lb_name.s, "round-robin") == 0) {
@@ -252,11 +316,25 @@ static int mod_init(void)
 		return -1;
 	/* once, before forking; never xmlCleanupParser() in a worker */
 	xmlInitParser();
-	return gha_state_init();
+	if(gha_state_init() < 0)
+		return -1;
+	/* 40004 in child_init(PROC_POSTCHILDINIT) */
+	ksr_module_set_flag(KSRMOD_FLAG_POSTCHILDINIT);
+	/* 40006/40007 in mod_destroy when start-up stops before the listeners
+	 * are all open */
+	gha_main_pid = getpid();
+	return 0;
 }
 
 static int child_init(int rank)
 {
+	if(rank == PROC_INIT) {
+		/* main process: every listener is open */
+		gha_listeners_up = 1;
+	} else if(rank == PROC_POSTCHILDINIT) {
+		/* main process, every process forked: the proxy serves */
+		gha_state_log_initialized();
+	}
 	if(gha_pending_child_init(rank) < 0)
 		return -1;
 	/* the event process: event routes run there only */
@@ -265,6 +343,7 @@ static int child_init(int rank)
 
 static void mod_destroy(void)
 {
+	gha_startup_failed();
 	gha_pending_destroy();
 	gha_events_destroy();
 	gha_state_destroy();

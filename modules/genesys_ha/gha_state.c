@@ -733,6 +733,9 @@ static int mangled_route(str *name)
 	return 1;
 }
 
+/* the 40004 line, built at mod_init, logged after the listeners are up */
+static char gha_init_msg[GHA_ERR_MAX + 256];
+
 int gha_state_init(void)
 {
 	char msg[GHA_ERR_MAX + 128];
@@ -794,13 +797,21 @@ int gha_state_init(void)
 		int si = gha_serving_index(p);
 		str site;
 		gha_own_site(p, &site);
-		LM_NOTICE("40004 SPR_PROXY_INITIALIZED: %s; serving SIP Server "
-				  "'%.*s', site '%.*s'\n",
+		/* logged by gha_state_log_initialized() once the listeners are up */
+		snprintf(gha_init_msg, sizeof(gha_init_msg),
+				"40004 SPR_PROXY_INITIALIZED: %s; serving SIP Server "
+				"'%.*s', site '%.*s'",
 				msg, si >= 0 ? p->pairs[si].name.len : 6,
 				si >= 0 ? p->pairs[si].name.s : "(none)", site.len,
 				site.s ? site.s : "");
 	}
 	return 0;
+}
+
+void gha_state_log_initialized(void)
+{
+	if(gha_init_msg[0] != '\0')
+		LM_NOTICE("%s\n", gha_init_msg);
 }
 
 void gha_state_destroy(void)

@@ -89,6 +89,8 @@ typedef struct gha_counters
 extern gha_counters_t gha_cnt;
 
 int gha_state_init(void);
+/* 40004: called in the main process once every listener is open */
+void gha_state_log_initialized(void);
 void gha_state_destroy(void);
 
 /*! the current snapshot for this process (no lock unless a reload

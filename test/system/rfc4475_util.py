@@ -90,6 +90,16 @@ def stock_cfg():
     sub("\t\tsticky_reply();", "\t\t$var(sr) = 0;")
     sub("\t}\n\troute(RELAY);\n#!endif\n}",
         "\t}\n\t$du = STOCK_DU;\n\troute(RELAY);\n#!endif\n}")
+    # the HTTP management parts (WITH_HTTP_MGMT, off here) name genesys_ha's
+    # RPC and the pool gauges
+    for start, end in (("#!ifdef WITH_HTTP_MGMT\n# ----- HTTP management interface -----\n",
+                        "#!endif\n"),
+                       ("#!ifdef WITH_HTTP_MGMT\n# ----- HTTP management interface (xhttp) -----\n",
+                        "# ----- end of the HTTP management interface -----\n#!endif\n")):
+        assert text.count(start) == 1, "stock_cfg: %r" % start
+        a = text.index(start)
+        b = text.index(end, a) + len(end)
+        text = text[:a] + text[b:]
     assert "genesys" not in re.sub(r"#.*", "", text), "stock_cfg: leftover"
     assert not re.search(r"\b(ha|sticky)_\w+\(", re.sub(r"#.*", "", text))
     return text

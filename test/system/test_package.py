@@ -62,6 +62,12 @@ def test_deb_builds_and_its_modules_load(tmp_path):
     # shm sized for the reference config's 10,000 phones (docs/tls.md)
     assert re.search(r"^SHM_MEMORY=1024$", (
         root / "etc/default/kamailio.d/genesys").read_text(), re.M)
+    # the service: unit (not enabled), settings, run and check commands
+    assert (root / "lib/systemd/system/kamailio-genesys.service").is_file()
+    assert (root / "etc/default/kamailio-genesys").is_file()
+    for c in ("kamailio-genesys-check", "kamailio-genesys-run"):
+        assert os.access(root / "usr/sbin" / c, os.X_OK), c
+        assert (root / "usr/share/man/man8" / (c + ".8.gz")).is_file(), c
 
     # the packaged modules (not the build tree's) load into Debian's kamailio
     k = harness.Kamailio(tmp_path / "k")
