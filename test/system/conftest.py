@@ -51,3 +51,23 @@ def sipp_factory(tmp_path):
     yield make
     for s in made:
         s.kill()
+
+
+@pytest.fixture
+def peer_factory():
+    """make(**kw) -> a started ha_util.Peer (a scriptable SIP Server or user
+    agent on its own loopback address); every one still running is stopped
+    at the end (a test may have stopped some itself)."""
+    import ha_util
+    made = []
+
+    def make(**kw):
+        p = ha_util.Peer(**kw)
+        p.start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if not p._quit.is_set():
+            p.stop()

@@ -88,21 +88,6 @@ def peers(*kw):
     return out
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
 @pytest.mark.parametrize("backup_code,method", [
     (503, "INVITE"), (503, "OPTIONS"), (200, "INVITE"), (200, "OPTIONS"),
     (None, "MESSAGE")])

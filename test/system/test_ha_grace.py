@@ -23,22 +23,6 @@ import ha_util as hu
 from ha_util import pool, wait_pool
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        if not p._quit.is_set():
-            p.stop()
-
-
 def pair_pool(tmp_path, pri, bak, name="SIPS_A"):
     return hu.write_pool(tmp_path / "pool.xml",
                          [(name, pri.uri, bak.uri, None)])

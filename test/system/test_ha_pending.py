@@ -23,21 +23,6 @@ from test_ha import refuses_start
 
 
 @pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
-@pytest.fixture
 def proc_factory():
     made = []
 

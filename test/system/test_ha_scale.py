@@ -14,21 +14,6 @@ import ha_util as hu
 from ha_util import pool
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
 def cfg_with(oos=None, **params):
     """the reference cfg with genesys_ha parameters added"""
     text = hu.reference_cfg(oos)

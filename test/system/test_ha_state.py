@@ -7,25 +7,8 @@ import re
 import threading
 import time
 
-import pytest
-
 import ha_util as hu
 from ha_util import pool, wait_pool
-
-
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
 
 
 def both_up(name):

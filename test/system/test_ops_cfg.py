@@ -14,21 +14,6 @@ import ha_util as hu
 from ha_util import wait_pool
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
 def one_pair(tmp_path, pri, bak_addr=None):
     return hu.write_pool(tmp_path / "pool.xml",
                          [("SIPS_A", pri.uri,

@@ -9,28 +9,11 @@ import socket
 import subprocess
 import time
 
-import pytest
-
 import harness
 import ha_util as hu
 from ha_util import wait_pool
 
 CURL = "/usr/bin/curl"
-
-
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
 
 
 def curl(url, source, data=None, user=None):
