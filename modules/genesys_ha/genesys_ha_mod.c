@@ -29,6 +29,7 @@
 #include "gha_rpc.h"
 #include "gha_pending.h"
 #include "gha_events.h"
+#include "gha_dmq.h"
 
 MODULE_VERSION
 
@@ -53,6 +54,7 @@ static void mod_destroy(void);
 
 static int w_ha_select_serving(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_serving(msg);
 }
 
@@ -60,6 +62,7 @@ static int w_ha_select(sip_msg_t *msg, char *pair, char *p2)
 {
 	str s;
 
+	gha_dmq_sync_wait();
 	if(fixup_get_svalue(msg, (gparam_t *)pair, &s) < 0) {
 		LM_ERR("cannot get the pair name\n");
 		return GHA_RC_ERROR;
@@ -69,6 +72,7 @@ static int w_ha_select(sip_msg_t *msg, char *pair, char *p2)
 
 static int w_ha_select_site0(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_site(msg);
 }
 
@@ -76,6 +80,7 @@ static int w_ha_select_site1(sip_msg_t *msg, char *site, char *p2)
 {
 	str s;
 
+	gha_dmq_sync_wait();
 	if(fixup_get_svalue(msg, (gparam_t *)site, &s) < 0) {
 		LM_ERR("cannot get the site\n");
 		return GHA_RC_ERROR;
@@ -85,6 +90,7 @@ static int w_ha_select_site1(sip_msg_t *msg, char *site, char *p2)
 
 static int w_ha_select_by_uri(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_by_uri(msg);
 }
 
@@ -106,6 +112,7 @@ static int w_ha_record_route1(sip_msg_t *msg, char *dn, char *p2)
 
 static int w_ha_route_in_dialog(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_route_in_dialog(msg);
 }
 
@@ -122,6 +129,11 @@ static int w_ha_failover(sip_msg_t *msg, char *p1, char *p2)
 static int w_ha_select_feature_server(sip_msg_t *msg, char *p1, char *p2)
 {
 	return ki_ha_select_feature_server(msg);
+}
+
+static int w_ha_dmq_from_pool(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_dmq_from_pool(msg);
 }
 
 #define GHA_ROUTES (REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
@@ -149,6 +161,8 @@ static cmd_export_t cmds[] = {
 		REQUEST_ROUTE | FAILURE_ROUTE},
 	{"ha_select_feature_server", (cmd_function)w_ha_select_feature_server,
 		0, 0, 0, GHA_ROUTES},
+	{"ha_dmq_from_pool", (cmd_function)w_ha_dmq_from_pool, 0, 0, 0,
+		REQUEST_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -166,6 +180,10 @@ static param_export_t params[] = {
 	{"t1_probe", PARAM_INT, &gha_t1_probe},
 	{"t1_slots", PARAM_INT, &gha_t1_slots},
 	{"down_grace", PARAM_INT, &gha_down_grace},
+	{"dmq", PARAM_INT, &gha_dmq_enable},
+	{"dmq_interval", PARAM_INT, &gha_dmq_interval},
+	{"dmq_peer_timeout", PARAM_INT, &gha_dmq_peer_timeout},
+	{"dmq_sync_timeout", PARAM_INT, &gha_dmq_sync_timeout},
 	{0, 0, 0}
 };
 
@@ -239,12 +257,16 @@ static int mod_init(void)
 		return -1;
 	/* once, before forking; never xmlCleanupParser() in a worker */
 	xmlInitParser();
-	return gha_state_init();
+	if(gha_state_init() < 0)
+		return -1;
+	return gha_dmq_init();
 }
 
 static int child_init(int rank)
 {
 	if(gha_pending_child_init(rank) < 0)
+		return -1;
+	if(gha_dmq_child_init(rank) < 0)
 		return -1;
 	/* the event process: event routes run there only */
 	return gha_events_child_init(rank);
@@ -253,6 +275,7 @@ static int child_init(int rank)
 static void mod_destroy(void)
 {
 	gha_pending_destroy();
+	gha_dmq_destroy();
 	gha_events_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
@@ -312,6 +335,11 @@ static sr_kemi_t sr_kemi_genesys_ha_exports[] = {
 	},
 	{ str_init("genesys_ha"), str_init("ha_select_feature_server"),
 		SR_KEMIP_INT, ki_ha_select_feature_server,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_dmq_from_pool"),
+		SR_KEMIP_INT, ki_ha_dmq_from_pool,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

@@ -27,6 +27,7 @@
 #include "gha_events.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
+#include "gha_dmq.h"
 
 gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
@@ -172,6 +173,8 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	const gha_pair_t *pr = &p->pairs[pi];
 	const gha_member_t *to = &pr->m[ev->to], *from = &pr->m[ev->from];
 
+	/* a decision of this proxy goes to the pool first (no-op without dmq) */
+	gha_dmq_decided(p, pi, ev);
 	if(ev->switched) {
 		LM_WARN("SIP Server pair '%.*s': switchover from %s %.*s to %s %.*s"
 				" (trigger: %s); new requests go to %.*s\n",
@@ -208,6 +211,11 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	/* the routes run in the genesys_ha event process, never here (tm's
 	 * reply lock, genesys_oos's callback) */
 	gha_events_push(pr, ev);
+}
+
+void gha_emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
+{
+	emit(p, pi, ev);
 }
 
 static int ev_any(const gha_pair_events_t *ev)
