@@ -1,0 +1,115 @@
+"""Helpers for the pool-acts-as-one tests (issue 11): N kamailio proxies
+of one pool sharing decisions over Kamailio's dmq module on loopback."""
+
+import re
+import time
+
+import harness
+import ha_util as hu
+
+
+def parse_peers(text):
+    """kamcmd genesys_ha.peers -> (header dict, {address: peer dict})"""
+    head, peers, cur = {}, {}, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = re.match(r"([a-z_]+):\s*(.*)$", line)
+        if not m:
+            continue
+        key, val = m.group(1), m.group(2)
+        if key == "address":
+            cur = peers.setdefault(val, {})
+        elif cur is not None:
+            cur[key] = val
+        else:
+            head[key] = val
+    return head, peers
+
+
+def peers(k):
+    return parse_peers(k.rpc("genesys_ha.peers"))
+
+
+def dmq_defines(addr, others, serving="SIPS_A", extra=None):
+    d = {"WITH_DMQ": None,
+         "OWN_ADDRESS": '"%s:5060"' % addr,
+         "DMQ_SERVER_ADDRESS": '"sip:%s:5060"' % addr,
+         "DMQ_INTERVAL": "300", "DMQ_PEER_TIMEOUT": "1000",
+         "SERVING_SIPSERVER": '"%s"' % serving}
+    if others:
+        d["DMQ_NOTIFICATION_ADDRESS"] = '"sip:%s:5060"' % others[0]
+    if len(others) > 1:
+        d["DMQ_NOTIFICATION_ADDRESS2"] = '"sip:%s:5060"' % others[1]
+    d.update(extra or {})
+    return d
+
+
+class Pool:
+    """n proxies on fresh loopback addresses, one pool file listing them."""
+
+    def __init__(self, kamailio_factory, tmp_path, pairs, n=3, extra=None):
+        self.factory = kamailio_factory
+        self.addrs = [harness.next_address() for _ in range(n)]
+        self.path = tmp_path / "pool.xml"
+        self.pairs = pairs
+        self.write()
+        self.extra = extra or {}
+        self.ks = [None] * n
+
+    def write(self, proxies=None):
+        hu.write_pool(self.path, self.pairs, proxies=[
+            (a + ":5060", None) for a in (proxies or self.addrs)])
+
+    def start(self, i, name=None):
+        others = [a for a in self.addrs if a != self.addrs[i]]
+        k = hu.start_proxy(self.factory, str(self.path),
+                           name=name or "proxy%d" % i,
+                           address=self.addrs[i],
+                           defines=dmq_defines(self.addrs[i], others,
+                                               extra=self.extra))
+        self.ks[i] = k
+        return k
+
+    def start_all(self):
+        for i in range(len(self.addrs)):
+            self.start(i)
+        self.wait_mesh()
+
+    def wait_mesh(self, timeout=10.0):
+        """every proxy sees every other one up"""
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = True
+            for k in self.ks:
+                if k is None:
+                    continue
+                _, ps = peers(k)
+                for a in self.addrs:
+                    if a == k.address:
+                        continue
+                    ent = ps.get(a + ":5060")
+                    if not ent or ent.get("state") != "up":
+                        ok = False
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("peers not all up:\n" + "\n".join(
+                    k.rpc("genesys_ha.peers") for k in self.ks if k))
+            time.sleep(0.05)
+
+
+def wait_active(ks, pair, role, timeout=5.0):
+    """poll until every proxy in ks has role active for pair; returns the
+    seconds it took"""
+    t0 = time.monotonic()
+    left = list(ks)
+    while left:
+        left = [k for k in left if hu.pool(k)[pair]["active"] != role]
+        if not left:
+            break
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("%s not on %s within %.1fs:\n%s" % (
+                [k.address for k in left], role, timeout,
+                "\n".join(k.rpc("genesys_ha.pool") for k in left)))
+        time.sleep(0.002)
+    return time.monotonic() - t0
