@@ -127,13 +127,25 @@ static int src_in_pool(gha_pool_t *p, const struct ip_addr *ip)
 	return 0;
 }
 
+/* a refused message: counted; logged the first times, then every 1000th
+ * (per process: a flood does not flood the log) */
+static int log_refused(void)
+{
+	static unsigned long n = 0;
+
+	counter_inc(dcnt.dropped);
+	n++;
+	return n <= 10 || n % 1000 == 0;
+}
+
 int ki_ha_dmq_from_pool(sip_msg_t *msg)
 {
 	if(src_in_pool(gha_snap(), &msg->rcv.src_ip))
 		return 1;
-	counter_inc(dcnt.dropped);
-	LM_WARN("DMQ message from %s:%d refused: not a proxy of the pool file\n",
-			ip_addr2a(&msg->rcv.src_ip), (int)msg->rcv.src_port);
+	if(log_refused())
+		LM_WARN("DMQ message from %s:%d refused: not a proxy of the pool "
+				"file\n",
+				ip_addr2a(&msg->rcv.src_ip), (int)msg->rcv.src_port);
 	return -1;
 }
 
@@ -237,8 +249,8 @@ static void apply(gha_pool_t *p, const gha_decision_t *d, const char *sender)
 	unsigned long had;
 	int pi, sw = 0, cmp;
 
-	if(p == NULL || (pi = gha_pool_find_pair(p, d->pair, (int)strlen(d->pair)))
-							 < 0)
+	if(p == NULL
+			|| (pi = gha_pool_find_pair(p, d->pair, (int)strlen(d->pair))) < 0)
 		return;
 	pr = &p->pairs[pi];
 	memset(&ev, 0, sizeof(ev));
@@ -288,8 +300,8 @@ static void apply_body(gha_pool_t *p, const char *body, int len, int pos,
 
 /* every pair's state as bodies of at most GHA_DMQ_BODY_MAX bytes; calls
  * send(body) per body; returns the number of bodies */
-static int state_bodies(gha_pool_t *p, int kind,
-		void (*send)(str *body, void *arg), void *arg)
+static int state_bodies(
+		gha_pool_t *p, int kind, void (*send)(str *body, void *arg), void *arg)
 {
 	char buf[GHA_DMQ_BODY_MAX + 512], line[256];
 	gha_decision_t d;
@@ -327,7 +339,8 @@ static int state_bodies(gha_pool_t *p, int kind,
 
 /* ---- sending (the DMQ process) ---- */
 
-static int resp_cb(struct sip_msg *msg, int code, dmq_node_t *node, void *param);
+static int resp_cb(
+		struct sip_msg *msg, int code, dmq_node_t *node, void *param);
 static dmq_resp_cback_t no_resp = {NULL, NULL};
 static dmq_resp_cback_t query_resp = {resp_cb, NULL};
 
@@ -464,8 +477,7 @@ static int resp_cb(struct sip_msg *msg, int code, dmq_node_t *node, void *param)
 	if((body = get_body(msg)) == NULL)
 		return 0;
 	len = (int)(msg->buf + msg->len - body);
-	if(gha_sync_parse_header(body, len, &kind, sender, sizeof(sender), &pos)
-					< 0
+	if(gha_sync_parse_header(body, len, &kind, sender, sizeof(sender), &pos) < 0
 			|| kind != GHA_SYNC_REPLY)
 		return 0;
 	p = gha_snap();
@@ -480,8 +492,7 @@ static int resp_cb(struct sip_msg *msg, int code, dmq_node_t *node, void *param)
 			   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		lock_get(&droot->lock);
 		droot->synced_after_ms = gha_now_ms() - droot->started_ms;
-		snprintf(droot->synced_from, sizeof(droot->synced_from), "%s",
-				sender);
+		snprintf(droot->synced_from, sizeof(droot->synced_from), "%s", sender);
 		lock_release(&droot->lock);
 		LM_NOTICE("pool state received from proxy %s: routing\n", sender);
 	}
@@ -515,9 +526,10 @@ static int dmq_cb(struct sip_msg *msg, peer_reponse_t *resp, dmq_node_t *node)
 	resp->resp_code = 200;
 	resp->reason = ok_reason;
 	if(!src_in_pool(p, &msg->rcv.src_ip)) {
-		counter_inc(dcnt.dropped);
-		LM_WARN("DMQ message from %s refused: not a proxy of the pool file\n",
-				ip_addr2a(&msg->rcv.src_ip));
+		if(log_refused())
+			LM_WARN("DMQ message from %s refused: not a proxy of the pool "
+					"file\n",
+					ip_addr2a(&msg->rcv.src_ip));
 		resp->resp_code = 403;
 		resp->reason = forbidden_reason;
 		return 0;
@@ -589,8 +601,8 @@ int gha_dmq_init(void)
 			   "file's <proxy> elements): it names this proxy's decisions\n");
 		return -1;
 	}
-	snprintf(self, sizeof(self), "%.*s", gha_own_address.len,
-			gha_own_address.s);
+	snprintf(
+			self, sizeof(self), "%.*s", gha_own_address.len, gha_own_address.s);
 	if(dmq_load_api(&dmqb) < 0) {
 		LM_ERR("genesys_ha dmq 1 needs the dmq module: add loadmodule "
 			   "\"dmq\" before loadmodule \"genesys_ha\"\n");
@@ -634,8 +646,7 @@ int gha_dmq_init(void)
 	}
 	LM_NOTICE("pool decisions shared over DMQ as proxy %s (state every %d "
 			  "ms, peer timeout %d ms, start sync up to %d ms)\n",
-			self, gha_dmq_interval, gha_dmq_peer_timeout,
-			gha_dmq_sync_timeout);
+			self, gha_dmq_interval, gha_dmq_peer_timeout, gha_dmq_sync_timeout);
 	return 0;
 }
 
@@ -685,7 +696,8 @@ void gha_dmq_rpc_peers(rpc_t *rpc, void *ctx)
 	gha_dmq_peer_t *copy;
 	gha_pool_t *p = gha_snap();
 	void *th, *arr, *h;
-	char ts[32], ts2[32], own[GHA_DMQ_EPOCHS_MAX], from[GHA_SYNC_ORIGIN_MAX + 1];
+	char ts[32], ts2[32], own[GHA_DMQ_EPOCHS_MAX],
+			from[GHA_SYNC_ORIGIN_MAX + 1];
 	long now = gha_now_ms(), after;
 	int i, n, k, synced;
 

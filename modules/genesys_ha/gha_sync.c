@@ -150,8 +150,7 @@ int gha_sync_parse_header(const char *body, int len, int *kind, char *sender,
 	return 0;
 }
 
-int gha_sync_parse_line(
-		const char *body, int len, int *pos, gha_decision_t *d)
+int gha_sync_parse_line(const char *body, int len, int *pos, gha_decision_t *d)
 {
 	char line[GHA_SYNC_PAIR_MAX + GHA_SYNC_ORIGIN_MAX + 96], extra[2];
 	int n;
@@ -163,8 +162,8 @@ int gha_sync_parse_line(
 		return -1;
 	memset(d, 0, sizeof(*d));
 	if(sscanf(line, "%64s %d %lu %64s %d %d %d %1s", d->pair, &d->active,
-			   &d->epoch, d->origin, &d->mstate[0], &d->mstate[1],
-			   &d->trigger, extra)
+			   &d->epoch, d->origin, &d->mstate[0], &d->mstate[1], &d->trigger,
+			   extra)
 			!= 7)
 		return -1;
 	if(d->active != GHA_PRIMARY && d->active != GHA_BACKUP)
@@ -179,8 +178,8 @@ int gha_sync_parse_line(
 	return 1;
 }
 
-int gha_sync_apply(gha_pair_state_t *st, int active, long now,
-		gha_pair_events_t *ev)
+int gha_sync_apply(
+		gha_pair_state_t *st, int active, long now, gha_pair_events_t *ev)
 {
 	int np;
 

@@ -64,8 +64,8 @@ typedef struct gha_decision
 int gha_sync_origin_cmp(const char *a, const char *b);
 
 /*! > 0 when decision (ea, oa) is newer than (eb, ob), < 0 older, 0 same */
-int gha_sync_cmp(unsigned long ea, const char *oa, unsigned long eb,
-		const char *ob);
+int gha_sync_cmp(
+		unsigned long ea, const char *oa, unsigned long eb, const char *ob);
 
 /*! the header line; its length or -1 when it does not fit */
 int gha_sync_fmt_header(char *buf, int size, int kind, const char *sender);
@@ -78,8 +78,7 @@ int gha_sync_parse_header(const char *body, int len, int *kind, char *sender,
 		int sender_size, int *next);
 /*! parse the line starting at body[*pos]; 1 a decision (*pos advanced),
  * 0 end of body, -1 malformed line (*pos advanced past it) */
-int gha_sync_parse_line(
-		const char *body, int len, int *pos, gha_decision_t *d);
+int gha_sync_parse_line(const char *body, int len, int *pos, gha_decision_t *d);
 
 /*!
  * apply a decision of the pool to a pair's state: switch to 'active'
@@ -87,7 +86,7 @@ int gha_sync_parse_line(
  * pair state follows this proxy's own probe states of the new member.
  * Returns 1 when it switched (ev filled), 0 otherwise.
  */
-int gha_sync_apply(gha_pair_state_t *st, int active, long now,
-		gha_pair_events_t *ev);
+int gha_sync_apply(
+		gha_pair_state_t *st, int active, long now, gha_pair_events_t *ev);
 
 #endif

@@ -60,9 +60,9 @@ class Pool:
         hu.write_pool(self.path, self.pairs, proxies=[
             (a + ":5060", None) for a in (proxies or self.addrs)])
 
-    def start(self, i, name=None):
+    def start(self, i, name=None, path=None):
         others = [a for a in self.addrs if a != self.addrs[i]]
-        k = hu.start_proxy(self.factory, str(self.path),
+        k = hu.start_proxy(self.factory, str(path or self.path),
                            name=name or "proxy%d" % i,
                            address=self.addrs[i],
                            defines=dmq_defines(self.addrs[i], others,
@@ -113,3 +113,37 @@ def wait_active(ks, pair, role, timeout=5.0):
                 "\n".join(k.rpc("genesys_ha.pool") for k in left)))
         time.sleep(0.002)
     return time.monotonic() - t0
+
+
+class SelectivePeer(hu.Peer):
+    """A SIP Server that does not answer OPTIONS from the addresses in
+    `ignore` (a partition between it and some proxies)."""
+
+    def __init__(self, ignore=(), **kw):
+        super().__init__(**kw)
+        self.ignore = set(ignore)
+
+    def run(self):
+        import socket as _s
+        while not self._quit.is_set():
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except _s.timeout:
+                continue
+            except OSError:
+                break
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0 "):
+                continue
+            method = text.split(" ", 1)[0]
+            if method == "OPTIONS" and src[0] in self.ignore:
+                continue
+            with self._lock:
+                self.received.append((time.monotonic(), text, src))
+            if method == "ACK":
+                continue
+            code = self.options_code if method == "OPTIONS" else 200
+            if code is None:
+                continue
+            self.sock.sendto(self._reply(text.split("\r\n"), code, method),
+                             src)

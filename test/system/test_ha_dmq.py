@@ -80,3 +80,116 @@ def test_operator_switchover_in_force_on_every_proxy(
     # decision on each of the other proxies
     for k in ks:
         assert hu.pool(k)["SIPS_A"]["switchovers"] == "2", hu.pool(k)
+
+
+def test_primary_dies_one_switchover_for_the_pool(
+        tmp_path, kamailio_factory, peer_factory):
+    """The primary stops answering: whichever proxy's probe sees it first
+    decides, the pool follows; every proxy routes to the backup and counts
+    exactly one switchover (no decision ping-pong)."""
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    pri.options_code = None
+    pri.answer_requests = False
+    wait_active(ks, "SIPS_A", "backup", timeout=8.0)
+    for k in ks:
+        assert invite_goes_to(k, pri, bak) == "backup"
+    time.sleep(0.7)  # two state broadcasts later: still one switchover
+    epochs = set()
+    for k in ks:
+        p = hu.pool(k)["SIPS_A"]
+        assert p["active"] == "backup" and p["switchovers"] == "1", p
+        epochs.add(re.search(r"SIPS_A=(\d+)/backup",
+                             peers(k)[0]["epochs"]).group(1))
+    assert len(epochs) == 1, epochs
+
+
+def test_partition_one_proxy_cannot_reach_the_primary(
+        tmp_path, kamailio_factory, peer_factory):
+    """The primary ignores the probes of proxy 0 only: proxy 0 switches to
+    the backup and the two others, which still reach the primary, follow
+    its decision (without DMQ they would stay on the primary: a split
+    pool).  After the partition heals the pool stays on one member."""
+    from dmq_util import SelectivePeer
+    bak = peer_factory()
+    pool_addrs = None
+    pri = SelectivePeer()
+    pri.start()
+    try:
+        pool = Pool(kamailio_factory, tmp_path,
+                    [("SIPS_A", pri.uri, bak.uri, None)])
+        pool_addrs = pool.addrs
+        pool.start_all()
+        ks = pool.ks
+        for k in ks:
+            hu.wait_pool(k, both_up, what="both members up")
+        pri.ignore = {pool_addrs[0]}
+        wait_active(ks, "SIPS_A", "backup", timeout=8.0)
+        p0 = hu.pool(ks[0])["SIPS_A"]
+        assert p0["members"]["primary"]["state"] == "down", p0
+        assert p0["last_switchover"]["trigger"] == "no-answer", p0
+        for k in ks[1:]:
+            p = hu.pool(k)["SIPS_A"]
+            # they still see the primary alive, and follow the pool
+            assert p["members"]["primary"]["state"] == "active", p
+            assert p["last_switchover"]["trigger"] == "peer", p
+        for k in ks:
+            assert invite_goes_to(k, pri, bak) == "backup"
+        # heal: proxy 0 sees the primary again; nobody switches back
+        pri.ignore = set()
+        hu.wait_pool(ks[0], both_up, what="primary seen again")
+        time.sleep(0.7)
+        for k in ks:
+            p = hu.pool(k)["SIPS_A"]
+            assert p["active"] == "backup" and p["switchovers"] == "1", p
+            assert invite_goes_to(k, pri, bak) == "backup"
+    finally:
+        pri.stop()
+
+
+def test_dmq_partition_heals_to_the_newest_decision(
+        tmp_path, kamailio_factory, peer_factory):
+    """Proxy 2 is cut off from the pool's DMQ (its pool file lists only
+    itself, so it drops its peers' messages, counted): the pool switches
+    twice (epoch 2, primary) while proxy 2 alone switches once (epoch 1,
+    backup).  When its pool file lists the proxies again, the newest
+    decision wins everywhere within one state broadcast."""
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    alone = tmp_path / "alone.xml"
+    hu.write_pool(alone, pool.pairs, proxies=[(pool.addrs[2] + ":5060", None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    # cut proxy 2 off: restarted with its own pool file (lists only it)
+    ks[2].stop()
+    k2 = pool.start(2, name="proxy2-alone", path=alone)
+    ks[2] = k2
+    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+    wait_active(ks[:2], "SIPS_A", "backup")
+    ks[1].rpc("genesys_ha.switchover", "SIPS_A")
+    wait_active(ks[:2], "SIPS_A", "primary")
+    hu.wait_pool(k2, both_up, what="both members up on proxy 2")
+    k2.rpc("genesys_ha.switchover", "SIPS_A")
+    time.sleep(0.7)  # broadcasts of both sides cross, and are dropped
+    assert hu.pool(k2)["SIPS_A"]["active"] == "backup"
+    assert hu.pool(ks[0])["SIPS_A"]["active"] == "primary"
+    out = k2.rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"dmq_dropped\D+[1-9]", out), out
+    # heal: proxy 2's pool lists every proxy again
+    hu.write_pool(alone, pool.pairs,
+                  proxies=[(a + ":5060", None) for a in pool.addrs])
+    k2.rpc("genesys_ha.reload")
+    took = wait_active([k2], "SIPS_A", "primary", timeout=3.0)
+    print("proxy 2 converged %.0f ms after the heal (state every 300 ms)"
+          % (took * 1000))
+    for k in ks:
+        assert invite_goes_to(k, pri, bak) == "primary"
+        assert "SIPS_A=2/primary" in peers(k)[0]["epochs"], peers(k)
