@@ -193,3 +193,71 @@ def test_dmq_partition_heals_to_the_newest_decision(
     for k in ks:
         assert invite_goes_to(k, pri, bak) == "primary"
         assert "SIPS_A=2/primary" in peers(k)[0]["epochs"], peers(k)
+
+
+def test_restarted_proxy_routes_to_the_pools_member_from_its_first_call(
+        tmp_path, kamailio_factory, peer_factory):
+    """The pool is on the backup (operator); proxy 2 stops: the others log
+    40002 for it.  Restarted, it asks its peers for the pool's state before
+    it routes: its very first INVITE goes to the backup (without DMQ it
+    would start on the primary); the others log its return."""
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+    wait_active(ks, "SIPS_A", "backup")
+    gone = pool.addrs[2] + ":5060"
+    ks[2].stop()
+    for k in ks[:2]:
+        k.wait_log(r"40002 SPR_OTHER_PROXY_INSTANCE_DISCONNECTED: proxy %s "
+                   % re.escape(gone), timeout=5)
+        assert peers(k)[1][gone]["state"] == "down"
+    k2 = pool.start(2, name="proxy2-again")
+    ks[2] = k2
+    # the first request, at once: no probe has answered yet on proxy 2
+    assert invite_goes_to(k2, pri, bak) == "backup"
+    head, _ = peers(k2)
+    assert head["start_sync"] == "answered", head
+    assert int(head["start_sync_ms"]) < 1000, head
+    for k in ks[:2]:
+        k.wait_log(r"proxy %s of the pool answers DMQ again" % re.escape(gone),
+                   timeout=5)
+        assert peers(k)[1][gone]["state"] == "up"
+    assert "SIPS_A=1/backup" in head["epochs"], head
+
+
+def test_stopped_peer_never_blocks_routing(
+        tmp_path, kamailio_factory, peer_factory):
+    """Proxy 1 is frozen (SIGSTOP): a switchover on proxy 0 still reaches
+    proxy 2 at once and calls through proxies 0 and 2 are routed without
+    delay; proxy 1 is reported down (40002) and, thawed, gets the pool's
+    decision."""
+    import os
+    import signal
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    os.killpg(ks[1].proc.pid, signal.SIGSTOP)
+    try:
+        ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+        took = wait_active([ks[2]], "SIPS_A", "backup")
+        assert took < 0.05, took
+        for k in (ks[0], ks[2]):
+            t0 = time.monotonic()
+            assert invite_goes_to(k, pri, bak) == "backup"
+            assert time.monotonic() - t0 < 0.5
+        frozen = pool.addrs[1] + ":5060"
+        ks[0].wait_log(r"40002 SPR_OTHER_PROXY_INSTANCE_DISCONNECTED: proxy "
+                       r"%s " % re.escape(frozen), timeout=5)
+    finally:
+        os.killpg(ks[1].proc.pid, signal.SIGCONT)
+    wait_active([ks[1]], "SIPS_A", "backup", timeout=3)
+    assert invite_goes_to(ks[1], pri, bak) == "backup"
