@@ -596,6 +596,11 @@ int gha_dmq_init(void)
 				gha_dmq_sync_timeout);
 		return -1;
 	}
+	if(dmq_load_api(&dmqb) < 0) {
+		LM_ERR("genesys_ha dmq 1 needs the dmq module: add loadmodule "
+			   "\"dmq\" before loadmodule \"genesys_ha\"\n");
+		return -1;
+	}
 	if(gha_own_address.len <= 0 || gha_own_address.len > GHA_SYNC_ORIGIN_MAX) {
 		LM_ERR("dmq needs own_address (this proxy's host:port as in the pool "
 			   "file's <proxy> elements): it names this proxy's decisions\n");
@@ -603,11 +608,6 @@ int gha_dmq_init(void)
 	}
 	snprintf(
 			self, sizeof(self), "%.*s", gha_own_address.len, gha_own_address.s);
-	if(dmq_load_api(&dmqb) < 0) {
-		LM_ERR("genesys_ha dmq 1 needs the dmq module: add loadmodule "
-			   "\"dmq\" before loadmodule \"genesys_ha\"\n");
-		return -1;
-	}
 	if(counter_register_array("genesys_ha", dcnt_defs) < 0) {
 		LM_ERR("cannot register the DMQ statistics\n");
 		return -1;
@@ -637,7 +637,8 @@ int gha_dmq_init(void)
 	not_peer.init_callback = dmq_init_cb;
 	gha_dmq_peer = dmqb.register_dmq_peer(&not_peer);
 	if(gha_dmq_peer == NULL) {
-		LM_ERR("cannot register the genesys_ha DMQ peer\n");
+		LM_ERR("cannot register the genesys_ha DMQ peer (load dmq before "
+			   "genesys_ha)\n");
 		return -1;
 	}
 	if(register_basic_timers(1) < 0) {

@@ -147,3 +147,41 @@ class SelectivePeer(hu.Peer):
                 continue
             self.sock.sendto(self._reply(text.split("\r\n"), code, method),
                              src)
+
+
+def send_kdmq(k, body, address=None, peer="genesys_ha", timeout=3.0):
+    """One KDMQ request for DMQ peer `peer` to proxy k from `address` (a
+    fresh loopback address by default); returns the final reply's first
+    line or None."""
+    import socket
+    addr = address or harness.next_address()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 0))
+    port = s.getsockname()[1]
+    callid = "kdmq-%f@%s" % (time.time(), addr)
+    msg = ("KDMQ sip:%s@%s:%d SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
+           "From: <sip:%s@%s:%d>;tag=d1\r\n"
+           "To: <sip:%s@%s:%d>\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: 1 KDMQ\r\n"
+           "Max-Forwards: 1\r\n"
+           "Content-Type: text/plain\r\n"
+           "Content-Length: %d\r\n\r\n%s"
+           % (peer, k.address, k.port, addr, port, int(time.time() * 1e6),
+              peer, addr, port, peer, k.address, k.port, callid, len(body),
+              body))
+    s.settimeout(timeout)
+    try:
+        s.sendto(msg.encode(), (k.address, k.port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data, _ = s.recvfrom(65535)
+            text = data.decode(errors="replace")
+            if not text.startswith("SIP/2.0 1"):
+                return text.split("\r\n", 1)[0]
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+    return None

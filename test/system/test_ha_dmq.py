@@ -261,3 +261,64 @@ def test_stopped_peer_never_blocks_routing(
         os.killpg(ks[1].proc.pid, signal.SIGCONT)
     wait_active([ks[1]], "SIPS_A", "backup", timeout=3)
     assert invite_goes_to(ks[1], pri, bak) == "backup"
+
+
+def test_dmq_only_from_the_pools_proxies(
+        tmp_path, kamailio_factory, peer_factory):
+    """A KDMQ decision (epoch 99, backup) from an address that is not a
+    <proxy> of the pool file gets 403, is counted in dmq_dropped and
+    changes nothing; dmq's own node list requests from there are refused
+    too.  A malformed body from a pool address (here a pool proxy that is
+    not running, the test sends from its address) gets 400."""
+    from dmq_util import send_kdmq
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    k0 = pool.start(0)
+    hu.wait_pool(k0, both_up, what="both members up")
+    forged = "GHA1 D 10.9.9.9:5060\nSIPS_A 1 99 10.9.9.9:5060 3 1 3\n"
+    assert send_kdmq(k0, forged) == "SIP/2.0 403 Forbidden"
+    assert send_kdmq(k0, "sip:10.9.9.9:5060;status=active\n",
+                     peer="notification_peer") == "SIP/2.0 403 Forbidden"
+    out = k0.rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"dmq_dropped\D+2\b", out), out
+    assert re.search(r"dmq_applied\D+0\b", out), out
+    p = hu.pool(k0)["SIPS_A"]
+    assert p["active"] == "primary" and p["switchovers"] == "0", p
+    assert invite_goes_to(k0, pri, bak) == "primary"
+    # from a pool proxy's address: accepted by the source check; garbage
+    # is refused by the parser, a valid decision is applied
+    assert send_kdmq(k0, "hello\n", address=pool.addrs[1]).startswith(
+        "SIP/2.0 400")
+    good = "GHA1 D %s:5060\nSIPS_A 1 5 %s:5060 1 1 3\n" % (
+        pool.addrs[1], pool.addrs[1])
+    assert send_kdmq(k0, good, address=pool.addrs[1]) == "SIP/2.0 200 OK"
+    wait_active([k0], "SIPS_A", "backup", timeout=2)
+    assert invite_goes_to(k0, pri, bak) == "backup"
+
+
+def test_standalone_without_dmq(tmp_path, kamailio_factory, peer_factory):
+    """Without WITH_DMQ: genesys_ha.peers says so, no DMQ process runs, a
+    switchover is local as before.  dmq 1 without the dmq module loaded
+    stops the start with a message that says what to load."""
+    pri, bak = peer_factory(), peer_factory()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, None)])
+    k = hu.start_proxy(kamailio_factory, path,
+                       defines={"SERVING_SIPSERVER": '"SIPS_A"'})
+    assert "dmq: off" in k.rpc("genesys_ha.peers")
+    assert "GENESYS_HA DMQ" not in k.rpc("core.psx")
+    hu.wait_pool(k, both_up, what="both members up")
+    k.rpc("genesys_ha.switchover", "SIPS_A")
+    assert invite_goes_to(k, pri, bak) == "backup"
+    # dmq 1, no dmq module
+    import harness
+    cfg = hu.reference_cfg().replace(
+        'loadmodule "genesys_ha"\n',
+        'loadmodule "genesys_ha"\nmodparam("genesys_ha", "dmq", 1)\n', 1)
+    bad = harness.Kamailio(tmp_path / "nodmq", cfg_text=cfg, defines={
+        "POOL_FILE": '"%s"' % path})
+    with pytest.raises(harness.HarnessError):
+        bad.start()
+    assert 'add loadmodule "dmq" before loadmodule "genesys_ha"' in \
+        bad.log_text()
