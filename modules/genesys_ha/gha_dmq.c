@@ -28,6 +28,7 @@
 #include "gha_dmq.h"
 #include "gha_sync.h"
 #include "gha_state.h"
+#include "gha_events.h"
 
 int gha_dmq_enable = 0;
 int gha_dmq_interval = 1000;
@@ -190,6 +191,8 @@ static void peer_seen(const char *addr, const char *epochs)
 		LM_NOTICE("proxy %s of the pool answers DMQ again\n", addr);
 	else if(was == GHA_PEER_UNKNOWN)
 		LM_INFO("proxy %s of the pool is up (DMQ)\n", addr);
+	if(was == GHA_PEER_DOWN || was == GHA_PEER_UNKNOWN)
+		gha_events_push_peer(GHA_EV_PEER_UP, addr);
 }
 
 /* ---- decisions ---- */
@@ -399,6 +402,7 @@ static void check_peers(gha_pool_t *p, long now_ms)
 			   "pool does not answer DMQ (silent for %ld ms); decisions go on "
 			   "without it and it gets the pool's state when it is back\n",
 				down[i], silent[i]);
+		gha_events_push_peer(GHA_EV_PEER_DOWN, down[i]);
 	}
 }
 

@@ -46,6 +46,8 @@ static int my_proc = -1;
 static str evname_switchover = str_init("genesys-ha:switchover");
 static str evname_down = str_init("genesys-ha:pair-down");
 static str evname_up = str_init("genesys-ha:pair-up");
+static str evname_peer_down = str_init("genesys-ha:peer-down");
+static str evname_peer_up = str_init("genesys-ha:peer-up");
 
 /* clang-format off */
 static counter_def_t gha_cnt_defs[] = {
@@ -685,8 +687,11 @@ int gha_state_init(void)
 	}
 	gha_root->started = (long)time(NULL);
 	if(mangled_route(&evname_switchover) || mangled_route(&evname_down)
-			|| mangled_route(&evname_up))
+			|| mangled_route(&evname_up) || mangled_route(&evname_peer_down)
+			|| mangled_route(&evname_peer_up))
 		return -1;
+	gha_events_lookup_peers(
+			lookup_route(&evname_peer_down), lookup_route(&evname_peer_up));
 	gha_events_lookup(lookup_route(&evname_switchover),
 			lookup_route(&evname_down), lookup_route(&evname_up));
 	if(gha_events_init() < 0)

@@ -234,8 +234,8 @@ def test_stopped_peer_never_blocks_routing(
         tmp_path, kamailio_factory, peer_factory):
     """Proxy 1 is frozen (SIGSTOP): a switchover on proxy 0 still reaches
     proxy 2 at once and calls through proxies 0 and 2 are routed without
-    delay; proxy 1 is reported down (40002) and, thawed, gets the pool's
-    decision."""
+    delay; proxy 1 is reported down (40002, event route peer-down, counted)
+    and, thawed, gets the pool's decision (event route peer-up)."""
     import os
     import signal
     pri, bak = peer_factory(), peer_factory()
@@ -257,10 +257,18 @@ def test_stopped_peer_never_blocks_routing(
         frozen = pool.addrs[1] + ":5060"
         ks[0].wait_log(r"40002 SPR_OTHER_PROXY_INSTANCE_DISCONNECTED: proxy "
                        r"%s " % re.escape(frozen), timeout=5)
+        # the reference cfg's event route, run by the event process
+        ks[0].wait_log(r"event genesys-ha:peer-down: proxy %s of the pool "
+                       r"is silent" % re.escape(frozen), timeout=2)
+        n = len(ks[0].log_text())
     finally:
         os.killpg(ks[1].proc.pid, signal.SIGCONT)
     wait_active([ks[1]], "SIPS_A", "backup", timeout=3)
     assert invite_goes_to(ks[1], pri, bak) == "backup"
+    ks[0].wait_log(r"event genesys-ha:peer-up: proxy %s of the pool is up"
+                   % re.escape(frozen), timeout=3, start=n)
+    out = ks[0].rpc("stats.get_statistics", "genesys_ha:")
+    assert re.search(r"dmq_peer_down\D+1\b", out), out
 
 
 def test_dmq_only_from_the_pools_proxies(
