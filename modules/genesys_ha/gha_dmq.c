@@ -35,11 +35,12 @@ int gha_dmq_interval = 1000;
 int gha_dmq_peer_timeout = 3000;
 int gha_dmq_sync_timeout = 1000;
 
-#define GHA_DMQ_PEERS 64	   /*!< peers shown and tracked at most */
-#define GHA_DMQ_QUEUE 256	   /*!< decisions waiting to be sent */
-#define GHA_DMQ_TICK_US 2000   /*!< the DMQ process's period */
-#define GHA_DMQ_BODY_MAX 1300  /*!< bytes per message (one UDP datagram) */
-#define GHA_DMQ_EPOCHS_MAX 256 /*!< text of a peer's epochs (RPC) */
+#define GHA_DMQ_PEERS 64		/*!< peers shown and tracked at most */
+#define GHA_DMQ_QUEUE 256		/*!< decisions waiting to be sent */
+#define GHA_DMQ_TICK_US 2000	/*!< the DMQ process's period */
+#define GHA_DMQ_BODY_MAX 1300	/*!< bytes per message (one UDP datagram) */
+#define GHA_DMQ_REPLY_MAX 60000 /*!< bytes of the answer to a query */
+#define GHA_DMQ_EPOCHS_MAX 256	/*!< text of a peer's epochs (RPC) */
 
 enum
 {
@@ -303,17 +304,23 @@ static void apply_body(gha_pool_t *p, const char *body, int len, int pos,
 
 /* every pair's state as bodies of at most GHA_DMQ_BODY_MAX bytes; calls
  * send(body) per body; returns the number of bodies */
-static int state_bodies(
-		gha_pool_t *p, int kind, void (*send)(str *body, void *arg), void *arg)
+static int state_bodies(gha_pool_t *p, int kind, int max,
+		void (*send)(str *body, void *arg), void *arg)
 {
-	char buf[GHA_DMQ_BODY_MAX + 512], line[256];
+	char *buf, line[256];
 	gha_decision_t d;
 	str b;
 	int i, n, hl, ll, nb = 0;
 
-	hl = gha_sync_fmt_header(buf, sizeof(buf), kind, self);
-	if(hl < 0)
+	if((buf = pkg_malloc((size_t)max + 512)) == NULL) {
+		PKG_MEM_ERROR;
 		return 0;
+	}
+	hl = gha_sync_fmt_header(buf, max, kind, self);
+	if(hl < 0) {
+		pkg_free(buf);
+		return 0;
+	}
 	n = hl;
 	for(i = 0; p && i < p->npairs; i++) {
 		lock_get(&gha_root->lock);
@@ -321,7 +328,7 @@ static int state_bodies(
 		lock_release(&gha_root->lock);
 		if((ll = gha_sync_fmt_line(line, sizeof(line), &d)) < 0)
 			continue;
-		if(n + ll > GHA_DMQ_BODY_MAX && n > hl) {
+		if(n + ll > max && n > hl) {
 			b.s = buf;
 			b.len = n;
 			send(&b, arg);
@@ -337,6 +344,7 @@ static int state_bodies(
 		send(&b, arg);
 		nb++;
 	}
+	pkg_free(buf);
 	return nb;
 }
 
@@ -459,7 +467,7 @@ static void dmq_timer(unsigned int ticks, void *param)
 	if(now >= next_state) {
 		next_state = now + gha_dmq_interval;
 		if(p && p->npairs > 0)
-			state_bodies(p, GHA_SYNC_STATE, bcast, NULL);
+			state_bodies(p, GHA_SYNC_STATE, GHA_DMQ_BODY_MAX, bcast, NULL);
 		check_peers(p, now);
 	}
 }
@@ -551,7 +559,10 @@ static int dmq_cb(struct sip_msg *msg, peer_reponse_t *resp, dmq_node_t *node)
 	if(kind == GHA_SYNC_QUERY) {
 		peer_seen(sender, NULL);
 		resp->body.s = NULL;
-		state_bodies(p, GHA_SYNC_REPLY, reply_body, &resp->body);
+		/* the whole state in one reply (a large datagram for a large
+		 * pool: UDP fragments it) */
+		state_bodies(
+				p, GHA_SYNC_REPLY, GHA_DMQ_REPLY_MAX, reply_body, &resp->body);
 		if(resp->body.s)
 			resp->content_type = ctype;
 		return 0;

@@ -258,14 +258,14 @@ def test_stopped_peer_never_blocks_routing(
         ks[0].wait_log(r"40002 SPR_OTHER_PROXY_INSTANCE_DISCONNECTED: proxy "
                        r"%s " % re.escape(frozen), timeout=5)
         # the reference cfg's event route, run by the event process
-        ks[0].wait_log(r"event genesys-ha:peer-down: proxy %s of the pool "
+        ks[0].wait_log(r"pool peer event genesys-ha:peer-down: proxy %s of the pool "
                        r"is silent" % re.escape(frozen), timeout=2)
         n = len(ks[0].log_text())
     finally:
         os.killpg(ks[1].proc.pid, signal.SIGCONT)
     wait_active([ks[1]], "SIPS_A", "backup", timeout=3)
     assert invite_goes_to(ks[1], pri, bak) == "backup"
-    ks[0].wait_log(r"event genesys-ha:peer-up: proxy %s of the pool is up"
+    ks[0].wait_log(r"pool peer event genesys-ha:peer-up: proxy %s of the pool is up"
                    % re.escape(frozen), timeout=3, start=n)
     out = ks[0].rpc("stats.get_statistics", "genesys_ha:")
     assert re.search(r"dmq_peer_down\D+1\b", out), out
@@ -330,3 +330,36 @@ def test_standalone_without_dmq(tmp_path, kamailio_factory, peer_factory):
         bad.start()
     assert 'add loadmodule "dmq" before loadmodule "genesys_ha"' in \
         bad.log_text()
+
+
+def test_start_sync_of_a_large_pool(tmp_path, kamailio_factory):
+    """80 pairs (their members silent: only the decisions matter), all on
+    the backup by decisions of the pool (injected from a pool proxy's
+    address); a proxy started afterwards has every pair on the backup as
+    soon as its start-up query is answered, with state broadcasts too rare
+    to have helped (the answer is one reply over several datagrams'
+    worth)."""
+    import harness
+    from dmq_util import send_kdmq
+    pairs = [("SIPS_LARGE_POOL_%03d" % i, "sip:%s:5060" % harness.next_address(),
+              "sip:%s:5060" % harness.next_address(), None)
+             for i in range(80)]
+    pool = Pool(kamailio_factory, tmp_path, pairs,
+                extra={"DMQ_INTERVAL": "20000", "DMQ_PEER_TIMEOUT": "60000",
+                       "SERVING_SIPSERVER": '"SIPS_LARGE_POOL_000"'})
+    k0 = pool.start(0)
+    body = "GHA1 D %s:5060\n" % pool.addrs[1] + "".join(
+        "%s 1 3 %s:5060 0 0 3\n" % (name, pool.addrs[1])
+        for name, _, _, _ in pairs)
+    assert len(body) > 3000  # more than two 1300-byte datagrams
+    assert send_kdmq(k0, body, address=pool.addrs[1]) == "SIP/2.0 200 OK"
+    p0 = hu.pool(k0)
+    assert all(p0[n]["active"] == "backup" for n, _, _, _ in pairs), p0
+    k2 = pool.start(2)
+    deadline = time.monotonic() + 3
+    while peers(k2)[0]["start_sync"] != "answered":
+        assert time.monotonic() < deadline, k2.rpc("genesys_ha.peers")
+        time.sleep(0.02)
+    p2 = hu.pool(k2)
+    assert [n for n, _, _, _ in pairs if p2[n]["active"] != "backup"] == []
+    assert "=3/backup" in peers(k2)[0]["epochs"]
