@@ -30,16 +30,22 @@ def peers(k):
     return parse_peers(k.rpc("genesys_ha.peers"))
 
 
+DMQ_PORT = 5090
+
+
 def dmq_defines(addr, others, serving="SIPS_A", extra=None):
     d = {"WITH_DMQ": None,
          "OWN_ADDRESS": '"%s:5060"' % addr,
-         "DMQ_SERVER_ADDRESS": '"sip:%s:5060"' % addr,
+         # DMQ on its own socket (its own receivers), as recommended
+         "DMQ_LISTEN": "udp:%s:%d" % (addr, DMQ_PORT),
+         "DMQ_SERVER_ADDRESS": '"sip:%s:%d"' % (addr, DMQ_PORT),
          "DMQ_INTERVAL": "300", "DMQ_PEER_TIMEOUT": "1000",
          "SERVING_SIPSERVER": '"%s"' % serving}
     if others:
-        d["DMQ_NOTIFICATION_ADDRESS"] = '"sip:%s:5060"' % others[0]
+        d["DMQ_NOTIFICATION_ADDRESS"] = '"sip:%s:%d"' % (others[0], DMQ_PORT)
     if len(others) > 1:
-        d["DMQ_NOTIFICATION_ADDRESS2"] = '"sip:%s:5060"' % others[1]
+        d["DMQ_NOTIFICATION_ADDRESS2"] = '"sip:%s:%d"' % (others[1],
+                                                           DMQ_PORT)
     d.update(extra or {})
     return d
 
@@ -149,12 +155,14 @@ class SelectivePeer(hu.Peer):
                              src)
 
 
-def send_kdmq(k, body, address=None, peer="genesys_ha", timeout=3.0):
+def send_kdmq(k, body, address=None, peer="genesys_ha", timeout=3.0,
+              port=DMQ_PORT):
     """One KDMQ request for DMQ peer `peer` to proxy k from `address` (a
     fresh loopback address by default); returns the final reply's first
     line or None."""
     import socket
     addr = address or harness.next_address()
+    dport = port
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, 0))
     port = s.getsockname()[1]
@@ -168,12 +176,12 @@ def send_kdmq(k, body, address=None, peer="genesys_ha", timeout=3.0):
            "Max-Forwards: 1\r\n"
            "Content-Type: text/plain\r\n"
            "Content-Length: %d\r\n\r\n%s"
-           % (peer, k.address, k.port, addr, port, int(time.time() * 1e6),
-              peer, addr, port, peer, k.address, k.port, callid, len(body),
+           % (peer, k.address, dport, addr, port, int(time.time() * 1e6),
+              peer, addr, port, peer, k.address, dport, callid, len(body),
               body))
     s.settimeout(timeout)
     try:
-        s.sendto(msg.encode(), (k.address, k.port))
+        s.sendto(msg.encode(), (k.address, dport))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             data, _ = s.recvfrom(65535)

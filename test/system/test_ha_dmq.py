@@ -363,3 +363,37 @@ def test_start_sync_of_a_large_pool(tmp_path, kamailio_factory):
     p2 = hu.pool(k2)
     assert [n for n, _, _, _ in pairs if p2[n]["active"] != "backup"] == []
     assert "=3/backup" in peers(k2)[0]["epochs"]
+
+
+def test_restart_under_load_every_first_call_to_the_pools_member(
+        tmp_path, kamailio_factory, peer_factory):
+    """The pool is on the backup; proxy 2 restarts and 8 INVITEs hit it at
+    once, as soon as it answers kamcmd (more than its SIP workers): every
+    one of the 8 goes to the backup."""
+    import threading
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+    wait_active(ks, "SIPS_A", "backup")
+    ks[2].stop()
+    n1, n2 = len(pri.requests("INVITE")), len(bak.requests("INVITE"))
+    k2 = pool.start(2, name="proxy2-again")
+    res = []
+
+    def call():
+        res.append(hu.udp_request(k2, "INVITE", "sip:2000@%s" % k2.address)[0])
+
+    ths = [threading.Thread(target=call) for _ in range(8)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert all(r and r.startswith("SIP/2.0 200") for r in res), res
+    assert len(pri.requests("INVITE")) == n1
+    assert len(bak.requests("INVITE")) == n2 + 8
+    assert peers(k2)[0]["start_sync"] == "answered"
