@@ -377,6 +377,19 @@ static void send_query(void)
 	bcast(&b, &query_resp);
 }
 
+static int in_pool_file(gha_pool_t *p, const char *addr)
+{
+	int i, n = (int)strlen(addr);
+
+	if(p == NULL)
+		return 1;
+	for(i = 0; i < p->nproxies; i++)
+		if(p->proxies[i].address.len == n
+				&& memcmp(p->proxies[i].address.s, addr, (size_t)n) == 0)
+			return 1;
+	return 0;
+}
+
 static void check_peers(gha_pool_t *p, long now_ms)
 {
 	char down[GHA_DMQ_PEERS][GHA_SYNC_ORIGIN_MAX + 1];
@@ -395,6 +408,13 @@ static void check_peers(gha_pool_t *p, long now_ms)
 	}
 	for(i = 0; i < droot->npeers; i++) {
 		pe = &droot->peer[i];
+		if(now_ms - pe->last_ms > gha_dmq_peer_timeout
+				&& !in_pool_file(p, pe->addr)) {
+			/* removed from the pool file (reload): forgotten, no 40002 */
+			droot->peer[i] = droot->peer[--droot->npeers];
+			i--;
+			continue;
+		}
 		if(pe->state == GHA_PEER_UP
 				&& now_ms - pe->last_ms > gha_dmq_peer_timeout) {
 			pe->state = GHA_PEER_DOWN;
@@ -760,13 +780,12 @@ void gha_dmq_rpc_peers(rpc_t *rpc, void *ctx)
 		fmt_wall(copy[i].since, ts2, sizeof(ts2));
 		if(rpc->array_add(arr, "{", &h) < 0)
 			goto done;
-		rpc->struct_add(h, "ssssddss", "address", copy[i].addr, "state",
+		rpc->struct_add(h, "ssssdds", "address", copy[i].addr, "state",
 				peer_state_names[copy[i].state], "since", ts2, "last_contact",
 				ts, "last_contact_ms_ago",
 				copy[i].last_ms > 0 ? (int)(now - copy[i].last_ms) : -1,
 				"messages", (int)copy[i].n_rx, "epochs",
-				copy[i].epochs[0] ? copy[i].epochs : "(none yet)", "self",
-				"no");
+				copy[i].epochs[0] ? copy[i].epochs : "(none yet)");
 	}
 done:
 	pkg_free(copy);

@@ -397,3 +397,35 @@ def test_restart_under_load_every_first_call_to_the_pools_member(
     assert len(pri.requests("INVITE")) == n1
     assert len(bak.requests("INVITE")) == n2 + 8
     assert peers(k2)[0]["start_sync"] == "answered"
+
+
+def test_decision_rule_on_a_proxy(tmp_path, kamailio_factory, peer_factory):
+    """The documented rule, applied by a running proxy to decisions that
+    arrive over DMQ (sent from a pool proxy's address): with equal epochs
+    the lower origin address wins, a higher epoch wins whatever its
+    origin, an older one is ignored."""
+    from dmq_util import send_kdmq
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    k0 = pool.start(0)
+    hu.wait_pool(k0, both_up, what="both members up")
+    k0.rpc("genesys_ha.switchover", "SIPS_A")       # epoch 1, origin k0
+    frm = pool.addrs[1]
+
+    def decide(active, epoch, origin):
+        body = "GHA1 D %s:5060\nSIPS_A %d %d %s 1 1 3\n" % (
+            frm, active, epoch, origin)
+        assert send_kdmq(k0, body, address=frm) == "SIP/2.0 200 OK"
+        return hu.pool(k0)["SIPS_A"]["active"], peers(k0)[0]["epochs"]
+
+    high, low = "127.255.255.255:65535", "127.0.0.0:1"
+    assert decide(0, 1, high) == ("backup", "SIPS_A=1/backup")
+    assert decide(0, 1, low) == ("primary", "SIPS_A=1/primary")
+    assert decide(1, 1, "127.0.0.0:2") == ("primary", "SIPS_A=1/primary")
+    assert decide(1, 2, high) == ("backup", "SIPS_A=2/backup")
+    assert decide(0, 1, low) == ("backup", "SIPS_A=2/backup")
+    assert invite_goes_to(k0, pri, bak) == "backup"
+    # the next local decision continues from the pool's epoch
+    k0.rpc("genesys_ha.switchover", "SIPS_A")
+    assert "SIPS_A=3/primary" in peers(k0)[0]["epochs"]
