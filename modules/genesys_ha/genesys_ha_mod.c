@@ -184,6 +184,7 @@ static param_export_t params[] = {
 	{"dmq_interval", PARAM_INT, &gha_dmq_interval},
 	{"dmq_peer_timeout", PARAM_INT, &gha_dmq_peer_timeout},
 	{"dmq_sync_timeout", PARAM_INT, &gha_dmq_sync_timeout},
+	{"dmq_probing", PARAM_INT, &gha_dmq_probing},
 	{0, 0, 0}
 };
 

@@ -34,6 +34,7 @@ int gha_dmq_enable = 0;
 int gha_dmq_interval = 1000;
 int gha_dmq_peer_timeout = 3000;
 int gha_dmq_sync_timeout = 1000;
+int gha_dmq_probing = 0;
 
 #define GHA_DMQ_PEERS 64		/*!< peers shown and tracked at most */
 #define GHA_DMQ_QUEUE 256		/*!< decisions waiting to be sent */
@@ -58,6 +59,7 @@ typedef struct gha_dmq_peer
 	long last_ms;	/*!< monotonic, 0 never */
 	long last_wall; /*!< time(), 0 never */
 	long since;		/*!< time() of the last state change */
+	long up_ms;		/*!< monotonic time it came up, 0 not up */
 	unsigned long n_rx;
 	char epochs[GHA_DMQ_EPOCHS_MAX]; /*!< "pair=epoch/role ..." */
 } gha_dmq_peer_t;
@@ -71,6 +73,7 @@ typedef struct gha_dmq_root
 	long synced_after_ms; /*!< ms from start to the first answer */
 	char synced_from[GHA_SYNC_ORIGIN_MAX + 1];
 	int query_now; /*!< dmq's init callback ran: send the query (atomic) */
+	int state_now; /*!< distributed probing: a member changed (atomic) */
 	int npeers;
 	gha_dmq_peer_t peer[GHA_DMQ_PEERS];
 	int qhead, qcount;
@@ -185,6 +188,7 @@ static void peer_seen(const char *addr, const char *epochs)
 		if(pe->state != GHA_PEER_UP) {
 			pe->state = GHA_PEER_UP;
 			pe->since = pe->last_wall;
+			pe->up_ms = pe->last_ms;
 		}
 	}
 	lock_release(&droot->lock);
@@ -281,11 +285,129 @@ static void apply(gha_pool_t *p, const gha_decision_t *d, const char *sender)
 }
 
 /* apply every line of body; the epochs summary for the peer's record */
+/* ---- distributed probing ---- */
+
+/* the live proxies: this one first, then every peer up (and `extra`, the
+ * sender of a message, when given and not there); their count */
+static int live_set(char (*addr)[GHA_SYNC_ORIGIN_MAX + 1], const char **live,
+		int max, const char *extra)
+{
+	int i, n = 0, have = 0;
+
+	snprintf(addr[n], sizeof(addr[n]), "%s", self);
+	live[n] = addr[n];
+	n++;
+	lock_get(&droot->lock);
+	for(i = 0; i < droot->npeers && n < max; i++) {
+		if(droot->peer[i].state != GHA_PEER_UP)
+			continue;
+		if(extra && strcmp(droot->peer[i].addr, extra) == 0)
+			have = 1;
+		memcpy(addr[n], droot->peer[i].addr, sizeof(addr[n]));
+		live[n] = addr[n];
+		n++;
+	}
+	lock_release(&droot->lock);
+	if(extra && !have && n < max && strcmp(extra, self) != 0) {
+		snprintf(addr[n], sizeof(addr[n]), "%s", extra);
+		live[n] = addr[n];
+		n++;
+	}
+	return n;
+}
+
+static int member_key(const gha_member_t *m, char *buf, int size)
+{
+	int n = snprintf(buf, (size_t)size, "%.*s", m->dst.len, m->dst.s);
+
+	return (n < 0 || n >= size) ? -1 : 0;
+}
+
+/* the members this proxy probes (rank < dmq_probing): probed here */
+static void probe_assign(gha_pool_t *p)
+{
+	char addr[GHA_DMQ_PEERS + 1][GHA_SYNC_ORIGIN_MAX + 1], key[256];
+	const char *live[GHA_DMQ_PEERS + 1];
+	int i, k, n;
+
+	if(p == NULL)
+		return;
+	n = live_set(addr, live, GHA_DMQ_PEERS + 1, NULL);
+	for(i = 0; i < p->npairs; i++)
+		for(k = 0; k < 2; k++) {
+			const gha_member_t *m = &p->pairs[i].m[k];
+			if(m->goos_id < 0 || member_key(m, key, sizeof(key)) < 0)
+				continue;
+			if(gha_sync_prober_rank(key, live, n, 0) < gha_dmq_probing)
+				gha_goos.set_remote(m->goos_id, 0, GOOS_UNKNOWN);
+		}
+}
+
+/* a line from `sender`: for a member it probes and this proxy does not,
+ * its state is the member's state here */
+/* a peer heard continuously for dmq_peer_timeout ms: its probe states
+ * are fresh (a proxy back from a freeze or a partition first sends what
+ * it knew before; its own probes correct that within its next period) */
+static int peer_settled(const char *addr)
+{
+	gha_dmq_peer_t *pe;
+	int ok = 0;
+	long now = gha_now_ms();
+
+	lock_get(&droot->lock);
+	for(pe = droot->peer; pe < droot->peer + droot->npeers; pe++)
+		if(strcmp(pe->addr, addr) == 0) {
+			ok = pe->state == GHA_PEER_UP && pe->up_ms > 0
+				 && now - pe->up_ms >= gha_dmq_peer_timeout;
+			break;
+		}
+	lock_release(&droot->lock);
+	return ok;
+}
+
+static void probe_take(gha_pool_t *p, const gha_decision_t *d,
+		const char *sender, char (*addr)[GHA_SYNC_ORIGIN_MAX + 1],
+		const char **live, int n)
+{
+	char key[256];
+	int pi, k, who;
+
+	if((pi = gha_pool_find_pair(p, d->pair, (int)strlen(d->pair))) < 0)
+		return;
+	if(!peer_settled(sender))
+		return;
+	for(who = 0; who < n && strcmp(live[who], sender) != 0; who++)
+		;
+	(void)addr;
+	for(k = 0; k < 2; k++) {
+		const gha_member_t *m = &p->pairs[pi].m[k];
+		if(m->goos_id < 0 || d->mstate[k] == GHA_MS_UNKNOWN
+				|| member_key(m, key, sizeof(key)) < 0)
+			continue;
+		if(gha_sync_prober_rank(key, live, n, 0) < gha_dmq_probing)
+			continue; /* probed here */
+		if(gha_sync_prober_rank(key, live, n, who) >= gha_dmq_probing)
+			continue; /* the sender does not probe it either */
+		gha_goos.set_remote(m->goos_id, 1, (goos_state_t)d->mstate[k]);
+	}
+}
+
+void gha_dmq_member_changed(void)
+{
+	if(droot && gha_dmq_probing > 0)
+		__atomic_store_n(&droot->state_now, 1, __ATOMIC_RELEASE);
+}
+
 static void apply_body(gha_pool_t *p, const char *body, int len, int pos,
 		const char *sender, char *sum, int sumsize)
 {
+	char addr[GHA_DMQ_PEERS + 1][GHA_SYNC_ORIGIN_MAX + 1];
+	const char *live[GHA_DMQ_PEERS + 1];
 	gha_decision_t d;
-	int rc, n = 0, k;
+	int rc, n = 0, k, nl = 0;
+
+	if(gha_dmq_probing > 0)
+		nl = live_set(addr, live, GHA_DMQ_PEERS + 1, sender);
 
 	sum[0] = '\0';
 	while((rc = gha_sync_parse_line(body, len, &pos, &d)) != 0) {
@@ -299,6 +421,8 @@ static void apply_body(gha_pool_t *p, const char *body, int len, int pos,
 			n = (k > 0 && n + k < sumsize) ? n + k : sumsize - 1;
 		}
 		apply(p, &d, sender);
+		if(gha_dmq_probing > 0 && p)
+			probe_take(p, &d, sender, addr, live, nl);
 	}
 }
 
@@ -484,8 +608,14 @@ static void dmq_timer(unsigned int ticks, void *param)
 			next_query = now + 200;
 		}
 	}
+	if(gha_dmq_probing > 0
+			&& __atomic_exchange_n(&droot->state_now, 0, __ATOMIC_ACQ_REL) && p
+			&& p->npairs > 0)
+		state_bodies(p, GHA_SYNC_STATE, GHA_DMQ_BODY_MAX, bcast, NULL);
 	if(now >= next_state) {
 		next_state = now + gha_dmq_interval;
+		if(gha_dmq_probing > 0)
+			probe_assign(p);
 		if(p && p->npairs > 0)
 			state_bodies(p, GHA_SYNC_STATE, GHA_DMQ_BODY_MAX, bcast, NULL);
 		check_peers(p, now);
@@ -624,6 +754,12 @@ int gha_dmq_init(void)
 	if(gha_dmq_peer_timeout < gha_dmq_interval) {
 		LM_ERR("dmq_peer_timeout %d must not be below dmq_interval %d\n",
 				gha_dmq_peer_timeout, gha_dmq_interval);
+		return -1;
+	}
+	if(gha_dmq_probing < 0 || gha_dmq_probing > GHA_DMQ_PEERS) {
+		LM_ERR("dmq_probing %d is invalid: 0 (off: every proxy probes every "
+			   "member) or the number of proxies probing each member\n",
+				gha_dmq_probing);
 		return -1;
 	}
 	if(gha_dmq_sync_timeout < 0 || gha_dmq_sync_timeout > 30000) {
@@ -767,6 +903,7 @@ void gha_dmq_rpc_peers(rpc_t *rpc, void *ctx)
 		lock_release(&gha_root->lock);
 		k = (w > 0 && k + w < (int)sizeof(own)) ? k + w : (int)sizeof(own) - 1;
 	}
+	rpc->struct_add(th, "d", "probing", gha_dmq_probing);
 	rpc->struct_add(th, "ssssd", "dmq", "on", "self", self, "epochs", own,
 			"start_sync",
 			synced == 1 ? "answered" : (synced == 2 ? "timed out" : "waiting"),

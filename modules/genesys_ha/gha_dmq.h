@@ -39,6 +39,7 @@ extern int gha_dmq_enable;		 /*!< modparam dmq (0/1) */
 extern int gha_dmq_interval;	 /*!< ms between state broadcasts */
 extern int gha_dmq_peer_timeout; /*!< ms of silence: peer down */
 extern int gha_dmq_sync_timeout; /*!< ms a starting proxy waits */
+extern int gha_dmq_probing;		 /*!< proxies probing each member, 0 all */
 
 /*! mod_init, after the pool is loaded; 0 ok */
 int gha_dmq_init(void);
@@ -48,6 +49,10 @@ void gha_dmq_destroy(void);
 
 /*! a switchover decided by this proxy (emit()): new epoch, published */
 void gha_dmq_decided(gha_pool_t *p, int pi, const gha_pair_events_t *ev);
+
+/*! a member's probe state changed (distributed probing: published at
+ * once) */
+void gha_dmq_member_changed(void);
 
 /*! routing functions: wait (bounded) until the pool's state is known */
 void gha_dmq_sync_wait(void);

@@ -178,6 +178,44 @@ int gha_sync_parse_line(const char *body, int len, int *pos, gha_decision_t *d)
 	return 1;
 }
 
+static uint32_t score(const char *member, const char *proxy)
+{
+	uint32_t h = 2166136261u;
+	const char *s;
+
+	for(s = member; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h = (h ^ '|') * 16777619u;
+	for(s = proxy; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	/* murmur3 finalizer: FNV's low bits alone mix poorly */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+int gha_sync_prober_rank(
+		const char *member, const char *const *live, int n, int who)
+{
+	uint32_t mine, o;
+	int i, rank = 0;
+
+	if(who < 0 || who >= n)
+		return -1;
+	mine = score(member, live[who]);
+	for(i = 0; i < n; i++) {
+		if(i == who)
+			continue;
+		o = score(member, live[i]);
+		if(o > mine || (o == mine && strcmp(live[i], live[who]) < 0))
+			rank++;
+	}
+	return rank;
+}
+
 int gha_sync_apply(
 		gha_pair_state_t *st, int active, long now, gha_pair_events_t *ev)
 {

@@ -89,4 +89,15 @@ int gha_sync_parse_line(const char *body, int len, int *pos, gha_decision_t *d);
 int gha_sync_apply(
 		gha_pair_state_t *st, int active, long now, gha_pair_events_t *ev);
 
+/*!
+ * distributed probing: the rank of live[who] among the n live proxies
+ * live[0..n) for probing `member` (its destination): rendezvous hashing
+ * of (member, proxy address), highest score first, ties by address.  The
+ * k proxies of rank < k probe the member; every proxy computes the same
+ * ranks from the same live set, and when a proxy goes only its members
+ * move.  Returns -1 when who is out of range.
+ */
+int gha_sync_prober_rank(
+		const char *member, const char *const *live, int n, int who);
+
 #endif

@@ -379,7 +379,9 @@ int goos_target_update(goos_target_t *t, int id, goos_reason_t reason, int code,
 		goos_change_rec_t *rec)
 {
 	int old = t->state;
-	int eff = t->forced ? t->forced : t->health.state;
+	int eff = t->forced	  ? t->forced
+			  : t->remote ? t->remote_state
+						  : t->health.state;
 
 	if(eff == old)
 		return 0;

@@ -429,3 +429,87 @@ def test_decision_rule_on_a_proxy(tmp_path, kamailio_factory, peer_factory):
     # the next local decision continues from the pool's epoch
     k0.rpc("genesys_ha.switchover", "SIPS_A")
     assert "SIPS_A=3/primary" in peers(k0)[0]["epochs"]
+
+
+def options_sources(peer, since):
+    """{source address: OPTIONS received since `since`}"""
+    out = {}
+    with peer._lock:
+        for t, text, src in peer.received:
+            if t >= since and text.startswith("OPTIONS "):
+                out[src[0]] = out.get(src[0], 0) + 1
+    return out
+
+
+def test_distributed_probing_one_prober_per_sip_server(
+        tmp_path, kamailio_factory, peer_factory):
+    """dmq_probing 1: each SIP Server is probed by one proxy of the three
+    (OPTIONS per SIP Server per period: 1 instead of 3), the others take
+    its results (the primary's death is seen by all); when the prober of a
+    member is frozen another proxy takes over within peer timeout + one
+    period."""
+    import os
+    import signal
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)],
+                extra={"DMQ_PROBING": "1"})
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+        assert "probing: 1" in k.rpc("genesys_ha.peers")
+    # settled when, over a 1.2 s window, each SIP Server had one prober
+    deadline = time.monotonic() + 10
+    while True:
+        t0 = time.monotonic()
+        time.sleep(1.2)
+        if all(len(options_sources(m, t0)) == 1 for m in (pri, bak)):
+            break
+        assert time.monotonic() < deadline, [options_sources(m, t0)
+                                              for m in (pri, bak)]
+    t0 = time.monotonic()
+    time.sleep(3.2)
+    for member in (pri, bak):
+        src = options_sources(member, t0)
+        assert len(src) == 1, src          # one prober
+        assert 2 <= sum(src.values()) <= 5, src   # ~1 per second (oos 1 s)
+    prober = next(iter(options_sources(pri, t0)))
+    i = pool.addrs.index(prober)
+    # the prober of the primary freezes: another proxy takes over
+    os.killpg(ks[i].proc.pid, signal.SIGSTOP)
+    try:
+        t1 = time.monotonic()
+        deadline = t1 + 6
+        while True:
+            src = options_sources(pri, t1)
+            if any(a != prober for a in src):
+                break
+            assert time.monotonic() < deadline, src
+            time.sleep(0.05)
+        took = time.monotonic() - t1
+        print("takeover after %.2f s (peer timeout 1 s, period 1 s)" % took)
+        assert took < 3.5, took
+        # the primary dies: the live proxies see it through their probers
+        offsets = [len(k.log_text()) for k in ks]
+        pri.options_code = None
+        pri.answer_requests = False
+        live = [k for j, k in enumerate(ks) if j != i]
+        wait_active(live, "SIPS_A", "backup", timeout=6)
+        for k in live:
+            assert invite_goes_to(k, pri, bak) == "backup"
+    finally:
+        os.killpg(ks[i].proc.pid, signal.SIGCONT)
+    wait_active([ks[i]], "SIPS_A", "backup", timeout=5)
+    # the thawed prober's first messages carry what it knew before its
+    # freeze (primary alive): nobody takes that; its own probe corrects it
+    for k in ks:
+        hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"]
+                     == "down", what="primary down everywhere")
+    time.sleep(1.5)
+    for j, k in enumerate(ks):
+        if j == i:
+            continue
+        assert not re.search(r"target %s state down -> active"
+                             % re.escape(pri.uri),
+                             k.log_text()[offsets[j]:]), j
