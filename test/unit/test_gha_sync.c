@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -143,6 +144,50 @@ static void test_apply_switches_once(void **state)
 	assert_int_equal(gha_sync_apply(&st, 7, 103, &ev), 0);
 }
 
+static int prober(const char *m, const char *const *live, int n)
+{
+	int i;
+
+	for(i = 0; i < n; i++)
+		if(gha_sync_prober_rank(m, live, n, i) == 0)
+			return i;
+	return -1;
+}
+
+static void test_prober_rank(void **state)
+{
+	const char *live[3] = {"10.0.0.1:5060", "10.0.0.2:5060", "10.0.0.3:5060"};
+	const char *two[2] = {"10.0.0.1:5060", "10.0.0.3:5060"};
+	const char *rev[3] = {"10.0.0.3:5060", "10.0.0.2:5060", "10.0.0.1:5060"};
+	char m[64];
+	int i, j, seen, count[3] = {0, 0, 0}, p3, p2, moved = 0;
+
+	(void)state;
+	assert_int_equal(gha_sync_prober_rank("x", live, 3, 3), -1);
+	for(i = 0; i < 999; i++) {
+		snprintf(m, sizeof(m), "sip:10.1.%d.%d:5060", i / 200, i % 200);
+		/* the ranks are a permutation */
+		seen = 0;
+		for(j = 0; j < 3; j++)
+			seen |= 1 << gha_sync_prober_rank(m, live, 3, j);
+		assert_int_equal(seen, 7);
+		p3 = prober(m, live, 3);
+		count[p3]++;
+		/* the order of the live set does not matter */
+		assert_string_equal(live[p3], rev[prober(m, rev, 3)]);
+		/* proxy 2 goes: only its members move */
+		p2 = prober(m, two, 2);
+		if(p3 != 1)
+			assert_string_equal(two[p2], live[p3]);
+		else
+			moved++;
+	}
+	assert_int_equal(moved, count[1]);
+	/* about a third each */
+	for(j = 0; j < 3; j++)
+		assert_true(count[j] > 250 && count[j] < 420);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +196,7 @@ int main(void)
 			cmocka_unit_test(test_format_parse_roundtrip),
 			cmocka_unit_test(test_parse_refuses_garbage),
 			cmocka_unit_test(test_apply_switches_once),
+			cmocka_unit_test(test_prober_rank),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
