@@ -9,6 +9,11 @@ switchovers applied on the others (dmq_applied).  Alternates the switchover
 between proxies 0 and N-1.
 
   bench/dmq_convergence.py [--sizes 3,5,9] [--rounds 10]
+  bench/dmq_convergence.py --options [--sizes 3,5,9] [--probing 1]
+
+--options: OPTIONS per SIP Server per second (probes every 1 s) received
+by the two members over 5 s once the pool settled, with every proxy probing
+(dmq_probing 0) and with distributed probing (dmq_probing k).
 
 Not a pass/fail test: test/system/test_ha_dmq.py checks the behaviour.
 """
@@ -91,11 +96,58 @@ def run(n, rounds, tmp):
         bak.stop()
 
 
+def options_rate(n, k, tmp, window=5.0):
+    made = []
+
+    def factory(name="kamailio", **kw):
+        kk = harness.Kamailio(tmp / name, **kw)
+        made.append(kk)
+        return kk.start()
+
+    pri, bak = hu.Peer(), hu.Peer()
+    pri.start()
+    bak.start()
+    try:
+        pool = Pool(factory, tmp, [("SIPS_A", pri.uri, bak.uri, None)], n=n,
+                    extra={"CHILDREN": "1", "DMQ_PROBING": str(k)})
+        pool.start_all(timeout=20)
+        time.sleep(4)  # peers settled (peer timeout 1 s) and periods skipped
+        t0 = time.monotonic()
+        time.sleep(window)
+        rates = []
+        for m in (pri, bak):
+            with m._lock:
+                c = sum(1 for t, text, _ in m.received
+                        if t >= t0 and text.startswith("OPTIONS "))
+            rates.append(c / window)
+        return rates
+    finally:
+        for kk in made:
+            kk.stop(check=False)
+        pri.stop()
+        bak.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="3,5,9")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--options", action="store_true")
+    ap.add_argument("--probing", type=int, default=1)
     a = ap.parse_args()
+    if a.options:
+        print("| proxies | OPTIONS/s per SIP Server, every proxy probes "
+              "| with dmq_probing %d |" % a.probing)
+        print("|---|---|---|")
+        for n in [int(x) for x in a.sizes.split(",")]:
+            res = []
+            for k in (0, a.probing):
+                with tempfile.TemporaryDirectory(prefix="dmqopt") as d:
+                    r = options_rate(n, k, Path(d))
+                res.append("%.1f / %.1f" % tuple(r))
+            print("| %d | %s | %s |" % (n, res[0], res[1]))
+            sys.stdout.flush()
+        return
     print("| proxies | switchovers | last proxy converged: median / max ms "
           "| any proxy: median ms | DMQ requests per switchover "
           "| state broadcasts per s (pool) |")

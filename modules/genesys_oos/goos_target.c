@@ -241,6 +241,8 @@ int goos_table_register_err(str *uri, str *sock, char *err, int errlen)
 	t->hash = goos_hash(uri);
 	goos_health_reset(&t->health);
 	t->forced = 0;
+	t->remote = 0;
+	t->remote_state = 0;
 	t->started = 0;
 	t->tc_off = 0;
 	t->rpc_refs = 0;

@@ -76,10 +76,10 @@ class Pool:
         self.ks[i] = k
         return k
 
-    def start_all(self):
+    def start_all(self, timeout=10.0):
         for i in range(len(self.addrs)):
             self.start(i)
-        self.wait_mesh()
+        self.wait_mesh(timeout)
 
     def wait_mesh(self, timeout=10.0):
         """every proxy sees every other one up"""
