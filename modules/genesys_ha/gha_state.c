@@ -286,9 +286,11 @@ static void goos_cb(const goos_change_t *ch, void *param)
 	(void)param;
 	gha_member_state(ch->id, (int)ch->new_state);
 	gha_dmq_member_changed(); /* no-op unless distributed probing */
-	/* found dead (not forced down by the operator): nobody waits for it */
+	/* found dead (not forced down by the operator; remote: by the proxy
+	 * of the pool that probes it): nobody waits for it */
 	if(ch->new_state == GOOS_DOWN && ch->old_state != GOOS_DOWN
-			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT))
+			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT
+					|| ch->reason == GOOS_R_REMOTE))
 		gha_pending_member_down(ch->id);
 }
 
