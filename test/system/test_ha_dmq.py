@@ -513,3 +513,61 @@ def test_distributed_probing_one_prober_per_sip_server(
         assert not re.search(r"target %s state down -> active"
                              % re.escape(pri.uri),
                              k.log_text()[offsets[j]:]), j
+
+
+def test_dmq_over_mutual_tls(tmp_path, kamailio_factory, peer_factory):
+    """DMQ over TLS with mutual certificates (WITH_TLS; dmq's server and
+    notification addresses with ;transport=tls; no UDP socket for DMQ): a
+    switchover on one proxy is in force on the two others, and the KDMQ
+    requests went over TLS connections between the proxies."""
+    from tls_ua import Certs
+    from dmq_util import dmq_defines
+    certs = Certs(tmp_path / "certs")
+    tcfg = tmp_path / "tls.cfg"
+    tcfg.write_text("""[server:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = %(key)s
+certificate = %(cert)s
+ca_list = %(ca)s
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = %(key)s
+certificate = %(cert)s
+ca_list = %(ca)s
+""" % dict(key=certs.server_key, cert=certs.server, ca=certs.ca))
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    ks = []
+    for i, addr in enumerate(pool.addrs):
+        others = [a for a in pool.addrs if a != addr]
+        d = dmq_defines(addr, others)
+        del d["DMQ_LISTEN"]
+        d.update({
+            "WITH_TLS": None, "LISTEN_TLS": "tls:%s:5061" % addr,
+            "TLS_CFG": '"%s"' % tcfg,
+            "DMQ_SERVER_ADDRESS": '"sip:%s:5061;transport=tls"' % addr,
+            "DMQ_NOTIFICATION_ADDRESS":
+                '"sip:%s:5061;transport=tls"' % others[0],
+            "DMQ_NOTIFICATION_ADDRESS2":
+                '"sip:%s:5061;transport=tls"' % others[1]})
+        ks.append(hu.start_proxy(kamailio_factory, str(pool.path),
+                                 name="tls%d" % i, address=addr, defines=d))
+    pool.ks = ks
+    pool.wait_mesh()
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+    took = wait_active(ks[1:], "SIPS_A", "backup")
+    assert took < 0.05, took
+    for k in ks:
+        assert invite_goes_to(k, pri, bak) == "backup"
+    # the proxies talk over TLS connections to each other's 5061
+    conns = ks[1].rpc("core.tcp_list")
+    assert re.search(r"type:\s*TLS", conns), conns
+    assert pool.addrs[0] in conns or pool.addrs[2] in conns, conns
