@@ -571,3 +571,30 @@ ca_list = %(ca)s
     conns = ks[1].rpc("core.tcp_list")
     assert re.search(r"type:\s*TLS", conns), conns
     assert pool.addrs[0] in conns or pool.addrs[2] in conns, conns
+
+
+def test_relay_failure_decision_is_the_pools(
+        tmp_path, kamailio_factory, peer_factory):
+    """The primary answers OPTIONS but not INVITEs: the INVITE relayed by
+    proxy 0 times out, proxy 0 fails over and switches (relay-failure);
+    the two others, whose probes still see the primary alive, follow."""
+    pri, bak = peer_factory(), peer_factory()
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool.start_all()
+    ks = pool.ks
+    for k in ks:
+        hu.wait_pool(k, both_up, what="both members up")
+    pri.answer_requests = False
+    status, _ = hu.udp_request(ks[0], "INVITE", "sip:2000@%s" % ks[0].address,
+                               timeout=6)
+    assert status and status.startswith("SIP/2.0 200"), status
+    assert len(bak.requests("INVITE")) == 1
+    p0 = hu.pool(ks[0])["SIPS_A"]
+    assert p0["last_switchover"]["trigger"] == "relay-failure", p0
+    wait_active(ks[1:], "SIPS_A", "backup")
+    for k in ks[1:]:
+        p = hu.pool(k)["SIPS_A"]
+        assert p["members"]["primary"]["state"] == "active", p
+        assert p["last_switchover"]["trigger"] == "peer", p
+        assert invite_goes_to(k, pri, bak) == "backup"
