@@ -35,6 +35,7 @@
 #include "gha_pending.h"
 #include "gha_events.h"
 #include "gha_poolrr.h"
+#include "gha_dmq.h"
 
 MODULE_VERSION
 
@@ -60,6 +61,7 @@ static void mod_destroy(void);
 
 static int w_ha_select_serving(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_serving(msg);
 }
 
@@ -67,6 +69,7 @@ static int w_ha_select(sip_msg_t *msg, char *pair, char *p2)
 {
 	str s;
 
+	gha_dmq_sync_wait();
 	if(fixup_get_svalue(msg, (gparam_t *)pair, &s) < 0) {
 		LM_ERR("cannot get the pair name\n");
 		return GHA_RC_ERROR;
@@ -76,6 +79,7 @@ static int w_ha_select(sip_msg_t *msg, char *pair, char *p2)
 
 static int w_ha_select_site0(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_site(msg);
 }
 
@@ -83,6 +87,7 @@ static int w_ha_select_site1(sip_msg_t *msg, char *site, char *p2)
 {
 	str s;
 
+	gha_dmq_sync_wait();
 	if(fixup_get_svalue(msg, (gparam_t *)site, &s) < 0) {
 		LM_ERR("cannot get the site\n");
 		return GHA_RC_ERROR;
@@ -92,6 +97,7 @@ static int w_ha_select_site1(sip_msg_t *msg, char *site, char *p2)
 
 static int w_ha_select_by_uri(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_select_by_uri(msg);
 }
 
@@ -113,6 +119,7 @@ static int w_ha_record_route1(sip_msg_t *msg, char *dn, char *p2)
 
 static int w_ha_route_in_dialog(sip_msg_t *msg, char *p1, char *p2)
 {
+	gha_dmq_sync_wait(); /* a (re)started proxy: the pool's state first */
 	return ki_ha_route_in_dialog(msg);
 }
 
@@ -129,6 +136,11 @@ static int w_ha_failover(sip_msg_t *msg, char *p1, char *p2)
 static int w_ha_select_feature_server(sip_msg_t *msg, char *p1, char *p2)
 {
 	return ki_ha_select_feature_server(msg);
+}
+
+static int w_ha_dmq_from_pool(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_ha_dmq_from_pool(msg);
 }
 
 #define GHA_ROUTES (REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
@@ -156,6 +168,8 @@ static cmd_export_t cmds[] = {
 		REQUEST_ROUTE | FAILURE_ROUTE},
 	{"ha_select_feature_server", (cmd_function)w_ha_select_feature_server,
 		0, 0, 0, GHA_ROUTES},
+	{"ha_dmq_from_pool", (cmd_function)w_ha_dmq_from_pool, 0, 0, 0,
+		REQUEST_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -176,6 +190,11 @@ static param_export_t params[] = {
 	{"max_pool_elements", PARAM_INT, &gha_max_pool_elements},
 	{"rr_pool_name", PARAM_STR, &gha_rr_pool_name},
 	{"rr_pool_port", PARAM_INT, &gha_rr_pool_port},
+	{"dmq", PARAM_INT, &gha_dmq_enable},
+	{"dmq_interval", PARAM_INT, &gha_dmq_interval},
+	{"dmq_peer_timeout", PARAM_INT, &gha_dmq_peer_timeout},
+	{"dmq_sync_timeout", PARAM_INT, &gha_dmq_sync_timeout},
+	{"dmq_probing", PARAM_INT, &gha_dmq_probing},
 	{0, 0, 0}
 };
 
@@ -323,7 +342,7 @@ static int mod_init(void)
 	/* 40006/40007 in mod_destroy when start-up stops before the listeners
 	 * are all open */
 	gha_main_pid = getpid();
-	return 0;
+	return gha_dmq_init();
 }
 
 static int child_init(int rank)
@@ -337,6 +356,8 @@ static int child_init(int rank)
 	}
 	if(gha_pending_child_init(rank) < 0)
 		return -1;
+	if(gha_dmq_child_init(rank) < 0)
+		return -1;
 	/* the event process: event routes run there only */
 	return gha_events_child_init(rank);
 }
@@ -345,6 +366,7 @@ static void mod_destroy(void)
 {
 	gha_startup_failed();
 	gha_pending_destroy();
+	gha_dmq_destroy();
 	gha_events_destroy();
 	gha_state_destroy();
 	gha_route_destroy();
@@ -404,6 +426,11 @@ static sr_kemi_t sr_kemi_genesys_ha_exports[] = {
 	},
 	{ str_init("genesys_ha"), str_init("ha_select_feature_server"),
 		SR_KEMIP_INT, ki_ha_select_feature_server,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("genesys_ha"), str_init("ha_dmq_from_pool"),
+		SR_KEMIP_INT, ki_ha_dmq_from_pool,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

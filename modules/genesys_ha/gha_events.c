@@ -50,15 +50,22 @@ typedef struct gha_evq
 } gha_evq_t;
 
 static gha_evq_t *evq = NULL;
-static int rt[3] = {-1, -1, -1};
-static str evname[3] = {str_init("genesys-ha:switchover"),
-		str_init("genesys-ha:pair-down"), str_init("genesys-ha:pair-up")};
+static int rt[GHA_EV_KINDS] = {-1, -1, -1, -1, -1};
+static str evname[GHA_EV_KINDS] = {str_init("genesys-ha:switchover"),
+		str_init("genesys-ha:pair-down"), str_init("genesys-ha:pair-up"),
+		str_init("genesys-ha:peer-down"), str_init("genesys-ha:peer-up")};
 
 void gha_events_lookup(int rt_switchover, int rt_down, int rt_up)
 {
 	rt[GHA_EV_SWITCHOVER] = rt_switchover;
 	rt[GHA_EV_DOWN] = rt_down;
 	rt[GHA_EV_UP] = rt_up;
+}
+
+void gha_events_lookup_peers(int rt_peer_down, int rt_peer_up)
+{
+	rt[GHA_EV_PEER_DOWN] = rt_peer_down;
+	rt[GHA_EV_PEER_UP] = rt_peer_up;
 }
 
 /* anything to run for an event of this kind */
@@ -69,7 +76,8 @@ static int wanted(int kind)
 
 int gha_events_init(void)
 {
-	if(!wanted(GHA_EV_SWITCHOVER) && !wanted(GHA_EV_DOWN) && !wanted(GHA_EV_UP))
+	if(!wanted(GHA_EV_SWITCHOVER) && !wanted(GHA_EV_DOWN) && !wanted(GHA_EV_UP)
+			&& !wanted(GHA_EV_PEER_DOWN) && !wanted(GHA_EV_PEER_UP))
 		return 0;
 	evq = shm_malloc(sizeof(*evq));
 	if(evq == NULL) {
@@ -143,6 +151,32 @@ static void push_one(
 	e->old_member_len = ev->switched ? cpy(e->old_member, sizeof(e->old_member),
 								&pr->m[ev->from].uri)
 									 : 0;
+	lock_release(&evq->lock);
+}
+
+void gha_events_push_peer(int kind, const char *addr)
+{
+	gha_ev_t *e;
+	str a;
+
+	if(evq == NULL || !wanted(kind))
+		return;
+	a.s = (char *)addr;
+	a.len = (int)strlen(addr);
+	lock_get(&evq->lock);
+	if(evq->count >= GHA_EV_QUEUE) {
+		evq->dropped++;
+		lock_release(&evq->lock);
+		LM_WARN("event queue full: event route [%.*s] of proxy %s not run\n",
+				evname[kind].len, evname[kind].s, addr);
+		return;
+	}
+	e = &evq->ev[(evq->head + evq->count) % GHA_EV_QUEUE];
+	evq->count++;
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->trigger = -1;
+	e->member_len = cpy(e->member, sizeof(e->member), &a);
 	lock_release(&evq->lock);
 }
 

@@ -35,12 +35,17 @@ enum gha_ev_kind
 {
 	GHA_EV_SWITCHOVER = 0,
 	GHA_EV_DOWN = 1,
-	GHA_EV_UP = 2
+	GHA_EV_UP = 2,
+	GHA_EV_PEER_DOWN = 3, /*!< a proxy of the pool went silent (DMQ) */
+	GHA_EV_PEER_UP = 4	  /*!< a proxy of the pool is heard (again) */
 };
+#define GHA_EV_KINDS 5
 
 /*! which event routes exist; after the routes are parsed (mod_init),
  * before gha_events_init() */
 void gha_events_lookup(int rt_switchover, int rt_down, int rt_up);
+/*! the peer event routes (DMQ), like gha_events_lookup() */
+void gha_events_lookup_peers(int rt_peer_down, int rt_peer_up);
 /*! the queue in shm and the process registration (mod_init); 0 ok */
 int gha_events_init(void);
 /*! fork the event process (child_init, PROC_MAIN); 0 ok */
@@ -50,5 +55,9 @@ void gha_events_destroy(void);
 /*! queue the event routes of one pair's events (any process, no lock
  * of the caller's held); dropped with a warning when the queue is full */
 void gha_events_push(const gha_pair_t *pr, const gha_pair_events_t *ev);
+
+/*! queue a peer event route (GHA_EV_PEER_*): $ha(member) shows the
+ * peer's address */
+void gha_events_push_peer(int kind, const char *addr);
 
 #endif

@@ -39,6 +39,7 @@ static const char *trigger_names[] = {
 	[GHA_TRIG_OPERATOR] = "operator",
 	[GHA_TRIG_RELAY_FAILURE] = "relay-failure",
 	[GHA_TRIG_RECOVERY] = "recovery",
+	[GHA_TRIG_PEER] = "peer",
 };
 /* clang-format on */
 
@@ -58,7 +59,7 @@ const char *gha_pstate_name(int s)
 
 const char *gha_trigger_name(int t)
 {
-	if(t < 0 || t > GHA_TRIG_RECOVERY)
+	if(t < 0 || t > GHA_TRIG_PEER)
 		return "invalid";
 	return trigger_names[t];
 }

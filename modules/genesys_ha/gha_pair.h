@@ -73,7 +73,8 @@ typedef enum gha_trigger
 	GHA_TRIG_BACKUP_REQUEST = 2, /*!< request from the other member, verified */
 	GHA_TRIG_OPERATOR = 3,		 /*!< genesys_ha.switchover */
 	GHA_TRIG_RELAY_FAILURE = 4,	 /*!< relayed request timed out / failed */
-	GHA_TRIG_RECOVERY = 5		 /*!< pair was down, other member answered */
+	GHA_TRIG_RECOVERY = 5,		 /*!< pair was down, other member answered */
+	GHA_TRIG_PEER = 6			 /*!< decided by another proxy of the pool (DMQ) */
 } gha_trigger_t;
 
 /*! seconds a request from the backup keeps a verification armed */

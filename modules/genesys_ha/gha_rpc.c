@@ -21,6 +21,7 @@
 #include "common/kg_rpc.h"
 #include "gha_state.h"
 #include "gha_rpc.h"
+#include "gha_dmq.h"
 
 static void fmt_time(long t, char *buf, size_t size)
 {
@@ -217,6 +218,7 @@ rpc_export_t gha_rpc_cmds[] = {
 	{"genesys_ha.pool", gha_rpc_pool, gha_rpc_pool_doc, 0},
 	{"genesys_ha.switchover", gha_rpc_switchover, gha_rpc_switchover_doc, 0},
 	{"genesys_ha.reload", gha_rpc_reload, gha_rpc_reload_doc, 0},
+	{"genesys_ha.peers", gha_dmq_rpc_peers, gha_dmq_rpc_peers_doc, 0},
 	{0, 0, 0, 0}
 };
 /* clang-format on */

@@ -61,6 +61,10 @@ typedef struct gha_slot
 	long fs_since;
 	unsigned int gen;	/*!< generation of the last snapshot attached */
 	unsigned int epoch; /*!< the last gha_slots_attach() that took it */
+	/* pairs, pool-wide decisions (gha_dmq.c): epoch and origin of the last
+	 * switchover decision known, under the module's state lock */
+	unsigned long dmq_epoch;
+	char dmq_origin[65];
 	/* ---- identity (the table's) ---- */
 	int kind; /*!< enum gha_slot_kind */
 	int refs; /*!< snapshots referring to the slot */

@@ -27,6 +27,7 @@
 #include "gha_events.h"
 #include "gha_xml.h"
 #include "gha_xsd.h"
+#include "gha_dmq.h"
 
 gha_root_t *gha_root = NULL;
 goos_api_t gha_goos;
@@ -45,6 +46,8 @@ static int my_proc = -1;
 static str evname_switchover = str_init("genesys-ha:switchover");
 static str evname_down = str_init("genesys-ha:pair-down");
 static str evname_up = str_init("genesys-ha:pair-up");
+static str evname_peer_down = str_init("genesys-ha:peer-down");
+static str evname_peer_up = str_init("genesys-ha:peer-up");
 
 /* clang-format off */
 static counter_def_t gha_cnt_defs[] = {
@@ -172,6 +175,8 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	const gha_pair_t *pr = &p->pairs[pi];
 	const gha_member_t *to = &pr->m[ev->to], *from = &pr->m[ev->from];
 
+	/* a decision of this proxy goes to the pool first (no-op without dmq) */
+	gha_dmq_decided(p, pi, ev);
 	if(ev->switched) {
 		LM_WARN("SIP Server pair '%.*s': switchover from %s %.*s to %s %.*s"
 				" (trigger: %s); new requests go to %.*s\n",
@@ -208,6 +213,11 @@ static void emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
 	/* the routes run in the genesys_ha event process, never here (tm's
 	 * reply lock, genesys_oos's callback) */
 	gha_events_push(pr, ev);
+}
+
+void gha_emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev)
+{
+	emit(p, pi, ev);
 }
 
 static int ev_any(const gha_pair_events_t *ev)
@@ -277,9 +287,12 @@ static void goos_cb(const goos_change_t *ch, void *param)
 {
 	(void)param;
 	gha_member_state(ch->id, (int)ch->new_state);
-	/* found dead (not forced down by the operator): nobody waits for it */
+	gha_dmq_member_changed(); /* no-op unless distributed probing */
+	/* found dead (not forced down by the operator; remote: by the proxy
+	 * of the pool that probes it): nobody waits for it */
 	if(ch->new_state == GOOS_DOWN && ch->old_state != GOOS_DOWN
-			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT))
+			&& (ch->reason == GOOS_R_TIMEOUT || ch->reason == GOOS_R_TRANSPORT
+					|| ch->reason == GOOS_R_REMOTE))
 		gha_pending_member_down(ch->id);
 }
 
@@ -768,8 +781,11 @@ int gha_state_init(void)
 	}
 	gha_root->started = (long)time(NULL);
 	if(mangled_route(&evname_switchover) || mangled_route(&evname_down)
-			|| mangled_route(&evname_up))
+			|| mangled_route(&evname_up) || mangled_route(&evname_peer_down)
+			|| mangled_route(&evname_peer_up))
 		return -1;
+	gha_events_lookup_peers(
+			lookup_route(&evname_peer_down), lookup_route(&evname_peer_up));
 	gha_events_lookup(lookup_route(&evname_switchover),
 			lookup_route(&evname_down), lookup_route(&evname_up));
 	if(gha_events_init() < 0)

@@ -100,6 +100,10 @@ gha_pool_t *gha_snap(void);
 /*! reload the pool file; 0 ok, else an event id with msg */
 int gha_reload(char *msg, int msglen);
 
+/*! logs, counters, event routes of a pair's events (and, for a switchover
+ * decided here, its publication to the pool: gha_dmq.c) */
+void gha_emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev);
+
 /*! apply a member/feature server state change (genesys_oos callback) */
 void gha_member_state(int goos_id, int new_state);
 

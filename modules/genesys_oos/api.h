@@ -47,7 +47,9 @@ typedef enum goos_reason
 	GOOS_R_TIMEOUT = 1,		/*!< probe unanswered within oos_timeout */
 	GOOS_R_TRANSPORT = 2, /*!< ICMP unreachable, refused or reset connection */
 	GOOS_R_FORCED = 3,		/*!< operator set_state */
-	GOOS_R_AUTO = 4			/*!< operator returned the target to auto */
+	GOOS_R_AUTO = 4,		/*!< operator returned the target to auto */
+	GOOS_R_REMOTE = 5		/*!< state from another proxy's probes
+							   (genesys_ha distributed probing) */
 } goos_reason_t;
 
 /*! a state change, passed to subscribers */
@@ -107,6 +109,11 @@ typedef int (*goos_probe_now_f)(int id);
 typedef int (*goos_subscribe_results_f)(goos_result_cb_f cb, void *param);
 /*! the monotonic clock of goos_probe_result_t.sent_ms, in ms */
 typedef int64_t (*goos_now_ms_f)(void);
+/*! distributed probing: remote != 0: the target is not probed
+ * periodically here (a probe_now still goes out) and its effective state is
+ * `state`, as another proxy probed it; remote == 0: probed here again (at
+ * once).  0 ok, -1 bad id */
+typedef int (*goos_set_remote_f)(int id, int remote, goos_state_t state);
 /*! human-readable state name ("unknown", "active", "inactive", "down") */
 typedef const char *(*goos_state_name_f)(goos_state_t st);
 
@@ -124,6 +131,7 @@ typedef struct goos_api
 	goos_subscribe_results_f subscribe_results;
 	goos_now_ms_f now_ms;
 	goos_register_target_err_f register_target_err;
+	goos_set_remote_f set_remote;
 } goos_api_t;
 
 typedef int (*bind_goos_f)(goos_api_t *api);

@@ -426,6 +426,7 @@ static int bind_genesys_oos(goos_api_t *api)
 	api->subscribe_results = goos_notify_subscribe_results;
 	api->now_ms = goos_now_ms;
 	api->register_target_err = goos_table_register_err;
+	api->set_remote = goos_set_remote;
 	return 0;
 }
 

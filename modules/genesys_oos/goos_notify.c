@@ -60,6 +60,7 @@ static const char *const goos_reason_names[] = {
 		[GOOS_R_TRANSPORT] = "transport",
 		[GOOS_R_FORCED] = "forced",
 		[GOOS_R_AUTO] = "auto",
+		[GOOS_R_REMOTE] = "remote",
 };
 
 /* Kamailio 5.6's cfg lexer takes [a-zA-Z][0-9a-zA-Z-]* before the ':' of

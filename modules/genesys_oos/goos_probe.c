@@ -776,7 +776,12 @@ static void goos_probe_pass(void)
 					   now, &goos_recs[goos_nrecs]))
 				goos_nrecs++;
 		}
-		if(goos_sched_due(&t->sched, now)) {
+		if(t->remote && !t->sched.want && goos_sched_due(&t->sched, now)) {
+			/* probed by another proxy (distributed probing): skip this
+			 * period, a requested probe still goes out */
+			span = goos_params_period_ms(&goos_cur, t->health.state);
+			t->sched.next_due_ms = span > 0 ? now + span : GOOS_NEVER;
+		} else if(goos_sched_due(&t->sched, now)) {
 			job = &goos_jobs[goos_njobs++];
 			job->id = i;
 			job->seq = goos_sched_sent(&t->sched, now, goos_cur.timeout_ms);

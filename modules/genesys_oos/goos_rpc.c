@@ -185,6 +185,35 @@ int goos_set_forced(int id, int forced)
 	return 0;
 }
 
+int goos_set_remote(int id, int remote, goos_state_t state)
+{
+	goos_change_rec_t rec;
+	goos_target_t *t;
+	int changed;
+
+	if((t = goos_table_lock_live(id)) == NULL)
+		return -1;
+	if(!remote && !t->remote) {
+		lock_release(&goos_root->lock);
+		return 0;
+	}
+	if(!remote)
+		t->sched.want = 1; /* probed here again: at once */
+	t->remote = remote ? 1 : 0;
+	t->remote_state = remote ? (int)state : 0;
+	changed = goos_target_update(t, id, GOOS_R_REMOTE, 0, &rec);
+	lock_release(&goos_root->lock);
+	if(!remote)
+		goos_kick();
+	if(changed) {
+		snprintf(rec.detail, sizeof(rec.detail), "%s",
+				remote ? "as probed by another proxy of the pool"
+					   : "probed by this proxy again");
+		goos_notify(&rec);
+	}
+	return 0;
+}
+
 static const char *goos_rpc_set_state_doc[] = {
 		"Force a target's state until set back to auto: "
 		"<uri> active|down|auto [socket]",

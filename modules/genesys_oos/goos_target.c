@@ -241,6 +241,8 @@ int goos_table_register_err(str *uri, str *sock, char *err, int errlen)
 	t->hash = goos_hash(uri);
 	goos_health_reset(&t->health);
 	t->forced = 0;
+	t->remote = 0;
+	t->remote_state = 0;
 	t->started = 0;
 	t->tc_off = 0;
 	t->rpc_refs = 0;
@@ -379,7 +381,9 @@ int goos_target_update(goos_target_t *t, int id, goos_reason_t reason, int code,
 		goos_change_rec_t *rec)
 {
 	int old = t->state;
-	int eff = t->forced ? t->forced : t->health.state;
+	int eff = t->forced	  ? t->forced
+			  : t->remote ? t->remote_state
+						  : t->health.state;
 
 	if(eff == old)
 		return 0;

@@ -40,6 +40,8 @@ typedef struct goos_target
 	volatile int state;
 	goos_health_t health; /*!< probed state with hysteresis */
 	int forced;			  /*!< 0, GOOS_ACTIVE or GOOS_DOWN */
+	int remote;			  /*!< not probed here periodically (api.h) */
+	int remote_state;	  /*!< its state then, as another proxy saw it */
 	int tc_off;			  /*!< transport check disabled for this target */
 	int proto;			  /*!< PROTO_UDP/TCP/TLS from the URI */
 
