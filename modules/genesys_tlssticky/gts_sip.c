@@ -33,6 +33,7 @@
 
 #include "gts_mod.h"
 #include "gts_contact.h"
+#include "gts_hash.h"
 
 #define GTS_CONTACT_BUF (GTS_URI_MAX + GTS_TOKEN_MAX + 1024)
 #define GTS_REPLY_MAX 256 /* Contacts of one 2xx looked at */
