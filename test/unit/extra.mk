@@ -19,3 +19,9 @@ $(BIN)/test_gts_table $(BIN)/test_gts_table.san: LDLIBS += -lcrypto
 # genesys_ha state slots: snapshots built by the pool model
 EXTRA_gha_slots := $(TOP)/modules/genesys_ha/gha_pool.c \
 	$(TOP)/modules/genesys_ha/gha_pair.c $(TOP)/modules/genesys_ha/gha_rrparam.c
+
+# genesys_tlssticky parameters: the policy names are parsed by the table
+EXTRA_gts_params := $(TOP)/modules/genesys_tlssticky/gts_table.c \
+	$(TOP)/modules/genesys_tlssticky/gts_token.c \
+	$(TOP)/modules/genesys_tlssticky/gts_hash.c
+$(BIN)/test_gts_params $(BIN)/test_gts_params.san: LDLIBS += -lcrypto
