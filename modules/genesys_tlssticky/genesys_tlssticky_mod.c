@@ -30,6 +30,7 @@
 
 #include "gts_mod.h"
 #include "gts_params.h"
+#include "gts_rpc.h"
 
 MODULE_VERSION
 
@@ -152,7 +153,7 @@ struct module_exports exports = {
 	DEFAULT_DLFLAGS, /* dlopen flags */
 	cmds,            /* exported functions */
 	params,          /* exported parameters */
-	0,               /* RPC method exports (registered in mod_init) */
+	gts_rpc_cmds,    /* RPC method exports */
 	0,               /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module init function */
@@ -331,8 +332,8 @@ static int check_params(void)
 	p.relay_header = gts_cfg.relay_header.s;
 	p.relay_header_len = (size_t)gts_cfg.relay_header.len;
 	p.openssl_atfork = gts_cfg.openssl_atfork;
-	if(gts_params_check(&p, &gts_cfg.tls_policy, &gts_cfg.tcp_policy, err,
-			   sizeof(err))
+	if(gts_params_check(
+			   &p, &gts_cfg.tls_policy, &gts_cfg.tcp_policy, err, sizeof(err))
 			< 0) {
 		LM_ERR("%s\n", err);
 		return -1;
@@ -410,7 +411,7 @@ static int mod_init(void)
 		LM_ERR("cannot register the statistics\n");
 		return -1;
 	}
-	if(gts_rpc_init() < 0 || gts_flowtx_init() < 0)
+	if(gts_flowtx_init() < 0)
 		return -1;
 	if(register_timer(gts_timer, 0, gts_cfg.timer_interval) < 0) {
 		LM_ERR("cannot register the sweep timer\n");

@@ -100,7 +100,6 @@ int gts_flow_alive(const gts_flow_t *f);
 int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
-int gts_rpc_init(void);
 int gts_fork_init(void);
 
 /* requests in flight when a flow closes (gts_flowtx.c) */
