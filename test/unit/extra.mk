@@ -25,3 +25,6 @@ EXTRA_gts_params := $(TOP)/modules/genesys_tlssticky/gts_table.c \
 	$(TOP)/modules/genesys_tlssticky/gts_token.c \
 	$(TOP)/modules/genesys_tlssticky/gts_hash.c
 $(BIN)/test_gts_params $(BIN)/test_gts_params.san: LDLIBS += -lcrypto
+
+# genesys_tlssticky Contact rewrite plan: builds with the Contact helpers
+EXTRA_gts_plan := $(TOP)/modules/genesys_tlssticky/gts_contact.c
