@@ -252,8 +252,8 @@ static int flow_gone(struct sip_msg *msg, const gts_flow_t *f, const char *aor)
 	LM_NOTICE("flow gone: %.*s for %s cannot reach the phone, its %s"
 			  " connection %u from %s is closed\n",
 			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, aor,
-			get_proto_name(f->proto), f->conid, src);
+			msg->first_line.u.request.method.s, aor, get_proto_name(f->proto),
+			f->conid, src);
 	return -3;
 }
 
@@ -267,15 +267,15 @@ static int reconnect_in_dialog(struct sip_msg *msg, const gts_flow_t *f)
 	str *to;
 
 	to = (msg->dst_uri.s && msg->dst_uri.len > 0) ? &msg->dst_uri
-												   : GET_RURI(msg);
+												  : GET_RURI(msg);
 	counter_inc(gts_cnt.reconnect);
 	gts_addr_str(&f->src, src, sizeof(src));
 	LM_INFO("flow gone, reconnect policy: in-dialog %.*s for the phone at"
 			" %s (its %s connection %u is closed) sent by normal routing to"
 			" %.*s\n",
 			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, src,
-			get_proto_name(f->proto), f->conid, to->len, to->s);
+			msg->first_line.u.request.method.s, src, get_proto_name(f->proto),
+			f->conid, to->len, to->s);
 	return 2;
 }
 
@@ -456,8 +456,8 @@ int gts_sip_route(struct sip_msg *msg)
 		LM_WARN("flow token naming a socket this proxy does not have in our"
 				" own Route of a %.*s from %s:%d: refused\n",
 				msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port);
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port);
 		return -2;
 	}
 	strip_relay_marker(msg);
@@ -504,17 +504,16 @@ int gts_sip_rr(struct sip_msg *msg)
 	fu = parse_from_uri(msg);
 	if(fu == NULL
 			|| (aor_len = gts_aor_key(aor, sizeof(aor), fu->user.s,
-						(size_t)fu->user.len, fu->host.s,
-						(size_t)fu->host.len))
+						(size_t)fu->user.len, fu->host.s, (size_t)fu->host.len))
 					   <= 0
-			|| gts_table_find_conn(&gts_root->table, aor, (size_t)aor_len,
-					   c.conid, &policy)
+			|| gts_table_find_conn(
+					   &gts_root->table, aor, (size_t)aor_len, c.conid, &policy)
 					   != GTS_OK) {
 		LM_DBG("%.*s from %s:%d: no binding of its From AOR on flow %u, no"
 			   " flow token in Record-Route\n",
 				msg->first_line.u.request.method.len,
-				msg->first_line.u.request.method.s,
-				ip_addr2a(&msg->rcv.src_ip), msg->rcv.src_port, c.conid);
+				msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+				msg->rcv.src_port, c.conid);
 		return -2;
 	}
 	memset(&f, 0, sizeof(f));
