@@ -29,6 +29,8 @@
 #include "core/parser/parse_uri.h"
 
 #include "gts_mod.h"
+#include "gts_params.h"
+#include "gts_rpc.h"
 
 MODULE_VERSION
 
@@ -151,7 +153,7 @@ struct module_exports exports = {
 	DEFAULT_DLFLAGS, /* dlopen flags */
 	cmds,            /* exported functions */
 	params,          /* exported parameters */
-	0,               /* RPC method exports (registered in mod_init) */
+	gts_rpc_cmds,    /* RPC method exports */
 	0,               /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module init function */
@@ -190,26 +192,6 @@ static counter_val_t gts_cnt_bindings(counter_handle_t h, void *param)
 }
 
 /* ---- init ---- */
-
-static int check_range(const char *name, int v, int lo, int hi)
-{
-	if(v < lo || v > hi) {
-		LM_ERR("modparam \"%s\" = %d is out of range: allowed %d-%d\n", name,
-				v, lo, hi);
-		return -1;
-	}
-	return 0;
-}
-
-static int parse_policy_param(const char *name, const char *s)
-{
-	int p = gts_policy_parse(s, strlen(s));
-	if(p < 0)
-		LM_ERR("modparam \"%s\" = \"%s\" is invalid: allowed \"no-inbound\""
-			   " or \"reconnect\"\n",
-				name, s);
-	return p;
-}
 
 static int resolve_contact_socket(void)
 {
@@ -322,32 +304,46 @@ static int resolve_relay_address(void)
 	return 0;
 }
 
-static int token_param_ok(const str *s)
+/* every modparam that needs no core service (gts_params.c) */
+static int check_params(void)
 {
-	int i;
-	if(s->len < 1 || s->len > 16)
-		return 0;
-	for(i = 0; i < s->len; i++)
-		if(!((s->s[i] >= 'a' && s->s[i] <= 'z')
-				   || (s->s[i] >= 'A' && s->s[i] <= 'Z')
-				   || (s->s[i] >= '0' && s->s[i] <= '9') || s->s[i] == '-'
-				   || s->s[i] == '_'))
-			return 0;
-	return 1;
-}
+	gts_params_t p;
+	char err[256];
 
-static int header_name_ok(const str *s)
-{
-	int i;
-	if(s->len < 2 || s->len > 64)
-		return 0;
-	for(i = 0; i < s->len; i++)
-		if(!((s->s[i] >= 'a' && s->s[i] <= 'z')
-				   || (s->s[i] >= 'A' && s->s[i] <= 'Z')
-				   || (s->s[i] >= '0' && s->s[i] <= '9') || s->s[i] == '-'
-				   || s->s[i] == '_'))
-			return 0;
-	return 1;
+	memset(&p, 0, sizeof(p));
+	p.secret = gts_cfg.secret.s;
+	p.secret_len = gts_cfg.secret.s ? (size_t)gts_cfg.secret.len : 0;
+	p.tcp = gts_cfg.tcp;
+	p.tls_policy = tls_policy_s;
+	p.tcp_policy = tcp_policy_s;
+	p.registrar_default_timeout = gts_cfg.registrar_default_timeout;
+	p.default_expires = gts_cfg.default_expires;
+	p.pending_ttl = gts_cfg.pending_ttl;
+	p.max_contacts = gts_cfg.max_contacts;
+	p.max_bindings = gts_cfg.max_bindings;
+	p.hash_size = gts_cfg.hash_size;
+	p.timer_interval = gts_cfg.timer_interval;
+	p.rr_token = gts_cfg.rr_token;
+	p.tcp_closed_hook = gts_cfg.tcp_closed_hook;
+	p.inflight_max = gts_cfg.inflight_max;
+	p.token_param = gts_cfg.token_param.s;
+	p.token_param_len = (size_t)gts_cfg.token_param.len;
+	p.relay = gts_cfg.relay;
+	p.relay_header = gts_cfg.relay_header.s;
+	p.relay_header_len = (size_t)gts_cfg.relay_header.len;
+	p.openssl_atfork = gts_cfg.openssl_atfork;
+	if(gts_params_check(
+			   &p, &gts_cfg.tls_policy, &gts_cfg.tcp_policy, err, sizeof(err))
+			< 0) {
+		LM_ERR("%s\n", err);
+		return -1;
+	}
+	if(gts_params_secret_is_example(&p))
+		LM_WARN("modparam \"secret\" is the example secret of the reference"
+				" configuration: anyone who read it can forge flow tokens;"
+				" set your own (openssl rand -hex 32), the same on every"
+				" proxy of the pool\n");
+	return 0;
 }
 
 static int mod_init(void)
@@ -357,68 +353,13 @@ static int mod_init(void)
 	char tok[GTS_TOKEN_MAX];
 	unsigned int nlocks;
 
-	if(gts_cfg.secret.s == NULL || gts_cfg.secret.len < GTS_SECRET_MIN) {
-		LM_ERR("modparam \"secret\" is %s: set the same secret of at least %d"
-			   " bytes on every proxy of the pool (e.g. openssl rand -hex"
-			   " 32)\n",
-				gts_cfg.secret.len > 0 ? "too short" : "missing",
-				GTS_SECRET_MIN);
-		return -1;
-	}
-	if(gts_cfg.secret.len >= 9 && strncmp(gts_cfg.secret.s, "CHANGE-ME", 9) == 0)
-		LM_WARN("modparam \"secret\" is the example secret of the reference"
-				" configuration: anyone who read it can forge flow tokens;"
-				" set your own (openssl rand -hex 32), the same on every"
-				" proxy of the pool\n");
-	if(check_range("tcp", gts_cfg.tcp, 0, 1) < 0
-			|| check_range("registrar_default_timeout",
-					   gts_cfg.registrar_default_timeout, 0, 31536000)
-					   < 0
-			|| check_range("default_expires", gts_cfg.default_expires, 1,
-					   31536000)
-					   < 0
-			|| check_range("pending_ttl", gts_cfg.pending_ttl, 1, 3600) < 0
-			|| check_range("max_contacts", gts_cfg.max_contacts, 1, 256) < 0
-			|| check_range("max_bindings", gts_cfg.max_bindings, 0,
-					   100000000)
-					   < 0
-			|| check_range("hash_size", gts_cfg.hash_size, 16, 1 << 24) < 0
-			|| check_range("timer_interval", gts_cfg.timer_interval, 1, 60)
-					   < 0
-			|| check_range("rr_token", gts_cfg.rr_token, 0, 1) < 0
-			|| check_range("tcp_closed_hook", gts_cfg.tcp_closed_hook, 0, 1)
-					   < 0
-			|| check_range("inflight_max", gts_cfg.inflight_max, 0, 1 << 24)
-					   < 0
-			|| check_range("relay", gts_cfg.relay, 0, 1) < 0
-			|| check_range("openssl_atfork", gts_cfg.openssl_atfork, 0, 1)
-					   < 0)
+	if(check_params() < 0)
 		return -1;
 	/* the fork fix: the core forks its processes only after mod_init */
 	if(gts_fork_init() < 0)
 		return -1;
-	if(gts_cfg.hash_size & (gts_cfg.hash_size - 1)) {
-		LM_ERR("modparam \"hash_size\" = %d must be a power of two (16 to"
-			   " 16777216)\n",
-				gts_cfg.hash_size);
-		return -1;
-	}
-	if(!token_param_ok(&gts_cfg.token_param)) {
-		LM_ERR("modparam \"token_param\" must be 1-16 characters of"
-			   " [A-Za-z0-9_-]\n");
-		return -1;
-	}
-	gts_cfg.tls_policy = parse_policy_param("tls_policy", tls_policy_s);
-	gts_cfg.tcp_policy = parse_policy_param("tcp_policy", tcp_policy_s);
-	if(gts_cfg.tls_policy < 0 || gts_cfg.tcp_policy < 0)
-		return -1;
 	if(resolve_contact_socket() < 0 || resolve_relay_address() < 0)
 		return -1;
-	if(!header_name_ok(&gts_cfg.relay_header)) {
-		LM_ERR("modparam \"relay_header\" must be a header name of 2-64"
-			   " characters of [A-Za-z0-9_-]\n");
-		return -1;
-	}
 
 	/* OpenSSL works (after tls.so set its allocators, when loaded) */
 	memset(&probe, 0, sizeof(probe));
@@ -470,7 +411,7 @@ static int mod_init(void)
 		LM_ERR("cannot register the statistics\n");
 		return -1;
 	}
-	if(gts_rpc_init() < 0 || gts_flowtx_init() < 0)
+	if(gts_flowtx_init() < 0)
 		return -1;
 	if(register_timer(gts_timer, 0, gts_cfg.timer_interval) < 0) {
 		LM_ERR("cannot register the sweep timer\n");

@@ -100,7 +100,13 @@ int gts_flow_alive(const gts_flow_t *f);
 int gts_mint(const gts_flow_t *f, char *out, size_t outsz);
 int gts_rewritten_contact(const gts_view_t *v, char *out, size_t outsz);
 void gts_addr_str(const gts_addr_t *a, char *out, size_t outsz);
-int gts_rpc_init(void);
+
+/* shared by gts_sip.c (REGISTER, 2xx) and gts_route.c (toward phones) */
+struct ip_addr;
+void gts_addr_to_ip(const gts_addr_t *a, struct ip_addr *ip);
+int gts_sticky_proto(int proto);
+int gts_conn_of_msg(struct sip_msg *msg, gts_conn_t *c);
+struct socket_info *gts_local_socket(const gts_flow_t *f);
 int gts_fork_init(void);
 
 /* requests in flight when a flow closes (gts_flowtx.c) */

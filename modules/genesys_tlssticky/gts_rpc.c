@@ -12,11 +12,12 @@
 
 #include "core/dprint.h"
 #include "core/rpc.h"
-#include "core/rpc_lookup.h"
 #include "core/mem/mem.h"
+#include "common/kg_rpc.h"
 
 #include "gts_mod.h"
 #include "gts_contact.h"
+#include "gts_rpc.h"
 
 /* bindings of one bucket, copied under its lock */
 typedef struct gts_copy
@@ -86,13 +87,19 @@ static void gts_rpc_list(rpc_t *rpc, void *ctx)
 	int64_t now = (int64_t)time(NULL);
 
 	if(gts_root == NULL) {
-		rpc->fault(ctx, 500, "module not initialized");
+		kg_rpc_fault(rpc, ctx, 500, "module not initialized");
 		return;
 	}
-	if(rpc->scan(ctx, "*S", &aor) < 1)
+	if(rpc->scan(ctx, "*S", &aor) < 1) {
+		aor.s = NULL;
 		aor.len = 0;
+	} else if(kg_rpc_no_more(rpc, ctx, GTS_RPC_LIST_USAGE) < 0) {
+		return;
+	}
 	if(aor.len > GTS_AOR_MAX) {
-		rpc->fault(ctx, 400, "AOR too long");
+		kg_rpc_fault(rpc, ctx, 400,
+				"AOR too long: '" KG_ECHO_FMT "' (%d characters, at most %d)",
+				KG_ECHO(&aor), aor.len, GTS_AOR_MAX);
 		return;
 	}
 	to = gts_root->table.size;
@@ -103,7 +110,9 @@ static void gts_rpc_list(rpc_t *rpc, void *ctx)
 		if(gts_aor_key(key, sizeof(key), aor.s, (size_t)ul,
 				   at ? at + 1 : aor.s, (size_t)(aor.len - (at ? ul + 1 : 0)))
 				< 0) {
-			rpc->fault(ctx, 400, "bad AOR: expected user@host");
+			kg_rpc_fault(rpc, ctx, 400,
+					"bad AOR '" KG_ECHO_FMT "': expected user@host",
+					KG_ECHO(&aor));
 			return;
 		}
 		from = gts_table_bucket_of(&gts_root->table, key, strlen(key));
@@ -121,7 +130,7 @@ static void gts_rpc_list(rpc_t *rpc, void *ctx)
 		if(c.err) {
 			if(c.v)
 				pkg_free(c.v);
-			rpc->fault(ctx, 500, "out of memory");
+			kg_rpc_fault(rpc, ctx, 500, "out of memory");
 			return;
 		}
 		for(k = 0; k < c.n; k++)
@@ -153,9 +162,11 @@ static void gts_rpc_stats(rpc_t *rpc, void *ctx)
 	int n[2] = {0, 0};
 
 	if(gts_root == NULL) {
-		rpc->fault(ctx, 500, "module not initialized");
+		kg_rpc_fault(rpc, ctx, 500, "module not initialized");
 		return;
 	}
+	if(kg_rpc_no_more(rpc, ctx, "genesys_tlssticky.stats") < 0)
+		return;
 	gts_table_walk(&gts_root->table, NULL, 0, count_cb, n);
 	if(rpc->add(ctx, "{", &th) < 0)
 		return;
@@ -174,18 +185,9 @@ static void gts_rpc_stats(rpc_t *rpc, void *ctx)
 }
 
 /* clang-format off */
-static rpc_export_t gts_rpc_cmds[] = {
+rpc_export_t gts_rpc_cmds[] = {
 	{"genesys_tlssticky.list",  gts_rpc_list,  gts_rpc_list_doc,  RET_ARRAY},
 	{"genesys_tlssticky.stats", gts_rpc_stats, gts_rpc_stats_doc, 0},
 	{0, 0, 0, 0}
 };
 /* clang-format on */
-
-int gts_rpc_init(void)
-{
-	if(rpc_register_array(gts_rpc_cmds) != 0) {
-		LM_ERR("cannot register the RPC commands\n");
-		return -1;
-	}
-	return 0;
-}

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gts_hash.h"
 #include "gts_table.h"
 
 #define GTS_MARK 0xff

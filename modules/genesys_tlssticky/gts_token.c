@@ -96,16 +96,6 @@ int gts_b64url_decode(
 	return (int)o;
 }
 
-uint32_t gts_hash(uint32_t h, const char *s, size_t len)
-{
-	size_t i;
-	for(i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 int gts_addr_eq(const gts_addr_t *a, const gts_addr_t *b)
 {
 	return a->af == b->af && a->port == b->port

@@ -86,9 +86,4 @@ int gts_b64url_encode(
 int gts_b64url_decode(
 		const char *in, size_t len, unsigned char *out, size_t outsz);
 
-/* 32-bit FNV-1a over a byte string, continuing from h (start with
- * GTS_HASH_INIT) */
-#define GTS_HASH_INIT 2166136261u
-uint32_t gts_hash(uint32_t h, const char *s, size_t len);
-
 #endif

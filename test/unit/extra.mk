@@ -9,12 +9,22 @@ GHA_XML_LIBS := $(shell pkg-config --libs libxml-2.0)
 $(BIN)/test_gha_xml $(BIN)/test_gha_xml.san: CFLAGS_COMMON += $(GHA_XML_CFLAGS)
 $(BIN)/test_gha_xml $(BIN)/test_gha_xml.san: LDLIBS += $(GHA_XML_LIBS)
 
-# genesys_tlssticky: the table uses the token file's hash and address
+# genesys_tlssticky: the table uses the hash and the token file's address
 # helpers; token signing needs OpenSSL's libcrypto
-EXTRA_gts_table := $(TOP)/modules/genesys_tlssticky/gts_token.c
+EXTRA_gts_table := $(TOP)/modules/genesys_tlssticky/gts_token.c \
+	$(TOP)/modules/genesys_tlssticky/gts_hash.c
 $(BIN)/test_gts_token $(BIN)/test_gts_token.san \
 $(BIN)/test_gts_table $(BIN)/test_gts_table.san: LDLIBS += -lcrypto
 
 # genesys_ha state slots: snapshots built by the pool model
 EXTRA_gha_slots := $(TOP)/modules/genesys_ha/gha_pool.c \
 	$(TOP)/modules/genesys_ha/gha_pair.c $(TOP)/modules/genesys_ha/gha_rrparam.c
+
+# genesys_tlssticky parameters: the policy names are parsed by the table
+EXTRA_gts_params := $(TOP)/modules/genesys_tlssticky/gts_table.c \
+	$(TOP)/modules/genesys_tlssticky/gts_token.c \
+	$(TOP)/modules/genesys_tlssticky/gts_hash.c
+$(BIN)/test_gts_params $(BIN)/test_gts_params.san: LDLIBS += -lcrypto
+
+# genesys_tlssticky Contact rewrite plan: builds with the Contact helpers
+EXTRA_gts_plan := $(TOP)/modules/genesys_tlssticky/gts_contact.c
