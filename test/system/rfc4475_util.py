@@ -59,6 +59,26 @@ def via_port(data):
     return int(m.group(1)) if m else 5060
 
 
+def drop_ifdef_blocks(text, name):
+    """text without every '#!ifdef name' ... matching '#!endif' block
+    (nested #!ifdef/#!ifndef blocks inside are counted)"""
+    out, depth = [], 0
+    for line in text.splitlines(keepends=True):
+        word = line.strip()
+        if depth == 0 and word == "#!ifdef " + name:
+            depth = 1
+            continue
+        if depth:
+            if word.startswith("#!ifdef") or word.startswith("#!ifndef"):
+                depth += 1
+            elif word == "#!endif":
+                depth -= 1
+            continue
+        out.append(line)
+    assert depth == 0, "unbalanced #!ifdef %s" % name
+    return "".join(out)
+
+
 def stock_cfg():
     """etc/kamailio.cfg minus genesys_oos, genesys_ha and genesys_tlssticky:
     their loadmodule/modparam lines, the genesys_ha route blocks and event
@@ -100,6 +120,8 @@ def stock_cfg():
         a = text.index(start)
         b = text.index(end, a) + len(end)
         text = text[:a] + text[b:]
+    # the pool over DMQ (WITH_DMQ, off here) is genesys_ha's too
+    text = drop_ifdef_blocks(text, "WITH_DMQ")
     assert "genesys" not in re.sub(r"#.*", "", text), "stock_cfg: leftover"
     assert not re.search(r"\b(ha|sticky)_\w+\(", re.sub(r"#.*", "", text))
     return text
