@@ -7,9 +7,12 @@
 
 /*!
  * \file
- * \brief genesys_oos :: fixed-capacity target table in shm
+ * \brief genesys_oos :: the target table in shm
  *
- * Slots never move, so a target id (the slot index) stays valid until the
+ * The table grows by chunks of GOOS_CHUNK targets as targets register, up
+ * to modparam max_targets (0: no limit but GOOS_MAX_TARGETS_MAX) and the
+ * shared memory; nothing is reserved for targets never registered.  Slots
+ * never move, so a target id (the slot index) stays valid until the
  * target is released.  Every field except `state` is accessed under the
  * table lock; `state` (the effective state) is written under the lock and
  * read lock-free with an atomic load, which is all the request path needs.
@@ -66,9 +69,54 @@ void goos_kick(void)
 	}
 }
 
+/* one more chunk of GOOS_CHUNK targets, and room for them in the heap;
+ * under the lock (or before any other process exists) */
+static int goos_table_grow(void)
+{
+	goos_target_t *c;
+	void *mem, *old;
+	int k = goos_root->capacity >> GOOS_CHUNK_BITS, i, cap;
+
+	if(k >= GOOS_MAX_CHUNKS)
+		return -1;
+	c = (goos_target_t *)shm_malloc(sizeof(goos_target_t) * GOOS_CHUNK);
+	if(c == NULL)
+		return -1;
+	memset(c, 0, sizeof(goos_target_t) * GOOS_CHUNK);
+	for(i = 0; i < GOOS_CHUNK; i++) {
+		c[i].side.conn_fd = -1;
+		c[i].side.cidx = -1;
+		c[i].side.usock = -1;
+		c[i].side.dnext = -1;
+	}
+	cap = goos_root->capacity + GOOS_CHUNK;
+	if(cap > goos_root->heap.cap) {
+		/* the heap doubles: O(1) amortized per target */
+		int hcap = goos_root->heap.cap * 2;
+		if(hcap < cap)
+			hcap = cap;
+		mem = shm_malloc(goos_heap_bytes(hcap));
+		if(mem == NULL) {
+			shm_free(c);
+			return -1;
+		}
+		if(goos_root->heap.cap == 0) {
+			goos_heap_init(&goos_root->heap, mem, hcap);
+		} else {
+			old = goos_heap_grow(&goos_root->heap, mem, hcap);
+			shm_free(old);
+		}
+	}
+	/* lock-free readers check the id against the capacity first */
+	__atomic_store_n(&goos_root->chunks[k], c, __ATOMIC_RELEASE);
+	__atomic_store_n(&goos_root->capacity, cap, __ATOMIC_RELEASE);
+	LM_DBG("target table: %d slots of %lu bytes\n", cap,
+			(unsigned long)sizeof(goos_target_t));
+	return 0;
+}
+
 int goos_table_init(void)
 {
-	size_t sz;
 	int fds[2];
 
 	if(goos_root != NULL)
@@ -79,32 +127,28 @@ int goos_table_init(void)
 		return -1;
 	}
 	memset(goos_root, 0, sizeof(goos_root_t));
-	sz = sizeof(goos_target_t) * goos_params.max_targets;
-	goos_root->targets = (goos_target_t *)shm_malloc(sz);
-	if(goos_root->targets == NULL) {
+	goos_root->max_targets = goos_params.max_targets > 0
+									 ? goos_params.max_targets
+									 : GOOS_MAX_TARGETS_MAX;
+	goos_root->wake_ms = INT64_MIN;
+	goos_root->wake_rd = goos_root->wake_wr = -1;
+	if(goos_table_grow() < 0) {
 		SHM_MEM_ERROR;
 		shm_free(goos_root);
 		goos_root = NULL;
 		return -1;
 	}
-	memset(goos_root->targets, 0, sz);
-	goos_root->max_targets = goos_params.max_targets;
-	goos_root->wake_rd = goos_root->wake_wr = -1;
 	if(pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
 		LM_ERR("cannot create the genesys_oos wake-up pipe: %s\n",
 				strerror(errno));
-		shm_free(goos_root->targets);
-		shm_free(goos_root);
-		goos_root = NULL;
+		goos_table_destroy();
 		return -1;
 	}
 	goos_root->wake_rd = fds[0];
 	goos_root->wake_wr = fds[1];
 	if(lock_init(&goos_root->lock) == NULL) {
 		LM_ERR("cannot initialize the genesys_oos table lock\n");
-		shm_free(goos_root->targets);
-		shm_free(goos_root);
-		goos_root = NULL;
+		goos_table_destroy();
 		return -1;
 	}
 	return 0;
@@ -112,6 +156,8 @@ int goos_table_init(void)
 
 void goos_table_destroy(void)
 {
+	int k;
+
 	if(goos_root == NULL)
 		return;
 	if(goos_root->wake_rd >= 0)
@@ -119,9 +165,31 @@ void goos_table_destroy(void)
 	if(goos_root->wake_wr >= 0)
 		close(goos_root->wake_wr);
 	lock_destroy(&goos_root->lock);
-	shm_free(goos_root->targets);
+	for(k = 0; k < GOOS_MAX_CHUNKS && goos_root->chunks[k]; k++)
+		shm_free(goos_root->chunks[k]);
+	if(goos_root->heap.ent)
+		shm_free(goos_root->heap.ent);
 	shm_free(goos_root);
 	goos_root = NULL;
+}
+
+void goos_table_rekey(goos_target_t *t, int id)
+{
+	int64_t ev = t->started ? goos_sched_event(&t->sched) : 0;
+
+	if(t->refs <= 0 || ev == GOOS_NEVER) {
+		goos_heap_del(&goos_root->heap, id);
+		return;
+	}
+	goos_heap_set(&goos_root->heap, id, ev);
+	if(ev < goos_root->wake_ms)
+		goos_kick();
+}
+
+void goos_target_want(goos_target_t *t, int id)
+{
+	t->sched.want = 1;
+	goos_table_rekey(t, id);
 }
 
 static int goos_same_sock(goos_target_t *t, str *sock)
@@ -139,7 +207,7 @@ static int goos_find(str *uri, str *sock, int match_sock)
 	int i;
 
 	for(i = 0; i < goos_root->hiwater; i++) {
-		t = &goos_root->targets[i];
+		t = goos_tgt(i);
 		if(t->refs <= 0 || t->hash != h || t->uri.len != uri->len
 				|| memcmp(t->uri.s, uri->s, uri->len) != 0)
 			continue;
@@ -208,22 +276,33 @@ int goos_table_register(str *uri, str *sock)
 	lock_get(&goos_root->lock);
 	id = goos_find(uri, sock, 1);
 	if(id >= 0) {
-		goos_root->targets[id].refs++;
+		goos_tgt(id)->refs++;
 		lock_release(&goos_root->lock);
 		return id;
 	}
-	for(i = 0; i < goos_root->max_targets; i++) {
-		if(goos_root->targets[i].refs == 0)
-			break;
-	}
-	if(i == goos_root->max_targets) {
+	if(goos_root->live >= goos_root->max_targets) {
 		lock_release(&goos_root->lock);
-		LM_ERR("cannot register target [%.*s]: the table is full "
-			   "(max_targets=%d)\n",
-				uri->len, uri->s, goos_root->max_targets);
+		LM_ERR("cannot register target [%.*s]: %d targets registered, the "
+			   "most modparam max_targets=%d allows (0 = no limit)\n",
+				uri->len, uri->s, goos_root->live, goos_params.max_targets);
 		return -1;
 	}
-	t = &goos_root->targets[i];
+	/* the lowest free slot: slots are reused before the table grows */
+	for(i = 0; i < goos_root->hiwater; i++) {
+		if(goos_tgt(i)->refs == 0)
+			break;
+	}
+	if(i == goos_root->capacity && goos_table_grow() < 0) {
+		lock_release(&goos_root->lock);
+		LM_ERR("cannot register target [%.*s]: no shared memory to grow "
+			   "the genesys_oos target table beyond %d targets (%lu bytes "
+			   "each): raise the shared memory size (kamailio -m)\n",
+				uri->len, uri->s, goos_root->capacity,
+				(unsigned long)(sizeof(goos_target_t) + sizeof(goos_hent_t)
+								+ sizeof(int)));
+		return -1;
+	}
+	t = goos_tgt(i);
 	memcpy(t->uri_buf, uri->s, uri->len);
 	t->uri_buf[uri->len] = '\0';
 	t->uri.s = t->uri_buf;
@@ -261,7 +340,8 @@ int goos_table_register(str *uri, str *sock)
 	__atomic_store_n(&t->refs, 1, __ATOMIC_RELEASE);
 	if(i >= goos_root->hiwater)
 		__atomic_store_n(&goos_root->hiwater, i + 1, __ATOMIC_RELEASE);
-	goos_kick();
+	goos_root->live++;
+	goos_table_rekey(t, i); /* the probe process starts it at once */
 	lock_release(&goos_root->lock);
 	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
 			sock ? " via " : "", sock ? sock->len : 0, sock ? sock->s : "");
@@ -272,9 +352,10 @@ goos_target_t *goos_table_lock_live(int id)
 {
 	goos_target_t *t;
 
-	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+	if(goos_root == NULL || id < 0
+			|| id >= __atomic_load_n(&goos_root->capacity, __ATOMIC_ACQUIRE))
 		return NULL;
-	t = &goos_root->targets[id];
+	t = goos_tgt(id);
 	lock_get(&goos_root->lock);
 	if(t->refs <= 0) {
 		lock_release(&goos_root->lock);
@@ -298,9 +379,12 @@ int goos_table_release(int id)
 		t->sched.pending = 0;
 		t->sched.want = 0;
 		t->started = 0;
+		goos_heap_del(&goos_root->heap, id);
+		goos_root->live--;
+		/* the probe process drops its check state of the slot when it
+		 * sees the new generation */
 		__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&t->state, GOOS_UNKNOWN, __ATOMIC_RELEASE);
-		goos_kick(); /* the timer closes its sockets for the slot */
 		LM_INFO("target %d [%.*s] released\n", id, t->uri.len, t->uri.s);
 	}
 	lock_release(&goos_root->lock);
@@ -319,7 +403,7 @@ static int goos_find_nolock(str *uri, str *sock, int match_sock)
 
 	n = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	for(i = 0; i < n; i++) {
-		t = &goos_root->targets[i];
+		t = goos_tgt(i);
 		g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
 		if(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) <= 0)
 			continue;
@@ -352,10 +436,10 @@ int goos_table_lookup_sock(str *uri, str *sock)
 
 goos_state_t goos_table_state(int id)
 {
-	if(goos_root == NULL || id < 0 || id >= goos_root->max_targets)
+	if(goos_root == NULL || id < 0
+			|| id >= __atomic_load_n(&goos_root->capacity, __ATOMIC_ACQUIRE))
 		return GOOS_UNKNOWN;
-	return (goos_state_t)__atomic_load_n(
-			&goos_root->targets[id].state, __ATOMIC_ACQUIRE);
+	return (goos_state_t)__atomic_load_n(&goos_tgt(id)->state, __ATOMIC_ACQUIRE);
 }
 
 int goos_table_want_probe(int id, int only_if_not_up)
@@ -366,10 +450,8 @@ int goos_table_want_probe(int id, int only_if_not_up)
 	if((t = goos_table_lock_live(id)) == NULL)
 		return -1;
 	st = t->health.state;
-	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN) {
-		t->sched.want = 1;
-		goos_kick();
-	}
+	if(!only_if_not_up || st == GOOS_H_DOWN || st == GOOS_H_UNKNOWN)
+		goos_target_want(t, id);
 	lock_release(&goos_root->lock);
 	return 0;
 }

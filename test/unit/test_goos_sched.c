@@ -224,6 +224,9 @@ static void test_cbp_roundtrip(void **state)
 	goos_cbp_decode(goos_cbp_encode(65535, 0xffffffffu), &id, &seq);
 	assert_int_equal(id, 65535);
 	assert_int_equal(seq, 0xffffffffu);
+	goos_cbp_decode(goos_cbp_encode(1048575, 0xffffffffu), &id, &seq);
+	assert_int_equal(id, 1048575);
+	assert_true(seq == 0xffffffffu);
 	goos_cbp_decode(goos_cbp_encode(17, 123456789u), &id, &seq);
 	assert_int_equal(id, 17);
 	assert_int_equal(seq, 123456789u);
