@@ -20,7 +20,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke system run check-cfg deb bench bench-oos clean distclean $(MODULES)
 
 all: modules
 
@@ -68,6 +68,15 @@ run: deps
 bench: modules
 	mkdir -p build
 	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
+
+# genesys_oos probe schedule vs targets (issue 10 goal 3); about 3 minutes
+# by default, OOS_DURATION=300 for the 5-minute run of docs/benchmarks.md
+OOS_TARGETS ?= 100,1000,5000
+OOS_DURATION ?= 60
+bench-oos: modules
+	mkdir -p build
+	/usr/bin/python3 bench/oos/schedule.py --targets $(OOS_TARGETS) \
+		--duration $(OOS_DURATION) --out build/bench-oos-schedule.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 # built in a copy of the tree under build/deb (dpkg-buildpackage writes its
