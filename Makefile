@@ -6,6 +6,7 @@
 #   make fuzz     run every libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make run      start the proxy demo on loopback
 #   make bench    run the benchmarks in bench/ (callgrind + CPU time)
+#   make bench-oos  genesys_oos probe schedule vs targets (OOS_DURATION=300)
 #   make deb      build the kamailio-genesys-modules package into build/
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
