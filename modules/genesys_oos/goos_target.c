@@ -132,6 +132,7 @@ int goos_table_init(void)
 									 : GOOS_MAX_TARGETS_MAX;
 	goos_root->wake_ms = INT64_MIN;
 	goos_root->wake_rd = goos_root->wake_wr = -1;
+	memset(goos_root->idx, 0xff, sizeof(goos_root->idx)); /* all -1 */
 	if(goos_table_grow() < 0) {
 		SHM_MEM_ERROR;
 		shm_free(goos_root);
@@ -200,22 +201,68 @@ static int goos_same_sock(goos_target_t *t, str *sock)
 		   && (len == 0 || memcmp(t->sock.s, sock->s, len) == 0);
 }
 
+/* the URI index, under the lock: O(1) lookups by URI whatever the number
+ * of targets (registrations of a whole pool at each reload, and
+ * oos_is_active() in the request path) */
+static void goos_idx_begin(void)
+{
+	__atomic_store_n(&goos_root->idx_seq, goos_root->idx_seq + 1,
+			__ATOMIC_RELAXED);
+	/* the odd sequence is visible before any change of the index */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static void goos_idx_end(void)
+{
+	__atomic_store_n(
+			&goos_root->idx_seq, goos_root->idx_seq + 1, __ATOMIC_RELEASE);
+}
+
+static void goos_idx_add(goos_target_t *t, int id)
+{
+	int *head = &goos_root->idx[t->hash & (GOOS_IDX_BUCKETS - 1)];
+
+	goos_idx_begin();
+	__atomic_store_n(&t->inext, *head, __ATOMIC_RELAXED);
+	__atomic_store_n(head, id, __ATOMIC_RELAXED);
+	goos_idx_end();
+}
+
+static void goos_idx_del(goos_target_t *t, int id)
+{
+	int *pp = &goos_root->idx[t->hash & (GOOS_IDX_BUCKETS - 1)];
+
+	goos_idx_begin();
+	for(; *pp >= 0; pp = &goos_tgt(*pp)->inext) {
+		if(*pp == id) {
+			__atomic_store_n(pp, t->inext, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	goos_idx_end();
+}
+
+static int goos_match(goos_target_t *t, uint32_t h, str *uri, str *sock,
+		int match_sock)
+{
+	return t->refs > 0 && t->hash == h && t->uri.len == uri->len
+		   && memcmp(t->uri_buf, uri->s, uri->len) == 0
+		   && (!match_sock || goos_same_sock(t, sock));
+}
+
+/* under the lock: the lowest id with this URI (and socket) */
 static int goos_find(str *uri, str *sock, int match_sock)
 {
 	uint32_t h = goos_hash(uri);
-	goos_target_t *t;
-	int i;
+	int i, best = -1;
 
-	for(i = 0; i < goos_root->hiwater; i++) {
-		t = goos_tgt(i);
-		if(t->refs <= 0 || t->hash != h || t->uri.len != uri->len
-				|| memcmp(t->uri.s, uri->s, uri->len) != 0)
-			continue;
-		if(match_sock && !goos_same_sock(t, sock))
-			continue;
-		return i;
+	for(i = goos_root->idx[h & (GOOS_IDX_BUCKETS - 1)]; i >= 0;
+			i = goos_tgt(i)->inext) {
+		if(goos_match(goos_tgt(i), h, uri, sock, match_sock)
+				&& (best < 0 || i < best))
+			best = i;
 	}
-	return -1;
+	return best;
 }
 
 int goos_table_register(str *uri, str *sock)
@@ -341,6 +388,7 @@ int goos_table_register(str *uri, str *sock)
 	if(i >= goos_root->hiwater)
 		__atomic_store_n(&goos_root->hiwater, i + 1, __ATOMIC_RELEASE);
 	goos_root->live++;
+	goos_idx_add(t, i);
 	goos_table_rekey(t, i); /* the probe process starts it at once */
 	lock_release(&goos_root->lock);
 	LM_INFO("target %d [%.*s]%s%.*s registered\n", i, uri->len, uri->s,
@@ -379,6 +427,7 @@ int goos_table_release(int id)
 		t->sched.pending = 0;
 		t->sched.want = 0;
 		t->started = 0;
+		goos_idx_del(t, id);
 		goos_heap_del(&goos_root->heap, id);
 		goos_root->live--;
 		/* the probe process drops its check state of the slot when it
@@ -391,31 +440,44 @@ int goos_table_release(int id)
 	return 0;
 }
 
-/* goos_find without the lock, for the request path: a slot is compared
- * between two reads of its generation (a seqlock); a slot registered or
- * released meanwhile does not match */
+/* goos_find without the lock, for the request path: the index is walked
+ * between two reads of its sequence (a seqlock: a change meanwhile means
+ * walking it again), and a slot is compared between two reads of its
+ * generation; ids never point outside the table (chunks are never freed
+ * while Kamailio runs) */
 static int goos_find_nolock(str *uri, str *sock, int match_sock)
 {
-	uint32_t h = goos_hash(uri);
+	uint32_t h = goos_hash(uri), s1, s2, g1, g2;
 	goos_target_t *t;
-	uint32_t g1, g2;
-	int i, n, ok;
+	int i, cap, steps, ok, best;
 
-	n = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
-	for(i = 0; i < n; i++) {
-		t = goos_tgt(i);
-		g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
-		if(__atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) <= 0)
-			continue;
-		ok = t->hash == h && t->uri.len == uri->len
-			 && memcmp(t->uri_buf, uri->s, uri->len) == 0
-			 && (!match_sock || goos_same_sock(t, sock));
+	for(;;) {
+		s1 = __atomic_load_n(&goos_root->idx_seq, __ATOMIC_ACQUIRE);
+		if(s1 & 1)
+			continue; /* a registration is changing the index */
+		cap = __atomic_load_n(&goos_root->capacity, __ATOMIC_ACQUIRE);
+		best = -1;
+		steps = 0;
+		i = __atomic_load_n(
+				&goos_root->idx[h & (GOOS_IDX_BUCKETS - 1)], __ATOMIC_RELAXED);
+		while(i >= 0 && i < cap && steps++ < cap) {
+			t = goos_tgt(i);
+			g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+			ok = __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) > 0
+				 && t->hash == h && t->uri.len == uri->len
+				 && memcmp(t->uri_buf, uri->s, uri->len) == 0
+				 && (!match_sock || goos_same_sock(t, sock));
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			g2 = __atomic_load_n(&t->gen, __ATOMIC_RELAXED);
+			if(ok && g1 == g2 && (best < 0 || i < best))
+				best = i;
+			i = __atomic_load_n(&t->inext, __ATOMIC_RELAXED);
+		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		g2 = __atomic_load_n(&t->gen, __ATOMIC_RELAXED);
-		if(ok && g1 == g2)
-			return i;
+		s2 = __atomic_load_n(&goos_root->idx_seq, __ATOMIC_RELAXED);
+		if(s1 == s2)
+			return best;
 	}
-	return -1;
 }
 
 int goos_table_lookup(str *uri)

@@ -29,6 +29,8 @@
 #define GOOS_CHUNK_BITS 8
 #define GOOS_CHUNK (1 << GOOS_CHUNK_BITS)
 #define GOOS_MAX_CHUNKS ((GOOS_MAX_TARGETS_MAX + GOOS_CHUNK) / GOOS_CHUNK)
+/* buckets of the URI index (power of 2) */
+#define GOOS_IDX_BUCKETS (1 << 16)
 
 /*! transport-check state of a target: read and written by the probe
  * process only (in shm with the target, so that its size follows the
@@ -93,6 +95,7 @@ typedef struct goos_target
 
 	int rpc_refs;			/*!< of refs, taken by genesys_oos.add */
 	uint32_t hash;			/*!< of the URI, for lookups */
+	int inext;				/*!< next id in the URI index bucket, -1: none */
 	struct socket_info *si; /*!< resolved send socket or NULL */
 	str uri;
 	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
@@ -123,6 +126,11 @@ typedef struct goos_root
 	/*! every live target whose next event is planned, keyed by the time
 	 * the probe process must look at it (goos_sched_event) */
 	goos_heap_t heap;
+	/*! URI index: first id per bucket of t->hash, chained by t->inext;
+	 * changed under the lock inside an odd idx_seq (a seqlock for the
+	 * lock-free lookups of the request path) */
+	uint32_t idx_seq;
+	int idx[GOOS_IDX_BUCKETS];
 	goos_target_t *chunks[GOOS_MAX_CHUNKS];
 } goos_root_t;
 

@@ -6,7 +6,9 @@ bench/oos/schedule.py.
 
 Per destination address it keeps, online (constant memory per target):
 the number of OPTIONS seen, the last arrival, and the intervals between
-consecutive new probes (retransmissions of a Call-ID are not counted)."""
+consecutive new probes (retransmissions of a Call-ID are not counted).
+Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS), so a
+responder thread that runs late does not show as a late probe."""
 
 import socket
 import struct
@@ -14,6 +16,7 @@ import threading
 import time
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 def member_address(i, octet2=251):
@@ -50,6 +53,7 @@ class ManyResponder(threading.Thread):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.bind(("0.0.0.0", port))
         self.port = self.sock.getsockname()[1]
         self.sock.settimeout(0.1)
@@ -78,6 +82,9 @@ class ManyResponder(threading.Thread):
             for level, typ, cdata in anc:
                 if level == socket.IPPROTO_IP and typ == IP_PKTINFO:
                     dst = socket.inet_ntoa(cdata[8:12])
+                elif level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("=qq", cdata[:16])
+                    now = sec + nsec * 1e-9  # wall clock: intervals only
             if not data.startswith(b"OPTIONS "):
                 self.other += 1
                 continue

@@ -119,3 +119,20 @@ def test_udp_check_needs_no_descriptor_per_target(kamailio_factory):
     assert set(down.values()) == {"transport error: ICMP port unreachable"}
     errors = [l for l in k.log_text().splitlines() if "ERROR" in l]
     assert errors == [], errors[:5]
+
+
+def test_shared_memory_too_small_names_the_size(tmp_path):
+    """6,000 targets (about 5 MB of table) in 4 MB of shared memory: the
+    start fails with a line saying what ran out and what to raise."""
+    targets = [("target", "sip:%s:9" % member_address(i, 253))
+               for i in range(6000)]
+    k = harness.Kamailio(tmp_path / "k", cfg_text=make_cfg(targets),
+                         extra_args=["-m", "4"])
+    with pytest.raises(harness.HarnessError):
+        k.start(timeout=60)
+    k.stop(check=False)
+    log = k.log_text()
+    assert re.search(r"ERROR: genesys_oos .*cannot register target \[sip:\S+\]: "
+                     r"no shared memory to grow the genesys_oos target table "
+                     r"beyond \d+ targets \(\d+ bytes each\): raise the shared "
+                     r"memory size \(kamailio -m\)", log), log[-3000:]
