@@ -90,7 +90,10 @@ def run(n, args, work):
         "timeout": min(1000 * args.period, args.timeout),
         "targets": "\n".join('modparam("genesys_oos", "target", "%s")' % u
                              for u in uris)}
+    # an address of its own (127.250/16 is not used by the tests' counter)
     k = harness.Kamailio(work / ("n%d" % n), cfg_text=cfg, mem_debug=False,
+                         address="127.250.%d.%d" % (os.getpid() % 250,
+                                                    n % 250 + 1),
                          extra_args=["-x", "tlsf", "-X", "tlsf",
                                      "-m", str(args.shm)],
                          defines={"CHILDREN": str(args.children)})

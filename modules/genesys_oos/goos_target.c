@@ -133,6 +133,7 @@ int goos_table_init(void)
 	goos_root->wake_ms = INT64_MIN;
 	goos_root->wake_rd = goos_root->wake_wr = -1;
 	memset(goos_root->idx, 0xff, sizeof(goos_root->idx)); /* all -1 */
+	goos_root->free_head = -1;
 	if(goos_table_grow() < 0) {
 		SHM_MEM_ERROR;
 		shm_free(goos_root);
@@ -334,11 +335,9 @@ int goos_table_register(str *uri, str *sock)
 				uri->len, uri->s, goos_root->live, goos_params.max_targets);
 		return -1;
 	}
-	/* the lowest free slot: slots are reused before the table grows */
-	for(i = 0; i < goos_root->hiwater; i++) {
-		if(goos_tgt(i)->refs == 0)
-			break;
-	}
+	/* a released slot (the last released first), else a new one: slots
+	 * are reused before the table grows */
+	i = goos_root->free_head >= 0 ? goos_root->free_head : goos_root->hiwater;
 	if(i == goos_root->capacity && goos_table_grow() < 0) {
 		lock_release(&goos_root->lock);
 		LM_ERR("cannot register target [%.*s]: no shared memory to grow "
@@ -350,6 +349,8 @@ int goos_table_register(str *uri, str *sock)
 		return -1;
 	}
 	t = goos_tgt(i);
+	if(i == goos_root->free_head)
+		goos_root->free_head = t->fnext;
 	memcpy(t->uri_buf, uri->s, uri->len);
 	t->uri_buf[uri->len] = '\0';
 	t->uri.s = t->uri_buf;
@@ -429,6 +430,8 @@ int goos_table_release(int id)
 		t->started = 0;
 		goos_idx_del(t, id);
 		goos_heap_del(&goos_root->heap, id);
+		t->fnext = goos_root->free_head;
+		goos_root->free_head = id;
 		goos_root->live--;
 		/* the probe process drops its check state of the slot when it
 		 * sees the new generation */

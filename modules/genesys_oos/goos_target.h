@@ -96,6 +96,7 @@ typedef struct goos_target
 	int rpc_refs;			/*!< of refs, taken by genesys_oos.add */
 	uint32_t hash;			/*!< of the URI, for lookups */
 	int inext;				/*!< next id in the URI index bucket, -1: none */
+	int fnext;				/*!< next released slot (refs 0), -1: none */
 	struct socket_info *si; /*!< resolved send socket or NULL */
 	str uri;
 	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
@@ -113,6 +114,7 @@ typedef struct goos_root
 	int capacity;
 	int hiwater; /*!< slots [hiwater, capacity) were never used */
 	int live;	 /*!< targets registered */
+	int free_head; /*!< last released slot, chained by fnext; -1: none */
 	/*! set when something needs the probe process before its next planned
 	 * event (a probe request, a cfg change); the first setter also writes
 	 * a byte to wake_wr, which the process polls */
