@@ -38,10 +38,10 @@ typedef struct goos_params
 } goos_params_t;
 
 /*! the defaults: seed 000 oos-check 5, oos-force 5 */
-#define GOOS_PARAMS_DEFAULTS                                             \
-	{                                                                    \
+#define GOOS_PARAMS_DEFAULTS                                                 \
+	{                                                                        \
 		.check_s = 5, .force_s = 5, .timeout_ms = 4000, .fail_threshold = 1, \
-		.ok_threshold = 1, .max_targets = 0, .probe_slots = 8            \
+		.ok_threshold = 1, .max_targets = 0, .probe_slots = 8                \
 	}
 
 /*! check ranges and consistency; on error returns -1 and writes one line

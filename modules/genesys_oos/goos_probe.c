@@ -313,7 +313,8 @@ static void goos_udp_error(union sockaddr_union *dst, int err)
 
 	for(id = goos_dhash[goos_su_hash(dst)]; id >= 0; id = sd->dnext) {
 		sd = &goos_tgt(id)->side;
-		if(sd->watching && !sd->err && sd->usock >= 0 && su_cmp(&sd->dst, dst)) {
+		if(sd->watching && !sd->err && sd->usock >= 0
+				&& su_cmp(&sd->dst, dst)) {
 			sd->err = err;
 			goos_sev_push(sd, id);
 		}
@@ -515,8 +516,7 @@ static int goos_usock_get(goos_side_t *sd, goos_job_t *job)
 	fd = goos_side_socket(sd, job, SOCK_DGRAM);
 	if(fd < 0)
 		return -1;
-	if((af == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on,
-								 sizeof(on))
+	if((af == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &on, sizeof(on))
 					   : setsockopt(fd, SOL_IP, IP_RECVERR, &on, sizeof(on)))
 			< 0) {
 		LM_ERR("transport check: IP_RECVERR: %s\n", strerror(errno));
@@ -1006,8 +1006,8 @@ static void goos_probe_pass(void)
 		if(goos_sched_expired(&t->sched, now)) {
 			snprintf(detail, sizeof(detail), "timeout: no reply within %d ms",
 					goos_cur.timeout_ms);
-			if(goos_complete(t, id, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1, detail,
-					   now, &goos_recs[goos_nrecs]))
+			if(goos_complete(t, id, GOOS_RES_DOWN, GOOS_R_TIMEOUT, 0, -1,
+					   detail, now, &goos_recs[goos_nrecs]))
 				goos_nrecs++;
 		}
 		if(goos_sched_due(&t->sched, now)) {

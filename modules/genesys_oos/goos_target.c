@@ -207,8 +207,8 @@ static int goos_same_sock(goos_target_t *t, str *sock)
  * oos_is_active() in the request path) */
 static void goos_idx_begin(void)
 {
-	__atomic_store_n(&goos_root->idx_seq, goos_root->idx_seq + 1,
-			__ATOMIC_RELAXED);
+	__atomic_store_n(
+			&goos_root->idx_seq, goos_root->idx_seq + 1, __ATOMIC_RELAXED);
 	/* the odd sequence is visible before any change of the index */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
@@ -243,8 +243,8 @@ static void goos_idx_del(goos_target_t *t, int id)
 	goos_idx_end();
 }
 
-static int goos_match(goos_target_t *t, uint32_t h, str *uri, str *sock,
-		int match_sock)
+static int goos_match(
+		goos_target_t *t, uint32_t h, str *uri, str *sock, int match_sock)
 {
 	return t->refs > 0 && t->hash == h && t->uri.len == uri->len
 		   && memcmp(t->uri_buf, uri->s, uri->len) == 0
@@ -466,8 +466,8 @@ static int goos_find_nolock(str *uri, str *sock, int match_sock)
 		while(i >= 0 && i < cap && steps++ < cap) {
 			t = goos_tgt(i);
 			g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
-			ok = __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) > 0
-				 && t->hash == h && t->uri.len == uri->len
+			ok = __atomic_load_n(&t->refs, __ATOMIC_ACQUIRE) > 0 && t->hash == h
+				 && t->uri.len == uri->len
 				 && memcmp(t->uri_buf, uri->s, uri->len) == 0
 				 && (!match_sock || goos_same_sock(t, sock));
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -504,7 +504,8 @@ goos_state_t goos_table_state(int id)
 	if(goos_root == NULL || id < 0
 			|| id >= __atomic_load_n(&goos_root->capacity, __ATOMIC_ACQUIRE))
 		return GOOS_UNKNOWN;
-	return (goos_state_t)__atomic_load_n(&goos_tgt(id)->state, __ATOMIC_ACQUIRE);
+	return (goos_state_t)__atomic_load_n(
+			&goos_tgt(id)->state, __ATOMIC_ACQUIRE);
 }
 
 int goos_table_want_probe(int id, int only_if_not_up)

@@ -48,8 +48,8 @@ typedef struct goos_side
 	int cidx;	  /*!< index in the list of connects, -1: none */
 	int watching; /*!< a check runs for probe `seq` */
 	uint32_t seq;
-	int err;	  /*!< errno seen for probe `seq`, 0: none */
-	int queued;	  /*!< in the list of side events */
+	int err;	/*!< errno seen for probe `seq`, 0: none */
+	int queued; /*!< in the list of side events */
 	/* TCP/TLS: the tm probe waits for the check's connect to succeed, so
 	 * a refused target costs no tm send (and no core ERROR log lines) */
 	int deferred;		 /*!< the tm probe waits for the connect */
@@ -112,8 +112,8 @@ typedef struct goos_root
 	/*! slots allocated (a multiple of GOOS_CHUNK); written under the lock
 	 * after the chunk, read lock-free with an acquire load */
 	int capacity;
-	int hiwater; /*!< slots [hiwater, capacity) were never used */
-	int live;	 /*!< targets registered */
+	int hiwater;   /*!< slots [hiwater, capacity) were never used */
+	int live;	   /*!< targets registered */
 	int free_head; /*!< last released slot, chained by fnext; -1: none */
 	/*! set when something needs the probe process before its next planned
 	 * event (a probe request, a cfg change); the first setter also writes
