@@ -37,12 +37,16 @@ def _pairs(n, resp, octet2):
 
 def test_reference_cfg_starts_with_1000_pairs(tmp_path, kamailio_factory, many):
     """1,000 pairs (2,000 members, more than the 256 targets the table had
-    before it grew on demand) start with the reference config and its
-    memory sizes; every member is probed and answers from its own address."""
+    before it grew on demand) start with the reference config, its probing
+    values and the memory sizes of the tests (-m 64 -M 8); every member is
+    probed (the first probes are spread over one second) and answers from
+    its own address."""
     resp = many()
     path = hu.write_pool(tmp_path / "pool.xml", _pairs(1000, resp, 251))
     t0 = time.monotonic()
-    k = hu.start_proxy(kamailio_factory, path)
+    k = hu.start_proxy(kamailio_factory, path,
+                       oos={"oos_check": 5, "oos_force": 5,
+                            "oos_timeout": 4000})
     # every member probed and active (genesys_oos.list of 2,000 targets is
     # more than kamcmd takes: the log lines of the state changes count)
     deadline = time.monotonic() + 20
