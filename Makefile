@@ -70,7 +70,7 @@ bench: modules
 	mkdir -p build
 	cd bench && /usr/bin/python3 relay_cost.py --out ../build/bench-relay-cost.md
 
-# genesys_oos probe schedule vs targets (issue 10 goal 3); about 3 minutes
+# genesys_oos probe schedule vs targets (issue 10 goal 3); about 4 minutes
 # by default, OOS_DURATION=300 for the 5-minute run of docs/benchmarks.md
 OOS_TARGETS ?= 100,1000,5000
 OOS_DURATION ?= 60
