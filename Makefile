@@ -8,6 +8,7 @@
 #                 (WIREFUZZ_COUNT messages, default 20000; WIREFUZZ_SEED)
 #   make run      start the proxy demo on loopback
 #   make bench    run the benchmarks in bench/ (callgrind + CPU time, failover)
+#   make bench-oos  genesys_oos probe schedule vs targets (OOS_DURATION=300)
 #   make bench-failover  calls through a SIP Server death: genesys_ha against
 #                 dispatcher (a few minutes; FAILOVER_ARGS: see --help)
 #   make bench-scale  genesys_ha against the pool size: cost per call, reload
@@ -26,7 +27,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover bench-scale clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover bench-scale bench-oos clean distclean $(MODULES)
 
 all: modules
 
@@ -96,6 +97,15 @@ bench-failover: modules
 bench-scale: modules
 	mkdir -p build
 	/usr/bin/python3 bench/ha_scale.py --out build/bench-ha-scale.md $(SCALE_ARGS)
+
+# genesys_oos probe schedule vs targets (issue 10 goal 3); about 4 minutes
+# by default, OOS_DURATION=300 for the 5-minute run of docs/benchmarks.md
+OOS_TARGETS ?= 100,1000,5000
+OOS_DURATION ?= 60
+bench-oos: modules
+	mkdir -p build
+	/usr/bin/python3 bench/oos/schedule.py --targets $(OOS_TARGETS) \
+		--duration $(OOS_DURATION) --out build/bench-oos-schedule.md
 
 # the .deb lands in build/; it depends on the exact Kamailio upstream version
 # built in a copy of the tree under build/deb (dpkg-buildpackage writes its

@@ -57,7 +57,8 @@ int goos_params_check(const goos_params_t *p, char *err, size_t errlen)
 	if(p->max_targets < GOOS_MAX_TARGETS_MIN
 			|| p->max_targets > GOOS_MAX_TARGETS_MAX)
 		return range_err(err, errlen, "max_targets", p->max_targets,
-				GOOS_MAX_TARGETS_MIN, GOOS_MAX_TARGETS_MAX, "");
+				GOOS_MAX_TARGETS_MIN, GOOS_MAX_TARGETS_MAX,
+				"targets, 0 = no limit");
 	if(p->probe_slots < GOOS_SLOTS_MIN || p->probe_slots > GOOS_SLOTS_MAX)
 		return range_err(err, errlen, "probe_slots", p->probe_slots,
 				GOOS_SLOTS_MIN, GOOS_SLOTS_MAX, "");

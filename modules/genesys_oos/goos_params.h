@@ -18,8 +18,10 @@
 #define GOOS_TIMEOUT_MIN 50
 #define GOOS_THRESHOLD_MIN 1
 #define GOOS_THRESHOLD_MAX 100
-#define GOOS_MAX_TARGETS_MIN 1
-#define GOOS_MAX_TARGETS_MAX 65535
+/* max_targets 0: no limit other than GOOS_MAX_TARGETS_MAX (target ids
+ * travel in 24 bits of the tm callback parameter) and shared memory */
+#define GOOS_MAX_TARGETS_MIN 0
+#define GOOS_MAX_TARGETS_MAX 1048575
 #define GOOS_SLOTS_MIN 1
 #define GOOS_SLOTS_MAX 100
 
@@ -31,15 +33,15 @@ typedef struct goos_params
 	int timeout_ms;		/*!< oos_timeout: probe deadline */
 	int fail_threshold; /*!< consecutive failures before DOWN */
 	int ok_threshold;	/*!< consecutive answers before ACTIVE/INACTIVE */
-	int max_targets;	/*!< capacity of the target table */
+	int max_targets;	/*!< most targets at a time, 0: no limit */
 	int probe_slots;	/*!< batches of probes per period */
 } goos_params_t;
 
 /*! the defaults: seed 000 oos-check 5, oos-force 5 */
-#define GOOS_PARAMS_DEFAULTS                                             \
-	{                                                                    \
+#define GOOS_PARAMS_DEFAULTS                                                 \
+	{                                                                        \
 		.check_s = 5, .force_s = 5, .timeout_ms = 4000, .fail_threshold = 1, \
-		.ok_threshold = 1, .max_targets = 256, .probe_slots = 8          \
+		.ok_threshold = 1, .max_targets = 0, .probe_slots = 8                \
 	}
 
 /*! check ranges and consistency; on error returns -1 and writes one line

@@ -99,7 +99,7 @@ static const char *goos_rpc_list_doc[] = {
 static void goos_rpc_list(rpc_t *rpc, void *ctx)
 {
 	goos_snap_t *snaps;
-	int i, n = 0, max;
+	int i, n, max, base;
 
 	if(goos_root == NULL) {
 		kg_rpc_fault(rpc, ctx, 500, "genesys_oos is not initialized");
@@ -108,24 +108,29 @@ static void goos_rpc_list(rpc_t *rpc, void *ctx)
 	if(kg_rpc_no_more(rpc, ctx, "genesys_oos.list") < 0)
 		return;
 	/* slots above the high-water mark were never used; one more target
-	 * registered meanwhile is listed next time */
+	 * registered meanwhile is listed next time.  The lock is taken for a
+	 * chunk of slots at a time: memory and lock time stay small whatever
+	 * the number of targets */
 	max = __atomic_load_n(&goos_root->hiwater, __ATOMIC_ACQUIRE);
 	if(max == 0)
 		return;
-	snaps = (goos_snap_t *)pkg_malloc(sizeof(goos_snap_t) * max);
+	snaps = (goos_snap_t *)pkg_malloc(sizeof(goos_snap_t) * GOOS_CHUNK);
 	if(snaps == NULL) {
 		PKG_MEM_ERROR;
 		kg_rpc_fault(rpc, ctx, 500, "Out of memory");
 		return;
 	}
-	lock_get(&goos_root->lock);
-	for(i = 0; i < max && i < goos_root->hiwater; i++) {
-		if(goos_root->targets[i].refs > 0)
-			goos_snap_take(&goos_root->targets[i], i, &snaps[n++]);
+	for(base = 0; base < max; base += GOOS_CHUNK) {
+		n = 0;
+		lock_get(&goos_root->lock);
+		for(i = base; i < max && i < base + GOOS_CHUNK; i++) {
+			if(goos_tgt(i)->refs > 0)
+				goos_snap_take(goos_tgt(i), i, &snaps[n++]);
+		}
+		lock_release(&goos_root->lock);
+		for(i = 0; i < n; i++)
+			goos_rpc_add_snap(rpc, ctx, &snaps[i]);
 	}
-	lock_release(&goos_root->lock);
-	for(i = 0; i < n; i++)
-		goos_rpc_add_snap(rpc, ctx, &snaps[i]);
 	pkg_free(snaps);
 }
 
@@ -279,12 +284,11 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	id = goos_rpc_target(rpc, ctx, &uri, &sock);
 	if(id < 0)
 		return;
-	t = &goos_root->targets[id];
+	t = goos_tgt(id);
 	lock_get(&goos_root->lock);
 	/* the probe sent after this request is the next sequence number */
 	want_seq = t->sched.seq + 1;
-	t->sched.want = 1;
-	goos_kick();
+	goos_target_want(t, id);
 	lock_release(&goos_root->lock);
 	/* a pending probe finishes first, then ours: two deadlines at most */
 	deadline = goos_now_ms() + 2 * goos_params.timeout_ms + 1000;
@@ -343,9 +347,9 @@ static void goos_rpc_add(rpc_t *rpc, void *ctx)
 	/* adding a target already added over RPC changes nothing (one remove
 	 * releases it): the reference just taken is given back */
 	lock_get(&goos_root->lock);
-	added = goos_root->targets[id].rpc_refs == 0;
+	added = goos_tgt(id)->rpc_refs == 0;
 	if(added)
-		goos_root->targets[id].rpc_refs = 1;
+		goos_tgt(id)->rpc_refs = 1;
 	lock_release(&goos_root->lock);
 	if(!added)
 		goos_table_release(id);
@@ -373,8 +377,8 @@ static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 	}
 	/* only references taken over RPC: a module's target stays */
 	lock_get(&goos_root->lock);
-	if(goos_root->targets[id].rpc_refs > 0) {
-		goos_root->targets[id].rpc_refs--;
+	if(goos_tgt(id)->rpc_refs > 0) {
+		goos_tgt(id)->rpc_refs--;
 		ok = 1;
 	}
 	lock_release(&goos_root->lock);

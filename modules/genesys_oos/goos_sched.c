@@ -99,6 +99,15 @@ void goos_sched_replan(
 	s->next_due_ms = next;
 }
 
+int64_t goos_sched_event(const goos_sched_t *s)
+{
+	if(s->pending)
+		return s->deadline_ms;
+	if(s->want)
+		return 0;
+	return s->next_due_ms;
+}
+
 goos_rpl_class_t goos_sched_classify(
 		const goos_sched_t *s, uint32_t seq, int64_t rpl_ms)
 {
@@ -109,9 +118,9 @@ goos_rpl_class_t goos_sched_classify(
 	return GOOS_RPL_LATE;
 }
 
-#define GOOS_CBP_ID_BITS 16
+#define GOOS_CBP_ID_BITS 24
 _Static_assert(sizeof(uintptr_t) >= 8,
-		"the tm callback parameter carries a 32-bit sequence and a 16-bit id");
+		"the tm callback parameter carries a 32-bit sequence and a 24-bit id");
 
 void *goos_cbp_encode(int id, uint32_t seq)
 {

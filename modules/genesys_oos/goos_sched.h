@@ -66,6 +66,11 @@ void goos_sched_done(goos_sched_t *s, int64_t now, int period_ms);
 void goos_sched_replan(
 		goos_sched_t *s, int64_t now, int period_ms, int phase_ms);
 
+/*! when the probe process must look at the target next: the deadline of
+ * the pending probe, 0 (at once) for a requested probe, else the next
+ * periodic probe (GOOS_NEVER: none) */
+int64_t goos_sched_event(const goos_sched_t *s);
+
 /*! classify a reply to probe `seq` received at rpl_ms */
 goos_rpl_class_t goos_sched_classify(
 		const goos_sched_t *s, uint32_t seq, int64_t rpl_ms);

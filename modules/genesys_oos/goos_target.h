@@ -18,10 +18,44 @@
 #include "api.h"
 #include "goos_health.h"
 #include "goos_sched.h"
+#include "goos_heap.h"
 #include "goos_params.h"
 
 #define GOOS_URI_MAX 256
 #define GOOS_SOCK_MAX 128
+
+/* the table grows by chunks of targets that never move: an id stays valid
+ * while the table grows, and no memory is taken for targets never used */
+#define GOOS_CHUNK_BITS 8
+#define GOOS_CHUNK (1 << GOOS_CHUNK_BITS)
+#define GOOS_MAX_CHUNKS ((GOOS_MAX_TARGETS_MAX + GOOS_CHUNK) / GOOS_CHUNK)
+/* buckets of the URI index (power of 2) */
+#define GOOS_IDX_BUCKETS (1 << 16)
+
+/*! transport-check state of a target: read and written by the probe
+ * process only (in shm with the target, so that its size follows the
+ * number of targets and never takes the probe process's pkg memory) */
+typedef struct goos_side
+{
+	uint32_t gen; /*!< slot generation this state belongs to */
+	int resolved; /*!< 1: dst valid, -1: cannot resolve, 0: not yet */
+	int by_name;  /*!< the host is a name: resolve again for every probe */
+	union sockaddr_union dst;
+	int hashed;	  /*!< in the probe process's address hash */
+	int dnext;	  /*!< next id in that hash bucket, -1: none */
+	int usock;	  /*!< shared UDP socket of the check, -1: none */
+	int conn_fd;  /*!< TCP connect in progress or -1 */
+	int cidx;	  /*!< index in the list of connects, -1: none */
+	int watching; /*!< a check runs for probe `seq` */
+	uint32_t seq;
+	int err;	/*!< errno seen for probe `seq`, 0: none */
+	int queued; /*!< in the list of side events */
+	/* TCP/TLS: the tm probe waits for the check's connect to succeed, so
+	 * a refused target costs no tm send (and no core ERROR log lines) */
+	int deferred;		 /*!< the tm probe waits for the connect */
+	int ready;			 /*!< connect succeeded: send the tm probe now */
+	int64_t defer_until; /*!< send it anyway at this time */
+} goos_side_t;
 
 /*! one probed target, in shm; every field is written under goos_root->lock
  * and read under it, except: `state` (atomic loads in the request path) and
@@ -63,30 +97,63 @@ typedef struct goos_target
 
 	int rpc_refs;			/*!< of refs, taken by genesys_oos.add */
 	uint32_t hash;			/*!< of the URI, for lookups */
+	int inext;				/*!< next id in the URI index bucket, -1: none */
+	int fnext;				/*!< next released slot (refs 0), -1: none */
 	struct socket_info *si; /*!< resolved send socket or NULL */
 	str uri;
 	str sock; /*!< send socket "proto:ip:port", len 0 = tm's choice */
 	char uri_buf[GOOS_URI_MAX];
 	char sock_buf[GOOS_SOCK_MAX];
+	goos_side_t side; /*!< probe process only */
 } goos_target_t;
 
 typedef struct goos_root
 {
 	gen_lock_t lock;
-	int max_targets;
-	int hiwater; /*!< slots [hiwater, max_targets) were never used */
+	int max_targets; /*!< the max_targets limit, GOOS_MAX_TARGETS_MAX for 0 */
+	/*! slots allocated (a multiple of GOOS_CHUNK); written under the lock
+	 * after the chunk, read lock-free with an acquire load */
+	int capacity;
+	int hiwater;   /*!< slots [hiwater, capacity) were never used */
+	int live;	   /*!< targets registered */
+	int free_head; /*!< last released slot, chained by fnext; -1: none */
 	/*! set when something needs the probe process before its next planned
-	 * event (a probe request, a new or released target); the first setter
-	 * also writes a byte to wake_wr, which the process polls */
+	 * event (a probe request, a cfg change); the first setter also writes
+	 * a byte to wake_wr, which the process polls */
 	volatile int kick;
 	volatile int npending; /*!< probes in flight (all targets) */
+	/*! when the probe process wakes next (INT64_MIN while it is awake):
+	 * a target whose next event moves before it kicks the process */
+	int64_t wake_ms;
 	int wake_rd;
 	int wake_wr;
-	goos_target_t *targets;
+	/*! every live target whose next event is planned, keyed by the time
+	 * the probe process must look at it (goos_sched_event) */
+	goos_heap_t heap;
+	/*! URI index: first id per bucket of t->hash, chained by t->inext;
+	 * changed under the lock inside an odd idx_seq (a seqlock for the
+	 * lock-free lookups of the request path) */
+	uint32_t idx_seq;
+	int idx[GOOS_IDX_BUCKETS];
+	goos_target_t *chunks[GOOS_MAX_CHUNKS];
 } goos_root_t;
+
+/*! under the lock: the target's sched changed; moves it in the heap and
+ * wakes the probe process when its next event comes before that wake-up */
+void goos_table_rekey(goos_target_t *t, int id);
+
+/*! under the lock: ask for an immediate probe of t */
+void goos_target_want(goos_target_t *t, int id);
 
 
 extern goos_root_t *goos_root;
+
+/*! target `id` (< capacity) */
+static inline goos_target_t *goos_tgt(int id)
+{
+	return &goos_root->chunks[id >> GOOS_CHUNK_BITS][id & (GOOS_CHUNK - 1)];
+}
+
 /*! the modparams; oos_check and oos_force are only their start values:
  * read the parameters in force with goos_params_now() (goos_cfg.h) */
 extern goos_params_t goos_params;

@@ -107,11 +107,16 @@ static void test_thresholds_and_capacity(void **state)
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "ok_threshold=101"));
 	p = defaults();
-	p.max_targets = 0;
+	p.max_targets = -1;
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "max_targets=0"));
-	p.max_targets = 65536;
+	assert_non_null(strstr(err, "max_targets=-1"));
+	p.max_targets = 0; /* no limit: the table grows with the targets */
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	p.max_targets = 1048575;
+	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	p.max_targets = 1048576;
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "max_targets=1048576"));
 	p = defaults();
 	p.probe_slots = 0;
 	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);

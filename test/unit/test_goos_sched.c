@@ -213,6 +213,26 @@ static void test_reply_classes(void **state)
 	assert_int_equal(goos_sched_classify(&s, seq - 1, 2100), GOOS_RPL_STALE);
 }
 
+/* the time the probe process must look at a target next */
+static void test_event_time(void **state)
+{
+	goos_sched_t s;
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	goos_sched_start(&s, 1000, 3, 1000, 8);
+	assert_true(goos_sched_event(&s) == s.next_due_ms);
+	goos_sched_sent(&s, s.next_due_ms, 400);
+	assert_true(goos_sched_event(&s) == s.deadline_ms);
+	s.want = 1; /* requested while pending: still the deadline */
+	assert_true(goos_sched_event(&s) == s.deadline_ms);
+	goos_sched_done(&s, s.sent_ms + 10, 1000);
+	assert_true(goos_sched_event(&s) == 0); /* requested: at once */
+	s.want = 0;
+	assert_true(goos_sched_event(&s) == s.next_due_ms);
+	goos_sched_done(&s, s.sent_ms + 10, 0); /* probing off */
+	assert_true(goos_sched_event(&s) == GOOS_NEVER);
+}
+
 static void test_cbp_roundtrip(void **state)
 {
 	int id;
@@ -224,6 +244,9 @@ static void test_cbp_roundtrip(void **state)
 	goos_cbp_decode(goos_cbp_encode(65535, 0xffffffffu), &id, &seq);
 	assert_int_equal(id, 65535);
 	assert_int_equal(seq, 0xffffffffu);
+	goos_cbp_decode(goos_cbp_encode(1048575, 0xffffffffu), &id, &seq);
+	assert_int_equal(id, 1048575);
+	assert_true(seq == 0xffffffffu);
 	goos_cbp_decode(goos_cbp_encode(17, 123456789u), &id, &seq);
 	assert_int_equal(id, 17);
 	assert_int_equal(seq, 123456789u);
@@ -243,6 +266,7 @@ int main(void)
 			cmocka_unit_test(test_replan_on_state_change),
 			cmocka_unit_test(test_replan_on_period_change),
 			cmocka_unit_test(test_reply_classes),
+			cmocka_unit_test(test_event_time),
 			cmocka_unit_test(test_cbp_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
