@@ -332,9 +332,9 @@ int goos_table_register_err(str *uri, str *sock, char *err, int errlen)
 	}
 	if(goos_root->live >= goos_root->max_targets) {
 		lock_release(&goos_root->lock);
-		REG_REFUSE("cannot register target [%.*s]: %d targets registered, "
-				   "the most modparam max_targets=%d allows (0 = no limit)",
-				uri->len, uri->s, goos_root->live, goos_params.max_targets);
+		REG_REFUSE("target [%.*s] refused: max_targets=%d reached (%d "
+				   "targets registered; 0 = no limit)",
+				uri->len, uri->s, goos_params.max_targets, goos_root->live);
 	}
 	/* a released slot (the last released first), else a new one: slots
 	 * are reused before the table grows */
