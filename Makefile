@@ -68,10 +68,10 @@ ASAN_DIR := build/asan
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -g
 asan-modules: | $(STAMP)
 	@mkdir -p $(ASAN_DIR)
-	@cp modules/Makefile.module $(ASAN_DIR)/
+	@cp -p modules/Makefile.module $(ASAN_DIR)/
 	@for m in $(MODULES); do \
 		mkdir -p $(ASAN_DIR)/$$m && \
-		cp modules/$$m/Makefile modules/$$m/*.c modules/$$m/*.h $(ASAN_DIR)/$$m/ && \
+		cp -p modules/$$m/Makefile modules/$$m/*.c modules/$$m/*.h $(ASAN_DIR)/$$m/ && \
 		$(MAKE) --no-print-directory -C $(ASAN_DIR)/$$m GENESYS_TOP=$(CURDIR) \
 			COREPATH=$(COREPATH) CC_EXTRA_OPTS="$(SAN_FLAGS)" \
 			LD_EXTRA_OPTS="$(SAN_FLAGS)" || exit 1; done
