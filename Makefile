@@ -80,8 +80,9 @@ asan-modules: | $(STAMP)
 # registrations, TLS; any "AddressSanitizer" or "runtime error:" line in a
 # kamailio log fails the test (harness LOG_FAILURES)
 SANITIZE_TESTS ?= test_foundation.py test_ha.py test_ha_grace.py \
-	test_sticky.py test_sticky_relay.py test_oos_tls.py test_ha_norelay.py \
-	test_pool_file.py test_rpc_faults.py test_wirefuzz.py
+	test_ha_norelay.py test_sticky.py test_sticky_relay.py test_oos.py \
+	test_oos_tls.py test_pool_file.py test_rpc_faults.py test_torture.py \
+	test_rfc4475.py test_wirefuzz.py
 sanitize: asan-modules
 	cd test/system && GENESYS_ASAN=$(CURDIR)/$(ASAN_DIR) \
 		$(PYTEST) -q -rfE $(SANITIZE_TESTS) $(PYTEST_ARGS)
