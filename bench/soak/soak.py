@@ -108,9 +108,11 @@ def rss(pids):
 
 
 def shm_used(k):
+    """(real_used, used): with and without the allocator's overhead"""
     out = k.rpc("core.shmmem")
     m = re.search(r"real_used:\s+(\d+)", out)
-    return int(m.group(1)) if m else None
+    u = re.search(r"\bused:\s+(\d+)", out)
+    return (int(m.group(1)) if m else None, int(u.group(1)) if u else None)
 
 
 def pkg_used(k):
@@ -118,6 +120,35 @@ def pkg_used(k):
     out = k.rpc("pkg.stats")
     used = [int(x) for x in re.findall(r"^\s*real_used:\s+(\d+)", out, re.M)]
     return sum(used) if used else None
+
+
+MODSTATS_MODULES = ("core", "tm", "tls", "sl", "tmx", "rr", "kex", "corex",
+                    "genesys_oos", "genesys_ha", "genesys_tlssticky")
+
+
+def modstats(k):
+    """{module: {"function(line)": shm bytes}} (kex mod.stats; with
+    Kamailio's memory debugging only)"""
+    res = {}
+    # one module at a time: "all" does not fit in one ctl reply
+    for mod in MODSTATS_MODULES:
+        out = k.rpc_raw("mod.stats", mod, "shm").stdout
+        for m in re.finditer(r"Module: (\S+?)\s*\{(.*?)\}", out, re.S):
+            res[m.group(1)] = {f: int(v) for f, v in
+                               re.findall(r"^\s*(\S+): (\d+)$",
+                                          m.group(2), re.M)}
+    return res
+
+
+def modstats_growth(a, b, min_bytes=4096):
+    """what grew between two modstats() by more than min_bytes"""
+    out = {}
+    for mod, fns in b.items():
+        for fn, v in fns.items():
+            d = v - a.get(mod, {}).get(fn, 0)
+            if d >= min_bytes and fn != "Total":
+                out["%s %s" % (mod, fn)] = d
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def asan_mapped(pids, asan_dir):
@@ -279,8 +310,9 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         if asan:
             res["asan_mapped"] = asan_mapped(pids_of(k), str(asan))
         log("kamailio %s up, %d phones registering" % (addr, phones))
-        ph = Phones(k, phones, reg_interval)
-        ph.start()
+        if phones > 0:
+            ph = Phones(k, phones, reg_interval)
+            ph.start()
         calls = int(rate * duration)
         sipp = harness.Sipp(workdir, "ha_phone_call.xml", "uac",
                             remote="%s:5060" % addr, calls=calls,
@@ -315,10 +347,14 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             if now >= nxt_sample:
                 pids = pids_of(k)
                 tot, anon = rss(pids)
-                s = {"t": round(now - t0, 1), "shm": shm_used(k),
+                shm, shm_net = shm_used(k)
+                s = {"t": round(now - t0, 1), "shm": shm, "shm_used": shm_net,
                      "pkg": pkg_used(k), "rss": tot, "rss_anon": anon,
                      "procs": len(pids)}
                 res["samples"].append(s)
+                if mem_debug and s["t"] >= warmup and \
+                        "modstats_start" not in res:
+                    res["modstats_start"] = modstats(k)
                 nxt_sample += sample
                 if len(res["samples"]) % 12 == 1:
                     log("t=%4.0fs shm %.0f KB pkg %.0f KB rss %.0f KB"
@@ -326,24 +362,28 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                            (s["pkg"] or 0) / 1024, tot / 1024))
             time.sleep(max(0.0, min(nxt_sample, nxt_reload, nxt_sw)
                            - time.monotonic()))
+        if mem_debug and "modstats_start" in res:
+            res["modstats_growth"] = modstats_growth(res.pop("modstats_start"),
+                                                     modstats(k))
         r = sipp.wait(timeout=60)
         res["calls"] = calls
         res["calls_ok"] = r.successful
         res["calls_failed"] = r.failed
         res["sipp_rc"] = r.rc
         res["wall"] = round(time.monotonic() - t0, 1)
-        ph.close()
-        res["registrations"] = ph.ok
-        res["registrations_failed"] = ph.failed[:20]
-        res["registrations_failed_n"] = len(ph.failed)
+        if ph is not None:
+            ph.close()
+            res["registrations"] = ph.ok
+            res["registrations_failed"] = ph.failed[:20]
+            res["registrations_failed_n"] = len(ph.failed)
         res["bindings"] = k.rpc("genesys_tlssticky.stats")
         ph = None
-        for key in ("shm", "pkg", "rss", "rss_anon"):
+        for key in ("shm", "shm_used", "pkg", "rss", "rss_anon"):
             v = slope(res["samples"], key, warmup)
             res["slope_%s_kb_min" % key] = None if v is None else round(
                 v / 1024, 2)
         post = [s for s in res["samples"] if s["t"] >= warmup]
-        for key in ("shm", "pkg", "rss", "rss_anon"):
+        for key in ("shm", "shm_used", "pkg", "rss", "rss_anon"):
             vals = [s[key] for s in post if s.get(key) is not None]
             if vals:
                 res["%s_first_kb" % key] = round(vals[0] / 1024)
@@ -414,6 +454,10 @@ def report_md(res, bad, argv):
         "| shm in use (KB): first / last / max after warm-up | %s / %s / %s |"
         % (kb("shm_first_kb"), kb("shm_last_kb"), kb("shm_max_kb")),
         "| shm slope | %s KB/min |" % res.get("slope_shm_kb_min"),
+        "| shm in use without allocator overhead (KB) | %s / %s / %s |"
+        % (kb("shm_used_first_kb"), kb("shm_used_last_kb"),
+           kb("shm_used_max_kb")),
+        "| its slope | %s KB/min |" % res.get("slope_shm_used_kb_min"),
         "| pkg in use, all processes (KB) | %s / %s / %s |"
         % (kb("pkg_first_kb"), kb("pkg_last_kb"), kb("pkg_max_kb")),
         "| pkg slope | %s KB/min |" % res.get("slope_pkg_kb_min"),
