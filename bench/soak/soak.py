@@ -151,6 +151,12 @@ def modstats_growth(a, b, min_bytes=4096):
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def tm_current(k):
+    """transactions alive (tm.stats current)"""
+    m = re.search(r"current:\s+(\d+)", k.rpc_raw("tm.stats").stdout)
+    return int(m.group(1)) if m else None
+
+
 def asan_mapped(pids, asan_dir):
     """every process maps libasan and our modules from asan_dir"""
     for pid in pids:
@@ -268,7 +274,8 @@ def stop_member(p):
 
 def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         switchover_every=60, reload_every=10, sample=5, warmup=None,
-        children=4, asan=None, mem_debug=False, workdir=None, log=print):
+        children=4, asan=None, mem_debug=False, workdir=None, log=print,
+        keep_log=None):
     """One soak run; returns the result dict (see main for the figures)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -320,6 +327,12 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                                         str(int(hold * 1000))],
                             service="2000", timeout=int(duration + 120),
                             trace=False)
+        # the first registrations' transactions end (tm's wait timer: 5 s)
+        time.sleep(6)
+        res["tm_baseline"] = tm_current(k)
+        res["shm_baseline"] = shm_used(k)
+        if mem_debug:
+            ms0 = modstats(k)
         t0 = time.monotonic()
         sipp.start()
         nxt_sample = nxt_reload = nxt_sw = t0
@@ -349,12 +362,16 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 tot, anon = rss(pids)
                 shm, shm_net = shm_used(k)
                 s = {"t": round(now - t0, 1), "shm": shm, "shm_used": shm_net,
+                     "tm": tm_current(k),
                      "pkg": pkg_used(k), "rss": tot, "rss_anon": anon,
                      "procs": len(pids)}
                 res["samples"].append(s)
-                if mem_debug and s["t"] >= warmup and \
-                        "modstats_start" not in res:
-                    res["modstats_start"] = modstats(k)
+                if mem_debug and s["t"] >= warmup and "_ms_w" not in res:
+                    res["_ms_w"] = modstats(k)
+                if mem_debug and s["t"] >= duration - 2 * sample and \
+                        "_ms_w" in res and "modstats_load_growth" not in res:
+                    res["modstats_load_growth"] = modstats_growth(
+                        res.pop("_ms_w"), modstats(k))
                 nxt_sample += sample
                 if len(res["samples"]) % 12 == 1:
                     log("t=%4.0fs shm %.0f KB pkg %.0f KB rss %.0f KB"
@@ -362,10 +379,21 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                            (s["pkg"] or 0) / 1024, tot / 1024))
             time.sleep(max(0.0, min(nxt_sample, nxt_reload, nxt_sw)
                            - time.monotonic()))
-        if mem_debug and "modstats_start" in res:
-            res["modstats_growth"] = modstats_growth(res.pop("modstats_start"),
-                                                     modstats(k))
         r = sipp.wait(timeout=60)
+        # drained: the load is over and tm's timers have ended its
+        # transactions (the phones are still connected): what is left above
+        # the baseline stays for good
+        t1 = time.monotonic()
+        while time.monotonic() < t1 + 60 and \
+                (tm_current(k) or 0) > (res["tm_baseline"] or 0) + 20:
+            time.sleep(1)
+        time.sleep(6)
+        res["tm_left"] = tm_current(k)
+        res["shm_drained"] = shm_used(k)
+        res["shm_kept_kb"] = round((res["shm_drained"][1]
+                                    - res["shm_baseline"][1]) / 1024, 1)
+        if mem_debug:
+            res["modstats_kept"] = modstats_growth(ms0, modstats(k), 1024)
         res["calls"] = calls
         res["calls_ok"] = r.successful
         res["calls_failed"] = r.failed
@@ -389,6 +417,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 res["%s_first_kb" % key] = round(vals[0] / 1024)
                 res["%s_last_kb" % key] = round(vals[-1] / 1024)
                 res["%s_max_kb" % key] = round(max(vals) / 1024)
+        tms = [x["tm"] for x in post if x.get("tm") is not None]
+        if tms:
+            res["tm_first"], res["tm_last"], res["tm_max"] = \
+                tms[0], tms[-1], max(tms)
         text = k.log_text()
         res["our_errors"] = [ln for ln in text.splitlines()
                              if OUR_ERROR.search(ln)][:20]
@@ -405,10 +437,12 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 res.setdefault("log_failures", []).append(str(e)[:2000])
         for name, p in members.items():
             res["member_%s" % name] = stop_member(p)
+        if k is not None and keep_log:
+            shutil.copy(k.log, keep_log)
     return res
 
 
-def verdict(res, max_slope):
+def verdict(res, max_slope, max_kept=512):
     bad = []
     if res.get("calls_failed") or res.get("calls_ok") != res.get("calls"):
         bad.append("calls: %s of %s ok, %s failed" % (
@@ -423,11 +457,17 @@ def verdict(res, max_slope):
         bad.append("log failures: %s" % res["log_failures"][:3])
     if res.get("asan") and not res.get("asan_mapped"):
         bad.append("ASan runtime or modules not mapped in every process")
-    for key in ("shm", "pkg"):
+    for key in ("shm_used", "pkg"):
         v = res.get("slope_%s_kb_min" % key)
         if v is not None and v > max_slope:
-            bad.append("%s grows %.1f KB/min" % (key, v))
+            bad.append("%s grows %.1f KB/min under load" % (key, v))
+    if res.get("shm_kept_kb") is not None and res["shm_kept_kb"] > max_kept:
+        bad.append("%.0f KB of shm kept after the load" % res["shm_kept_kb"])
     return bad
+
+
+def _kb(pair):
+    return round(pair[1] / 1024) if pair else "-"
 
 
 def report_md(res, bad, argv):
@@ -458,6 +498,12 @@ def report_md(res, bad, argv):
         % (kb("shm_used_first_kb"), kb("shm_used_last_kb"),
            kb("shm_used_max_kb")),
         "| its slope | %s KB/min |" % res.get("slope_shm_used_kb_min"),
+        "| transactions alive (tm.stats current): first / last / max after warm-up | %s / %s / %s |"
+        % (res.get("tm_first"), res.get("tm_last"), res.get("tm_max")),
+        "| shm in use before the load / after it, drained (KB) | %s / %s (kept: %s KB; transactions %s / %s) |"
+        % (_kb(res.get("shm_baseline")), _kb(res.get("shm_drained")),
+           res.get("shm_kept_kb"), res.get("tm_baseline"),
+           res.get("tm_left")),
         "| pkg in use, all processes (KB) | %s / %s / %s |"
         % (kb("pkg_first_kb"), kb("pkg_last_kb"), kb("pkg_max_kb")),
         "| pkg slope | %s KB/min |" % res.get("slope_pkg_kb_min"),
@@ -490,6 +536,9 @@ def main():
                          "most 60 s)")
     ap.add_argument("--max-slope", type=float, default=8.0,
                     help="KB/min of shm or pkg growth that fails the run")
+    ap.add_argument("--max-kept", type=float, default=512,
+                    help="KB of shm still in use once the load is over and "
+                         "drained, above the baseline, that fail the run")
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--asan", metavar="DIR", default=None)
     ap.add_argument("--mem-debug", action="store_true",
@@ -502,13 +551,14 @@ def main():
     try:
         res = run(a.duration, a.rate, a.hold, a.phones, a.reg_interval,
                   a.switchover_every, a.reload_every, a.sample, a.warmup,
-                  a.children, a.asan, a.mem_debug, work)
+                  a.children, a.asan, a.mem_debug, work,
+                  keep_log=str(a.out) + ".log")
     finally:
         if a.keep:
             print("work directory kept: %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    bad = verdict(res, a.max_slope)
+    bad = verdict(res, a.max_slope, a.max_kept)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(str(out) + ".json").write_text(json.dumps(res, indent=1))
