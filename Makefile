@@ -92,11 +92,11 @@ sanitize: asan-modules
 # failures in build/soak*.md
 soak-short: modules
 	mkdir -p build
-	/usr/bin/python3 bench/soak/soak.py --duration 300 --out build/soak-short $(SOAK_ARGS)
+	/usr/bin/python3 bench/soak/soak.py --duration 300 --mem-debug --out build/soak-short $(SOAK_ARGS)
 
 soak: modules
 	mkdir -p build
-	/usr/bin/python3 bench/soak/soak.py --duration 3600 --out build/soak $(SOAK_ARGS)
+	/usr/bin/python3 bench/soak/soak.py --duration 3600 --mem-debug --shm 256 --out build/soak $(SOAK_ARGS)
 
 system: modules
 	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)
