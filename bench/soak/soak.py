@@ -176,7 +176,7 @@ class Phones:
     """n TLS phones, each on its own connection, re-registering every
     interval s; counts registrations and failures"""
 
-    def __init__(self, k, n, interval, threads=4):
+    def __init__(self, k, n, interval, threads=4, tls=True):
         self.k = k
         self.interval = interval
         self.ok = 0
@@ -185,7 +185,8 @@ class Phones:
         self.stop = threading.Event()
         addrs = [harness.next_address() for _ in range((n + 49) // 50)]
         ctx = tls_ua.client_context()
-        self.phones = [tls_ua.StreamUA(addrs[i // 50], k.address, 5061,
+        self.phones = [tls_ua.StreamUA(addrs[i // 50], k.address,
+                                       5061 if tls else 5060, tls=tls,
                                        ctx=ctx, user="p%04d" % i)
                        for i in range(n)]
         self.groups = [self.phones[i::threads] for i in range(threads)]
@@ -275,7 +276,7 @@ def stop_member(p):
 def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         switchover_every=60, reload_every=10, sample=5, warmup=None,
         children=4, asan=None, mem_debug=False, workdir=None, log=print,
-        keep_log=None, shm_mb=64):
+        keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True):
     """One soak run; returns the result dict (see main for the figures)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -302,9 +303,16 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         tls_cfg = tls_cfg.replace("/etc/kamailio/tls/ca.pem", str(certs.ca))
         (workdir / "tls.cfg").write_text(tls_cfg)
         addr = harness.next_address()
+        cfg = harness.REFERENCE_CFG.read_text()
+        if not sticky_tcp:
+            # TCP phones not made sticky (a diagnostic: genesys_tlssticky
+            # out of the TCP phones' path)
+            cfg = cfg.replace('modparam("genesys_tlssticky", "tcp", 1)',
+                              'modparam("genesys_tlssticky", "tcp", 0)')
         k = harness.Kamailio(
             workdir / "kamailio", address=addr, mem_debug=mem_debug,
-            asan=asan, extra_args=["-m", str(shm_mb)], defines={
+            asan=asan, extra_args=["-m", str(shm_mb)], cfg_text=cfg,
+            defines={
                 "POOL_FILE": '"%s"' % pool, "WITH_TLS": None,
                 "LISTEN_TLS": "tls:%s:5061" % addr,
                 "TLS_CFG": '"%s"' % (workdir / "tls.cfg"),
@@ -318,7 +326,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             res["asan_mapped"] = asan_mapped(pids_of(k), str(asan))
         log("kamailio %s up, %d phones registering" % (addr, phones))
         if phones > 0:
-            ph = Phones(k, phones, reg_interval)
+            ph = Phones(k, phones, reg_interval, tls=phone_tls)
             ph.start()
         calls = int(rate * duration)
         sipp = harness.Sipp(workdir, "ha_phone_call.xml", "uac",
@@ -549,6 +557,10 @@ def main():
                          "drained, above the baseline, that fail the run")
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--shm", type=int, default=64, help="kamailio -m, MB")
+    ap.add_argument("--phone-transport", choices=("tls", "tcp"),
+                    default="tls")
+    ap.add_argument("--no-sticky-tcp", action="store_true",
+                    help="genesys_tlssticky tcp 0 (diagnostic)")
     ap.add_argument("--asan", metavar="DIR", default=None)
     ap.add_argument("--mem-debug", action="store_true",
                     help="kamailio -x qm -X qm with memory debugging")
@@ -561,7 +573,9 @@ def main():
         res = run(a.duration, a.rate, a.hold, a.phones, a.reg_interval,
                   a.switchover_every, a.reload_every, a.sample, a.warmup,
                   a.children, a.asan, a.mem_debug, work,
-                  keep_log=str(a.out) + ".log", shm_mb=a.shm)
+                  keep_log=str(a.out) + ".log", shm_mb=a.shm,
+                  phone_tls=a.phone_transport == "tls",
+                  sticky_tcp=not a.no_sticky_tcp)
     finally:
         if a.keep:
             print("work directory kept: %s" % work)
