@@ -14,6 +14,11 @@
 #   make bench-scale  genesys_ha against the pool size: cost per call, reload
 #                 time, calls during reloads (~20 min; SCALE_ARGS: see --help)
 #   make deb      build the kamailio-genesys-modules package into build/
+#   make asan-modules  the modules built with ASan+UBSan into build/asan/
+#   make sanitize system tests (calls, switchover, reloads, registrations,
+#                 TLS) with kamailio running the ASan+UBSan modules
+#   make soak-short  5 minutes of bench/soak (calls, switchovers, reloads,
+#                 TLS phones); make soak: one hour (SOAK_ARGS)
 #   make check-cfg  kamailio -c on etc/kamailio.cfg with the built modules
 #   make clean
 
@@ -27,7 +32,7 @@ STOCK_MPATH := /usr/lib/x86_64-linux-gnu/kamailio/modules
 # warnings are errors in CI and in 'make test'
 export GENESYS_WERROR ?= 1
 
-.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover bench-scale bench-oos clean distclean $(MODULES)
+.PHONY: all deps modules test unit fuzz fuzz-smoke wirefuzz system run check-cfg deb bench bench-failover bench-scale bench-oos asan-modules sanitize soak soak-short clean distclean $(MODULES)
 
 all: modules
 
@@ -58,6 +63,43 @@ WIREFUZZ_COUNT ?= 20000
 WIREFUZZ_SEED ?= 4475
 wirefuzz: modules
 	/usr/bin/python3 test/wirefuzz/wirefuzz.py --count $(WIREFUZZ_COUNT) --seed $(WIREFUZZ_SEED)
+
+# the modules built with AddressSanitizer and UBSan, into build/asan/<m>/
+# (a copy of each module's sources: modules/*.so stay as they are); kamailio
+# loads them with libasan preloaded (test/system/harness.py, GENESYS_ASAN)
+ASAN_DIR := build/asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -g
+asan-modules: | $(STAMP)
+	@mkdir -p $(ASAN_DIR)
+	@cp -p modules/Makefile.module $(ASAN_DIR)/
+	@for m in $(MODULES); do \
+		mkdir -p $(ASAN_DIR)/$$m && \
+		cp -p modules/$$m/Makefile modules/$$m/*.c modules/$$m/*.h $(ASAN_DIR)/$$m/ && \
+		$(MAKE) --no-print-directory -C $(ASAN_DIR)/$$m GENESYS_TOP=$(CURDIR) \
+			COREPATH=$(COREPATH) CC_EXTRA_OPTS="$(SAN_FLAGS)" \
+			LD_EXTRA_OPTS="$(SAN_FLAGS)" || exit 1; done
+
+# system tests against the sanitized modules: calls, switchovers, reloads,
+# registrations, TLS; any "AddressSanitizer" or "runtime error:" line in a
+# kamailio log fails the test (harness LOG_FAILURES)
+SANITIZE_TESTS ?= test_foundation.py test_ha.py test_ha_grace.py \
+	test_ha_norelay.py test_sticky.py test_sticky_relay.py test_oos.py \
+	test_oos_tls.py test_pool_file.py test_rpc_faults.py test_torture.py \
+	test_rfc4475.py test_wirefuzz.py
+sanitize: asan-modules
+	cd test/system && GENESYS_ASAN=$(CURDIR)/$(ASAN_DIR) \
+		$(PYTEST) -q -rfE $(SANITIZE_TESTS) $(PYTEST_ARGS)
+
+# soak (bench/soak): calls at SOAK_CPS with a switchover every minute, a
+# reload every 10 s and TLS phones re-registering; shm/RSS slopes and
+# failures in build/soak*.md
+soak-short: modules
+	mkdir -p build
+	/usr/bin/python3 bench/soak/soak.py --duration 300 --mem-debug --out build/soak-short $(SOAK_ARGS)
+
+soak: modules
+	mkdir -p build
+	/usr/bin/python3 bench/soak/soak.py --duration 3600 --mem-debug --shm 256 --out build/soak $(SOAK_ARGS)
 
 system: modules
 	cd test/system && $(PYTEST) -q -rfE $(PYTEST_ARGS)

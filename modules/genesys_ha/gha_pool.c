@@ -1138,3 +1138,34 @@ int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port)
 	}
 	return -1;
 }
+
+int gha_pool_find_fs_src(const gha_pool_t *p, const gha_addr_t *a, int port)
+{
+	int i;
+
+	for(i = 0; i < p->nfs; i++) {
+		if(same_addr(&p->fs[i].m.addr, a)
+				&& (port == 0 || p->fs[i].m.port == port))
+			return i;
+	}
+	return -1;
+}
+
+int gha_pool_find_fs_host(const gha_pool_t *p, const str *host, int port)
+{
+	int i;
+
+	for(i = 0; i < p->nfs; i++) {
+		const gha_member_t *m = &p->fs[i].m;
+		int mp = port ? port : (m->proto == GHA_PROTO_TLS ? 5061 : 5060);
+		if(m->port != mp)
+			continue;
+		if((m->host.len == host->len
+				   && strncasecmp(m->host.s, host->s, (size_t)host->len) == 0)
+				|| (m->ip.len == host->len
+						&& strncasecmp(m->ip.s, host->s, (size_t)host->len)
+								   == 0))
+			return i;
+	}
+	return -1;
+}

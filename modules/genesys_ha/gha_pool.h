@@ -260,6 +260,12 @@ int gha_pool_find_member_host(
 int gha_pool_site_pairs(const gha_pool_t *p, const str *site, const int **idx);
 /*! same for feature servers: index or -1 */
 int gha_pool_find_fs_addr(const gha_pool_t *p, const gha_addr_t *a, int port);
+/*! feature server sending from address a: port compared unless 0 (a
+ * TCP/TLS peer sends from any port); index or -1 */
+int gha_pool_find_fs_src(const gha_pool_t *p, const gha_addr_t *a, int port);
+/*! feature server whose configured host or resolved ip equals host and
+ * whose port equals port (0: default port): index or -1 */
+int gha_pool_find_fs_host(const gha_pool_t *p, const str *host, int port);
 
 /*! "udp", "tcp", ... */
 const char *gha_proto_name(int proto);

@@ -510,6 +510,67 @@ static int refuse_route(sip_msg_t *msg, const char *why, str *val)
 	return GHA_RC_UNKNOWN_PAIR;
 }
 
+/* the request comes from a pair member or a feature server (source
+ * address; the port too over UDP, a TCP/TLS peer sends from any port) */
+static int from_pool(gha_pool_t *p, sip_msg_t *msg)
+{
+	gha_addr_t a;
+	int any = msg->rcv.proto != PROTO_UDP, m;
+
+	to_gha_addr(&msg->rcv.src_ip, &a);
+	return gha_pool_find_member_addr(p, &a, msg->rcv.src_port, any, &m) >= 0
+		   || gha_pool_find_fs_src(p, &a, any ? 0 : msg->rcv.src_port) >= 0;
+}
+
+/* the next hop (the destination URI loose_route() set from a further
+ * Route, else the Request-URI) names a pair member or a feature server as
+ * the pool file does (host or address, port) */
+static int to_pool(gha_pool_t *p, sip_msg_t *msg)
+{
+	struct sip_uri du, *u = &du;
+	str h;
+	int m;
+
+	if(msg->dst_uri.len > 0) {
+		if(parse_uri(msg->dst_uri.s, msg->dst_uri.len, &du) < 0)
+			return 0;
+	} else {
+		if(parse_sip_msg_uri(msg) < 0)
+			return 0;
+		u = &msg->parsed_uri;
+	}
+	h = u->host;
+	if(h.len > 2 && h.s[0] == '[' && h.s[h.len - 1] == ']') {
+		h.s++;
+		h.len -= 2;
+	}
+	return gha_pool_find_member_host(p, &h, u->port_no, &m) >= 0
+		   || gha_pool_find_fs_host(p, &h, u->port_no) >= 0;
+}
+
+/* an in-dialog request goes only where our Record-Route can have led: to
+ * the pool (a member, a feature server) or, from the pool, to an endpoint
+ * (SIP Server is trusted with its destinations as for initial requests);
+ * the phones' flows are checked before (genesys_tlssticky) */
+static int refuse_foreign(gha_pool_t *p, sip_msg_t *msg)
+{
+	str ru, du;
+
+	if(p == NULL || from_pool(p, msg) || to_pool(p, msg))
+		return 0;
+	counter_inc(gha_cnt.route_refused);
+	ru = *GET_RURI(msg);
+	du = msg->dst_uri;
+	LM_WARN("in-dialog %.*s from %s:%d refused: neither from nor to the "
+			"SIP Server pool (R-URI '%.*s', next hop '%.*s'); not "
+			"forwarded\n",
+			msg->first_line.u.request.method.len,
+			msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
+			msg->rcv.src_port, ru.len > 64 ? 64 : ru.len, ZSW(ru.s),
+			du.len > 64 ? 64 : du.len, ZSW(du.s));
+	return 1;
+}
+
 int ki_ha_route_in_dialog(sip_msg_t *msg)
 {
 	static str pname = str_init(GHA_RR_PAIR);
@@ -525,6 +586,8 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 		if(gha_param_re_ok
 				&& gha_rrb.check_route_param(msg, &gha_param_re) == 0)
 			return refuse_route(msg, "malformed SIP Server pair id", &val);
+		if(refuse_foreign(p, msg))
+			return GHA_RC_FOREIGN;
 		return GHA_RC_NOT_FOUND; /* not a dialog through a pair */
 	}
 	n = gha_rr_decode_value(&val, name, dn, &dl);
@@ -551,8 +614,11 @@ int ki_ha_route_in_dialog(sip_msg_t *msg)
 	qi = gha_pool_find_member_host(
 			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
 	if(qi < 0) {
+		/* towards the endpoint: only from the pool */
+		if(refuse_foreign(p, msg))
+			return GHA_RC_FOREIGN;
 		gha_xctx_store(msg, c);
-		return GHA_RC_AS_IS; /* towards the endpoint */
+		return GHA_RC_AS_IS;
 	}
 	pr = &p->pairs[qi];
 	a = gha_active(pr);

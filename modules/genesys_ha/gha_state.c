@@ -64,7 +64,8 @@ static counter_def_t gha_cnt_defs[] = {
 	{&gha_cnt.in_dialog, "in_dialog", 0, 0, 0,
 		"in-dialog requests sent to a pair's current active member"},
 	{&gha_cnt.route_refused, "route_refused", 0, 0, 0,
-		"in-dialog requests refused: unknown or malformed pair in Route"},
+		"in-dialog requests refused: unknown or malformed pair in Route, "
+		"or neither from nor to the pool"},
 	{&gha_cnt.failovers, "failovers", 0, 0, 0,
 		"failure_route retries on the other member"},
 	{&gha_cnt.grace, "grace", 0, 0, 0,

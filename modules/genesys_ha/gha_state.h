@@ -44,6 +44,7 @@
 #define GHA_RC_UNKNOWN_PAIR (-3)   /*!< unknown pair (or no pool) */
 #define GHA_RC_NOT_FOUND (-4)	   /*!< nothing matched */
 #define GHA_RC_ERROR (-5)		   /*!< internal error, bad input */
+#define GHA_RC_FOREIGN (-6) /*!< in-dialog: neither to nor from the pool */
 
 typedef struct gha_root
 {

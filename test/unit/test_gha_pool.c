@@ -219,6 +219,20 @@ static void test_build_ok(void **state)
 	assert_int_equal(gha_pool_find_member_host(p, &h, 5062, &m), -1);
 	t_resolve("10.0.2.1", &a, NULL);
 	assert_int_equal(gha_pool_find_fs_addr(p, &a, 5060), 0);
+	/* a feature server as a sender (any port: TCP/TLS) and as a target */
+	assert_int_equal(gha_pool_find_fs_src(p, &a, 0), 0);
+	assert_int_equal(gha_pool_find_fs_src(p, &a, 5060), 0);
+	assert_int_equal(gha_pool_find_fs_src(p, &a, 41000), -1);
+	h.s = "10.0.2.1";
+	h.len = 8;
+	assert_int_equal(gha_pool_find_fs_host(p, &h, 0), 0);
+	assert_int_equal(gha_pool_find_fs_host(p, &h, 5060), 0);
+	assert_int_equal(gha_pool_find_fs_host(p, &h, 5070), -1);
+	h.s = "10.0.2.10";
+	h.len = 9;
+	assert_int_equal(gha_pool_find_fs_host(p, &h, 5060), -1);
+	t_resolve("10.0.0.9", &a, NULL);
+	assert_int_equal(gha_pool_find_fs_src(p, &a, 0), -1);
 	/* everything lives inside the one block */
 	assert_true((char *)p->pairs[1].m[1].ip.s < (char *)p + p->size);
 	gha_pool_free(p, &A);
