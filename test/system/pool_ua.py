@@ -89,6 +89,11 @@ class PoolUA(threading.Thread):
         self.resolver = resolver or Resolver()
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # every request leaves from the UA's own port, as a SIP Server's do
+        # (the proxy knows a pool member by its address and port): one
+        # connected socket per try shares the port (SO_REUSEPORT) and gets
+        # that peer's replies and ICMP errors
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self.sock.bind((address, port))
         self.sock.settimeout(0.05)
         self.requests = []      # SipMsg received (with .src)
@@ -186,7 +191,8 @@ class PoolUA(threading.Thread):
         for addr in self.targets(next_hop):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                s.bind((self.address, 0))
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                s.bind((self.address, self.port))
                 s.connect(addr)
                 via = "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (
                     self.address, s.getsockname()[1], new_id("b"))
