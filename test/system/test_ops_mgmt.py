@@ -89,7 +89,11 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
     deadline = time.monotonic() + 5
     while True:
         m = metrics()
-        if gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 1:
+        # the refresh route sets the pool gauges, then the probe ones: a
+        # scrape may fall in between
+        if (gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 1
+                and all(gauge(m, "genesys_target_rtt_ms", uri=x.uri) is not None
+                        for x in (pri, bak))):
             break
         assert time.monotonic() < deadline, m
         time.sleep(0.2)
