@@ -406,3 +406,25 @@ def critical_lines(k):
     return [ln for ln in k.log_text().splitlines()
             if "CRITICAL" in ln or "BUG" in ln or "signal 11" in ln
             or "terminated by a signal" in ln]
+
+
+def wait_idle(k, timeout=30.0):
+    """wait until kamailio has torn down every TCP/TLS connection and freed
+    every transaction (tm's wait timer), before stopping it after a swarm:
+    a child that SIGTERM ends inside a shm (de)allocation (the phones' mass
+    close frees OpenSSL state in tcp_main and the TLS workers) leaves the
+    shm heap half updated, and the main process then crashes or loops in
+    its own cleanup: stock Kamailio's shutdown race (docs/tls.md "Stopping
+    under load"), not what these tests test. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        tcp = k.rpc("core.tcp_info")
+        tm = k.rpc("tm.stats")
+        conns = int(re.search(r"opened_connections:\s*(\d+)", tcp).group(1))
+        trans = int(re.search(r"current:\s*(\d+)", tm).group(1))
+        if conns == 0 and trans == 0:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("kamailio not idle after %.0fs: %d connections,"
+                                 " %d transactions" % (timeout, conns, trans))
+        time.sleep(0.1)
