@@ -211,6 +211,17 @@ int gha_ps_probe_result(gha_pair_state_t *st, int member, int result,
 	return GHA_VR_SWITCHED;
 }
 
+int gha_ps_adopt(gha_pair_state_t *st, int to, int trigger, long now,
+		gha_pair_events_t *ev)
+{
+	ev_begin(st, ev);
+	if((to != GHA_PRIMARY && to != GHA_BACKUP) || st->active == to)
+		return 0;
+	do_switch(st, to, trigger, now, ev);
+	ev_end(st, now, ev);
+	return 1;
+}
+
 int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev)
 {
 	int oth = 1 - st->active;

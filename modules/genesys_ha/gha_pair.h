@@ -149,6 +149,13 @@ int gha_ps_probe_result(gha_pair_state_t *st, int member, int result,
 /*! operator switchover to the other member; 0 ok, -1 other member down */
 int gha_ps_switchover(gha_pair_state_t *st, long now, gha_pair_events_t *ev);
 
+/*! a decision taken elsewhere (a peer proxy of the pool): 'to' becomes the
+ * active member with 'trigger' unless it is already; the pair state then
+ * follows this proxy's own probe states.  1 when it switched (ev filled),
+ * 0 otherwise */
+int gha_ps_adopt(gha_pair_state_t *st, int to, int trigger, long now,
+		gha_pair_events_t *ev);
+
 /*! a relayed request to 'member' failed; returns the member to retry on,
  * or -1 when the other member is not known alive */
 int gha_ps_relay_failed(

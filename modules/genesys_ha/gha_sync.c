@@ -219,49 +219,5 @@ int gha_sync_prober_rank(
 int gha_sync_apply(
 		gha_pair_state_t *st, int active, long now, gha_pair_events_t *ev)
 {
-	int np;
-
-	memset(ev, 0, sizeof(*ev));
-	ev->old_pstate = ev->new_pstate = st->pstate;
-	ev->from = ev->to = st->active;
-	if(active != GHA_PRIMARY && active != GHA_BACKUP)
-		return 0;
-	if(st->active == active)
-		return 0;
-	ev->switched = 1;
-	ev->from = st->active;
-	ev->to = active;
-	ev->trigger = GHA_TRIG_PEER;
-	st->sw_from = st->active;
-	st->sw_to = active;
-	st->sw_time = now;
-	st->sw_trigger = GHA_TRIG_PEER;
-	st->active = active;
-	st->n_switchovers++;
-	st->verify_member = -1;
-	switch(st->mstate[active]) {
-		case GHA_MS_ACTIVE:
-			np = GHA_PS_UP;
-			break;
-		case GHA_MS_INACTIVE:
-			np = GHA_PS_INACTIVE;
-			break;
-		case GHA_MS_DOWN:
-			np = GHA_PS_DOWN;
-			break;
-		default:
-			np = GHA_PS_UNKNOWN;
-	}
-	if(np != st->pstate) {
-		st->pstate = np;
-		st->psince = now;
-	}
-	ev->new_pstate = np;
-	if(np == GHA_PS_DOWN && ev->old_pstate != GHA_PS_DOWN) {
-		ev->went_down = 1;
-		st->n_down++;
-	}
-	if(ev->old_pstate == GHA_PS_DOWN && np != GHA_PS_DOWN)
-		ev->went_up = 1;
-	return 1;
+	return gha_ps_adopt(st, active, GHA_TRIG_PEER, now, ev);
 }

@@ -28,3 +28,4 @@ $(BIN)/test_gts_params $(BIN)/test_gts_params.san: LDLIBS += -lcrypto
 
 # genesys_tlssticky Contact rewrite plan: builds with the Contact helpers
 EXTRA_gts_plan := $(TOP)/modules/genesys_tlssticky/gts_contact.c
+EXTRA_gha_sync := $(TOP)/modules/genesys_ha/gha_pair.c
