@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "common/kg_hash.h"
 #include "gha_pair.h"
 
 /* clang-format off */
@@ -344,14 +345,7 @@ int gha_lb_pick(int n, const int *avail, int alg, unsigned int *rr_counter,
 
 uint32_t gha_lb_hash(const char *s, int len)
 {
-	uint32_t h = 2166136261u;
-	int i;
-
-	for(i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return kg_fnv1a(KG_FNV_SEED, s, len > 0 ? (size_t)len : 0);
 }
 
 /* the score of (key, candidate): a 64-bit finalizer (splitmix64) of both,

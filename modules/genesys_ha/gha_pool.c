@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "common/kg_hash.h"
 #include "gha_pool.h"
 #include "gha_rrparam.h"
 
@@ -379,41 +380,15 @@ void gha_draft_free(gha_draft_t *d)
  * slots.  Used for the duplicate checks of the build (O(n) instead of
  * pairwise) and for the lookups of the snapshot (O(1) per request). */
 
-static uint32_t hmix(uint32_t h)
-{
-	/* murmur3's finalizer: FNV's low bits alone cluster for keys that
-	 * differ only in their last characters (SIPS_1, SIPS_2 ...) */
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
-}
-
-static uint32_t fnv(uint32_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	size_t i;
-
-	for(i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-#define FNV_SEED 2166136261u
-
 static uint32_t hash_name(const char *s, int len)
 {
-	return hmix(fnv(FNV_SEED, s, (size_t)len));
+	return kg_hash_mix(kg_fnv1a(KG_FNV_SEED, s, (size_t)len));
 }
 
 /* host text, case-insensitive, and port */
 static uint32_t hash_host(const char *s, int len, int port)
 {
-	uint32_t h = FNV_SEED;
+	uint32_t h = KG_FNV_SEED;
 	int i;
 
 	for(i = 0; i < len; i++) {
@@ -421,17 +396,18 @@ static uint32_t hash_host(const char *s, int len, int port)
 		h ^= (c >= 'A' && c <= 'Z') ? c + 32 : c;
 		h *= 16777619u;
 	}
-	return hmix(h ^ (uint32_t)port);
+	return kg_hash_mix(h ^ (uint32_t)port);
 }
 
 static uint32_t hash_addr(const gha_addr_t *a)
 {
-	return fnv(FNV_SEED ^ (uint32_t)a->af, a->ip, a->af == AF_INET ? 4 : 16);
+	return kg_fnv1a(
+			KG_FNV_SEED ^ (uint32_t)a->af, a->ip, a->af == AF_INET ? 4 : 16);
 }
 
 static uint32_t hash_addrport(const gha_addr_t *a, int port)
 {
-	return hmix(hash_addr(a) ^ (uint32_t)port);
+	return kg_hash_mix(hash_addr(a) ^ (uint32_t)port);
 }
 
 /* mask of a table for n entries: at least 2n slots, a power of two */
@@ -619,7 +595,7 @@ static void build_tables(gha_pool_t *p)
 		ht_insert(p->h_addrport, p->hmask_mem, hash_addrport(&m->addr, m->port),
 				i, NULL, NULL);
 		/* the first member at an address (in file order) */
-		ht_insert(p->h_ip, p->hmask_mem, hmix(hash_addr(&m->addr)), i,
+		ht_insert(p->h_ip, p->hmask_mem, kg_hash_mix(hash_addr(&m->addr)), i,
 				eq_member_addr, p);
 		/* every member under its host and its ip text (lookups take the
 		 * first match in file order) */
@@ -773,8 +749,8 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 		}
 		/* name, site, and the name as a Record-Route parameter (each
 		 * character escaped at most to %HH) */
-		strsz += slen(x->name) + slen(x->site)
-				 + sizeof(";" GHA_RR_PAIR "=") + 3 * strlen(x->name);
+		strsz += slen(x->name) + slen(x->site) + sizeof(";" GHA_RR_PAIR "=")
+				 + 3 * strlen(x->name);
 	}
 	/* sites: the pairs of each, for ha_select_site() */
 	site_of = calloc((size_t)d->npairs * 2, sizeof(int));
@@ -1045,7 +1021,7 @@ int gha_pool_find_member_addr(const gha_pool_t *p, const gha_addr_t *a,
 	}
 	if(!any_port)
 		return -1;
-	for(i = hmix(hash_addr(a)) & p->hmask_mem; p->h_ip[i];
+	for(i = kg_hash_mix(hash_addr(a)) & p->hmask_mem; p->h_ip[i];
 			i = (i + 1) & p->hmask_mem) {
 		id = p->h_ip[i] - 1;
 		if(same_addr(&member_of(p, id)->addr, a)) {

@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "common/kg_hash.h"
 #include "gha_slots.h"
 
 void gha_slots_init(gha_slots_t *t)
@@ -66,19 +67,6 @@ int gha_slots_reserve(gha_slots_t *t, int n, const gha_alloc_t *a)
 	return 0;
 }
 
-/* FNV-1a */
-static uint32_t key_hash(const char *s, int len)
-{
-	uint32_t h = 2166136261u;
-	int i;
-
-	for(i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static int key_add(char *buf, int size, int at, const str *s)
 {
 	if(at < 0 || s->len < 0 || at + s->len + 1 > size)
@@ -113,7 +101,7 @@ gha_slot_t *gha_slots_get(
 	*created = 0;
 	if(len <= 0 || len > GHA_SLOT_KEY_MAX)
 		return NULL;
-	h = key_hash(key, len) ^ (uint32_t)kind;
+	h = kg_fnv1a(KG_FNV_SEED, key, len > 0 ? (size_t)len : 0) ^ (uint32_t)kind;
 	b = (int)(h % GHA_SLOT_BUCKETS);
 	for(i = t->bucket[b]; i >= 0; i = s->next) {
 		s = gha_slots_at(t, i);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "common/kg_hash.h"
 #include "gha_sync.h"
 
 /* "host:port", "[v6]:port" or "host" -> address bytes (16, v4 mapped into
@@ -180,21 +181,14 @@ int gha_sync_parse_line(const char *body, int len, int *pos, gha_decision_t *d)
 
 static uint32_t score(const char *member, const char *proxy)
 {
-	uint32_t h = 2166136261u;
-	const char *s;
+	uint32_t h;
 
-	for(s = member; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	h = (h ^ '|') * 16777619u;
-	for(s = proxy; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	/* murmur3 finalizer: FNV's low bits alone mix poorly */
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	/* FNV-1a of "member|proxy", then murmur3's finalizer: FNV's low bits
+	 * alone mix poorly */
+	h = kg_fnv1a(KG_FNV_SEED, member, strlen(member));
+	h = kg_fnv1a(h, "|", 1);
+	h = kg_fnv1a(h, proxy, strlen(proxy));
+	return kg_hash_mix(h);
 }
 
 int gha_sync_prober_rank(

@@ -35,6 +35,7 @@
 #include "core/parser/parse_uri.h"
 #include "core/socket_info.h"
 
+#include "common/kg_hash.h"
 #include "goos_target.h"
 
 goos_root_t *goos_root = NULL;
@@ -49,14 +50,7 @@ int64_t goos_now_ms(void)
 
 static uint32_t goos_hash(const str *s)
 {
-	uint32_t h = 2166136261u;
-	int i;
-
-	for(i = 0; i < s->len; i++) {
-		h ^= (unsigned char)s->s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return kg_fnv1a(KG_FNV_SEED, s->s, s->len > 0 ? (size_t)s->len : 0);
 }
 
 void goos_kick(void)

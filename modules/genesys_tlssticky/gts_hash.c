@@ -7,14 +7,10 @@
  * Licensed under the GNU General Public License, version 2 or later.
  */
 
+#include "common/kg_hash.h"
 #include "gts_hash.h"
 
 uint32_t gts_hash(uint32_t h, const char *s, size_t len)
 {
-	size_t i;
-	for(i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return kg_fnv1a(h, s, len);
 }
