@@ -26,6 +26,7 @@
 #include "modules/dmq/bind_dmq.h"
 
 #include "gha_dmq.h"
+#include "gha_rpc.h"
 #include "gha_sync.h"
 #include "gha_state.h"
 #include "gha_events.h"
@@ -846,18 +847,6 @@ void gha_dmq_destroy(void)
 
 /* ---- genesys_ha.peers ---- */
 
-static void fmt_wall(long t, char *buf, size_t size)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if(t <= 0 || gmtime_r(&tt, &tm) == NULL) {
-		snprintf(buf, size, "never");
-		return;
-	}
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 const char *gha_dmq_rpc_peers_doc[] = {
 		"Show the pool's other proxies as seen over DMQ: state, last "
 		"contact, the epoch each has for each pair; this proxy's epochs",
@@ -913,8 +902,8 @@ void gha_dmq_rpc_peers(rpc_t *rpc, void *ctx)
 	if(rpc->struct_add(th, "[", "peers", &arr) < 0)
 		goto done;
 	for(i = 0; i < n; i++) {
-		fmt_wall(copy[i].last_wall, ts, sizeof(ts));
-		fmt_wall(copy[i].since, ts2, sizeof(ts2));
+		gha_rpc_fmt_time(copy[i].last_wall, ts, sizeof(ts));
+		gha_rpc_fmt_time(copy[i].since, ts2, sizeof(ts2));
 		if(rpc->array_add(arr, "{", &h) < 0)
 			goto done;
 		rpc->struct_add(h, "ssssdds", "address", copy[i].addr, "state",

@@ -23,7 +23,7 @@
 #include "gha_rpc.h"
 #include "gha_dmq.h"
 
-static void fmt_time(long t, char *buf, size_t size)
+void gha_rpc_fmt_time(long t, char *buf, size_t size)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
@@ -41,7 +41,7 @@ static int add_member(rpc_t *rpc, void *arr, const gha_member_t *m, int role,
 	void *h;
 	char ts[32];
 
-	fmt_time(since, ts, sizeof(ts));
+	gha_rpc_fmt_time(since, ts, sizeof(ts));
 	if(rpc->array_add(arr, "{", &h) < 0)
 		return -1;
 	return rpc->struct_add(h, "sSSsssd", "role", gha_role_name(role), "uri",
@@ -70,7 +70,7 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 	}
 	si = gha_serving_index(p);
 	gha_own_site(p, &site);
-	fmt_time(p->loaded_at, ts, sizeof(ts));
+	gha_rpc_fmt_time(p->loaded_at, ts, sizeof(ts));
 	rpc->struct_add(th, "Sdsss", "file", &p->file, "generation",
 			(int)p->generation, "loaded", ts, "serving_sipserver",
 			si >= 0 ? p->pairs[si].name.s : "(none)", "site",
@@ -80,7 +80,7 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 	for(i = 0; i < p->npairs; i++) {
 		gha_pair_t *pr = &p->pairs[i];
 		gha_pair_copy(p, i, &st);
-		fmt_time(st.psince, ts, sizeof(ts));
+		gha_rpc_fmt_time(st.psince, ts, sizeof(ts));
 		if(rpc->array_add(arr, "{", &ph) < 0)
 			return;
 		rpc->struct_add(ph, "SSsssS", "name", &pr->name, "site", &pr->site,
@@ -94,7 +94,7 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 		if(rpc->struct_add(ph, "{", "last_switchover", &sh) < 0)
 			return;
 		if(st.sw_time > 0) {
-			fmt_time(st.sw_time, ts2, sizeof(ts2));
+			gha_rpc_fmt_time(st.sw_time, ts2, sizeof(ts2));
 			rpc->struct_add(sh, "ssss", "time", ts2, "from",
 					gha_role_name(st.sw_from), "to", gha_role_name(st.sw_to),
 					"trigger", gha_trigger_name(st.sw_trigger));
@@ -121,7 +121,7 @@ static void gha_rpc_pool(rpc_t *rpc, void *ctx)
 		return;
 	for(i = 0; i < p->nfs; i++) {
 		gha_fs_copy(p, i, &fst, &fsince);
-		fmt_time(fsince, ts, sizeof(ts));
+		gha_rpc_fmt_time(fsince, ts, sizeof(ts));
 		if(rpc->array_add(arr, "{", &ph) < 0)
 			return;
 		rpc->struct_add(ph, "SSSSss", "name", &p->fs[i].name, "site",
