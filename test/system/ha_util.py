@@ -134,8 +134,27 @@ def wait_pool(k, pred, timeout=8.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("genesys_ha.pool: %s not reached within "
                                  "%.1fs:\n%s" % (what, timeout,
-                                                 k.rpc("genesys_ha.pool")))
+                                                 diagnose(k)))
         time.sleep(0.1)
+
+
+def diagnose(k):
+    """What a failed wait needs to be understood from a CI log alone:
+    genesys_ha's view, genesys_oos's view of each target and the proxy's
+    log lines about probes and members."""
+    out = []
+    for cmd in ("genesys_ha.pool", "genesys_oos.list"):
+        try:
+            out.append("%s:\n%s" % (cmd, k.rpc(cmd)))
+        except Exception as e:  # the proxy may be the thing that failed
+            out.append("%s: %s" % (cmd, e))
+    try:
+        lines = [ln for ln in k.log_text().splitlines()
+                 if re.search(r"genesys_|ERROR|CRITICAL|tcp_main", ln)]
+    except OSError as e:
+        lines = ["(log: %s)" % e]
+    out.append("log (genesys_/ERROR lines, last 60):\n" + "\n".join(lines[-60:]))
+    return "\n".join(out)
 
 
 def sipserver(sipp_factory, tmp_path, name, address=None, code=200,
