@@ -1,5 +1,5 @@
 /*
- * genesys_ha module: routing functions (request path) and $ha(...)
+ * genesys_ha module: routing of initial requests
  *
  * Copyright (C) 2026 kamailio-genesys contributors
  *
@@ -9,13 +9,16 @@
 
 /*!
  * \file
- * \brief genesys_ha :: request path: no shm allocation, no DNS, no lock
- * (runtime state is read lock-free; a switchover triggered here takes the
- * state lock briefly, see gha_state.c)
+ * \brief genesys_ha :: initial requests: the choice of a pair (ha_select*,
+ * load balancing over a site's pairs) or of a feature server, the down
+ * grace for a pair without a member known alive, and ha_record_route()
+ * with the pair id and the DN.  In-dialog requests: gha_indialog.c; what
+ * comes from the SIP Servers (their requests, replies, failures):
+ * gha_sipserver.c; the $ha(...) context: gha_ctx.c.  Request path: no shm
+ * allocation, no DNS, no lock (runtime state is read lock-free).
  */
 
 #include <string.h>
-#include <regex.h>
 
 #include "core/dprint.h"
 #include "core/ut.h"
@@ -24,10 +27,6 @@
 #include "core/rand/kam_rand.h"
 #include "core/parser/parse_uri.h"
 #include "core/parser/parse_from.h"
-#include "core/parser/parse_cseq.h"
-#include "core/ip_addr.h"
-#include "modules/tm/h_table.h"
-#include "modules/tm/t_lookup.h"
 
 #include "gha_state.h"
 #include "gha_route.h"
@@ -38,10 +37,6 @@
 
 struct rr_binds gha_rrb;
 struct tm_binds gha_tmb;
-
-/* a "gha" Route parameter, with or without a value */
-static regex_t gha_param_re;
-static int gha_param_re_ok = 0;
 
 /* lb_algorithm "hash": the key, from lb_hash_key */
 static pv_elem_t *lb_key_fmt = NULL;
@@ -57,13 +52,8 @@ int gha_route_init(void)
 				gha_lb_hash_key.len, gha_lb_hash_key.s);
 		return -1;
 	}
-	if(regcomp(&gha_param_re, ";[ \t]*" GHA_RR_PAIR "[ \t]*(=|;|$)",
-			   REG_EXTENDED | REG_NOSUB)
-			!= 0) {
-		LM_ERR("cannot compile the Route parameter expression\n");
+	if(gha_indialog_init() < 0)
 		return -1;
-	}
-	gha_param_re_ok = 1;
 	return 0;
 }
 
@@ -72,75 +62,13 @@ void gha_route_destroy(void)
 	if(lb_key_fmt)
 		pv_elem_free_all(lb_key_fmt);
 	lb_key_fmt = NULL;
-	if(gha_param_re_ok)
-		regfree(&gha_param_re);
-	gha_param_re_ok = 0;
+	gha_indialog_destroy();
 }
 
-static gha_ctx_t _ctx;
 static int *avail_buf = NULL;
 static int avail_cap = 0;
 static uint32_t *ids_buf = NULL;
 static int ids_cap = 0;
-
-void gha_ctx_save(gha_ctx_t *save)
-{
-	*save = _ctx;
-}
-
-void gha_ctx_restore(const gha_ctx_t *save)
-{
-	_ctx = *save;
-}
-
-gha_ctx_t *gha_ctx(sip_msg_t *msg)
-{
-	if(_ctx.msg_id != msg->id || _ctx.msg_pid != msg->pid) {
-		/* lengths only: the buffers are read up to their length */
-		_ctx.pair_len = 0;
-		_ctx.member_len = 0;
-		_ctx.dn_len = 0;
-		_ctx.old_member_len = 0;
-		_ctx.from_member = 0;
-		_ctx.pr = NULL;
-		_ctx.msg_id = msg->id;
-		_ctx.msg_pid = msg->pid;
-		_ctx.role = -1;
-		_ctx.state = -1;
-		_ctx.trigger = -1;
-	}
-	return &_ctx;
-}
-
-/* the context of msg; when the process-local one belongs to another
- * message (a failure_route run by another process than request_route),
- * what request_route stored in $xavp(gha) (gha_xctx.h) */
-static gha_ctx_t *ctx_load(sip_msg_t *msg)
-{
-	if(_ctx.msg_id == msg->id && _ctx.msg_pid == msg->pid)
-		return &_ctx;
-	gha_ctx(msg);
-	gha_xctx_load(&_ctx);
-	return &_ctx;
-}
-
-static int cpy(char *dst, int size, const str *s)
-{
-	int l = s->len < size - 1 ? s->len : size - 1;
-	if(l > 0)
-		memcpy(dst, s->s, (size_t)l);
-	dst[l > 0 ? l : 0] = '\0';
-	return l > 0 ? l : 0;
-}
-
-void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member)
-{
-	c->pair_len = cpy(c->pair, sizeof(c->pair), &pr->name);
-	c->pr = pr;
-	c->role = member;
-	c->member_len = cpy(c->member, sizeof(c->member), &pr->m[member].uri);
-	c->state = gha_pstate(pr);
-}
 
 static int *avail(int n)
 {
@@ -221,44 +149,9 @@ static int lb_choose(sip_msg_t *msg, int n, const int *av, const uint32_t *ids,
 	return gha_lb_pick(n, av, gha_lb_alg, &rr, kam_rand());
 }
 
-static void to_gha_addr(const struct ip_addr *ip, gha_addr_t *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->af = (int)ip->af;
-	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
-}
-
-/* core's response hook (every reply, before tm): while a down grace is
- * open somewhere, a reply from a member not known active (a backup being
- * promoted answers the requests sent to it in the grace) makes genesys_oos
- * probe it at once, so that the pair switches to it in one round trip
- * instead of at its next periodic probe.  Nothing allocated, one load and
- * a clock read per reply otherwise. */
-int gha_grace_reply(sip_msg_t *msg)
-{
-	gha_pool_t *p;
-	gha_addr_t a;
-	int pi, m;
-	long until = __atomic_load_n(&gha_root->grace_until_ms, __ATOMIC_RELAXED);
-
-	if(until <= 0 || gha_now_ms() >= until)
-		return 1;
-	if(parse_headers(msg, HDR_CSEQ_F, 0) < 0 || msg->cseq == NULL
-			|| get_cseq(msg)->method_id == METHOD_OPTIONS)
-		return 1; /* probes are genesys_oos's business */
-	if((p = gha_snap()) == NULL)
-		return 1;
-	to_gha_addr(&msg->rcv.src_ip, &a);
-	pi = gha_pool_find_member_addr(
-			p, &a, msg->rcv.src_port, msg->rcv.proto != PROTO_UDP, &m);
-	if(pi >= 0 && gha_mstate(&p->pairs[pi], m) != GHA_MS_ACTIVE)
-		gha_goos.probe_now(p->pairs[pi].m[m].goos_id);
-	return 1;
-}
-
 /* the pair has no member known alive but is in its down grace: send the
  * request to the member most likely to be serving */
-static int grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
+int gha_grace_route(sip_msg_t *msg, gha_pair_t *pr, int g)
 {
 	gha_ctx_t *c = gha_ctx(msg);
 
@@ -290,7 +183,7 @@ static int select_pair(sip_msg_t *msg, gha_pool_t *p, int pi)
 	c->state = ps;
 	if((ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE)
 			&& (g = gha_grace_target(pr)) >= 0)
-		return grace_route(msg, pr, g);
+		return gha_grace_route(msg, pr, g);
 	if(ps == GHA_PS_DOWN || ps == GHA_PS_INACTIVE) {
 		GHA_INC(pr->slot->n_rejected);
 		counter_inc(gha_cnt.rejected);
@@ -469,7 +362,7 @@ static int record_route(sip_msg_t *msg, str *dn)
 		return GHA_RC_ERROR;
 	}
 	if(d.len > 0) {
-		c->dn_len = cpy(c->dn, sizeof(c->dn), &d);
+		c->dn_len = gha_ctx_cpy(c->dn, sizeof(c->dn), &d);
 		gha_xctx_store(msg, c);
 	}
 	params.s = buf;
@@ -496,287 +389,6 @@ int ki_ha_record_route(sip_msg_t *msg)
 int ki_ha_record_route_dn(sip_msg_t *msg, str *dn)
 {
 	return record_route(msg, dn);
-}
-
-static int refuse_route(sip_msg_t *msg, const char *why, str *val)
-{
-	counter_inc(gha_cnt.route_refused);
-	LM_WARN("in-dialog %.*s from %s:%d refused: %s '%.*s' in the Route "
-			"header; not forwarded\n",
-			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
-			msg->rcv.src_port, why, val->len > 64 ? 64 : val->len,
-			val->s ? val->s : "");
-	return GHA_RC_UNKNOWN_PAIR;
-}
-
-/* the request comes from a pair member or a feature server (source
- * address; the port too over UDP, a TCP/TLS peer sends from any port) */
-static int from_pool(gha_pool_t *p, sip_msg_t *msg)
-{
-	gha_addr_t a;
-	int any = msg->rcv.proto != PROTO_UDP, m;
-
-	to_gha_addr(&msg->rcv.src_ip, &a);
-	return gha_pool_find_member_addr(p, &a, msg->rcv.src_port, any, &m) >= 0
-		   || gha_pool_find_fs_src(p, &a, any ? 0 : msg->rcv.src_port) >= 0;
-}
-
-/* the next hop (the destination URI loose_route() set from a further
- * Route, else the Request-URI) names a pair member or a feature server as
- * the pool file does (host or address, port) */
-static int to_pool(gha_pool_t *p, sip_msg_t *msg)
-{
-	struct sip_uri du, *u = &du;
-	str h;
-	int m;
-
-	if(msg->dst_uri.len > 0) {
-		if(parse_uri(msg->dst_uri.s, msg->dst_uri.len, &du) < 0)
-			return 0;
-	} else {
-		if(parse_sip_msg_uri(msg) < 0)
-			return 0;
-		u = &msg->parsed_uri;
-	}
-	h = u->host;
-	if(h.len > 2 && h.s[0] == '[' && h.s[h.len - 1] == ']') {
-		h.s++;
-		h.len -= 2;
-	}
-	return gha_pool_find_member_host(p, &h, u->port_no, &m) >= 0
-		   || gha_pool_find_fs_host(p, &h, u->port_no) >= 0;
-}
-
-/* an in-dialog request goes only where our Record-Route can have led: to
- * the pool (a member, a feature server) or, from the pool, to an endpoint
- * (SIP Server is trusted with its destinations as for initial requests);
- * the phones' flows are checked before (genesys_tlssticky) */
-static int refuse_foreign(gha_pool_t *p, sip_msg_t *msg)
-{
-	str ru, du;
-
-	if(p == NULL || from_pool(p, msg) || to_pool(p, msg))
-		return 0;
-	counter_inc(gha_cnt.route_refused);
-	ru = *GET_RURI(msg);
-	du = msg->dst_uri;
-	LM_WARN("in-dialog %.*s from %s:%d refused: neither from nor to the "
-			"SIP Server pool (R-URI '%.*s', next hop '%.*s'); not "
-			"forwarded\n",
-			msg->first_line.u.request.method.len,
-			msg->first_line.u.request.method.s, ip_addr2a(&msg->rcv.src_ip),
-			msg->rcv.src_port, ru.len > 64 ? 64 : ru.len, ZSW(ru.s),
-			du.len > 64 ? 64 : du.len, ZSW(du.s));
-	return 1;
-}
-
-int ki_ha_route_in_dialog(sip_msg_t *msg)
-{
-	static str pname = str_init(GHA_RR_PAIR);
-	gha_pool_t *p = gha_snap();
-	char name[GHA_RR_VAL_MAX + 1], dn[GHA_RR_VAL_MAX + 1];
-	str val = STR_NULL, nm;
-	gha_ctx_t *c;
-	gha_pair_t *pr;
-	int n, dl, pi, qi, m, a, g;
-
-	if(gha_rrb.get_route_param(msg, &pname, &val) < 0) {
-		/* "gha" without a value is a malformed id, not "no id" */
-		if(gha_param_re_ok
-				&& gha_rrb.check_route_param(msg, &gha_param_re) == 0)
-			return refuse_route(msg, "malformed SIP Server pair id", &val);
-		if(refuse_foreign(p, msg))
-			return GHA_RC_FOREIGN;
-		return GHA_RC_NOT_FOUND; /* not a dialog through a pair */
-	}
-	n = gha_rr_decode_value(&val, name, dn, &dl);
-	if(n < 0)
-		return refuse_route(msg, "malformed SIP Server pair id", &val);
-	nm.s = name;
-	nm.len = n;
-	pi = p ? gha_pool_find_pair(p, name, n) : -1;
-	if(pi < 0)
-		return refuse_route(msg, "unknown SIP Server pair", &nm);
-	c = gha_ctx(msg);
-	gha_ctx_set_pair(c, &p->pairs[pi], gha_active(&p->pairs[pi]));
-	if(dl > 0) {
-		memcpy(c->dn, dn, (size_t)dl);
-		c->dn[dl] = '\0';
-		c->dn_len = dl;
-	}
-	/* towards the SIP Server side: the Request-URI names a member (maybe
-	 * the old primary): send it to that pair's current active member */
-	if(parse_sip_msg_uri(msg) < 0) {
-		LM_ERR("cannot parse the Request-URI\n");
-		return GHA_RC_ERROR;
-	}
-	qi = gha_pool_find_member_host(
-			p, &msg->parsed_uri.host, msg->parsed_uri.port_no, &m);
-	if(qi < 0) {
-		/* towards the endpoint: only from the pool */
-		if(refuse_foreign(p, msg))
-			return GHA_RC_FOREIGN;
-		gha_xctx_store(msg, c);
-		return GHA_RC_AS_IS;
-	}
-	pr = &p->pairs[qi];
-	a = gha_active(pr);
-	gha_ctx_set_pair(c, pr, a);
-	if(gha_pstate(pr) != GHA_PS_UP && gha_pstate(pr) != GHA_PS_UNKNOWN
-			&& (g = gha_grace_target(pr)) >= 0) {
-		GHA_INC(pr->slot->n_indialog);
-		counter_inc(gha_cnt.in_dialog);
-		return grace_route(msg, pr, g);
-	}
-	if(gha_pstate(pr) == GHA_PS_DOWN) {
-		counter_inc(gha_cnt.rejected);
-		return GHA_RC_OUT_OF_SERVICE;
-	}
-	if(set_dst_uri(msg, &pr->m[a].dst) < 0) {
-		LM_ERR("cannot set the destination\n");
-		return GHA_RC_ERROR;
-	}
-	gha_pending_note(msg, pr->m[a].proto);
-	GHA_INC(pr->slot->n_indialog);
-	counter_inc(gha_cnt.in_dialog);
-	gha_xctx_store(msg, c);
-	return GHA_RC_OK;
-}
-
-int ki_ha_from_sipserver(sip_msg_t *msg)
-{
-	gha_pool_t *p = gha_snap();
-	gha_addr_t a;
-	gha_ctx_t *c;
-	int pi, m;
-
-	if(p == NULL)
-		return GHA_RC_NOT_FOUND;
-	to_gha_addr(&msg->rcv.src_ip, &a);
-	pi = gha_pool_find_member_addr(
-			p, &a, msg->rcv.src_port, msg->rcv.proto != PROTO_UDP, &m);
-	if(pi < 0)
-		return GHA_RC_NOT_FOUND;
-	c = gha_ctx(msg);
-	gha_ctx_set_pair(c, &p->pairs[pi], m);
-	c->from_member = 1;
-	if(msg->first_line.type == SIP_REQUEST)
-		gha_request_from(p, pi, m);
-	c->state = gha_pstate(&p->pairs[pi]);
-	if(msg->first_line.type == SIP_REQUEST)
-		gha_xctx_store(msg, c);
-	return GHA_RC_OK;
-}
-
-/* pair member of the branch's destination */
-static int branch_member(gha_pool_t *p, struct ua_client *uac, int *member)
-{
-	struct ip_addr ip;
-	gha_addr_t a;
-
-	su2ip_addr(&ip, &uac->request.dst.to);
-	to_gha_addr(&ip, &a);
-	return gha_pool_find_member_addr(
-			p, &a, su_getport(&uac->request.dst.to), 0, member);
-}
-
-/* the branch could not be sent at all (TCP/TLS connect refused, send
- * error): tm marks it so (t_fwd.c) and t_relay() fails */
-static int send_failed(const struct ua_client *uac)
-{
-	return uac->icode == 908 && uac->reply == NULL;
-}
-
-int ki_ha_failover(sip_msg_t *msg)
-{
-	gha_pool_t *p = gha_snap();
-	struct cell *t;
-	struct ua_client *uac;
-	gha_ctx_t *c;
-	gha_pair_t *pr;
-	const char *why;
-	int b, i, pi, qi, m, k, to, timeout, grace = 0, tried = 0;
-
-	if(p == NULL)
-		return GHA_RC_NOT_FOUND;
-	if(msg->first_line.type == SIP_REQUEST
-			&& (msg->REQ_METHOD & (METHOD_ACK | METHOD_CANCEL)))
-		return GHA_RC_NOT_FOUND; /* not relayed in their own transaction */
-	t = gha_tmb.t_gett();
-	if(t == NULL || t == T_UNDEFINED) {
-		if(!is_route_type(FAILURE_ROUTE))
-			return GHA_RC_NOT_FOUND; /* t_relay() failed before sending */
-		LM_ERR("ha_failover() needs a transaction\n");
-		return GHA_RC_ERROR;
-	}
-	/* a send that failed at once is the newest branch (request_route after
-	 * t_relay() failed, or failure_route after the retry's t_relay()
-	 * failed); else the branch failure_route runs for */
-	b = t->nr_of_outgoings - 1;
-	if(b < 0 || !send_failed(&t->uac[b])) {
-		if(!is_route_type(FAILURE_ROUTE))
-			return GHA_RC_NOT_FOUND;
-		b = gha_tmb.t_get_picked_branch();
-	}
-	if(b < 0 || b >= t->nr_of_outgoings)
-		return GHA_RC_NOT_FOUND;
-	uac = &t->uac[b];
-	timeout = uac->reply == FAKED_REPLY || uac->reply == NULL
-			  || uac->last_received == 0;
-	if(!timeout && uac->last_received != 503)
-		return GHA_RC_NOT_FOUND; /* an answer: not a member failure */
-	why = send_failed(uac) ? "send failed" : (timeout ? "no answer" : "503");
-	pi = branch_member(p, uac, &m);
-	if(pi < 0)
-		return GHA_RC_NOT_FOUND;
-	for(i = 0; i < t->nr_of_outgoings; i++) {
-		qi = branch_member(p, &t->uac[i], &k);
-		if(qi == pi)
-			tried |= 1 << k;
-	}
-	pr = &p->pairs[pi];
-	to = gha_relay_failed(p, pi, m, timeout);
-	if(to < 0 || (tried & (1 << to))) {
-		/* the other member is not known alive: tried anyway in the down
-		 * grace, or after no answer at all (gha_pair.h) */
-		k = gha_grace_retry_member(p, pi, m, timeout);
-		if(k >= 0 && !(tried & (1 << k))) {
-			to = k;
-			grace = 1;
-		}
-	}
-	c = ctx_load(msg); /* keeps the DN request_route saw */
-	gha_ctx_set_pair(c, pr, to >= 0 ? to : m);
-	if(grace || gha_grace_target(pr) >= 0)
-		c->state = GHA_PS_GRACE;
-	if(to < 0 || (tried & (1 << to))) {
-		LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s) and the "
-				  "other member is not known alive or was tried: no retry\n",
-				pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-				pr->m[m].uri.s, why);
-		return GHA_RC_OUT_OF_SERVICE;
-	}
-	if(set_dst_uri(msg, &pr->m[to].dst) < 0) {
-		LM_ERR("cannot set the destination\n");
-		return GHA_RC_ERROR;
-	}
-	gha_pending_note(msg, pr->m[to].proto);
-	ruri_mark_new(); /* re-use the R-URI for the new branch */
-	LM_NOTICE("pair '%.*s': request to %s %.*s failed (%s): retrying on %s "
-			  "%.*s%s\n",
-			pr->name.len, pr->name.s, gha_role_name(m), pr->m[m].uri.len,
-			pr->m[m].uri.s, why, gha_role_name(to), pr->m[to].uri.len,
-			pr->m[to].uri.s, grace ? " (not known alive: down grace)" : "");
-	GHA_INC(pr->slot->n_failover);
-	gha_xctx_store(msg, c);
-	counter_inc(gha_cnt.failovers);
-	if(grace) {
-		GHA_INC(pr->slot->n_grace);
-		counter_inc(gha_cnt.grace);
-		return GHA_RC_GRACE;
-	}
-	return GHA_RC_OK;
 }
 
 int ki_ha_select_feature_server(sip_msg_t *msg)
@@ -809,104 +421,9 @@ int ki_ha_select_feature_server(sip_msg_t *msg)
 	if(set_dst_uri(msg, &p->fs[fi].m.dst) < 0)
 		return GHA_RC_ERROR;
 	c = gha_ctx(msg);
-	c->member_len = cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
+	c->member_len = gha_ctx_cpy(c->member, sizeof(c->member), &p->fs[fi].m.uri);
 	c->pair_len = 0; /* not a pair: ha_record_route() adds no pair id */
 	c->role = -1;
 	gha_xctx_store(msg, c);
 	return GHA_RC_OK;
-}
-
-/* ---- $ha(key) ---- */
-
-enum
-{
-	HA_PV_PAIR = 1,
-	HA_PV_ROLE,
-	HA_PV_MEMBER,
-	HA_PV_STATE,
-	HA_PV_DN,
-	HA_PV_TRIGGER,
-	HA_PV_OLD_MEMBER
-};
-
-int pv_parse_ha_name(pv_spec_t *sp, str *in)
-{
-	int k = 0;
-
-	if(sp == NULL || in == NULL || in->len <= 0)
-		return -1;
-	if(in->len == 4 && strncmp(in->s, "pair", 4) == 0)
-		k = HA_PV_PAIR;
-	else if(in->len == 4 && strncmp(in->s, "role", 4) == 0)
-		k = HA_PV_ROLE;
-	else if(in->len == 6 && strncmp(in->s, "member", 6) == 0)
-		k = HA_PV_MEMBER;
-	else if(in->len == 5 && strncmp(in->s, "state", 5) == 0)
-		k = HA_PV_STATE;
-	else if(in->len == 2 && strncmp(in->s, "dn", 2) == 0)
-		k = HA_PV_DN;
-	else if(in->len == 7 && strncmp(in->s, "trigger", 7) == 0)
-		k = HA_PV_TRIGGER;
-	else if(in->len == 10 && strncmp(in->s, "old_member", 10) == 0)
-		k = HA_PV_OLD_MEMBER;
-	if(k == 0) {
-		LM_ERR("unknown $ha(%.*s): use pair, role, member, state, dn, "
-			   "trigger or old_member\n",
-				in->len, in->s);
-		return -1;
-	}
-	sp->pvp.pvn.type = PV_NAME_INTSTR;
-	sp->pvp.pvn.u.isname.type = 0;
-	sp->pvp.pvn.u.isname.name.n = k;
-	return 0;
-}
-
-static int pv_str(
-		sip_msg_t *msg, pv_param_t *param, pv_value_t *res, char *s, int len)
-{
-	str v;
-
-	if(len <= 0)
-		return pv_get_null(msg, param, res);
-	v.s = s;
-	v.len = len;
-	return pv_get_strval(msg, param, res, &v);
-}
-
-static int pv_cstr(
-		sip_msg_t *msg, pv_param_t *param, pv_value_t *res, const char *s)
-{
-	return pv_str(msg, param, res, (char *)s, (int)strlen(s));
-}
-
-int pv_get_ha(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
-{
-	gha_ctx_t *c;
-
-	if(msg == NULL || param == NULL)
-		return -1;
-	c = ctx_load(msg);
-	switch(param->pvn.u.isname.name.n) {
-		case HA_PV_PAIR:
-			return pv_str(msg, param, res, c->pair, c->pair_len);
-		case HA_PV_ROLE:
-			if(c->role < 0)
-				return pv_get_null(msg, param, res);
-			return pv_cstr(msg, param, res, gha_role_name(c->role));
-		case HA_PV_MEMBER:
-			return pv_str(msg, param, res, c->member, c->member_len);
-		case HA_PV_STATE:
-			if(c->state < 0)
-				return pv_get_null(msg, param, res);
-			return pv_cstr(msg, param, res, gha_pstate_name(c->state));
-		case HA_PV_DN:
-			return pv_str(msg, param, res, c->dn, c->dn_len);
-		case HA_PV_TRIGGER:
-			if(c->trigger < 0)
-				return pv_get_null(msg, param, res);
-			return pv_cstr(msg, param, res, gha_trigger_name(c->trigger));
-		case HA_PV_OLD_MEMBER:
-			return pv_str(msg, param, res, c->old_member, c->old_member_len);
-	}
-	return pv_get_null(msg, param, res);
 }

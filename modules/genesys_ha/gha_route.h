@@ -10,13 +10,18 @@
 /*!
  * \file
  * \brief genesys_ha :: ki_ implementations of the script functions and
- * the per-message context behind $ha(...)
+ * the per-message context behind $ha(...): initial requests in gha_route.c,
+ * in-dialog requests in gha_indialog.c, requests, replies and failures of
+ * the SIP Servers in gha_sipserver.c, the context and $ha in gha_ctx.c
  */
 
 #ifndef _GHA_ROUTE_H_
 #define _GHA_ROUTE_H_
 
+#include <string.h>
+
 #include "core/parser/msg_parser.h"
+#include "core/ip_addr.h"
 #include "core/pvar.h"
 #include "modules/rr/api.h"
 #include "modules/tm/tm_load.h"
@@ -50,6 +55,12 @@ extern struct tm_binds gha_tmb;
 
 /*! context of msg; reset it when it belongs to another message */
 gha_ctx_t *gha_ctx(sip_msg_t *msg);
+/*! context of msg, from $xavp(gha) when the process-local one belongs to
+ * another message (a failure_route run by another process) */
+gha_ctx_t *gha_ctx_load(sip_msg_t *msg);
+/*! copy s into a context buffer of size bytes (cut, NUL-terminated);
+ * the length copied */
+int gha_ctx_cpy(char *dst, int size, const str *s);
 /*! keep the context of the message being routed across an event route */
 void gha_ctx_save(gha_ctx_t *save);
 void gha_ctx_restore(const gha_ctx_t *save);
@@ -58,6 +69,20 @@ void gha_ctx_set_pair(gha_ctx_t *c, const gha_pair_t *pr, int member);
 
 int gha_route_init(void);
 void gha_route_destroy(void);
+/*! the in-dialog part of gha_route_init()/gha_route_destroy() */
+int gha_indialog_init(void);
+void gha_indialog_destroy(void);
+
+/*! route msg to member g of pair pr, in its down grace (gha_route.c) */
+int gha_grace_route(sip_msg_t *msg, gha_pair_t *pr, int g);
+
+/*! a received packet's source address as the pool's lookups take it */
+static inline void gha_to_addr(const struct ip_addr *ip, gha_addr_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->af = (int)ip->af;
+	memcpy(a->ip, ip->u.addr, ip->len <= 16 ? ip->len : 16);
+}
 
 int ki_ha_select_serving(sip_msg_t *msg);
 int ki_ha_select(sip_msg_t *msg, str *pair);

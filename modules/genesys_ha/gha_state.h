@@ -101,9 +101,21 @@ gha_pool_t *gha_snap(void);
 /*! reload the pool file; 0 ok, else an event id with msg */
 int gha_reload(char *msg, int msglen);
 
+/*! the serving pair index of p, or -1 */
+int gha_serving_index(const gha_pool_t *p);
+/*! this proxy's site (geo_location, else own_address's site), may be empty */
+void gha_own_site(const gha_pool_t *p, str *site);
+
+/* the runtime state's changes (gha_runtime.c) */
+
 /*! logs, counters, event routes of a pair's events (and, for a switchover
  * decided here, its publication to the pool: gha_dmq.c) */
 void gha_emit(gha_pool_t *p, int pi, const gha_pair_events_t *ev);
+
+/*! genesys_oos subscribers (subscribed by gha_state_init): a target's
+ * state change; every completed probe (decides request verifications) */
+void gha_goos_cb(const goos_change_t *ch, void *param);
+void gha_result_cb(const goos_probe_result_t *r, void *param);
 
 /*! apply a member/feature server state change (genesys_oos callback) */
 void gha_member_state(int goos_id, int new_state);
@@ -126,11 +138,6 @@ int gha_grace_retry_member(gha_pool_t *p, int pi, int member, int timeout);
 int gha_grace_target(const gha_pair_t *pr);
 /*! monotonic clock, ms (> 0) */
 long gha_now_ms(void);
-
-/*! the serving pair index of p, or -1 */
-int gha_serving_index(const gha_pool_t *p);
-/*! this proxy's site (geo_location, else own_address's site), may be empty */
-void gha_own_site(const gha_pool_t *p, str *site);
 
 /*! copy of a pair's runtime state, read under the lock (for RPC) */
 void gha_pair_copy(gha_pool_t *p, int pi, gha_pair_state_t *out);

@@ -409,7 +409,7 @@ static void test_names(void **state)
 
 /* ---- down grace ---- */
 
-/* a member state change as gha_state.c applies it (seconds = ms / 1000) */
+/* a member state change as gha_runtime.c applies it (seconds = ms / 1000) */
 static void gset(gha_pair_state_t *st, int m, int s, long now_ms)
 {
 	gha_pair_events_t ev;
