@@ -8,16 +8,23 @@ ours is never worse than stock's (the same outcome), and no process crashes (the
 CRITICAL/BUG/segfault lines, and every kamailio process must still be there).
 RFC4475_SHOW=1 prints the table (docs/robustness.md has it)."""
 
+import base64
+import gzip
 import hashlib
+import io
 import os
 import re
+import tarfile
+import zlib
 
 import pytest
 
 import harness
 import ha_util
 import sticky_env
-from rfc4475_util import NAMES, RFC_DIR, SECTIONS, send_all, stock_cfg
+from rfc4475_util import (ARCHIVE_SHA256, NAMES, NOT_SECTION_3, RFC_DIR,
+                          SECTIONS, archive_from_rfc_text, archive_members,
+                          listings_from_rfc_text, send_all, stock_cfg)
 from tls_ua import Certs
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -154,16 +161,102 @@ def children(k):
 
 
 def test_files_byte_exact():
-    """all 49 messages present, byte for byte as recorded (no CRLF lost)"""
+    """the 49 files are the octets of RFC 4475's own archive (Appendix A.1):
+    each file's SHA-256 is the one computed from the archive's member
+    (rfc4475_util.ARCHIVE_SHA256), and SHA256SUMS says the same"""
+    assert len(NAMES) == 49
+    assert sorted(NAMES) == sorted(set(ARCHIVE_SHA256) - set(NOT_SECTION_3))
+    on_disk = sorted(p.name for p in RFC_DIR.glob("*.dat"))
+    assert on_disk == sorted(n + ".dat" for n in NAMES)
+    for name in NAMES:
+        assert hashlib.sha256((RFC_DIR / (name + ".dat")).read_bytes()) \
+            .hexdigest() == ARCHIVE_SHA256[name], name
     sums = {}
     for line in (RFC_DIR / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         sums[name] = digest
-    assert sorted(sums) == sorted(n + ".dat" for n in NAMES)
-    assert len(NAMES) == 49
-    for name, digest in sums.items():
-        assert hashlib.sha256((RFC_DIR / name).read_bytes()).hexdigest() \
-            == digest, name
+    assert sums == {n + ".dat": ARCHIVE_SHA256[n] for n in NAMES}
+
+
+def _rfc_like_text(files, furniture=True):
+    """a text laid out like RFC 4475's Appendix A: the Perl script quoting
+    both markers, then the base64 of a .tar.gz of files with page breaks"""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name + ".dat")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    b64 = base64.b64encode(gzip.compress(buf.getvalue(), mtime=0)).decode()
+    rows = ["   " + b64[i:i + 60] for i in range(0, len(b64), 60)]
+    if furniture:
+        rows.insert(len(rows) // 2, "\n\nSparks, et al.               "
+                    "Informational                     [Page 48]\n\f\n"
+                    "RFC 4475               SIP Torture Test Messages"
+                    "                May 2006\n\n")
+    return ("   #!/usr/bin/perl\n"
+            "    if (/-- BEGIN MESSAGE ARCHIVE --/ .. /-- END MESSAGE ARCHIVE --/) {\n"
+            "        if ( m/^\\s*[^\\s]+\\s*$/) {\n   }\n\n"
+            "A.1.  Encoded Reference Messages\n\n   -- BEGIN MESSAGE ARCHIVE --\n"
+            + "\n".join(rows) + "\n   -- END MESSAGE ARCHIVE --\n").encode()
+
+
+def test_archive_decoder():
+    """the RFC's Figure 58 rule as archive_from_rfc_text() applies it: the
+    octets come back whole across page breaks; a lost line is seen"""
+    files = {"a": b"OPTIONS sip:x SIP/2.0\r\n\x00\xff" * 40,
+             "b": bytes(range(256)) * 8}
+    text = _rfc_like_text(files)
+    assert archive_members(archive_from_rfc_text(text)) == files
+    lines = text.split(b"\n")
+    cut = next(i for i, x in enumerate(lines) if x.startswith(b"   H4sI")) + 1
+    with pytest.raises((OSError, EOFError, zlib.error, tarfile.TarError)):
+        archive_members(archive_from_rfc_text(b"\n".join(
+            lines[:cut] + lines[cut + 1:])))
+    # one octet changed inside the deflate stream: gzip's CRC32 sees it
+    data = bytearray(archive_from_rfc_text(text))
+    data[len(data) // 2] ^= 0x20
+    with pytest.raises((OSError, EOFError, zlib.error, tarfile.TarError)):
+        archive_members(bytes(data))
+
+
+def test_listing_rules():
+    """a section 3 listing rebuilt with the RFC's section 2 conventions"""
+    text = b"""      Message Details : one
+
+      INVITE sip:a@b SIP/2.0
+      <allOneLine>
+      To: "x<hex>00</hex>y"
+       <sip:c@d>
+      </allOneLine>
+      Max-Forwards: 1<repeat count=3>0</repeat>
+
+
+
+Sparks, et al.               Informational                     [Page 9]
+\f
+RFC 4475               SIP Torture Test Messages                May 2006
+
+
+      Content-Length: 2
+
+      <hex>
+      0D0A
+      </hex>
+
+   Prose again.
+
+      Message Details : two
+
+      OPTIONS sip:a@b SIP/2.0
+      Content-Length: 0
+
+3.1.2.  Next
+"""
+    assert listings_from_rfc_text(text) == {
+        "one": b'INVITE sip:a@b SIP/2.0\r\nTo: "x\x00y" <sip:c@d>\r\n'
+               b"Max-Forwards: 1000\r\nContent-Length: 2\r\n\r\n\r\n\r\n",
+        "two": b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"}
 
 
 def test_rfc4475(setup):
