@@ -78,6 +78,7 @@
 #include "goos_probe_int.h"
 #include "goos_notify.h"
 #include "goos_cfg.h"
+#include "goos_probewait.h"
 
 str goos_probe_from = STR_NULL;
 str goos_send_socket = STR_NULL;
@@ -265,6 +266,8 @@ static void goos_probe_pass(void)
 	if(goos_replan)
 		goos_pass_replan(now);
 	goos_pass_side_events(now);
+	if(goos_root->waiters)
+		goos_wait_sweep(now);
 	/* at most every target twice: a target taken always leaves with a
 	 * later time (a probe sent, or its next one planned) */
 	guard = 2 * goos_root->heap.n + 2;
@@ -319,6 +322,7 @@ static void goos_probe_pass(void)
 	for(i = 0; i < goos_nrecs; i++)
 		goos_notify(&goos_recs[i]);
 	goos_notify_results();
+	goos_wait_reply();
 }
 
 static int goos_pfds_reserve(int n)

@@ -11,9 +11,6 @@
 #include "core/str.h"
 #include "core/ip_addr.h"
 
-/* how often an RPC waiting for a probe result looks at it */
-#define GOOS_TICK_MS 10
-
 extern str goos_probe_from;				 /*!< From URI of the probes */
 extern str goos_send_socket;			 /*!< default send socket (modparam) */
 extern struct socket_info *goos_send_si; /*!< ... resolved */

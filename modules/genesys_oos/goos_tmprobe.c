@@ -16,7 +16,9 @@
  * transaction context set aside around event routes, and the completion of
  * a probe under the table lock (goos_complete: counters, health, next
  * probe, result subscribers, effective state), which the probe pass also
- * uses for timeouts and transport errors.
+ * uses for timeouts and transport errors; the completion also hands the
+ * result to the genesys_oos.probe requests waiting for it
+ * (goos_probewait.c).
  */
 
 #include <string.h>
@@ -30,6 +32,7 @@
 #include "goos_probe_int.h"
 #include "goos_notify.h"
 #include "goos_cfg.h"
+#include "goos_probewait.h"
 
 static struct tm_binds goos_tmb;
 static str goos_options = str_init("OPTIONS");
@@ -52,6 +55,7 @@ int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		int64_t now, goos_change_rec_t *rec)
 {
 	goos_params_t p;
+	int changed;
 
 	if(res == GOOS_RES_DOWN) {
 		t->failures++;
@@ -81,7 +85,11 @@ int goos_complete(goos_target_t *t, int id, goos_result_t res,
 			t->forced ? (goos_state_t)t->forced
 					  : (goos_state_t)goos_result_state(res),
 			reason == GOOS_R_REPLY ? code : 0, t->sched.sent_ms);
-	if(goos_target_update(t, id, reason, code, rec)) {
+	changed = goos_target_update(t, id, reason, code, rec);
+	/* genesys_oos.probe requests for this probe, answered after the lock */
+	if(goos_root->waiters)
+		goos_wait_done(t, id);
+	if(changed) {
 		snprintf(rec->detail, sizeof(rec->detail), "%s", detail);
 		return 1;
 	}
@@ -216,6 +224,7 @@ static void goos_tm_cb(struct cell *trans, int type, struct tmcb_params *ps)
 	if(changed)
 		goos_notify(&rec);
 	goos_notify_results();
+	goos_wait_reply();
 }
 
 void goos_tm_send(goos_job_t *job)
