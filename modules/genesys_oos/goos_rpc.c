@@ -348,6 +348,9 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 				GOOS_WAIT_MAX);
 		goto answered;
 	}
+	LM_NOTICE("genesys_oos.probe of %.*s: probe %u requested%s\n", uri.len,
+			uri.s, want_seq,
+			dctx ? "" : " (result in genesys_oos.list and the log)");
 	if(dctx)
 		return; /* answered with the result */
 	if(rpc->add(ctx, "{", &h) < 0)
