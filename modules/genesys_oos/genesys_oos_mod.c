@@ -12,9 +12,11 @@
  * \brief genesys_oos :: active out-of-service detection by OPTIONS probing
  *
  * Exports, parameters, script functions (w_ -> ki_), KEMI, the API binder
- * and init.  The engine is in goos_probe.c, the table in goos_target.c,
- * notifications in goos_notify.c, RPC in goos_rpc.c; pure logic in
- * goos_health.c, goos_sched.c and goos_params.c.
+ * and init.  The engine is in goos_probe.c (pass and poll loop),
+ * goos_side.c (transport check) and goos_tmprobe.c (tm probes), the table
+ * in goos_target.c, notifications in goos_notify.c, RPC in goos_rpc.c and
+ * goos_probewait.c; pure logic in goos_health.c, goos_sched.c and
+ * goos_params.c.
  */
 
 #include <stdlib.h>

@@ -7,20 +7,22 @@
 
 /*!
  * \file
- * \brief genesys_oos :: RPC commands genesys_oos.list, .set_state, .probe
+ * \brief genesys_oos :: RPC commands genesys_oos.list, .set_state, .probe,
+ * .add, .remove
  */
 
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/dprint.h"
 #include "core/mem/mem.h"
+#include "core/mem/shm.h"
 #include "common/kg_rpc.h"
 
 #include "goos_rpc.h"
 #include "goos_notify.h"
 #include "goos_probe.h"
+#include "goos_probewait.h"
 
 /* a copy of one target taken under the lock */
 typedef struct goos_snap
@@ -31,6 +33,8 @@ typedef struct goos_snap
 	char sock[GOOS_SOCK_MAX];
 	int state, probed, forced, last_code, last_rtt_ms, last_reason, pending;
 	int tc_off;
+	uint32_t done_seq;
+	int done_result, done_reason;
 	time_t since;
 	unsigned long probes, failures, timeouts, transport_errors, late;
 } goos_snap_t;
@@ -51,6 +55,9 @@ static void goos_snap_take(goos_target_t *t, int id, goos_snap_t *s)
 	s->last_reason = t->last_reason;
 	s->pending = t->sched.pending;
 	s->tc_off = t->tc_off;
+	s->done_seq = t->done_seq;
+	s->done_result = t->done_result;
+	s->done_reason = t->done_reason;
 	s->since = t->since;
 	s->probes = t->probes;
 	s->failures = t->failures;
@@ -91,6 +98,14 @@ static void goos_rpc_add_snap(rpc_t *rpc, void *ctx, goos_snap_t *s)
 			"late_replies", (unsigned int)s->late, "refs", s->refs);
 	rpc->struct_add(h, "s", "transport_check",
 			(!goos_transport_check || s->tc_off) ? "off" : "on");
+	/* the last completed probe (genesys_oos.probe answers with its number) */
+	rpc->struct_add(h, "uss", "last_probe", (unsigned int)s->done_seq,
+			"last_probe_result",
+			s->done_result < 0
+					? "none"
+					: goos_health_state_name(goos_result_state(s->done_result)),
+			"last_probe_reason",
+			s->done_result < 0 ? "none" : goos_reason_name(s->done_reason));
 }
 
 static const char *goos_rpc_list_doc[] = {
@@ -268,15 +283,31 @@ static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
 }
 
 static const char *goos_rpc_probe_doc[] = {
-		"Probe a target now and answer with the result: <uri> [socket]", 0};
+		"Probe a target now: <uri> [socket]. Over a transport with delayed "
+		"replies (jsonrpcs over HTTP) the answer is the probe's result; "
+		"else (kamcmd) at once the probe's number, whose result shows in "
+		"genesys_oos.list (last_probe) and the log",
+		0};
+
+/* the transport can answer later, from another process: its delayed reply
+ * context, else NULL */
+static rpc_delayed_ctx_t *goos_rpc_delayed(rpc_t *rpc, void *ctx)
+{
+	if(rpc->capabilities == NULL || rpc->delayed_ctx_new == NULL
+			|| rpc->delayed_ctx_close == NULL
+			|| !(rpc->capabilities(ctx) & RPC_DELAYED_REPLY))
+		return NULL;
+	return rpc->delayed_ctx_new(ctx);
+}
 
 static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 {
 	str uri = STR_NULL, sock = STR_NULL;
+	rpc_delayed_ctx_t *dctx;
 	goos_target_t *t;
+	goos_wait_t *w;
 	uint32_t want_seq;
-	int id, done = 0, result = -1, reason = 0, code = 0, rtt = -1;
-	int64_t deadline;
+	int id, added;
 	void *h;
 
 	if(goos_rpc_scan_uri(rpc, ctx, &uri, &sock) < 0)
@@ -284,45 +315,53 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	id = goos_rpc_target(rpc, ctx, &uri, &sock);
 	if(id < 0)
 		return;
-	t = goos_tgt(id);
-	lock_get(&goos_root->lock);
+	/* never wait here (the ctl handler serves one command at a time): the
+	 * process that completes the probe answers (goos_probewait.c) */
+	dctx = goos_rpc_delayed(rpc, ctx);
+	if(dctx) {
+		rpc = &dctx->rpc;
+		ctx = dctx->reply_ctx;
+	}
+	w = goos_wait_new(id, 0, dctx);
+	if(w == NULL) {
+		kg_rpc_fault(rpc, ctx, 500, "Out of memory");
+		goto answered;
+	}
+	if((t = goos_table_lock_live(id)) == NULL) {
+		shm_free(w);
+		kg_rpc_fault(
+				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
+		goto answered;
+	}
 	/* the probe sent after this request is the next sequence number */
 	want_seq = t->sched.seq + 1;
-	goos_target_want(t, id);
+	w->seq = want_seq;
+	added = goos_wait_add(t, w);
+	if(added >= 0)
+		goos_target_want(t, id);
 	lock_release(&goos_root->lock);
-	/* a pending probe finishes first, then ours: two deadlines at most */
-	deadline = goos_now_ms() + 2 * goos_params.timeout_ms + 1000;
-	while(goos_now_ms() < deadline) {
-		usleep(GOOS_TICK_MS * 1000);
-		lock_get(&goos_root->lock);
-		if(t->refs <= 0) {
-			lock_release(&goos_root->lock);
-			kg_rpc_fault(rpc, ctx, 400, "Target released while probing");
-			return;
-		}
-		if((int32_t)(t->done_seq - want_seq) >= 0) {
-			done = 1;
-			result = t->done_result;
-			reason = t->done_reason;
-			code = (reason == GOOS_R_REPLY) ? t->last_code : 0;
-			rtt = (reason == GOOS_R_REPLY) ? t->last_rtt_ms : -1;
-		}
-		lock_release(&goos_root->lock);
-		if(done)
-			break;
+	if(added < 0) {
+		shm_free(w);
+		kg_rpc_fault(rpc, ctx, 500,
+				"Too many genesys_oos.probe requests waiting for a result "
+				"(%d)",
+				GOOS_WAIT_MAX);
+		goto answered;
 	}
-	if(!done) {
-		kg_rpc_fault(rpc, ctx, 500, "No probe result within %d ms",
-				2 * goos_params.timeout_ms + 1000);
-		return;
-	}
+	LM_NOTICE("genesys_oos.probe of %.*s: probe %u requested%s\n", uri.len,
+			uri.s, want_seq,
+			dctx ? "" : " (result in genesys_oos.list and the log)");
+	if(dctx)
+		return; /* answered with the result */
 	if(rpc->add(ctx, "{", &h) < 0)
 		return;
-	rpc->struct_add(h, "Sssddss", "uri", &uri, "result",
-			goos_health_state_name(goos_result_state(result)), "reason",
-			goos_reason_name(reason), "code", code, "rtt_ms", rtt, "state",
-			goos_health_state_name(goos_table_state(id)), "forced",
-			goos_forced_name(t->forced));
+	rpc->struct_add(h, "Suss", "uri", &uri, "probe", (unsigned int)want_seq,
+			"result", "pending", "result_in",
+			"genesys_oos.list (last_probe) and the log");
+	return;
+answered:
+	if(dctx)
+		rpc->delayed_ctx_close(dctx);
 }
 
 static const char *goos_rpc_add_doc[] = {

@@ -127,6 +127,9 @@ typedef struct goos_root
 	int64_t wake_ms;
 	int wake_rd;
 	int wake_wr;
+	/*! genesys_oos.probe requests waiting for a result (goos_probewait.h) */
+	struct goos_wait *waiters;
+	int nwaiters;
 	/*! every live target whose next event is planned, keyed by the time
 	 * the probe process must look at it (goos_sched_event) */
 	goos_heap_t heap;

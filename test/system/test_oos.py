@@ -6,16 +6,20 @@ test_oos_util when a test must choose which probe is answered), and reads the
 target states through `kamcmd genesys_oos.list`.
 """
 
+import http.client
+import json
 import re
 import socket
 import struct
+import threading
 import time
 
 import pytest
 
 import harness
-from test_oos_util import (Responder, make_cfg, oos_list, send_message, target,
-                      wait_state)
+from test_oos_util import (PROBE_LOG, Responder, make_cfg, oos_list,
+                           parse_rpc_structs, rpc_probe, send_message, target,
+                           wait_state)
 
 FAST = {"oos_check": 1, "oos_force": 1, "oos_timeout": 500}
 MANY = 100000   # SIPp -m: every probe is a new "call" for a UAS
@@ -114,10 +118,8 @@ def test_closed_port_is_down_in_one_round_trip(kamailio_factory, transport):
     assert row["last_reason"] == "transport", row
     assert row["timeouts"] == "0" and int(row["transport_errors"]) >= 1, row
     # a probe now: answered by the network in well under oos_timeout (3 s)
-    t0 = time.monotonic()
-    out = k.rpc("genesys_oos.probe", uri)
-    took = time.monotonic() - t0
-    assert re.search(r"result: down", out) and re.search(r"reason: transport", out), out
+    res, took = rpc_probe(k, uri)
+    assert (res["result"], res["reason"]) == ("down", "transport"), res
     assert took < 1.0, "probe of a closed %s port took %.2fs" % (transport, took)
     assert target(k, uri)["timeouts"] == "0"
     assert ("down", uri, "unknown", "down", "transport", "0") in events(k)
@@ -138,10 +140,9 @@ def test_transport_check_off_falls_back_to_timeout(kamailio_factory):
     _, row = wait_state(k, uri, "down", timeout=4)
     assert row["last_reason"] == "timeout" and row["transport_errors"] == "0", row
     assert row["transport_check"] == "off", row
-    t0 = time.monotonic()
-    out = k.rpc("genesys_oos.probe", uri)
-    assert "reason: timeout" in out, out
-    assert time.monotonic() - t0 >= 0.55
+    res, took = rpc_probe(k, uri)
+    assert res["reason"] == "timeout", res
+    assert took >= 0.55, took
 
 
 # ---------------------------------------------------------------- timeouts
@@ -354,18 +355,18 @@ def test_forced_state_wins_until_auto(kamailio_factory, responders):
 
 
 def test_rpc_probe_and_bad_arguments(kamailio_factory, responders):
-    """genesys_oos.probe answers with the result of a fresh probe; unknown
-    targets and bad arguments get an RPC error 400."""
+    """genesys_oos.probe probes afresh (kamcmd: the result in the list and
+    the log, rpc_probe); unknown targets and bad arguments get an RPC error 400."""
     r = responders(policy=lambda n, src: (200 if n % 2 == 0 else 486, 0))
     k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
                                           "oos_timeout": 1000, "target": r.uri})
     wait_state(k, r.uri, "active", timeout=3)
     n0 = len(r.probes)
-    out = k.rpc("genesys_oos.probe", r.uri)
+    res, _ = rpc_probe(k, r.uri)
     assert len(r.probes) == n0 + 1
-    assert "result: active" in out and "reason: reply" in out, out
+    assert (res["result"], res["reason"]) == ("active", "reply"), res
     code = 200 if n0 % 2 == 0 else 486
-    assert re.search(r"code: %d\b" % code, out), (n0, out)
+    assert res["code"] == str(code), (n0, res)
 
     for args in (("genesys_oos.probe", "sip:nobody@example.com"),
                  ("genesys_oos.set_state", "sip:nobody@example.com", "down"),
@@ -377,6 +378,166 @@ def test_rpc_probe_and_bad_arguments(kamailio_factory, responders):
             "error: 400" in res.stdout + res.stderr, (args, res.stdout, res.stderr)
     # still alive and unchanged
     assert target(k, r.uri)["state"] == "active"
+
+
+def _silent_after_first(kamailio_factory, responders, http=False):
+    """a target that answers its first probe, then never again; ACTIVE"""
+    r = responders(policy=lambda n, src: (200, 0) if n == 0 else (None, 0))
+    k = kamailio_factory(cfg_text=make_cfg(
+        {"oos_check": 30, "oos_force": 30, "oos_timeout": 3000,
+         "target": r.uri}, http=http))
+    wait_state(k, r.uri, "active", timeout=3)
+    return k, r
+
+
+def test_rpc_probe_of_silent_target_does_not_block_ctl(kamailio_factory,
+                                                       responders):
+    """kamcmd genesys_oos.probe of a silent target answers at once with the
+    probe's number (ctl has no delayed replies; the command used to hold the
+    ctl process for up to 2 * oos_timeout + 1 s), the next command on the
+    same ctl socket is served at once while the probe is pending, and the
+    result still arrives: genesys_oos.list and the log show it when the
+    probe times out."""
+    k, r = _silent_after_first(kamailio_factory, responders)
+    assert len(r.probes) == 1
+    before = target(k, r.uri)
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", r.uri)
+    answered = time.monotonic() - t0
+    assert answered < 1.0, answered
+    req = parse_rpc_structs(out)
+    assert len(req) == 1, out
+    assert req[0]["uri"] == r.uri and req[0]["result"] == "pending", out
+    assert "genesys_oos.list" in req[0]["result_in"], out
+    seq = int(req[0]["probe"])
+    assert seq == int(before["last_probe"]) + 1, (seq, before)
+    assert re.search(r"NOTICE: .*genesys_oos\.probe of %s: probe %d requested "
+                     r"\(result in genesys_oos\.list and the log\)"
+                     % (re.escape(r.uri), seq), k.log_text())
+    # the probe is on the wire and pending: ctl serves the next command
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "the requested probe never left"
+        time.sleep(0.01)
+    t1 = time.monotonic()
+    row = target(k, r.uri)
+    assert time.monotonic() - t1 < 1.0
+    assert row["probe_pending"] == "1" and int(row["last_probe"]) < seq, row
+    assert row["state"] == "active", row
+    # the result: a timeout at oos_timeout (3 s), in the list and the log
+    rx = re.compile(PROBE_LOG % (re.escape(r.uri), seq))
+    while not rx.search(k.log_text()):
+        assert time.monotonic() - t0 < 2 * 3.0 + 1.0 + 1.0, k.log_text()[-2000:]
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    assert 2.9 < took, took
+    m = rx.search(k.log_text())
+    assert m.group(1, 2, 3, 4, 5) == ("down", "timeout", "0", "-1", "down"), \
+        m.group(0)
+    row = target(k, r.uri)
+    assert int(row["last_probe"]) == seq, row
+    assert (row["last_probe_result"], row["last_probe_reason"]) == \
+        ("down", "timeout"), row
+    assert row["probe_pending"] == "0" and row["state"] == "down", row
+    assert ("down", r.uri, "active", "down", "timeout", "0") in events(k)
+    assert not re.search(r"ERROR:", k.log_text()), k.log_text()[-2000:]
+
+
+def _http_rpc(k, method, *params, timeout=15):
+    """JSON-RPC over HTTP (jsonrpcs on kamailio's TCP listener): (seconds,
+    decoded reply)"""
+    conn = http.client.HTTPConnection(k.address, k.port, timeout=timeout)
+    body = json.dumps({"jsonrpc": "2.0", "method": method,
+                       "params": list(params), "id": 7})
+    t0 = time.monotonic()
+    try:
+        conn.request("POST", "/RPC", body,
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    return time.monotonic() - t0, json.loads(data)
+
+
+def test_rpc_probe_delayed_reply_over_http(kamailio_factory, responders):
+    """Over a transport with delayed replies (jsonrpcs over HTTP) the
+    answer of genesys_oos.probe is the probe's result, sent by the process
+    that completes the probe (here the probe process, at oos_timeout); the
+    RPC process is free meanwhile: kamcmd and another HTTP JSON-RPC are
+    served at once."""
+    k, r = _silent_after_first(kamailio_factory, responders, http=True)
+    result = {}
+
+    def ask():
+        result["probe"] = _http_rpc(k, "genesys_oos.probe", r.uri)
+
+    th = threading.Thread(target=ask)
+    t0 = time.monotonic()
+    th.start()
+    deadline = time.monotonic() + 2
+    while len(r.probes) < 2:
+        assert time.monotonic() < deadline, "the requested probe never left"
+        time.sleep(0.01)
+    # both RPC transports serve other commands while the probe is pending
+    t1 = time.monotonic()
+    row = target(k, r.uri)
+    assert time.monotonic() - t1 < 1.0
+    assert row["probe_pending"] == "1", row
+    took, reply = _http_rpc(k, "genesys_oos.list")
+    assert took < 1.0, took
+    assert [t["uri"] for t in reply["result"]] == [r.uri], reply
+    assert th.is_alive(), result
+    th.join(2 * 3.0 + 1.0 + 2.0)
+    assert not th.is_alive(), "no HTTP reply to genesys_oos.probe"
+    took, reply = result["probe"]
+    assert 2.9 < took < 3.0 + 1.5, took
+    res = reply["result"]
+    assert (res["uri"], res["result"], res["reason"], res["code"],
+            res["rtt_ms"], res["state"], res["forced"]) == (
+        r.uri, "down", "timeout", 0, -1, "down", "no"), reply
+    assert res["probe"] == int(target(k, r.uri)["last_probe"]), reply
+    assert re.search(PROBE_LOG % (re.escape(r.uri), res["probe"]),
+                     k.log_text())
+    # an answered probe the same way: the result of its reply
+    r.policy = lambda n, src: (200, 0)
+    took, reply = _http_rpc(k, "genesys_oos.probe", r.uri)
+    assert took < 1.0, took
+    assert (reply["result"]["result"], reply["result"]["reason"],
+            reply["result"]["code"]) == ("active", "reply", 200), reply
+    # faults keep their codes through the delayed context's path
+    _, reply = _http_rpc(k, "genesys_oos.probe", "sip:nobody@example.com")
+    assert reply["error"]["code"] == 400, reply
+    # a target released while its probe is awaited: a fault, within the
+    # probe process's longest sleep (1 s), not at the probe's deadline
+    r2 = responders(policy=lambda n, src: (None, 0))
+    assert "added: yes" in k.rpc("genesys_oos.add", r2.uri)
+    deadline = time.monotonic() + 2
+    while not r2.probes:
+        assert time.monotonic() < deadline, "no first probe of the added target"
+        time.sleep(0.01)
+    th = threading.Thread(target=lambda: result.update(
+        released=_http_rpc(k, "genesys_oos.probe", r2.uri)))
+    th.start()
+    # the request is waiting once it is logged
+    deadline = time.monotonic() + 3
+    while not re.search(r"genesys_oos\.probe of %s: probe \d+ requested\n"
+                        % re.escape(r2.uri), k.log_text()):
+        assert time.monotonic() < deadline, k.log_text()[-2000:]
+        time.sleep(0.01)
+    assert th.is_alive(), result
+    t0 = time.monotonic()
+    assert "released" in k.rpc("genesys_oos.remove", r2.uri)
+    th.join(3)
+    assert not th.is_alive(), "no HTTP reply after the target was released"
+    assert time.monotonic() - t0 < 1.5, time.monotonic() - t0
+    reply = result["released"][1]
+    assert reply["error"] == {"code": 400,
+                              "message": "Target released while probing"}, reply
+    assert re.search(r"WARNING: .*genesys_oos\.probe of %s: probe \d+: Target "
+                     r"released while probing" % re.escape(r2.uri),
+                     k.log_text()), k.log_text()[-2000:]
+    assert not re.search(r"ERROR:", k.log_text()), k.log_text()[-2000:]
 
 
 def test_statistics(kamailio_factory, responders):
@@ -555,10 +716,9 @@ def test_local_408_from_tm_is_a_timeout(tmp_path, kamailio_factory, responders):
     assert re.search(r"target %s state unknown -> down \(timeout: local 408 "
                      r"from tm\)" % re.escape(silent.uri), k.log_text())
     # decided by tm's 400 ms, not by our 1900 ms deadline
-    t0 = time.monotonic()
-    out = k.rpc("genesys_oos.probe", silent.uri)
-    assert "reason: timeout" in out and "result: down" in out, out
-    assert time.monotonic() - t0 < 1.5
+    res, took = rpc_probe(k, silent.uri)
+    assert (res["result"], res["reason"]) == ("down", "timeout"), res
+    assert took < 1.5, took
 
 
 def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
@@ -571,8 +731,8 @@ def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
     row = target(k, r.uri)
     assert row["state"] == "unknown" and row["probes_sent"] == "0", row
     assert r.probes == []
-    out = k.rpc("genesys_oos.probe", r.uri)
-    assert "result: active" in out, out
+    res, _ = rpc_probe(k, r.uri)
+    assert res["result"] == "active", res
     assert target(k, r.uri)["state"] == "active"
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
     time.sleep(0.5)
@@ -610,8 +770,8 @@ def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     # one requested probe at a time, then quiet for longer than the period:
     # nothing but the probe process's own planning wakes it
     for i in range(4):
-        out = k.rpc("genesys_oos.probe", r.uri)
-        assert "result: active" in out, out
+        res, _ = rpc_probe(k, r.uri)
+        assert res["result"] == "active", res
         time.sleep(2.1 + 0.3 * i)
     elapsed = time.monotonic() - t0
     used = _probe_process_cpu(k) - before
@@ -654,9 +814,9 @@ def test_probe_requested_while_one_is_pending_does_not_spin(
         # over the rest of the pending probe's deadline (2.5 s)
         wait_state(k, r.uri, "down", timeout=3.5)
     else:
-        out = k.rpc("genesys_oos.probe", r.uri)
+        res, _ = rpc_probe(k, r.uri)
         # the pending probe times out, then the requested one does too
-        assert "result: down" in out and "reason: timeout" in out, out
+        assert (res["result"], res["reason"]) == ("down", "timeout"), res
     elapsed = time.monotonic() - t0
     used = _probe_process_cpu(k) - before
     assert elapsed > 1.5, elapsed

@@ -37,7 +37,7 @@ loadmodule "pv"
 loadmodule "xlog"
 loadmodule "textops"
 loadmodule "genesys_oos"
-
+{modules}
 modparam("ctl", "binrpc", CTL_SOCK)
 modparam("tm", "fr_timer", {fr_timer})
 {params}
@@ -67,10 +67,23 @@ event_route[genesys-oos:target-inactive] {{
 event_route[genesys-oos:target-down] {{
 	xlog("L_NOTICE", "OOS-EVENT down uri=$goos(uri) old=$goos(old_state) state=$goos(state) reason=$goos(reason) code=$goos(code)\\n");
 }}
+{routes}"""
+
+# http=True: JSON-RPC over HTTP on the TCP listener (jsonrpcs has delayed
+# replies there, unlike ctl)
+HTTP_MODULES = """loadmodule "xhttp"
+loadmodule "jsonrpcs"
+modparam("jsonrpcs", "transport", 1)
+"""
+HTTP_ROUTES = """
+event_route[xhttp:request] {
+	jsonrpc_dispatch();
+	exit;
+}
 """
 
 
-def make_cfg(params, listen=(), fr_timer=30000):
+def make_cfg(params, listen=(), fr_timer=30000, http=False):
     """params: {name: value} or [(name, value)] (repeatable names)."""
     items = params.items() if isinstance(params, dict) else params
     lines = []
@@ -80,7 +93,9 @@ def make_cfg(params, listen=(), fr_timer=30000):
         else:
             lines.append('modparam("genesys_oos", "%s", "%s")' % (name, value))
     return CFG.format(params="\n".join(lines), fr_timer=fr_timer,
-                      listen="\n".join("listen=%s" % l for l in listen))
+                      listen="\n".join("listen=%s" % l for l in listen),
+                      modules=HTTP_MODULES if http else "",
+                      routes=HTTP_ROUTES if http else "")
 
 
 def parse_rpc_structs(text):
@@ -123,6 +138,47 @@ def wait_state(k, uri, state, timeout, socket_name=None, step=0.02):
             raise AssertionError("target %s not %s within %.1fs: %s"
                                  % (uri, state, timeout, row))
         time.sleep(step)
+
+
+PROBE_LOG = (r"genesys_oos\.probe of %s: probe %d result (\S+) \(reason (\S+), "
+             r"code (-?\d+), rtt (-?\d+) ms\), state (\S+)")
+
+
+def rpc_probe(k, uri, *sock, timeout=10.0, step=0.02):
+    """kamcmd genesys_oos.probe <uri> [socket]. ctl has no delayed replies:
+    the command answers at once with the probe's number, "result: pending";
+    the result then shows in genesys_oos.list (last_probe reaches that
+    number) and in a log line. Waits for both; returns (result, seconds
+    from the request to the result) with result = {"probe", "result",
+    "reason", "code", "rtt_ms", "state"} (all strings, as kamcmd prints
+    them)."""
+    t0 = time.monotonic()
+    out = k.rpc("genesys_oos.probe", uri, *sock)
+    answered = time.monotonic() - t0
+    rows = parse_rpc_structs(out)
+    assert len(rows) == 1 and rows[0]["result"] == "pending", out
+    assert rows[0]["uri"] == uri, out
+    # never blocked on the probe (was up to 2 * oos_timeout + 1 s)
+    assert answered < 1.0, "genesys_oos.probe took %.2fs to answer" % answered
+    seq = int(rows[0]["probe"])
+    rx = re.compile(PROBE_LOG % (re.escape(uri), seq))
+    while True:
+        m = rx.search(k.log_text())
+        if m:
+            took = time.monotonic() - t0
+            break
+        assert time.monotonic() - t0 < timeout, \
+            "no result of probe %d of %s within %.1fs: %s" % (
+                seq, uri, timeout, k.log_text()[-2000:])
+        time.sleep(step)
+    # the same result in genesys_oos.list
+    row = target(k, uri)
+    assert int(row["last_probe"]) >= seq, (seq, row)
+    if int(row["last_probe"]) == seq:
+        assert (row["last_probe_result"], row["last_probe_reason"]) == \
+            m.group(1, 2), (m.group(0), row)
+    return dict(zip(("probe", "result", "reason", "code", "rtt_ms", "state"),
+                    (str(seq),) + m.groups())), took
 
 
 def send_message(kamailio, headers, timeout=3.0):
