@@ -34,14 +34,15 @@
 #include "modules/dmq/bind_dmq.h"
 
 #include "gha_dmq_int.h"
+#include "gha_params.h"
 #include "gha_sync.h"
 #include "gha_state.h"
 
-int gha_dmq_enable = 0;
-int gha_dmq_interval = 1000;
-int gha_dmq_peer_timeout = 3000;
-int gha_dmq_sync_timeout = 1000;
-int gha_dmq_probing = 0;
+int gha_dmq_enable = GHA_DEFAULT_DMQ;
+int gha_dmq_interval = GHA_DEFAULT_DMQ_INTERVAL;
+int gha_dmq_peer_timeout = GHA_DEFAULT_DMQ_PEER_TIMEOUT;
+int gha_dmq_sync_timeout = GHA_DEFAULT_DMQ_SYNC_TIMEOUT;
+int gha_dmq_probing = GHA_DEFAULT_DMQ_PROBING;
 
 gha_dmq_root_t *gha_droot = NULL;
 char gha_dmq_self[GHA_SYNC_ORIGIN_MAX + 1];
@@ -334,35 +335,10 @@ int gha_dmq_init(void)
 
 	if(!gha_dmq_enable)
 		return 0;
-	if(gha_dmq_interval < 100 || gha_dmq_interval > 60000) {
-		LM_ERR("dmq_interval %d is invalid: use 100 to 60000 ms\n",
-				gha_dmq_interval);
-		return -1;
-	}
-	if(gha_dmq_peer_timeout < gha_dmq_interval) {
-		LM_ERR("dmq_peer_timeout %d must not be below dmq_interval %d\n",
-				gha_dmq_peer_timeout, gha_dmq_interval);
-		return -1;
-	}
-	if(gha_dmq_probing < 0 || gha_dmq_probing > GHA_DMQ_PEERS) {
-		LM_ERR("dmq_probing %d is invalid: 0 (off: every proxy probes every "
-			   "member) or the number of proxies probing each member\n",
-				gha_dmq_probing);
-		return -1;
-	}
-	if(gha_dmq_sync_timeout < 0 || gha_dmq_sync_timeout > 30000) {
-		LM_ERR("dmq_sync_timeout %d is invalid: use 0 to 30000 ms\n",
-				gha_dmq_sync_timeout);
-		return -1;
-	}
+	/* dmq_* and own_address: checked by gha_params.c */
 	if(dmq_load_api(&dmqb) < 0) {
 		LM_ERR("genesys_ha dmq 1 needs the dmq module: add loadmodule "
 			   "\"dmq\" before loadmodule \"genesys_ha\"\n");
-		return -1;
-	}
-	if(gha_own_address.len <= 0 || gha_own_address.len > GHA_SYNC_ORIGIN_MAX) {
-		LM_ERR("dmq needs own_address (this proxy's host:port as in the pool "
-			   "file's <proxy> elements): it names this proxy's decisions\n");
 		return -1;
 	}
 	snprintf(gha_dmq_self, sizeof(gha_dmq_self), "%.*s", gha_own_address.len,

@@ -33,10 +33,11 @@
 
 #include "gha_dmq.h"
 #include "gha_sync.h"
+#include "gha_params.h"
 
-#define GHA_DMQ_PEERS 64		/*!< peers shown and tracked at most */
-#define GHA_DMQ_QUEUE 256		/*!< decisions waiting to be sent */
-#define GHA_DMQ_TICK_US 2000	/*!< the DMQ process's period */
+#define GHA_DMQ_PEERS GHA_DMQ_PEERS_MAX /*!< peers shown and tracked at most */
+#define GHA_DMQ_QUEUE 256				/*!< decisions waiting to be sent */
+#define GHA_DMQ_TICK_US 2000			/*!< the DMQ process's period */
 #define GHA_DMQ_BODY_MAX 1300	/*!< bytes per message (one UDP datagram) */
 #define GHA_DMQ_REPLY_MAX 60000 /*!< bytes of the answer to a query */
 #define GHA_DMQ_EPOCHS_MAX 256	/*!< text of a peer's epochs (RPC) */
