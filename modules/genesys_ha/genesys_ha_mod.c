@@ -299,7 +299,6 @@ static int check_params(void)
 	p.dmq_peer_timeout = gha_dmq_peer_timeout;
 	p.dmq_probing = gha_dmq_probing;
 	p.dmq_sync_timeout = gha_dmq_sync_timeout;
-	p.own_address_len = gha_own_address.len;
 	if(gha_params_check(&p, &gha_lb_alg, err, sizeof(err)) < 0) {
 		LM_ERR("%s\n", err);
 		return -1;

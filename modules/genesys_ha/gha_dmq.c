@@ -332,13 +332,20 @@ void gha_dmq_sync_wait(void)
 int gha_dmq_init(void)
 {
 	dmq_peer_t not_peer;
+	char err[256];
 
 	if(!gha_dmq_enable)
 		return 0;
-	/* dmq_* and own_address: checked by gha_params.c */
+	/* dmq_*: checked by gha_params_check() */
 	if(dmq_load_api(&dmqb) < 0) {
 		LM_ERR("genesys_ha dmq 1 needs the dmq module: add loadmodule "
 			   "\"dmq\" before loadmodule \"genesys_ha\"\n");
+		return -1;
+	}
+	if(gha_params_check_own_address(
+			   gha_dmq_enable, gha_own_address.len, err, sizeof(err))
+			< 0) {
+		LM_ERR("%s\n", err);
 		return -1;
 	}
 	snprintf(gha_dmq_self, sizeof(gha_dmq_self), "%.*s", gha_own_address.len,

@@ -20,7 +20,7 @@
 
 #include "gha_params.h"
 #include "gha_pair.h"
-#include "gha_sync.h"
+#include "gha_sync.h" /* GHA_SYNC_ORIGIN_MAX */
 
 /* the message into err; -1 */
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -149,7 +149,13 @@ static int check_dmq(const gha_params_t *p, char *err, size_t errlen)
 		return bad(err, errlen,
 				"dmq_sync_timeout %d is invalid: use 0 to 30000 ms",
 				p->dmq_sync_timeout);
-	if(p->own_address_len <= 0 || p->own_address_len > GHA_SYNC_ORIGIN_MAX)
+	return 0;
+}
+
+int gha_params_check_own_address(
+		int dmq, int own_address_len, char *err, size_t errlen)
+{
+	if(dmq && (own_address_len <= 0 || own_address_len > GHA_SYNC_ORIGIN_MAX))
 		return bad(err, errlen,
 				"dmq needs own_address (this proxy's host:port as in the "
 				"pool file's <proxy> elements): it names this proxy's "

@@ -68,12 +68,11 @@ typedef struct gha_params
 	int end_pending_on_down; /*!< 0/1 */
 	int t1_probe;			 /*!< 0/1 */
 	int t1_slots;
-	int dmq; /*!< 0 off: the dmq_* parameters and own_address unchecked */
+	int dmq; /*!< 0 off: the dmq_* parameters are not checked */
 	int dmq_interval;
 	int dmq_peer_timeout;
 	int dmq_probing;
 	int dmq_sync_timeout;
-	int own_address_len; /*!< own_address: length, 0 not set */
 } gha_params_t;
 
 /*! the defaults (nothing set in the cfg) */
@@ -97,5 +96,13 @@ typedef struct gha_params
  * into err (the first wrong parameter, in the order of the struct) */
 int gha_params_check(
 		const gha_params_t *p, int *lb_alg, char *err, size_t errlen);
+
+/*! with dmq set: own_address (its length: 0 not set) given and not too
+ * long, it names this proxy's decisions; 0 ok, else -1 and the message
+ * in err.  Apart from gha_params_check() because gha_dmq_init() checks it
+ * once the dmq module is found: when both are missing, "load dmq" is the
+ * first thing the operator reads. */
+int gha_params_check_own_address(
+		int dmq, int own_address_len, char *err, size_t errlen);
 
 #endif

@@ -278,7 +278,7 @@ static void test_rr_pool_name(void **state)
 	accepted(&p);
 }
 
-/* dmq 0: the dmq_* parameters and own_address are not looked at */
+/* dmq 0: the dmq_* parameters are not looked at */
 static void test_dmq_off_checks_nothing(void **state)
 {
 	gha_params_t p = defaults();
@@ -289,7 +289,6 @@ static void test_dmq_off_checks_nothing(void **state)
 	p.dmq_peer_timeout = 0;
 	p.dmq_probing = -5;
 	p.dmq_sync_timeout = 999999;
-	p.own_address_len = 0;
 	accepted(&p);
 }
 
@@ -299,13 +298,7 @@ static void test_dmq(void **state)
 	(void)state;
 
 	p.dmq = 1;
-	refused(&p, "dmq needs own_address (this proxy's host:port");
-	p.own_address_len = 65;
-	refused(&p, "dmq needs own_address");
-	p.own_address_len = 64;
 	accepted(&p);
-	p.own_address_len = 14;
-
 	p.dmq_interval = 100;
 	accepted(&p);
 	p.dmq_interval = 99;
@@ -337,6 +330,26 @@ static void test_dmq(void **state)
 	refused(&p, "dmq_sync_timeout 30001 is invalid: use 0 to 30000 ms");
 	p.dmq_sync_timeout = -1;
 	refused(&p, "dmq_sync_timeout -1 is invalid");
+}
+
+/* with dmq: own_address given, at most 64 characters (a decision's
+ * origin); checked apart, once the dmq module is found */
+static void test_dmq_own_address(void **state)
+{
+	char err[512] = "";
+	(void)state;
+
+	assert_int_equal(gha_params_check_own_address(0, 0, err, sizeof(err)), 0);
+	assert_int_equal(gha_params_check_own_address(1, 14, err, sizeof(err)), 0);
+	assert_int_equal(gha_params_check_own_address(1, 64, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(gha_params_check_own_address(1, 0, err, sizeof(err)), -1);
+	assert_string_equal(err,
+			"dmq needs own_address (this proxy's host:port as in the pool "
+			"file's <proxy> elements): it names this proxy's decisions");
+	err[0] = '\0';
+	assert_int_equal(gha_params_check_own_address(1, 65, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "dmq needs own_address"));
 }
 
 /* several wrong parameters: the first is reported; a short buffer gets a
@@ -373,6 +386,7 @@ int main(void)
 			cmocka_unit_test(test_rr_pool_name),
 			cmocka_unit_test(test_dmq_off_checks_nothing),
 			cmocka_unit_test(test_dmq),
+			cmocka_unit_test(test_dmq_own_address),
 			cmocka_unit_test(test_first_error_and_short_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
