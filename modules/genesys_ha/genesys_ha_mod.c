@@ -16,7 +16,6 @@
  */
 
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <libxml/parser.h>
@@ -36,6 +35,7 @@
 #include "gha_events.h"
 #include "gha_poolrr.h"
 #include "gha_dmq.h"
+#include "gha_params.h"
 
 MODULE_VERSION
 
@@ -47,13 +47,13 @@ str gha_schema_file = STR_NULL;
 str gha_own_address = STR_NULL;
 str gha_serving = STR_NULL;
 str gha_geo_location = STR_NULL;
-str gha_lb_name = str_init("round-robin");
+str gha_lb_name = str_init(GHA_DEFAULT_LB_ALGORITHM);
 str gha_lb_hash_key = str_init("$fU");
 str gha_event_callback = STR_NULL;
 int gha_lb_alg = GHA_LB_ROUND_ROBIN;
-int gha_rr_dn = 1;
-int gha_down_grace = 5000;
-int gha_max_pool_elements = GHA_MAX_POOL_ELEMENTS;
+int gha_rr_dn = GHA_DEFAULT_RR_DN;
+int gha_down_grace = GHA_DEFAULT_DOWN_GRACE;
+int gha_max_pool_elements = GHA_DEFAULT_MAX_POOL_ELEMENTS;
 
 static int mod_init(void);
 static int child_init(int rank);
@@ -277,43 +277,39 @@ static void gha_startup_failed(void)
 	}
 }
 
+/* every modparam's value, before anything is loaded (gha_params.c) */
+static int check_params(void)
+{
+	gha_params_t p = GHA_PARAMS_DEFAULTS;
+	char err[512];
+
+	p.lb_algorithm = gha_lb_name.s;
+	p.rr_dn = gha_rr_dn;
+	p.down_grace = gha_down_grace;
+	p.max_pool_elements = gha_max_pool_elements;
+	p.serving_len = gha_serving.len;
+	p.rr_pool_port = gha_rr_pool_port;
+	p.rr_pool_name = gha_rr_pool_name.s;
+	p.rr_pool_name_len = gha_rr_pool_name.len;
+	p.end_pending_on_down = gha_end_pending;
+	p.t1_probe = gha_t1_probe;
+	p.t1_slots = gha_t1_slots;
+	p.dmq = gha_dmq_enable;
+	p.dmq_interval = gha_dmq_interval;
+	p.dmq_peer_timeout = gha_dmq_peer_timeout;
+	p.dmq_probing = gha_dmq_probing;
+	p.dmq_sync_timeout = gha_dmq_sync_timeout;
+	if(gha_params_check(&p, &gha_lb_alg, err, sizeof(err)) < 0) {
+		LM_ERR("%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int mod_init(void)
 {
-	if(strcasecmp(gha_lb_name.s, "round-robin") == 0) {
-		gha_lb_alg = GHA_LB_ROUND_ROBIN;
-	} else if(strcasecmp(gha_lb_name.s, "random") == 0) {
-		gha_lb_alg = GHA_LB_RANDOM;
-	} else if(strcasecmp(gha_lb_name.s, "hash") == 0) {
-		gha_lb_alg = GHA_LB_HASH;
-	} else {
-		LM_ERR("lb_algorithm '%.*s' is invalid: use round-robin, random or "
-			   "hash\n",
-				gha_lb_name.len, gha_lb_name.s);
+	if(check_params() < 0)
 		return -1;
-	}
-	if(gha_rr_dn != 0 && gha_rr_dn != 1) {
-		LM_ERR("rr_dn %d is invalid: use 1 (the DN in the Record-Route, seed"
-			   " 001) or 0 (the pair only)\n",
-				gha_rr_dn);
-		return -1;
-	}
-	if(gha_down_grace < 0 || gha_down_grace > 60000) {
-		LM_ERR("down_grace %d is invalid: use 0 (off: refuse at once while "
-			   "no member answers) to 60000 ms\n",
-				gha_down_grace);
-		return -1;
-	}
-	if(gha_max_pool_elements < 1) {
-		LM_ERR("max_pool_elements %d is invalid: use a positive number of "
-			   "<sipserver>, <featureserver> and <proxy> elements\n",
-				gha_max_pool_elements);
-		return -1;
-	}
-	if(gha_serving.len > GHA_NAME_MAX) {
-		LM_ERR("serving_sipserver is longer than %d characters\n",
-				GHA_NAME_MAX);
-		return -1;
-	}
 	if(goos_load_api(&gha_goos) < 0) {
 		LM_ERR("genesys_ha needs the genesys_oos module: add loadmodule "
 			   "\"genesys_oos\" before loadmodule \"genesys_ha\"\n");

@@ -25,6 +25,10 @@
  * DMQ" process, never in a SIP worker: a dead peer never blocks routing.
  * Messages are accepted only from the addresses of the pool file's
  * <proxy> elements.  Without the parameter nothing of this runs.
+ *
+ * The code: gha_dmq.c (transport, process, init), gha_dmq_msg.c (what the
+ * messages say and do), gha_dmq_peers.c (the peer table, genesys_ha.peers);
+ * what they share is in gha_dmq_int.h.
  */
 
 #ifndef _GHA_DMQ_H_

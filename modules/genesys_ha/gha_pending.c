@@ -54,10 +54,11 @@
 #include "gha_route.h"
 #include "gha_pending.h"
 #include "gha_t1.h"
+#include "gha_params.h"
 
-int gha_end_pending = 1;
-int gha_t1_probe = 1;
-int gha_t1_slots = 4096;
+int gha_end_pending = GHA_DEFAULT_END_PENDING;
+int gha_t1_probe = GHA_DEFAULT_T1_PROBE;
+int gha_t1_slots = GHA_DEFAULT_T1_SLOTS;
 
 /* the T1 timer process period */
 #define GHA_T1_TICK_MS 100
@@ -98,19 +99,7 @@ int gha_pending_init(void)
 		LM_ERR("cannot register the pending-transaction statistics\n");
 		return -1;
 	}
-	if(gha_end_pending != 0 && gha_end_pending != 1) {
-		LM_ERR("end_pending_on_down %d is invalid: use 1 or 0\n",
-				gha_end_pending);
-		return -1;
-	}
-	if(gha_t1_probe != 0 && gha_t1_probe != 1) {
-		LM_ERR("t1_probe %d is invalid: use 1 or 0\n", gha_t1_probe);
-		return -1;
-	}
-	if(gha_t1_slots < 16 || gha_t1_slots > (1 << 22)) {
-		LM_ERR("t1_slots %d is invalid: use 16 to %d\n", gha_t1_slots, 1 << 22);
-		return -1;
-	}
+	/* end_pending_on_down, t1_probe, t1_slots: checked by gha_params.c */
 	if(!gha_t1_probe || gha_pool_file.len <= 0)
 		return 0; /* off, or no pool (no member to probe): no process */
 	n = gha_t1_ring_slots((unsigned int)gha_t1_slots, &size);

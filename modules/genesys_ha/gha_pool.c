@@ -649,241 +649,328 @@ static void put_member(sarea_t *a, gha_member_t *m, const vmember_t *v)
 	m->goos_id = -1;
 }
 
-gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
-		const gha_alloc_t *a, gha_pool_t **out, char *err, int errlen)
+/* what gha_pool_build works out before it allocates the snapshot: the
+ * validated elements, in libc memory (build_release frees it) */
+typedef struct build
 {
-	gha_load_rc_t rc = GHA_LOAD_OK;
-	vmember_t *pm = NULL, *fm = NULL;
-	gha_addr_t *paddr = NULL;
-	uint32_t *ht = NULL, hm, hm_pair, hm_mem, hm_host, hm_site;
-	int *site_of = NULL, *site_first = NULL, *site_pos, nsites = 0;
-	gha_resolve_f res = o->resolve ? o->resolve : gha_resolve_default;
-	const char *file = nz(d->file);
-	int i, j, k, own = -1, serving = -1;
-	size_t sz, strsz = 0, tabsz;
-	gha_pool_t *p;
-	sarea_t sa;
+	const gha_draft_t *d;
+	const gha_build_opts_t *o;
+	gha_resolve_f res;
+	const char *file; /*!< for the messages, never NULL */
+	char *err;
+	int errlen;
+	vmember_t *pm;	   /*!< pair members: 2 per pair, primary first */
+	vmember_t *fm;	   /*!< feature servers */
+	gha_addr_t *paddr; /*!< each <proxy>'s resolved address */
+	uint32_t *ht, hm;  /*!< a scratch table for the duplicate checks */
+	int *site_of;	   /*!< each pair's site (index) */
+	int *site_first;   /*!< each site's first pair */
+	int nsites;
+	int own;	  /*!< own_address: index of the <proxy>, or -1 */
+	int serving;  /*!< serving_sipserver: index of the pair, or -1 */
+	size_t strsz; /*!< bytes of the strings the snapshot will hold */
+} build_t;
+
+static gha_load_rc_t build_nomem(build_t *b)
+{
+	seterr(b->err, b->errlen, "out of memory");
+	return GHA_LOAD_NOMEM;
+}
+
+/* the scratch table, emptied for the next duplicate check */
+static void ht_clear(build_t *b)
+{
+	memset(b->ht, 0, ((size_t)b->hm + 1) * sizeof(*b->ht));
+}
+
+/* the arrays of the validated elements, and the scratch table for the
+ * duplicate checks (O(n) instead of pairwise) sized for its largest use,
+ * the members, 2 per pair */
+static gha_load_rc_t build_alloc(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	int largest = 2 * d->npairs > d->nproxies + d->nfs ? 2 * d->npairs
+													   : d->nproxies + d->nfs;
+
+	b->pm = calloc((size_t)d->npairs * 2, sizeof(*b->pm));
+	b->fm = calloc((size_t)(d->nfs + 1), sizeof(*b->fm));
+	b->paddr = calloc((size_t)(d->nproxies + 1), sizeof(*b->paddr));
+	b->ht = ht_tmp(largest, &b->hm);
+	if(b->pm == NULL || b->fm == NULL || b->paddr == NULL || b->ht == NULL)
+		return build_nomem(b);
+	return GHA_LOAD_OK;
+}
+
+static void build_release(build_t *b)
+{
+	free(b->site_of);
+	free(b->ht);
+	free(b->pm);
+	free(b->fm);
+	free(b->paddr);
+}
+
+/* <proxy>: host:port, unique (case-insensitive), resolved */
+static gha_load_rc_t check_proxies(build_t *b)
+{
+	const gha_draft_t *d = b->d;
 	char hbuf[256];
 	str h;
-	int port, n;
+	int i, j, port;
 
-	*out = NULL;
-	if(d->npairs == 0) {
-		seterr(err, errlen, "%s: no <sipserver> element", file);
-		return GHA_LOAD_CONFIG;
-	}
-	pm = calloc((size_t)d->npairs * 2, sizeof(*pm));
-	fm = calloc((size_t)(d->nfs + 1), sizeof(*fm));
-	paddr = calloc((size_t)(d->nproxies + 1), sizeof(*paddr));
-	/* duplicate checks through a hash table (O(n)); its largest use is
-	 * the members, 2 per pair */
-	ht = ht_tmp(2 * d->npairs > d->nproxies + d->nfs ? 2 * d->npairs
-													 : d->nproxies + d->nfs,
-			&hm);
-	if(pm == NULL || fm == NULL || paddr == NULL || ht == NULL) {
-		rc = GHA_LOAD_NOMEM;
-		seterr(err, errlen, "out of memory");
-		goto done;
-	}
-	/* proxies */
+	ht_clear(b);
 	for(i = 0; i < d->nproxies; i++) {
 		const gha_draft_proxy_t *x = &d->proxies[i];
 		if(x->address == NULL
 				|| gha_hostport_parse(x->address, (int)strlen(x->address), &h,
 						   &port, hbuf, sizeof(hbuf))
 						   < 0) {
-			seterr(err, errlen, "%s:%d: element <proxy>: %s", file, x->line,
-					x->address ? hbuf : "missing address");
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+			seterr(b->err, b->errlen, "%s:%d: element <proxy>: %s", b->file,
+					x->line, x->address ? hbuf : "missing address");
+			return GHA_LOAD_CONFIG;
 		}
-		j = ht_insert(ht, hm, hash_lower(x->address), (uint32_t)i, eq_proxy, d);
+		j = ht_insert(
+				b->ht, b->hm, hash_lower(x->address), (uint32_t)i, eq_proxy, d);
 		if(j >= 0) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <proxy>: duplicate address '%s' (first "
 					"at line %d)",
-					file, x->line, x->address, d->proxies[j].line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+					b->file, x->line, x->address, d->proxies[j].line);
+			return GHA_LOAD_CONFIG;
 		}
 		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
-		if(res(hbuf, &paddr[i], o->resolve_ctx) < 0) {
-			seterr(err, errlen,
-					"%s:%d: element <proxy>: cannot resolve host '%s'", file,
+		if(b->res(hbuf, &b->paddr[i], b->o->resolve_ctx) < 0) {
+			seterr(b->err, b->errlen,
+					"%s:%d: element <proxy>: cannot resolve host '%s'", b->file,
 					x->line, hbuf);
-			rc = GHA_LOAD_RESOLVE;
-			goto done;
+			return GHA_LOAD_RESOLVE;
 		}
-		strsz += slen(x->address) + slen(hbuf) + slen(x->site);
+		b->strsz += slen(x->address) + slen(hbuf) + slen(x->site);
 	}
-	/* pairs */
-	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	return GHA_LOAD_OK;
+}
+
+/* <sipserver>: a name, unique; its primary and backup valid (check_member) */
+static gha_load_rc_t check_pairs(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	gha_load_rc_t rc;
+	int i, j, k;
+
+	ht_clear(b);
 	for(i = 0; i < d->npairs; i++) {
 		const gha_draft_pair_t *x = &d->pairs[i];
 		if(x->name == NULL || x->name[0] == '\0'
 				|| strlen(x->name) > GHA_NAME_MAX) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <sipserver>: missing or too long name",
-					file, x->line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+					b->file, x->line);
+			return GHA_LOAD_CONFIG;
 		}
-		j = ht_insert(ht, hm, hash_name(x->name, (int)strlen(x->name)),
+		j = ht_insert(b->ht, b->hm, hash_name(x->name, (int)strlen(x->name)),
 				(uint32_t)i, eq_pair, d);
 		if(j >= 0) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <sipserver>: duplicate name '%s' "
 					"(first "
 					"at line %d)",
-					file, x->line, x->name, d->pairs[j].line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+					b->file, x->line, x->name, d->pairs[j].line);
+			return GHA_LOAD_CONFIG;
 		}
 		for(k = 0; k < 2; k++) {
 			rc = check_member(d, k == 0 ? "primary" : "backup", x->name,
-					x->uri[k], x->uline[k] ? x->uline[k] : x->line, o,
-					&pm[2 * i + k], err, errlen);
+					x->uri[k], x->uline[k] ? x->uline[k] : x->line, b->o,
+					&b->pm[2 * i + k], b->err, b->errlen);
 			if(rc != GHA_LOAD_OK)
-				goto done;
-			strsz += member_strlen(&pm[2 * i + k]);
+				return rc;
+			b->strsz += member_strlen(&b->pm[2 * i + k]);
 		}
 		/* name, site, and the name as a Record-Route parameter (each
 		 * character escaped at most to %HH) */
-		strsz += slen(x->name) + slen(x->site) + sizeof(";" GHA_RR_PAIR "=")
-				 + 3 * strlen(x->name);
+		b->strsz += slen(x->name) + slen(x->site) + sizeof(";" GHA_RR_PAIR "=")
+					+ 3 * strlen(x->name);
 	}
-	/* sites: the pairs of each, for ha_select_site() */
-	site_of = calloc((size_t)d->npairs * 2, sizeof(int));
-	if(site_of == NULL) {
-		rc = GHA_LOAD_NOMEM;
-		seterr(err, errlen, "out of memory");
-		goto done;
-	}
-	site_first = site_of + d->npairs;
-	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	return GHA_LOAD_OK;
+}
+
+/* sites: the pairs of each, for ha_select_site(); site_of[pair] and
+ * site_first[site], sites numbered in order of first appearance */
+static gha_load_rc_t collect_sites(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	int i, j;
+
+	b->site_of = calloc((size_t)d->npairs * 2, sizeof(int));
+	if(b->site_of == NULL)
+		return build_nomem(b);
+	b->site_first = b->site_of + d->npairs;
+	ht_clear(b);
 	for(i = 0; i < d->npairs; i++) {
 		const char *st = d->pairs[i].site ? d->pairs[i].site : "";
-		j = ht_insert(ht, hm, hash_name(st, (int)strlen(st)), (uint32_t)i,
+		j = ht_insert(b->ht, b->hm, hash_name(st, (int)strlen(st)), (uint32_t)i,
 				eq_site, d);
 		if(j < 0) {
-			site_first[nsites] = i;
-			site_of[i] = nsites++;
+			b->site_first[b->nsites] = i;
+			b->site_of[i] = b->nsites++;
 		} else {
-			site_of[i] = site_of[j];
+			b->site_of[i] = b->site_of[j];
 		}
 	}
-	/* the same SIP Server in two places would make its state ambiguous */
-	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	return GHA_LOAD_OK;
+}
+
+/* the same SIP Server in two places would make its state ambiguous */
+static gha_load_rc_t check_members_unique(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	const vmember_t *pm = b->pm;
+	int i, j;
+
+	ht_clear(b);
 	for(i = 0; i < d->npairs * 2; i++) {
-		j = ht_insert(ht, hm, hash_addrport(&pm[i].addr, pm[i].port),
+		j = ht_insert(b->ht, b->hm, hash_addrport(&pm[i].addr, pm[i].port),
 				(uint32_t)i, eq_vmember, pm);
 		if(j >= 0) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <%s> of '%s': %s:%d is already a "
 					"member of '%s' (line %d)",
-					file, pm[i].line, i % 2 ? "backup" : "primary",
+					b->file, pm[i].line, i % 2 ? "backup" : "primary",
 					d->pairs[i / 2].name, pm[i].ip, pm[i].port,
 					d->pairs[j / 2].name, pm[j].line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+			return GHA_LOAD_CONFIG;
 		}
 	}
-	/* feature servers */
-	memset(ht, 0, ((size_t)hm + 1) * sizeof(*ht));
+	return GHA_LOAD_OK;
+}
+
+/* <featureserver>: a name, unique; its URI valid (check_member) */
+static gha_load_rc_t check_fs(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	gha_load_rc_t rc;
+	int i, j;
+
+	ht_clear(b);
 	for(i = 0; i < d->nfs; i++) {
 		const gha_draft_fs_t *x = &d->fs[i];
 		if(x->name == NULL || x->name[0] == '\0'
 				|| strlen(x->name) > GHA_NAME_MAX) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <featureserver>: missing or too long name",
-					file, x->line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+					b->file, x->line);
+			return GHA_LOAD_CONFIG;
 		}
-		j = ht_insert(ht, hm, hash_name(x->name, (int)strlen(x->name)),
+		j = ht_insert(b->ht, b->hm, hash_name(x->name, (int)strlen(x->name)),
 				(uint32_t)i, eq_fs, d);
 		if(j >= 0) {
-			seterr(err, errlen,
+			seterr(b->err, b->errlen,
 					"%s:%d: element <featureserver>: duplicate name '%s' "
 					"(first at line %d)",
-					file, x->line, x->name, d->fs[j].line);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
+					b->file, x->line, x->name, d->fs[j].line);
+			return GHA_LOAD_CONFIG;
 		}
-		rc = check_member(d, "featureserver", x->name, x->uri, x->line, o,
-				&fm[i], err, errlen);
+		rc = check_member(d, "featureserver", x->name, x->uri, x->line, b->o,
+				&b->fm[i], b->err, b->errlen);
 		if(rc != GHA_LOAD_OK)
-			goto done;
-		strsz += member_strlen(&fm[i]) + slen(x->name) + slen(x->site);
+			return rc;
+		b->strsz += member_strlen(&b->fm[i]) + slen(x->name) + slen(x->site);
 	}
-	/* serving_sipserver */
-	if(o->serving && o->serving[0]) {
-		for(i = 0; i < d->npairs; i++)
-			if(strcmp(d->pairs[i].name, o->serving) == 0)
-				serving = i;
-		if(serving < 0) {
-			seterr(err, errlen,
-					"%s: serving_sipserver '%s' is not a <sipserver> of the "
-					"pool",
-					file, o->serving);
-			rc = GHA_LOAD_CONFIG;
-			goto done;
-		}
+	return GHA_LOAD_OK;
+}
+
+/* serving_sipserver: a pair of the pool (the last of that name) */
+static gha_load_rc_t find_serving(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	int i;
+
+	b->serving = -1;
+	if(b->o->serving == NULL || b->o->serving[0] == '\0')
+		return GHA_LOAD_OK;
+	for(i = 0; i < d->npairs; i++)
+		if(strcmp(d->pairs[i].name, b->o->serving) == 0)
+			b->serving = i;
+	if(b->serving < 0) {
+		seterr(b->err, b->errlen,
+				"%s: serving_sipserver '%s' is not a <sipserver> of the "
+				"pool",
+				b->file, b->o->serving);
+		return GHA_LOAD_CONFIG;
 	}
-	/* own_address */
-	if(o->own_address && o->own_address[0]) {
-		gha_addr_t oa;
-		if(gha_hostport_parse(o->own_address, (int)strlen(o->own_address), &h,
-				   &port, hbuf, sizeof(hbuf))
-				< 0) {
-			seterr(err, errlen, "own_address: %s", hbuf);
-			rc = GHA_LOAD_OWN_ADDR;
-			goto done;
-		}
-		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
-		if(res(hbuf, &oa, o->resolve_ctx) < 0) {
-			seterr(err, errlen, "own_address: cannot resolve host '%s'", hbuf);
-			rc = GHA_LOAD_RESOLVE;
-			goto done;
-		}
-		for(i = 0; i < d->nproxies && own < 0; i++) {
-			str ph;
-			int pp;
-			char tmp[8];
-			if(gha_hostport_parse(d->proxies[i].address,
-					   (int)strlen(d->proxies[i].address), &ph, &pp, tmp, 1)
-					< 0)
-				continue;
-			if(pp == port && same_addr(&paddr[i], &oa))
-				own = i;
-		}
-		if(own < 0) {
-			seterr(err, errlen,
-					"%s: own_address %s is not a <proxy> of the pool (%d "
-					"listed)",
-					file, o->own_address, d->nproxies);
-			rc = GHA_LOAD_OWN_ADDR;
-			goto done;
-		}
+	return GHA_LOAD_OK;
+}
+
+/* own_address: the first <proxy> with its resolved address and port */
+static gha_load_rc_t find_own(build_t *b)
+{
+	const gha_draft_t *d = b->d;
+	const char *own_address = b->o->own_address;
+	gha_addr_t oa;
+	char hbuf[256];
+	str h;
+	int i, port;
+
+	b->own = -1;
+	if(own_address == NULL || own_address[0] == '\0')
+		return GHA_LOAD_OK;
+	if(gha_hostport_parse(own_address, (int)strlen(own_address), &h, &port,
+			   hbuf, sizeof(hbuf))
+			< 0) {
+		seterr(b->err, b->errlen, "own_address: %s", hbuf);
+		return GHA_LOAD_OWN_ADDR;
 	}
-	/* flatten */
-	strsz += slen(d->file);
+	snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
+	if(b->res(hbuf, &oa, b->o->resolve_ctx) < 0) {
+		seterr(b->err, b->errlen, "own_address: cannot resolve host '%s'",
+				hbuf);
+		return GHA_LOAD_RESOLVE;
+	}
+	for(i = 0; i < d->nproxies && b->own < 0; i++) {
+		str ph;
+		int pp;
+		char tmp[8];
+		if(gha_hostport_parse(d->proxies[i].address,
+				   (int)strlen(d->proxies[i].address), &ph, &pp, tmp, 1)
+				< 0)
+			continue;
+		if(pp == port && same_addr(&b->paddr[i], &oa))
+			b->own = i;
+	}
+	if(b->own < 0) {
+		seterr(b->err, b->errlen,
+				"%s: own_address %s is not a <proxy> of the pool (%d "
+				"listed)",
+				b->file, own_address, d->nproxies);
+		return GHA_LOAD_OWN_ADDR;
+	}
+	return GHA_LOAD_OK;
+}
+
+/* the snapshot's one block, zeroed, its arrays and hash tables laid out
+ * (strings area in *sa); NULL when the allocator fails */
+static gha_pool_t *pool_layout(build_t *b, const gha_alloc_t *a, sarea_t *sa)
+{
+	const gha_draft_t *d = b->d;
+	uint32_t hm_pair, hm_mem, hm_host, hm_site;
+	size_t sz, tabsz;
+	gha_pool_t *p;
+
+	b->strsz += slen(d->file);
 	hm_pair = ht_mask(d->npairs);
 	hm_mem = ht_mask(2 * d->npairs);
 	hm_host = ht_mask(4 * d->npairs); /* host and ip text of each member */
-	hm_site = ht_mask(nsites);
+	hm_site = ht_mask(b->nsites);
 	tabsz = ((size_t)hm_pair + 1 + 2 * ((size_t)hm_mem + 1) + (size_t)hm_host
 					+ 1 + (size_t)hm_site + 1 + 2 * (size_t)d->npairs)
 			* sizeof(uint32_t);
 	sz = sizeof(gha_pool_t) + (size_t)d->nproxies * sizeof(gha_proxy_t)
 		 + (size_t)d->npairs * sizeof(gha_pair_t)
 		 + (size_t)d->nfs * sizeof(gha_fs_t)
-		 + (size_t)nsites * sizeof(gha_site_t) + tabsz + strsz;
+		 + (size_t)b->nsites * sizeof(gha_site_t) + tabsz + b->strsz;
 	p = a->alloc(sz, a->ctx);
 	if(p == NULL) {
-		seterr(err, errlen, "out of memory (%zu bytes for the pool)", sz);
-		rc = GHA_LOAD_NOMEM;
-		goto done;
+		seterr(b->err, b->errlen, "out of memory (%zu bytes for the pool)", sz);
+		return NULL;
 	}
 	memset(p, 0, sz);
 	p->size = sz;
@@ -893,10 +980,10 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	p->pairs = (gha_pair_t *)(p + 1);
 	p->fs = (gha_fs_t *)(p->pairs + d->npairs);
 	p->proxies = (gha_proxy_t *)(p->fs + d->nfs);
-	p->nsites = nsites;
+	p->nsites = b->nsites;
 	p->sites = (gha_site_t *)(p->proxies + d->nproxies);
 	p->hmask_pair = hm_pair;
-	p->h_pair = (uint32_t *)(p->sites + nsites);
+	p->h_pair = (uint32_t *)(p->sites + b->nsites);
 	p->hmask_mem = hm_mem;
 	p->h_addrport = p->h_pair + hm_pair + 1;
 	p->h_ip = p->h_addrport + hm_mem + 1;
@@ -906,77 +993,130 @@ gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
 	p->h_site = p->h_host + hm_host + 1;
 	p->site_pairs = (int *)(p->h_site + hm_site + 1);
 	p->all_pairs = p->site_pairs + d->npairs;
-	sa.p = (char *)(p->all_pairs + d->npairs);
-	sa.end = (char *)p + sz;
-	p->loaded_at = o->now;
-	p->own_index = own;
-	p->serving = serving;
-	put(&sa, &p->file, d->file);
+	sa->p = (char *)(p->all_pairs + d->npairs);
+	sa->end = (char *)p + sz;
+	return p;
+}
+
+/* the validated elements copied into the snapshot (strings into sa);
+ * -1 when they overran the block (cannot happen: sizes computed above) */
+static int pool_fill(const build_t *b, gha_pool_t *p, sarea_t *sa)
+{
+	const gha_draft_t *d = b->d;
+	char hbuf[256];
+	str h;
+	int i, n;
+
+	p->loaded_at = b->o->now;
+	p->own_index = b->own;
+	p->serving = b->serving;
+	put(sa, &p->file, d->file);
 	for(i = 0; i < d->nproxies; i++) {
 		gha_proxy_t *x = &p->proxies[i];
-		put(&sa, &x->address, d->proxies[i].address);
+		put(sa, &x->address, d->proxies[i].address);
 		gha_hostport_parse(
 				x->address.s, x->address.len, &h, &x->port, hbuf, sizeof(hbuf));
 		snprintf(hbuf, sizeof(hbuf), "%.*s", h.len, h.s);
-		put(&sa, &x->host, hbuf);
-		put(&sa, &x->site, d->proxies[i].site);
-		x->addr = paddr[i];
+		put(sa, &x->host, hbuf);
+		put(sa, &x->site, d->proxies[i].site);
+		x->addr = b->paddr[i];
 	}
-	if(own >= 0)
-		p->own_site = p->proxies[own].site;
+	if(b->own >= 0)
+		p->own_site = p->proxies[b->own].site;
 	for(i = 0; i < d->npairs; i++) {
 		gha_pair_t *x = &p->pairs[i];
-		put(&sa, &x->name, d->pairs[i].name);
-		put(&sa, &x->site, d->pairs[i].site);
+		put(sa, &x->name, d->pairs[i].name);
+		put(sa, &x->site, d->pairs[i].site);
 		/* escaped once here, copied by every ha_record_route() */
-		n = gha_rr_encode(&x->name, NULL, sa.p, (int)(sa.end - sa.p));
-		x->rr.s = sa.p;
+		n = gha_rr_encode(&x->name, NULL, sa->p, (int)(sa->end - sa->p));
+		x->rr.s = sa->p;
 		x->rr.len = n > 0 ? n : 0;
-		sa.p += x->rr.len;
-		*sa.p++ = '\0';
+		sa->p += x->rr.len;
+		*sa->p++ = '\0';
 		x->line = d->pairs[i].line;
-		put_member(&sa, &x->m[0], &pm[2 * i]);
-		put_member(&sa, &x->m[1], &pm[2 * i + 1]);
+		put_member(sa, &x->m[0], &b->pm[2 * i]);
+		put_member(sa, &x->m[1], &b->pm[2 * i + 1]);
 	}
 	for(i = 0; i < d->nfs; i++) {
 		gha_fs_t *x = &p->fs[i];
-		put(&sa, &x->name, d->fs[i].name);
-		put(&sa, &x->site, d->fs[i].site);
-		put_member(&sa, &x->m, &fm[i]);
+		put(sa, &x->name, d->fs[i].name);
+		put(sa, &x->site, d->fs[i].site);
+		put_member(sa, &x->m, &b->fm[i]);
 	}
-	if(sa.p > sa.end) {
-		/* cannot happen: sizes computed above */
+	return sa->p > sa->end ? -1 : 0;
+}
+
+/* the snapshot's sites: counts, first entries and the site table, then
+ * the pairs of each site in file order (site_first is reused) */
+static void pool_sites(build_t *b, gha_pool_t *p)
+{
+	int *site_pos = b->site_first; /* next free entry of each site */
+	int i, n;
+
+	for(i = 0; i < p->npairs; i++)
+		p->sites[b->site_of[i]].n++;
+	for(i = 0, n = 0; i < b->nsites; i++) {
+		p->sites[i].name = p->pairs[b->site_first[i]].site;
+		p->sites[i].first = n;
+		n += p->sites[i].n;
+		ht_insert(p->h_site, p->hmask_site,
+				hash_name(p->sites[i].name.s, p->sites[i].name.len),
+				(uint32_t)i, NULL, NULL);
+	}
+	for(i = 0; i < b->nsites; i++)
+		site_pos[i] = p->sites[i].first;
+	for(i = 0; i < p->npairs; i++) {
+		p->site_pairs[site_pos[b->site_of[i]]++] = i;
+		p->all_pairs[i] = i;
+	}
+}
+
+/* validate every element (the first error found is the one reported, in
+ * this order), then flatten into one block from the allocator */
+gha_load_rc_t gha_pool_build(const gha_draft_t *d, const gha_build_opts_t *o,
+		const gha_alloc_t *a, gha_pool_t **out, char *err, int errlen)
+{
+	build_t b;
+	gha_load_rc_t rc;
+	gha_pool_t *p;
+	sarea_t sa;
+
+	*out = NULL;
+	memset(&b, 0, sizeof(b));
+	b.d = d;
+	b.o = o;
+	b.res = o->resolve ? o->resolve : gha_resolve_default;
+	b.file = nz(d->file);
+	b.err = err;
+	b.errlen = errlen;
+	if(d->npairs == 0) {
+		seterr(err, errlen, "%s: no <sipserver> element", b.file);
+		return GHA_LOAD_CONFIG;
+	}
+	if((rc = build_alloc(&b)) != GHA_LOAD_OK
+			|| (rc = check_proxies(&b)) != GHA_LOAD_OK
+			|| (rc = check_pairs(&b)) != GHA_LOAD_OK
+			|| (rc = collect_sites(&b)) != GHA_LOAD_OK
+			|| (rc = check_members_unique(&b)) != GHA_LOAD_OK
+			|| (rc = check_fs(&b)) != GHA_LOAD_OK
+			|| (rc = find_serving(&b)) != GHA_LOAD_OK
+			|| (rc = find_own(&b)) != GHA_LOAD_OK)
+		goto done;
+	if((p = pool_layout(&b, a, &sa)) == NULL) {
+		rc = GHA_LOAD_NOMEM;
+		goto done;
+	}
+	if(pool_fill(&b, p, &sa) < 0) {
 		a->free(p, a->ctx);
 		seterr(err, errlen, "internal error: pool size");
 		rc = GHA_LOAD_NOMEM;
 		goto done;
 	}
 	build_tables(p);
-	/* sites: counts, first entries, then the pairs in file order */
-	for(i = 0; i < d->npairs; i++)
-		p->sites[site_of[i]].n++;
-	for(i = 0, n = 0; i < nsites; i++) {
-		p->sites[i].name = p->pairs[site_first[i]].site;
-		p->sites[i].first = n;
-		n += p->sites[i].n;
-		ht_insert(p->h_site, hm_site,
-				hash_name(p->sites[i].name.s, p->sites[i].name.len),
-				(uint32_t)i, NULL, NULL);
-	}
-	site_pos = site_first; /* reused: next free entry of each site */
-	for(i = 0; i < nsites; i++)
-		site_pos[i] = p->sites[i].first;
-	for(i = 0; i < d->npairs; i++) {
-		p->site_pairs[site_pos[site_of[i]]++] = i;
-		p->all_pairs[i] = i;
-	}
+	pool_sites(&b, p);
 	*out = p;
 done:
-	free(site_of);
-	free(ht);
-	free(pm);
-	free(fm);
-	free(paddr);
+	build_release(&b);
 	return rc;
 }
 

@@ -37,9 +37,10 @@
 #include "core/parser/parse_from.h"
 
 #include "gha_poolrr.h"
+#include "gha_params.h"
 
 str gha_rr_pool_name = STR_NULL;
-int gha_rr_pool_port = 1;
+int gha_rr_pool_port = GHA_DEFAULT_RR_POOL_PORT;
 
 /* rr's own parameters, read once at start-up (find_param_export) */
 static int rr_double = 1;
@@ -74,42 +75,14 @@ static int rr_int(struct sr_module *rr, char *name, int *val)
 	return 0;
 }
 
-static int valid_name(const str *n)
-{
-	int i, c;
-
-	if(n->len <= 0 || n->len > 253 || n->s[0] == '.' || n->s[0] == '-'
-			|| n->s[n->len - 1] == '.')
-		return 0;
-	for(i = 0; i < n->len; i++) {
-		c = (unsigned char)n->s[i];
-		if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-				   || (c >= '0' && c <= '9') || c == '.' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int gha_poolrr_init(void)
 {
 	struct sr_module *rr;
 	int user = 0;
 
-	if(gha_rr_pool_port != 0 && gha_rr_pool_port != 1) {
-		LM_ERR("rr_pool_port %d is invalid: use 1 (the URI carries the "
-			   "port: A/AAAA records) or 0 (no port: SRV records)\n",
-				gha_rr_pool_port);
-		return -1;
-	}
+	/* rr_pool_port and rr_pool_name's syntax: checked by gha_params.c */
 	if(gha_rr_pool_name.len <= 0)
 		return 0;
-	if(!valid_name(&gha_rr_pool_name)) {
-		LM_ERR("rr_pool_name '%.*s' is invalid: give the pool's FQDN "
-			   "(host name only, the seed's external-contact host, resolved "
-			   "by DNS to every proxy of the pool)\n",
-				gha_rr_pool_name.len, gha_rr_pool_name.s);
-		return -1;
-	}
 	rr = find_module_by_name("rr");
 	if(rr == NULL || rr_int(rr, "enable_double_rr", &rr_double) < 0
 			|| rr_int(rr, "enable_full_lr", &rr_full_lr) < 0

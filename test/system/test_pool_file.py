@@ -41,6 +41,11 @@ def test_reload_refuses_fifo_directory_big_and_bad_files(kamailio_factory,
     ha_util.write_pool(path, [("pair1", members[0].uri, members[1].uri, None)])
     k = ha_util.start_proxy(kamailio_factory, str(path))
     good = path.read_text()
+    # the members' first probe answers first: "before" is compared below
+    # with the pool after the refused reloads, not with probes still coming
+    ha_util.wait_pool(k, lambda p: all(
+        m["state"] == "active" for m in p["pair1"]["members"].values()),
+        what="both members active")
     before = k.rpc("genesys_ha.pool")
 
     # a FIFO without a writer: refused at once, the RPC process is free

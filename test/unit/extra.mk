@@ -29,3 +29,7 @@ $(BIN)/test_gts_params $(BIN)/test_gts_params.san: LDLIBS += -lcrypto
 # genesys_tlssticky Contact rewrite plan: builds with the Contact helpers
 EXTRA_gts_plan := $(TOP)/modules/genesys_tlssticky/gts_contact.c
 EXTRA_gha_sync := $(TOP)/modules/genesys_ha/gha_pair.c
+
+# genesys_ha parameters: the defaults are compared with the admin guide
+$(BIN)/test_gha_params $(BIN)/test_gha_params.san: CFLAGS_COMMON += \
+	-DGHA_TEST_TOP='"$(TOP)"'

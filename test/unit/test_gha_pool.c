@@ -581,6 +581,76 @@ static void test_lookup_small_and_wrap(void **state)
 	assert_int_equal(live, 0);
 }
 
+/* the build validates in steps (proxies, pairs, sites, unique members,
+ * feature servers, serving_sipserver, own_address): with several errors
+ * the first step's is the one reported */
+static void test_build_error_order(void **state)
+{
+	gha_draft_t d;
+	gha_build_opts_t o = opts();
+	(void)state;
+
+	mkdraft(&d);
+	gha_draft_add_proxy(&d)->address = strdup("127.0.0.1:5060");
+	free(d.pairs[1].name);
+	d.pairs[1].name = strdup("SIPS_A");
+	expect(&d, &o, GHA_LOAD_CONFIG, "duplicate address '127.0.0.1:5060'");
+
+	mkdraft(&d);
+	free(d.pairs[1].name);
+	d.pairs[1].name = strdup("SIPS_A");
+	free(d.pairs[1].uri[0]);
+	d.pairs[1].uri[0] = strdup("sip:10.0.0.2:5060");
+	expect(&d, &o, GHA_LOAD_CONFIG, "duplicate name 'SIPS_A'");
+
+	mkdraft(&d);
+	free(d.pairs[1].uri[0]);
+	d.pairs[1].uri[0] = strdup("sip:10.0.0.2:5060");
+	free(d.fs[0].name);
+	d.fs[0].name = NULL;
+	expect(&d, &o, GHA_LOAD_CONFIG, "is already a member of 'SIPS_A'");
+
+	mkdraft(&d);
+	free(d.fs[0].name);
+	d.fs[0].name = NULL;
+	o.serving = "SIPS_X";
+	expect(&d, &o, GHA_LOAD_CONFIG,
+			"pool.xml:13: element <featureserver>: missing or too long name");
+
+	mkdraft(&d);
+	o.own_address = "127.0.0.2:5060";
+	expect(&d, &o, GHA_LOAD_CONFIG, "serving_sipserver 'SIPS_X'");
+}
+
+static void *no_alloc(size_t n, void *ctx)
+{
+	(void)n;
+	(void)ctx;
+	return NULL;
+}
+
+/* the allocator refuses the snapshot: no pool, the size in the message,
+ * nothing of the build's own memory left (ASan's leak check) */
+static void test_build_alloc_fails(void **state)
+{
+	static const gha_alloc_t none = {no_alloc, t_free, &live};
+	gha_draft_t d;
+	gha_pool_t *p = NULL;
+	gha_build_opts_t o = opts();
+	char err[512] = "";
+	(void)state;
+
+	mkdraft(&d);
+	assert_int_equal(gha_pool_build(&d, &o, &none, &p, err, sizeof(err)),
+			GHA_LOAD_NOMEM);
+	assert_null(p);
+	if(strstr(err, "out of memory (") == NULL
+			|| strstr(err, " bytes for the pool)") == NULL)
+		fail_msg("error '%s'", err);
+	gha_draft_free(&d);
+	assert_int_equal(live, 0);
+}
+
 /* duplicate checks are O(n) now: a large pool builds fast, and the
  * duplicates are still found with the first occurrence named */
 static void test_build_large_duplicates(void **state)
@@ -672,6 +742,8 @@ int main(void)
 			cmocka_unit_test(test_hostport),
 			cmocka_unit_test(test_build_ok),
 			cmocka_unit_test(test_build_errors),
+			cmocka_unit_test(test_build_error_order),
+			cmocka_unit_test(test_build_alloc_fails),
 			cmocka_unit_test(test_default_resolver_literals),
 			cmocka_unit_test(test_lookup_tables),
 			cmocka_unit_test(test_lookup_small_and_wrap),
