@@ -115,3 +115,36 @@ if __name__ == "__main__":
     found, n = check(DOC.read_text())
     print("\n".join(found) or "%d references, all found" % n)
     sys.exit(1 if found else 0)
+
+
+MODULES = ("genesys_oos", "genesys_ha", "genesys_tlssticky")
+
+
+def kemi_exports(module):
+    """The KEMI names a module registers (its sr_kemi_t array)."""
+    names = set()
+    for src in (TOP / "modules" / module).glob("*.c"):
+        text = src.read_text()
+        names |= set(re.findall(r'str_init\("%s"\),\s*str_init\("(\w+)"\)'
+                                % module, text))
+    return names
+
+
+def kemi_documented(module):
+    """The KEMI names the module's docbook lists in its KEMI section (the
+    first function of each list item)."""
+    xml = (TOP / "modules" / module / "doc" / (module + "_admin.xml")).read_text()
+    m = re.search(r'<section id="%s\.kemi">(.*?)</section>' % module, xml, re.S)
+    if not m:
+        return None
+    return set(re.findall(r"<listitem><para><function>(\w+)\(", m.group(1)))
+
+
+def test_kemi_exports_documented():
+    """Each module's docbook lists exactly the KEMI functions it exports."""
+    for module in MODULES:
+        code, doc = kemi_exports(module), kemi_documented(module)
+        assert code, module
+        assert doc is not None, "%s_admin.xml has no KEMI section" % module
+        assert code == doc, (module, "not documented: %s" % sorted(code - doc),
+                             "documented, not exported: %s" % sorted(doc - code))
