@@ -196,7 +196,7 @@ static void gha_rpc_reload(rpc_t *rpc, void *ctx)
 		return;
 	rc = gha_reload(msg, sizeof(msg));
 	if(rc == -1) {
-		kg_rpc_fault(rpc, ctx, 503, "%s", msg);
+		kg_rpc_fault(rpc, ctx, 409, "%s", msg);
 		return;
 	}
 	if(rc != 0) {

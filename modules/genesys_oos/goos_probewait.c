@@ -121,7 +121,7 @@ void goos_wait_sweep(int64_t now)
 	while((w = *pp) != NULL) {
 		t = goos_tgt(w->id);
 		if(t->refs <= 0 || t->gen != w->gen)
-			w->fault = 400;
+			w->fault = 404;
 		else if(now >= w->deadline_ms)
 			w->fault = 500;
 		else {
@@ -134,7 +134,7 @@ void goos_wait_sweep(int64_t now)
 
 static const char *goos_wait_fault_text(goos_wait_t *w)
 {
-	return w->fault == 400 ? "Target released while probing"
+	return w->fault == 404 ? "Target released while probing"
 						   : "No probe result within the deadline";
 }
 

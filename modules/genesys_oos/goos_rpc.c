@@ -175,7 +175,7 @@ static int goos_rpc_target(rpc_t *rpc, void *ctx, str *uri, str *sock)
 	else
 		id = goos_table_lookup(uri);
 	if(id < 0) {
-		kg_rpc_fault(rpc, ctx, 400,
+		kg_rpc_fault(rpc, ctx, 404,
 				"Unknown target: " KG_ECHO_FMT "%s" KG_ECHO_FMT, KG_ECHO(uri),
 				sock->len > 0 ? " via " : "", KG_ECHO(sock));
 		return -1;
@@ -272,7 +272,7 @@ static void goos_rpc_set_state(rpc_t *rpc, void *ctx)
 		return;
 	if(goos_set_forced(id, forced) < 0) {
 		kg_rpc_fault(
-				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
+				rpc, ctx, 404, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
 		return;
 	}
 	if(rpc->add(ctx, "{", &h) < 0)
@@ -330,7 +330,7 @@ static void goos_rpc_probe(rpc_t *rpc, void *ctx)
 	if((t = goos_table_lock_live(id)) == NULL) {
 		shm_free(w);
 		kg_rpc_fault(
-				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
+				rpc, ctx, 404, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
 		goto answered;
 	}
 	/* the probe sent after this request is the next sequence number */
@@ -411,7 +411,7 @@ static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 	id = goos_table_lookup_sock(&uri, &sock);
 	if(id < 0) {
 		kg_rpc_fault(
-				rpc, ctx, 400, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
+				rpc, ctx, 404, "Unknown target: " KG_ECHO_FMT, KG_ECHO(&uri));
 		return;
 	}
 	/* only references taken over RPC: a module's target stays */
@@ -422,7 +422,7 @@ static void goos_rpc_remove(rpc_t *rpc, void *ctx)
 	}
 	lock_release(&goos_root->lock);
 	if(!ok) {
-		kg_rpc_fault(rpc, ctx, 400,
+		kg_rpc_fault(rpc, ctx, 409,
 				"Target " KG_ECHO_FMT
 				" was not added with genesys_oos.add (it is registered by a "
 				"module or by the target parameter)",

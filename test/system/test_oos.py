@@ -507,7 +507,7 @@ def test_rpc_probe_delayed_reply_over_http(kamailio_factory, responders):
             reply["result"]["code"]) == ("active", "reply", 200), reply
     # faults keep their codes through the delayed context's path
     _, reply = _http_rpc(k, "genesys_oos.probe", "sip:nobody@example.com")
-    assert reply["error"]["code"] == 400, reply
+    assert reply["error"]["code"] == 404, reply
     # a target released while its probe is awaited: a fault, within the
     # probe process's longest sleep (1 s), not at the probe's deadline
     r2 = responders(policy=lambda n, src: (None, 0))
@@ -532,7 +532,7 @@ def test_rpc_probe_delayed_reply_over_http(kamailio_factory, responders):
     assert not th.is_alive(), "no HTTP reply after the target was released"
     assert time.monotonic() - t0 < 1.5, time.monotonic() - t0
     reply = result["released"][1]
-    assert reply["error"] == {"code": 400,
+    assert reply["error"] == {"code": 404,
                               "message": "Target released while probing"}, reply
     assert re.search(r"WARNING: .*genesys_oos\.probe of %s: probe \d+: Target "
                      r"released while probing" % re.escape(r2.uri),

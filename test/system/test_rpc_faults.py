@@ -38,11 +38,11 @@ def fault(k, *args):
 
 @pytest.mark.parametrize("args,code", [
     (("genesys_ha.switchover", BIG), 404),
-    (("genesys_oos.set_state", BIG, "active"), 400),
+    (("genesys_oos.set_state", BIG, "active"), 404),
     (("genesys_oos.set_state", "@MEMBER@", BIG), 400),
-    (("genesys_oos.probe", BIG), 400),
+    (("genesys_oos.probe", BIG), 404),
     (("genesys_oos.add", BIG), 400),
-    (("genesys_oos.remove", BIG), 400),
+    (("genesys_oos.remove", BIG), 404),
     (("genesys_oos.add", "sip:" + "h" * 300 + ":5060"), 400),
 ], ids=["switchover", "set_state-uri", "set_state-state", "probe", "add",
         "remove", "add-300"])
@@ -99,4 +99,4 @@ def test_add_twice_is_one_target(proxy):
     assert "released" in k.rpc("genesys_oos.remove", uri)
     assert uri not in k.rpc("genesys_oos.list")
     out = fault(k, "genesys_oos.remove", uri)
-    assert out == "error: 400 - Unknown target: %s" % uri, out
+    assert out == "error: 404 - Unknown target: %s" % uri, out
