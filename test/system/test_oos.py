@@ -22,18 +22,8 @@ MANY = 100000   # SIPp -m: every probe is a new "call" for a UAS
 
 
 @pytest.fixture
-def responders():
-    made = []
-
-    def make(**kw):
-        r = Responder(**kw)
-        r.start()
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.stop()
+def responders(peer_factory):
+    return lambda **kw: peer_factory(Responder, **kw)
 
 
 def reply_scenario(tmp_path, code):

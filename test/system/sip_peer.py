@@ -1,0 +1,382 @@
+"""One scriptable SIP peer for the system tests: a SIP Server (or any SIP
+endpoint) on its own address, over UDP, TCP or TLS, that answers requests
+by rules, records every message it receives, and lets a test wait for a
+message instead of sleeping.
+
+    p = SipPeer("udp", rules={"OPTIONS": 503, "INVITE": (200, 0.3)})
+    p.start()
+    p.wait_requests("INVITE", count=2, timeout=3)
+
+Answer rules: `rules` maps a method to a rule, "*" to every other method
+(ACK is never answered).  A rule is
+  - a status code (int): the reply is sent at once;
+  - None: silence;
+  - (code, delay_s): the reply is sent delay_s later (code None: silence);
+  - a callable(n, msg) returning one of the above: asked once per Call-ID
+    of that method (n: 0-based count of that method's distinct Call-IDs),
+    its answer kept for the retransmissions.
+Static rules are read at every message: a test changes them while the peer
+runs (`p.answer("OPTIONS", None)`: the SIP Server goes silent).
+
+Recorded: `messages`, every SIP message received (requests and replies) as
+a `Msg` (tls_ua.SipMsg plus .time, .src, .conn, .new: first copy of its
+Call-ID/CSeq); `other`, datagrams that are not SIP (on_other() sees them).
+Stream transports also count `accepts` (peer addresses) and `handshakes`.
+
+Replies copy Via, From, To (a To-tag added), Call-ID and CSeq; a reply to
+INVITE copies the Record-Route and has Contact <sip:sips@address:port>.
+Subclasses change the replies (build_reply), which messages are dropped
+unseen (accept) or what is done with a request (on_request)."""
+
+import collections
+import itertools
+import re
+import socket
+import ssl
+import threading
+import time
+
+import harness
+from tls_ua import SipMsg, client_context, hostport, take_message
+
+_seq = itertools.count(1)
+
+SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
+                            r"|[A-Z]+ \S+ SIP/2\.0)\r\n")
+
+
+class Msg(SipMsg):
+    """A received SIP message: .time (monotonic), .src (address, port),
+    .conn (the stream it came on, None on UDP), .new (first copy)."""
+
+    def __init__(self, text, src, conn=None):
+        super().__init__(text)
+        self.time = time.monotonic()
+        self.src = src
+        self.conn = conn
+        self.new = True
+
+    @property
+    def call_id(self):
+        return self.hdr("Call-ID") or ""
+
+
+class SipPeer(threading.Thread):
+    reason = "OK"       # reason phrase of the replies
+    keep = None         # how many messages `messages` keeps (None: all)
+
+    def __init__(self, transport="udp", address=None, port=5060, rules=None,
+                 certs=None, reuseport=False, on_other=None):
+        super().__init__(daemon=True)
+        assert transport in ("udp", "tcp", "tls"), transport
+        self.transport = transport
+        self.address = address or harness.next_address()
+        self.rules = {"*": 200}
+        self.rules.update(rules or {})
+        self.on_other_cb = on_other
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        stream = transport != "udp"
+        self.sock = socket.socket(family, socket.SOCK_STREAM if stream
+                                  else socket.SOCK_DGRAM)
+        if stream:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.sock.bind((self.address, port))
+        self.port = self.sock.getsockname()[1]
+        if stream:
+            self.sock.listen(16)
+        self.sock.settimeout(0.05)
+        self.ctx = None
+        if transport == "tls":
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(certs.server), str(certs.server_key))
+        self.messages = collections.deque(maxlen=self.keep)
+        self.other = 0
+        self.accepts = []
+        self.handshakes = 0
+        self.conns = []
+        self.replies_sent = collections.Counter()   # method -> count
+        self._decided = {}          # (method, call-id) -> rule's answer
+        self._ncalls = collections.Counter()
+        self._seen = collections.OrderedDict()  # (call-id, cseq) of requests
+        self._out = {}              # dest -> our connection (stream)
+        self._lock = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._quit = threading.Event()
+
+    # ------------------------------------------------------------ naming
+    @property
+    def uri(self):
+        t = "" if self.transport == "udp" else ";transport=" + self.transport
+        return "sip:%s%s" % (hostport(self.address, self.port), t)
+
+    def own_contact(self):
+        t = "" if self.transport == "udp" else ";transport=" + self.transport
+        return "<sip:sips@%s%s>" % (hostport(self.address, self.port), t)
+
+    def answer(self, method, rule):
+        """set the rule of method ("*": every method without its own)"""
+        self.rules[method] = rule
+
+    # ------------------------------------------------------------ reading
+    def run(self):
+        while not self._quit.is_set():
+            try:
+                if self.transport == "udp":
+                    data, src = self.sock.recvfrom(65535)
+                else:
+                    raw, src = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if self.transport == "udp":
+                self._datagram(data, src)
+            else:
+                with self._lock:
+                    self.accepts.append(src)
+                threading.Thread(target=self._serve, args=(raw, src),
+                                 daemon=True).start()
+
+    def _datagram(self, data, src):
+        text = data.decode(errors="replace")
+        if not SIP_FIRST_LINE.match(text):
+            with self._lock:
+                self.other += 1
+            self.on_other(data, src, self.sock)
+            return
+        self._message(Msg(text, src))
+
+    def _serve(self, raw, src):
+        conn = raw
+        if self.ctx is not None:
+            raw.settimeout(5)
+            try:
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                return
+            with self._lock:
+                self.handshakes += 1
+        conn.settimeout(0.1)
+        with self._lock:
+            self.conns.append(conn)
+        self._read(conn, src)
+
+    def _read(self, conn, src):
+        buf = b""
+        while not self._quit.is_set():
+            text, buf = take_message(buf)
+            if text is not None:
+                self._message(Msg(text, src, conn))
+                continue
+            try:
+                data = conn.recv(65535)
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError):
+                break
+            if not data:
+                break
+            buf += data
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    def _message(self, msg):
+        if not self.accept(msg):
+            return
+        with self._lock:
+            if not msg.is_reply:
+                key = (msg.call_id, msg.hdr("CSeq"))
+                msg.new = key not in self._seen
+                self._seen[key] = True
+                if len(self._seen) > 20000:     # long runs (bench/soak)
+                    self._seen.popitem(last=False)
+            self.messages.append(msg)
+            self.record(msg)
+            self._lock.notify_all()
+        if not msg.is_reply:
+            self.on_request(msg)
+
+    # ------------------------------------------------------------ hooks
+    def accept(self, msg):
+        """False: the message is dropped unseen (not recorded)"""
+        return True
+
+    def record(self, msg):
+        """called under the lock for every message recorded"""
+
+    def on_other(self, data, src, sock):
+        if self.on_other_cb:
+            self.on_other_cb(data, src, sock)
+
+    def on_request(self, msg):
+        """answer by the rules"""
+        if msg.method == "ACK":
+            return
+        code, delay = self.decide(msg)
+        if code is None:
+            return
+        reply = self.build_reply(msg, code)
+        if delay:
+            threading.Timer(delay, self.send_to, (reply, msg, msg.method)
+                            ).start()
+        else:
+            self.send_to(reply, msg, msg.method)
+
+    def decide(self, msg):
+        rule = self.rules.get(msg.method, self.rules.get("*"))
+        if callable(rule):
+            key = (msg.method, msg.call_id)
+            with self._lock:
+                if key not in self._decided:
+                    n = self._ncalls[msg.method]
+                    self._ncalls[msg.method] += 1
+                    self._decided[key] = rule(n, msg)
+                rule = self._decided[key]
+        if isinstance(rule, tuple):
+            return rule
+        return rule, 0
+
+    def build_reply(self, msg, code, reason=None):
+        out = ["SIP/2.0 %d %s" % (code, reason or self.reason)]
+        out += ["Via: " + v for v in msg.hdrs("Via")]
+        out.append("From: " + msg.hdr("From"))
+        to = msg.hdr("To")
+        out.append("To: " + (to if ";tag=" in to
+                             else to + ";tag=peer%d" % self.port))
+        out += ["Call-ID: " + msg.call_id, "CSeq: " + msg.hdr("CSeq")]
+        if msg.method == "INVITE":
+            out += ["Record-Route: " + v for v in msg.hdrs("Record-Route")]
+            out.append("Contact: " + self.own_contact())
+        out += ["Content-Length: 0", "", ""]
+        return "\r\n".join(out).encode()
+
+    # ------------------------------------------------------------ sending
+    def send_to(self, data, msg, method=None):
+        """send data back where msg came from (its connection on a
+        stream); False when it could not be sent"""
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            if msg.conn is None:
+                self.sock.sendto(data, msg.src)
+            else:
+                with self._send_lock:
+                    msg.conn.sendall(data)
+        except (OSError, ssl.SSLError):
+            return False
+        if method:
+            with self._lock:
+                self.replies_sent[method] += 1
+        return True
+
+    def send(self, data, dest):
+        """send data to dest=(address, port): from the peer's own socket on
+        UDP, on the peer's connection to dest on a stream (opened once)"""
+        if isinstance(data, str):
+            data = data.encode()
+        if self.transport == "udp":
+            self.sock.sendto(data, dest)
+            return
+        with self._lock:
+            conn = self._out.get(dest)
+        if conn is None:
+            raw = socket.create_connection(dest, timeout=5,
+                                           source_address=(self.address, 0))
+            conn = raw
+            if self.transport == "tls":
+                conn = client_context().wrap_socket(raw)
+            conn.settimeout(0.1)
+            with self._lock:
+                self._out[dest] = conn
+                self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn, dest),
+                             daemon=True).start()
+        with self._send_lock:
+            conn.sendall(data)
+
+    def send_request(self, dest, method, ruri, headers=None, wait=2.0,
+                     full=False):
+        """Send a request from this peer (its Via, Contact and From); returns
+        the final reply (first line, or all of it with full=True) or None."""
+        callid = "peer-%d-%f@%s" % (next(_seq), time.time(), self.address)
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        msg = ("%s %s SIP/2.0\r\n"
+               "Via: SIP/2.0/%s %s;branch=z9hG4bK%d\r\n"
+               "From: <sip:sipserver@%s>;tag=p1\r\n"
+               "To: <%s>\r\n"
+               "Call-ID: %s\r\n"
+               "CSeq: 1 %s\r\n"
+               "Contact: %s\r\n"
+               "Max-Forwards: 70\r\n%s"
+               "Content-Length: 0\r\n\r\n"
+               % (method, ruri, self.transport.upper(),
+                  hostport(self.address, self.port), int(time.time() * 1e6),
+                  self.address, ruri, callid, method, self.own_contact(), extra))
+        self.send(msg, dest)
+        got = self.wait_for(lambda m: m.is_reply and m.call_id == callid
+                            and m.status >= 200, timeout=wait, fail=False)
+        if not got:
+            return None
+        return got[0].text if full else got[0].first
+
+    # ------------------------------------------------------------ waiting
+    def select(self, pred=None):
+        with self._lock:
+            return [m for m in self.messages if pred is None or pred(m)]
+
+    def requests_of(self, method=None, new=False):
+        """requests received (of method; only first copies with new=True)"""
+        return self.select(lambda m: not m.is_reply
+                           and (method is None or m.method == method)
+                           and (m.new or not new))
+
+    def wait_for(self, pred, count=1, timeout=5.0, what=None, fail=True):
+        """Block until `count` recorded messages satisfy pred; returns them.
+        On timeout: AssertionError (fail=True) or the ones there are."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                got = [m for m in self.messages if pred(m)]
+                left = deadline - time.monotonic()
+                if len(got) >= count or left <= 0:
+                    break
+                self._lock.wait(min(left, 0.1))
+        if len(got) < count and fail:
+            raise AssertionError(
+                "%s: %s: %d of %d within %.1fs (received: %s)"
+                % (self.uri, what or "messages", len(got), count, timeout,
+                   [m.first for m in list(self.messages)[-10:]]))
+        return got
+
+    def wait_requests(self, method, count=1, timeout=5.0, new=False):
+        return self.wait_for(lambda m: not m.is_reply and m.method == method
+                             and (m.new or not new), count, timeout,
+                             what="%s requests" % method)
+
+    # ------------------------------------------------------------ the end
+    def stop(self):
+        """the process is gone: port closed, connections reset"""
+        if self._quit.is_set():
+            return
+        self._quit.set()
+        if self.transport != "udp":
+            self.sock.close()       # refuse new connections at once
+        if self.is_alive():
+            self.join(timeout=2)
+        self.sock.close()
+        with self._lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                c.close()
+            except OSError:
+                pass
