@@ -380,3 +380,18 @@ class SipPeer(threading.Thread):
                 c.close()
             except OSError:
                 pass
+
+
+def wait_until(pred, timeout=5.0, what="condition", step=0.02):
+    """Poll pred() every `step` seconds until it returns a true value, which
+    is returned; AssertionError after timeout (`what`: a text, or a callable
+    giving one, e.g. the state last seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("%s not reached within %.1fs" % (
+                what() if callable(what) else what, timeout))
+        time.sleep(step)
