@@ -18,7 +18,7 @@ import pytest
 
 import harness
 import ha_util as hu
-from sip_peer import SipPeer
+from sip_peer import SipPeer, wait_until
 from ha_util import pool, wait_pool
 
 
@@ -84,6 +84,15 @@ def first_time(peer, method):
                    if text.startswith(method + " "))
 
 
+def connection_gone(k, address):
+    """wait until the proxy has seen the end of its connection to address
+    (core.tcp_list no longer lists it)"""
+    rx = re.compile(r"src_ip:\s*%s\s" % re.escape(address))
+    wait_until(lambda: not rx.search(k.rpc("core.tcp_list") + "\n"), 3,
+               lambda: "connection to %s closed:\n%s"
+               % (address, k.rpc("core.tcp_list")))
+
+
 def up_backup_silent(k):
     wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
               and p["SIPS_A"]["members"]["backup"]["state"] == "down",
@@ -128,7 +137,9 @@ def test_primary_fails_backup_promoted_invite_and_bye_succeed(
     bye = bye_for(k, pri)
     inv.start()
     bye.start()
-    time.sleep(0.3)
+    # both reach the silent backup before it is promoted
+    bak.wait_requests("INVITE", timeout=2)
+    bak.wait_requests("BYE", timeout=2)
     t_promoted = time.monotonic()
     bak.options_code = 200                         # promoted
     bak.answer_requests = True
@@ -195,7 +206,7 @@ def test_both_members_dead_503_after_both_tried_then_at_once_after_grace(
         assert req.status and req.status.startswith("SIP/2.0 503"), req.status
         assert "Retry-After: 5" in req.text
         assert req.elapsed < 0.5, req.elapsed
-    time.sleep(0.2)
+    time.sleep(0.2)     # what is tested: nothing relayed in that time
     assert not [t for _, t, _ in pri.received[n_pri:]
                 if not t.startswith("OPTIONS")]
     assert not [t for _, t, _ in bak.received[n_bak:]
@@ -267,7 +278,7 @@ def test_tcp_member_failure_fails_over_in_transaction(
     assert len(wait_received(pri, "INVITE ", 1)) == 1
     if failure == "kill":
         pri.kill()
-        time.sleep(0.3)     # the proxy sees the connection's end
+        connection_gone(k, pri_addr)
     else:
         os.killpg(pri.proc.pid, signal.SIGSTOP)
     assert pool(k)["SIPS_T"]["members"]["primary"]["state"] == "active"
@@ -364,7 +375,7 @@ require_certificate = no
         assert status and status.startswith("SIP/2.0 200"), status
         assert len(pri.requests_of("INVITE")) == 1
         pri.stop()
-        time.sleep(0.3)     # the proxy sees the connection's end
+        connection_gone(k, pri.address)
         assert pool(k)["SIPS_S"]["members"]["primary"]["state"] == "active"
         t0 = time.monotonic()
         status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % address,
