@@ -297,7 +297,7 @@ def test_pending_non_invite_requests_end_when_member_dies(
     msg = Caller(k)
     msg.send("MESSAGE", "sip:2000@%s" % k.address)
     # both are pending on the primary (retransmitted: T1 probes, answered)
-    time.sleep(0.8)
+    time.sleep(0.8)     # what is tested: no final reply while pending
     assert bye.final(0) is None and msg.final(0) is None
     pri.kill()
     t_down = wait_down(k, "primary", timeout=5)
@@ -402,7 +402,7 @@ def test_t1_check_process_costs_next_to_nothing(
                                                    bak.address))
     wait_pool(k, both_active, what="both active")
     before = _t1_process_cpu(k)
-    time.sleep(1.0)
+    time.sleep(1.0)     # what is tested: the idle second's CPU
     r = hu.phone(sipp_factory, k, "calls", calls=200, hold_ms=0,
                  rate=200).run()
     assert r.rc == 0 and r.successful == 200, r.screen

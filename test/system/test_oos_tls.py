@@ -6,12 +6,11 @@ sip:<addr>:<port>;transport=tls, and the states are read over
 
 import re
 import socket
-import time
 
 import pytest
 
 import harness
-from sip_peer import SipPeer
+from sip_peer import SipPeer, wait_until
 from test_oos_util import make_cfg, target, wait_state
 from tls_ua import Certs
 
@@ -96,7 +95,7 @@ def test_tls_target_answering_is_active_then_down_when_gone(
     # the replies really came over TLS from our server, and keep coming
     assert srv.handshakes >= 1 and srv.probes >= 1, (srv.handshakes, srv.probes)
     n = srv.probes
-    time.sleep(2.5)
+    wait_until(lambda: srv.probes >= n + 1, 2.5, "one more probe answered")
     assert srv.probes >= n + 1, (n, srv.probes)
     row = target(k, srv.uri)
     assert row["state"] == "active" and row["last_code"] == "200", row
