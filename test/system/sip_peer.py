@@ -37,9 +37,13 @@ import threading
 import time
 
 import harness
-from tls_ua import SipMsg, client_context, hostport, take_message
+from tls_ua import (SipMsg, build, client_context, hostport, new_id,
+                    take_message)
 
 _seq = itertools.count(1)
+
+IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
+IP_TOS = getattr(socket, "IP_TOS", 1)
 
 SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
                             r"|[A-Z]+ \S+ SIP/2\.0)\r\n")
@@ -47,7 +51,8 @@ SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
 
 class Msg(SipMsg):
     """A received SIP message: .time (monotonic), .src (address, port),
-    .conn (the stream it came on, None on UDP), .new (first copy)."""
+    .conn (the stream it came on, None on UDP), .new (first copy), .tos
+    (the IP TOS byte, with recv_tos)."""
 
     def __init__(self, text, src, conn=None):
         super().__init__(text)
@@ -55,6 +60,7 @@ class Msg(SipMsg):
         self.src = src
         self.conn = conn
         self.new = True
+        self.tos = None
 
     @property
     def call_id(self):
@@ -66,7 +72,7 @@ class SipPeer(threading.Thread):
     keep = None         # how many messages `messages` keeps (None: all)
 
     def __init__(self, transport="udp", address=None, port=5060, rules=None,
-                 certs=None, reuseport=False, on_other=None):
+                 certs=None, reuseport=False, on_other=None, recv_tos=False):
         super().__init__(daemon=True)
         assert transport in ("udp", "tcp", "tls"), transport
         self.transport = transport
@@ -82,6 +88,8 @@ class SipPeer(threading.Thread):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuseport:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if recv_tos:        # each datagram's TOS byte in Msg.tos
+            self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
         self.sock.bind((self.address, port))
         self.port = self.sock.getsockname()[1]
         if stream:
@@ -91,7 +99,8 @@ class SipPeer(threading.Thread):
         if transport == "tls":
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(str(certs.server), str(certs.server_key))
-        self.messages = collections.deque(maxlen=self.keep)
+        self.messages = ([] if self.keep is None
+                         else collections.deque(maxlen=self.keep))
         self.other = 0
         self.accepts = []
         self.handshakes = 0
@@ -124,7 +133,8 @@ class SipPeer(threading.Thread):
         while not self._quit.is_set():
             try:
                 if self.transport == "udp":
-                    data, src = self.sock.recvfrom(65535)
+                    data, anc, _, src = self.sock.recvmsg(
+                        65535, socket.CMSG_SPACE(4))
                 else:
                     raw, src = self.sock.accept()
             except socket.timeout:
@@ -132,21 +142,26 @@ class SipPeer(threading.Thread):
             except OSError:
                 break
             if self.transport == "udp":
-                self._datagram(data, src)
+                self._datagram(data, src, anc)
             else:
                 with self._lock:
                     self.accepts.append(src)
+                    self._lock.notify_all()
                 threading.Thread(target=self._serve, args=(raw, src),
                                  daemon=True).start()
 
-    def _datagram(self, data, src):
+    def _datagram(self, data, src, anc=()):
         text = data.decode(errors="replace")
         if not SIP_FIRST_LINE.match(text):
             with self._lock:
                 self.other += 1
             self.on_other(data, src, self.sock)
             return
-        self._message(Msg(text, src))
+        msg = Msg(text, src)
+        for level, kind, val in anc:
+            if level == socket.IPPROTO_IP and kind == IP_TOS and val:
+                msg.tos = val[0]
+        self._message(msg)
 
     def _serve(self, raw, src):
         conn = raw
@@ -353,6 +368,16 @@ class SipPeer(threading.Thread):
                    [m.first for m in list(self.messages)[-10:]]))
         return got
 
+    def wait_accept(self, timeout):
+        """the peer address of the first connection accepted (within
+        timeout), or None"""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self.accepts and time.monotonic() < deadline:
+                self._lock.wait(max(0.0, min(0.1, deadline -
+                                             time.monotonic())))
+            return self.accepts[0] if self.accepts else None
+
     def wait_requests(self, method, count=1, timeout=5.0, new=False):
         return self.wait_for(lambda m: not m.is_reply and m.method == method
                              and (m.new or not new), count, timeout,
@@ -380,6 +405,71 @@ class SipPeer(threading.Thread):
                 c.close()
             except OSError:
                 pass
+
+
+
+class UdpUA(SipPeer):
+    """A SIP Server (registrar, caller) or any UDP peer on ip:port that
+    answers nothing by itself: the test takes each message in turn (recv)
+    and sends exactly what it means (tls_ua.UdpUA is this class)."""
+
+    def __init__(self, ip, port=5060):
+        super().__init__("udp", address=ip, port=port, rules={"*": None})
+        self._next = 0      # index in messages of what recv() looks at next
+        self.start()
+
+    @property
+    def ip(self):
+        return self.address
+
+    @property
+    def received(self):
+        return self.select()
+
+    def via(self, branch=None):
+        return "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (
+            self.address, self.port, branch or new_id("b"))
+
+    def recv(self, timeout=5.0, want=None):
+        """the next message (the next one for which want(msg) is true; the
+        ones passed over are not returned again)"""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                while self._next < len(self.messages):
+                    msg = self.messages[self._next]
+                    self._next += 1
+                    if want is None or want(msg):
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("%s:%d: no SIP message within %.1fs"
+                                       % (self.address, self.port, timeout))
+                self._lock.wait(min(left, 0.1))
+
+    def nothing(self, timeout=1.0, want=None):
+        """True when no (wanted) message arrives within timeout"""
+        try:
+            self.recv(timeout, want)
+            return False
+        except TimeoutError:
+            return True
+
+    def invite(self, ruri, proxy, to_user="1001", call_id=None, extra=()):
+        call_id = call_id or new_id("inv")
+        me = "%s:%d" % (self.address, self.port)
+        hs = [("Via", self.via()), ("Max-Forwards", "70"),
+              ("From", "<sip:sipserver@%s>;tag=%s" % (me, new_id("t"))),
+              ("To", "<sip:%s@%s>" % (to_user, self.address)),
+              ("Call-ID", call_id), ("CSeq", "1 INVITE"),
+              ("Contact", "<sip:sipserver@%s>" % me)]
+        hs += list(extra)
+        text = build("INVITE %s SIP/2.0" % ruri, hs)
+        self.send(text, proxy)
+        return SipMsg(text)
+
+    def close(self):
+        self.stop()
 
 
 def wait_until(pred, timeout=5.0, what="condition", step=0.02):
