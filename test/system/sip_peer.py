@@ -45,8 +45,10 @@ _seq = itertools.count(1)
 IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
 IP_TOS = getattr(socket, "IP_TOS", 1)
 
-SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
-                            r"|[A-Z]+ \S+ SIP/2\.0)\r\n")
+# a reply's status line or a request line (any method token: what a proxy
+# relays must be seen, however odd)
+SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3}[^\r\n]*"
+                            r"|[^\s]+ [^\s]+ SIP/2\.0)\r\n")
 
 
 class Msg(SipMsg):
@@ -102,6 +104,7 @@ class SipPeer(threading.Thread):
         self.messages = ([] if self.keep is None
                          else collections.deque(maxlen=self.keep))
         self.other = 0
+        self.errors = []    # requests on_request() failed on
         self.accepts = []
         self.handshakes = 0
         self.conns = []
@@ -214,7 +217,11 @@ class SipPeer(threading.Thread):
             self.record(msg)
             self._lock.notify_all()
         if not msg.is_reply:
-            self.on_request(msg)
+            try:
+                self.on_request(msg)
+            except Exception as e:      # a malformed request: keep reading
+                with self._lock:
+                    self.errors.append("%s: %r" % (msg.first, e))
 
     # ------------------------------------------------------------ hooks
     def accept(self, msg):
@@ -259,11 +266,11 @@ class SipPeer(threading.Thread):
     def build_reply(self, msg, code, reason=None):
         out = ["SIP/2.0 %d %s" % (code, reason or self.reason)]
         out += ["Via: " + v for v in msg.hdrs("Via")]
-        out.append("From: " + msg.hdr("From"))
-        to = msg.hdr("To")
-        out.append("To: " + (to if ";tag=" in to
-                             else to + ";tag=peer%d" % self.port))
-        out += ["Call-ID: " + msg.call_id, "CSeq: " + msg.hdr("CSeq")]
+        out += ["From: " + v for v in msg.hdrs("From")]
+        out += ["To: " + (v if ";tag=" in v else v + ";tag=peer%d" % self.port)
+                for v in msg.hdrs("To")]
+        out += ["Call-ID: " + v for v in msg.hdrs("Call-ID")]
+        out += ["CSeq: " + v for v in msg.hdrs("CSeq")]
         if msg.method == "INVITE":
             out += ["Record-Route: " + v for v in msg.hdrs("Record-Route")]
             out.append("Contact: " + self.own_contact())

@@ -19,6 +19,7 @@ import pytest
 import harness
 import ha_util as hu
 from sip_peer import SipPeer, wait_until
+from test_ha import wait_received
 from ha_util import pool, wait_pool
 
 
@@ -239,15 +240,6 @@ def test_down_grace_off_refuses_at_once(tmp_path, kamailio_factory,
         k2.start(timeout=10)
     k2.stop(check=False)
     assert "down_grace -1 is invalid" in k2.log_text()
-
-
-def wait_received(sipp, prefix, n, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = sipp.result(None).received(prefix)
-        if len(got) >= n or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("failure", ["kill", "stop"])

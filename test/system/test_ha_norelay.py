@@ -18,21 +18,6 @@ from ha_util import wait_pool
 REFUSED = r"refused: neither from nor to the SIP Server pool"
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
-
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
 def in_dialog(sock, k, method, ruri, route, wait=2.0):
     """Send an in-dialog request (To with a tag, Route) from a bound UDP
     socket; returns the first line of the final reply, or None (ACK: None

@@ -16,18 +16,8 @@ from test_oos_util import make_cfg
 
 
 @pytest.fixture
-def many():
-    made = []
-
-    def make(**kw):
-        r = ManyResponder(**kw)
-        r.start()
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.stop()
+def many(peer_factory):
+    return lambda **kw: peer_factory(ManyResponder, **kw)
 
 
 def _pairs(n, resp, octet2):
