@@ -10,7 +10,6 @@ process that the test SIGKILLs (ICMP) or SIGSTOPs (silence); everything runs
 on 127.x loopback addresses."""
 
 import re
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ import harness
 import ha_util as hu
 from ha_peer_proc import PeerProcess
 from ha_util import wait_pool
+from sip_peer import SipPeer
 from test_ha import refuses_start
 
 
@@ -43,17 +43,21 @@ def pair_pool(tmp_path, pri, bak, name="SIPS_A"):
                            None)])
 
 
-class Caller:
-    """An endpoint on its own address: sends a request to the proxy and
-    collects the replies."""
+class Caller(SipPeer):
+    """An endpoint on its own address (a sip_peer.SipPeer that answers
+    nothing): sends a request to the proxy and collects the replies."""
 
     def __init__(self, k):
+        super().__init__("udp", port=0, rules={"*": None})
         self.k = k
-        self.addr = harness.next_address()
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind((self.addr, 0))
-        self.port = self.s.getsockname()[1]
-        self.replies = []   # (monotonic time, first line, text)
+        self.addr = self.address
+        self.start()
+
+    @property
+    def replies(self):
+        """(monotonic time of arrival, first line, text) of every reply"""
+        return [(m.time, m.first, m.text)
+                for m in self.select(lambda m: m.is_reply)]
 
     def send(self, method, ruri, route=None, cancel=False):
         """Send a request; cancel=True: a CANCEL of the last one."""
@@ -76,46 +80,28 @@ class Caller:
                % (method, ruri, self.addr, self.port, self.branch,
                   self.addr, ruri, ";tag=x1" if route else "", self.callid,
                   method, self.addr, self.port, extra))
-        self.s.sendto(msg.encode(), (self.k.address, self.k.port))
+        SipPeer.send(self, msg, (self.k.address, self.k.port))
         if not cancel:
             self.sent_at = time.monotonic()
 
-    def _recv(self, deadline):
-        """Receive one reply before deadline; False on timeout."""
-        self.s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data, _ = self.s.recvfrom(65535)
-        except socket.timeout:
-            return False
-        text = data.decode(errors="replace")
-        self.replies.append((time.monotonic(), text.split("\r\n", 1)[0],
-                             text))
-        return True
+    def _first(self, pred, timeout):
+        got = self.wait_for(lambda m: m.is_reply and pred(m.first),
+                            timeout=timeout, fail=False)
+        return (got[0].time, got[0].first, got[0].text) if got else None
 
     def wait(self, prefix, timeout):
         """The first reply whose first line starts with prefix (e.g.
         "SIP/2.0 18"): (time, first line, text), or None after timeout
         seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for r in self.replies:
-                if r[1].startswith(prefix):
-                    return r
-            if time.monotonic() >= deadline or not self._recv(deadline):
-                return None
+        return self._first(lambda first: first.startswith(prefix), timeout)
 
     def final(self, timeout):
         """The first final reply: (time, first line, text) or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for r in self.replies:
-                if not r[1].startswith("SIP/2.0 1"):
-                    return r
-            if time.monotonic() >= deadline or not self._recv(deadline):
-                return None
+        return self._first(lambda first: not first.startswith("SIP/2.0 1"),
+                           timeout)
 
     def close(self):
-        self.s.close()
+        self.stop()
 
 
 def wait_down(k, role, timeout):
