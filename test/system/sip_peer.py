@@ -45,10 +45,10 @@ _seq = itertools.count(1)
 IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
 IP_TOS = getattr(socket, "IP_TOS", 1)
 
-# a reply's status line or a request line (any method token: what a proxy
-# relays must be seen, however odd)
-SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3}[^\r\n]*"
-                            r"|[^\s]+ [^\s]+ SIP/2\.0)\r\n")
+# what is not SIP: empty or white space only (keep-alives, the transport
+# check's CRLFCRLF); anything else is taken as a SIP message, however odd
+# (what a proxy relays must be seen)
+NOT_SIP = re.compile(r"^\s*$")
 
 
 class Msg(SipMsg):
@@ -155,7 +155,7 @@ class SipPeer(threading.Thread):
 
     def _datagram(self, data, src, anc=()):
         text = data.decode(errors="replace")
-        if not SIP_FIRST_LINE.match(text):
+        if NOT_SIP.match(text):
             with self._lock:
                 self.other += 1
             self.on_other(data, src, self.sock)

@@ -16,13 +16,8 @@ import ha_util
 
 
 @pytest.fixture
-def members():
-    peers = [ha_util.Peer() for _ in range(4)]
-    for p in peers:
-        p.start()
-    yield peers
-    for p in peers:
-        p.stop()
+def members(peer_factory):
+    return [peer_factory() for _ in range(4)]
 
 
 def reload_fault(k):
@@ -41,6 +36,11 @@ def test_reload_refuses_fifo_directory_big_and_bad_files(kamailio_factory,
     ha_util.write_pool(path, [("pair1", members[0].uri, members[1].uri, None)])
     k = ha_util.start_proxy(kamailio_factory, str(path))
     good = path.read_text()
+    # the pool as it stays: both members probed (a probe's answer after
+    # this would change it)
+    ha_util.wait_pool(k, lambda p: all(
+        m["state"] == "active" for m in p["pair1"]["members"].values()),
+        what="both members active")
     before = k.rpc("genesys_ha.pool")
 
     # a FIFO without a writer: refused at once, the RPC process is free
