@@ -138,6 +138,20 @@ def wait_pool(k, pred, timeout=8.0, what="condition"):
         time.sleep(0.1)
 
 
+def tcp_sipp_pair(sipp_factory, tmp_path, name="SIPS_T"):
+    """a pool file with one pair of SIPp SIP Servers on TCP, both started:
+    (pool path, primary, backup)"""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = write_pool(Path(tmp_path) / "pool.xml", [
+        (name, "sip:%s:5060;transport=tcp" % pri_addr,
+         "sip:%s:5060;transport=tcp" % bak_addr, None)])
+    pri = sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
+                    transport="t1").start()
+    bak = sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
+                    transport="t1").start()
+    return path, pri, bak
+
+
 def sipserver(sipp_factory, tmp_path, name, address=None, code=200,
               transport="u1"):
     """A SIPp SIP Server (ha_sipserver.xml); code: reply to OPTIONS."""
@@ -232,6 +246,27 @@ class Peer(SipPeer):
                                    code)
 
 
+def endpoint_request(method, ruri, addr, port, callid, route=None,
+                     headers=None, from_user="1001", branch=None):
+    """The text of a request from an endpoint at addr:port (UDP Via with
+    rport, From tag e1; with a Route: in dialog, To tag x1)."""
+    extra = "Route: %s\r\n" % route if route else ""
+    extra += "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+    return ("%s %s SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
+            "From: <sip:%s@%s>;tag=e1\r\n"
+            "To: <%s>%s\r\n"
+            "Call-ID: %s\r\n"
+            "CSeq: 1 %s\r\n"
+            "Contact: <sip:ep@%s:%d>\r\n"
+            "Max-Forwards: 70\r\n%s"
+            "Content-Length: 0\r\n\r\n"
+            % (method, ruri, addr, port,
+               branch if branch is not None else int(time.time() * 1e6),
+               from_user, addr, ruri, ";tag=x1" if route else "", callid,
+               method, addr, port, extra))
+
+
 def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
                 address=None, body_from=None):
     """Send one request to kamailio from a fresh address (an endpoint);
@@ -241,24 +276,8 @@ def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
     s.bind((addr, 0))
     port = s.getsockname()[1]
     callid = "ep-%f@%s" % (time.time(), addr)
-    hdrs = dict(headers or {})
-    extra = ""
-    if route:
-        extra += "Route: %s\r\n" % route
-    extra += "".join("%s: %s\r\n" % kv for kv in hdrs.items())
-    totag = ";tag=x1" if route else ""
-    msg = ("%s %s SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
-           "From: <sip:%s@%s>;tag=e1\r\n"
-           "To: <%s>%s\r\n"
-           "Call-ID: %s\r\n"
-           "CSeq: 1 %s\r\n"
-           "Contact: <sip:ep@%s:%d>\r\n"
-           "Max-Forwards: 70\r\n%s"
-           "Content-Length: 0\r\n\r\n"
-           % (method, ruri, addr, port, int(time.time() * 1e6),
-              body_from or "1001", addr, ruri, totag, callid, method, addr,
-              port, extra))
+    msg = endpoint_request(method, ruri, addr, port, callid, route=route,
+                           headers=headers, from_user=body_from or "1001")
     s.settimeout(timeout)
     try:
         s.sendto(msg.encode(), (k.address, k.port))

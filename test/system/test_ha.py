@@ -904,14 +904,7 @@ def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
     """SIP Servers on TCP (";transport=tcp" in the pool file), phones on
     UDP: double Record-Route both carry the pair; the call and its BYE work,
     also after a switchover to the backup."""
-    pri_addr, bak_addr = harness.next_address(), harness.next_address()
-    path = hu.write_pool(tmp_path / "pool.xml", [
-        ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
-         "sip:%s:5060;transport=tcp" % bak_addr, None)])
-    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
-                       transport="t1").start()
-    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
-                       transport="t1").start()
+    path, pri, bak = hu.tcp_sipp_pair(sipp_factory, tmp_path)
     k = hu.start_proxy(kamailio_factory, path)
     wait_pool(k, lambda p: p["SIPS_T"]["members"]["backup"]["state"] == "active"
               and p["SIPS_T"]["state"] == "up", what="both active")
@@ -929,7 +922,7 @@ def test_tcp_members_with_double_record_route(tmp_path, kamailio_factory,
     assert r.rc == 0 and r.successful == 1, r.screen
     byes = wait_received(bak, "BYE ", 1)
     assert len(byes) == 1 and byes[0]["text"].startswith(
-        "BYE sip:sips@%s:5060" % pri_addr), byes
+        "BYE sip:sips@%s:5060" % pri.address), byes
 
 
 def test_rr_dn_off_records_the_pair_only(tmp_path, kamailio_factory,

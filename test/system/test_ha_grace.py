@@ -252,14 +252,8 @@ def test_tcp_member_failure_fails_over_in_transaction(
     connection but nothing answers: the backup after SIPS_FR_TIMER.  Both:
     the pair switches (relay-failure) and genesys_oos probes the primary at
     once."""
-    pri_addr, bak_addr = harness.next_address(), harness.next_address()
-    path = hu.write_pool(tmp_path / "pool.xml", [
-        ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
-         "sip:%s:5060;transport=tcp" % bak_addr, None)])
-    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
-                       transport="t1").start()
-    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
-                       transport="t1").start()
+    path, pri, bak = hu.tcp_sipp_pair(sipp_factory, tmp_path)
+    pri_addr = pri.address
     # probes every 30 s: the failure is found by the call, not by a probe
     k = hu.start_proxy(kamailio_factory, path,
                        oos=dict(hu.FAST_OOS, oos_check=30, oos_force=30))

@@ -67,19 +67,9 @@ class Caller(SipPeer):
             self.ruri = ruri
         else:
             method, ruri = "CANCEL", self.ruri
-        extra = "Route: %s\r\n" % route if route else ""
-        msg = ("%s %s SIP/2.0\r\n"
-               "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
-               "From: <sip:1001@%s>;tag=e1\r\n"
-               "To: <%s>%s\r\n"
-               "Call-ID: %s\r\n"
-               "CSeq: 1 %s\r\n"
-               "Contact: <sip:ep@%s:%d>\r\n"
-               "Max-Forwards: 70\r\n%s"
-               "Content-Length: 0\r\n\r\n"
-               % (method, ruri, self.addr, self.port, self.branch,
-                  self.addr, ruri, ";tag=x1" if route else "", self.callid,
-                  method, self.addr, self.port, extra))
+        msg = hu.endpoint_request(method, ruri, self.addr, self.port,
+                                  self.callid, route=route,
+                                  branch=self.branch)
         SipPeer.send(self, msg, (self.k.address, self.k.port))
         if not cancel:
             self.sent_at = time.monotonic()
