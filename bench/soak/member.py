@@ -25,6 +25,8 @@ import ha_util  # noqa: E402
 
 
 class Member(ha_util.Peer):
+    keep = 200      # sip_peer.SipPeer's message log: bounded for a long run
+
     def __init__(self, **kw):
         super().__init__(**kw)
         self.counts = collections.Counter()

@@ -55,19 +55,19 @@ def sipp_factory(tmp_path):
 
 @pytest.fixture
 def peer_factory():
-    """make(**kw) -> a started ha_util.Peer (a scriptable SIP Server or user
-    agent on its own loopback address); every one still running is stopped
-    at the end (a test may have stopped some itself)."""
+    """make(cls=ha_util.Peer, **kw) -> a started SIP peer (sip_peer.SipPeer
+    or a subclass: a scriptable SIP Server or user agent on its own loopback
+    address); every one is stopped at the end (stop() is idempotent: a test
+    may have stopped some itself)."""
     import ha_util
     made = []
 
-    def make(**kw):
-        p = ha_util.Peer(**kw)
+    def make(cls=None, *args, **kw):
+        p = (cls or ha_util.Peer)(*args, **kw)
         p.start()
         made.append(p)
         return p
 
     yield make
     for p in made:
-        if not p._quit.is_set():
-            p.stop()
+        p.stop()

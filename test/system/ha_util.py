@@ -6,11 +6,11 @@ send requests from its own address, which one SIPp process cannot do)."""
 import re
 import socket
 import struct
-import threading
 import time
 from pathlib import Path
 
 import harness
+from sip_peer import Msg, SipPeer
 
 # fast probing for tests (genesys_oos parameters)
 FAST_OOS = {"oos_check": 1, "oos_force": 1, "oos_timeout": 400,
@@ -157,6 +157,20 @@ def diagnose(k):
     return "\n".join(out)
 
 
+def tcp_sipp_pair(sipp_factory, tmp_path, name="SIPS_T"):
+    """a pool file with one pair of SIPp SIP Servers on TCP, both started:
+    (pool path, primary, backup)"""
+    pri_addr, bak_addr = harness.next_address(), harness.next_address()
+    path = write_pool(Path(tmp_path) / "pool.xml", [
+        (name, "sip:%s:5060;transport=tcp" % pri_addr,
+         "sip:%s:5060;transport=tcp" % bak_addr, None)])
+    pri = sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
+                    transport="t1").start()
+    bak = sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
+                    transport="t1").start()
+    return path, pri, bak
+
+
 def sipserver(sipp_factory, tmp_path, name, address=None, code=200,
               transport="u1"):
     """A SIPp SIP Server (ha_sipserver.xml); code: reply to OPTIONS."""
@@ -186,115 +200,90 @@ def _hdrs(lines, *names):
     return [l for l in lines if l.lower().startswith(names)]
 
 
-class Peer(threading.Thread):
-    """A UDP SIP Server on (address, port): answers OPTIONS with
-    `options_code` (None: silent), INVITE with 200 (Contact = itself), BYE
-    and other requests with 200 (`answer_requests`); records every request
-    received; send_request() sends from the same socket."""
+class Peer(SipPeer):
+    """A UDP SIP Server on (address, port) (sip_peer.SipPeer): answers
+    OPTIONS with `options_code` (None: silent), INVITE with `invite_code`
+    (Contact = itself), BYE and other requests with 200 while
+    `answer_requests`; records every request received (`received`: (time,
+    text, src)) and the replies to its own requests (`responses`);
+    send_request() sends from the same socket.  The three attributes are
+    answer rules: a test changes them while the peer runs."""
+
+    reason = "Peer"
 
     def __init__(self, address=None, port=5060, options_code=200,
                  answer_requests=True, invite_code=200):
-        super().__init__(daemon=True)
-        self.address = address or harness.next_address()
-        self.port = port
-        self.options_code = options_code
+        self._invite_code = invite_code
+        super().__init__("udp", address=address, port=port,
+                         rules={"OPTIONS": options_code,
+                                "INVITE": invite_code})
         self.answer_requests = answer_requests
-        self.invite_code = invite_code
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((self.address, port))
-        self.sock.settimeout(0.05)
         self.received = []      # (time, text, src)
         self.responses = []     # replies to our own requests
-        self._quit = threading.Event()
-        self._lock = threading.Lock()
+
+    options_code = property(lambda self: self.rules["OPTIONS"],
+                            lambda self, c: self.answer("OPTIONS", c))
 
     @property
-    def uri(self):
-        return "sip:%s:%d" % (self.address, self.port)
+    def answer_requests(self):
+        return self.rules["*"] is not None
+
+    @answer_requests.setter
+    def answer_requests(self, on):
+        self.rules["*"] = 200 if on else None
+        self.rules["INVITE"] = self._invite_code if on else None
+
+    @property
+    def invite_code(self):
+        return self._invite_code
+
+    @invite_code.setter
+    def invite_code(self, code):
+        self._invite_code = code
+        if self.answer_requests:
+            self.rules["INVITE"] = code
+
+    def record(self, msg):
+        if msg.is_reply:
+            self.responses.append(msg.text)
+        else:
+            self.received.append((msg.time, msg.text, msg.src))
 
     def requests(self, method):
+        """the text of every request of method received"""
         with self._lock:
             return [t for _, t, _ in self.received
                     if t.startswith(method + " ")]
 
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            text = data.decode(errors="replace")
-            if text.startswith("SIP/2.0 "):
-                with self._lock:
-                    self.responses.append(text)
-                continue
-            with self._lock:
-                self.received.append((time.monotonic(), text, src))
-            method = text.split(" ", 1)[0]
-            lines = text.split("\r\n")
-            if method == "ACK":
-                continue
-            if method == "OPTIONS":
-                code = self.options_code
-            elif not self.answer_requests:
-                code = None
-            elif method == "INVITE":
-                code = self.invite_code
-            else:
-                code = 200
-            if code is None:
-                continue
-            self.sock.sendto(self._reply(lines, code, method), src)
+    def build_reply(self, msg, code, reason=None):
+        return self._reply(msg.text.split("\r\n"), code, msg.method)
 
     def _reply(self, lines, code, method):
-        out = ["SIP/2.0 %d Peer" % code]
-        out += _hdrs(lines, "Via", "v")
-        out += _hdrs(lines, "From", "f")
-        to = _hdrs(lines, "To", "t")
-        out += [l if ";tag=" in l else l + ";tag=peer%d" % self.port for l in to]
-        out += _hdrs(lines, "Call-ID", "i")
-        out += _hdrs(lines, "CSeq")
-        if method == "INVITE":
-            out += _hdrs(lines, "Record-Route")
-            out.append("Contact: <sip:sips@%s:%d>" % (self.address, self.port))
-        out += ["Content-Length: 0", "", ""]
-        return "\r\n".join(out).encode()
+        """the reply to the request whose lines are given (bench/soak
+        extends it)"""
+        return SipPeer.build_reply(self, Msg("\r\n".join(lines), None),
+                                   code)
 
-    def send_request(self, dest, method, ruri, headers=None, wait=2.0,
-                     full=False):
-        """Send a request from this peer's socket; returns the final reply
-        (first line, or all of it with full=True) or None."""
-        callid = "peer-%f@%s" % (time.time(), self.address)
-        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
-        msg = ("%s %s SIP/2.0\r\n"
-               "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d\r\n"
-               "From: <sip:sipserver@%s>;tag=p1\r\n"
-               "To: <%s>\r\n"
-               "Call-ID: %s\r\n"
-               "CSeq: 1 %s\r\n"
-               "Contact: <sip:sips@%s:%d>\r\n"
-               "Max-Forwards: 70\r\n%s"
-               "Content-Length: 0\r\n\r\n"
-               % (method, ruri, self.address, self.port,
-                  int(time.time() * 1e6), self.address, ruri, callid, method,
-                  self.address, self.port, extra))
-        n0 = len(self.responses)
-        self.sock.sendto(msg.encode(), dest)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            with self._lock:
-                for r in self.responses[n0:]:
-                    if callid in r and not r.startswith("SIP/2.0 1"):
-                        return r if full else r.split("\r\n", 1)[0]
-            time.sleep(0.02)
-        return None
 
-    def stop(self):
-        self._quit.set()
-        self.join(timeout=2)
-        self.sock.close()
+def endpoint_request(method, ruri, addr, port, callid, route=None,
+                     headers=None, from_user="1001", branch=None):
+    """The text of a request from an endpoint at addr:port (UDP Via with
+    rport, From tag e1; with a Route: in dialog, To tag x1)."""
+    extra = "Route: %s\r\n" % route if route else ""
+    extra += "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+    return ("%s %s SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
+            "From: <sip:%s@%s>;tag=e1\r\n"
+            "To: <%s>%s\r\n"
+            "Call-ID: %s\r\n"
+            "CSeq: 1 %s\r\n"
+            "Contact: <sip:ep@%s:%d>\r\n"
+            "Max-Forwards: 70\r\n%s"
+            "Content-Length: 0\r\n\r\n"
+            % (method, ruri, addr, port,
+               branch if branch is not None else int(time.time() * 1e6),
+               from_user, addr, ruri, ";tag=x1" if route else "", callid,
+               method, addr, port, extra))
 
 
 def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
@@ -306,24 +295,8 @@ def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
     s.bind((addr, 0))
     port = s.getsockname()[1]
     callid = "ep-%f@%s" % (time.time(), addr)
-    hdrs = dict(headers or {})
-    extra = ""
-    if route:
-        extra += "Route: %s\r\n" % route
-    extra += "".join("%s: %s\r\n" % kv for kv in hdrs.items())
-    totag = ";tag=x1" if route else ""
-    msg = ("%s %s SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
-           "From: <sip:%s@%s>;tag=e1\r\n"
-           "To: <%s>%s\r\n"
-           "Call-ID: %s\r\n"
-           "CSeq: 1 %s\r\n"
-           "Contact: <sip:ep@%s:%d>\r\n"
-           "Max-Forwards: 70\r\n%s"
-           "Content-Length: 0\r\n\r\n"
-           % (method, ruri, addr, port, int(time.time() * 1e6),
-              body_from or "1001", addr, ruri, totag, callid, method, addr,
-              port, extra))
+    msg = endpoint_request(method, ruri, addr, port, callid, route=route,
+                           headers=headers, from_user=body_from or "1001")
     s.settimeout(timeout)
     try:
         s.sendto(msg.encode(), (k.address, k.port))

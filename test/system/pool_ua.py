@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+from sip_peer import SipPeer
 from tls_ua import SipMsg, build, new_id, response, uri_of
 
 
@@ -31,10 +32,6 @@ class Resolver:
 
     def __call__(self, host):
         return list(self.table.get(host.lower(), [host]))
-
-
-SIP_FIRST_LINE = re.compile(r"^(SIP/2\.0 \d{3} [^\r\n]*"
-                            r"|[A-Z]+ \S+ SIP/2\.0)\r\n")
 
 
 def uri_hostport(uri):
@@ -79,66 +76,39 @@ class Attempt:
         return "%s:%d %s" % (self.addr[0], self.addr[1], self.outcome)
 
 
-class PoolUA(threading.Thread):
-    def __init__(self, address, port=5060, user="ua", resolver=None,
-                 timeout=2.0):
-        super().__init__(daemon=True)
-        self.address = address
-        self.port = port
+class UAPeer(SipPeer):
+    """What PoolUA (UDP) and TcpUA (TCP) share: a sip_peer.SipPeer that
+    answers 200 to every request but ACK (INVITE: Record-Route copied,
+    Contact = itself, a UAS Dialog kept in `dialogs`; REGISTER: its
+    Contacts echoed) and finds the requests of a call."""
+
+    def __init__(self, transport, address, port, user, resolver, timeout,
+                 **kw):
+        super().__init__(transport, address=address, port=port, **kw)
         self.user = user
         self.resolver = resolver or Resolver()
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # every request leaves from the UA's own port, as a SIP Server's do
-        # (the proxy knows a pool member by its address and port): one
-        # connected socket per try shares the port (SO_REUSEPORT) and gets
-        # that peer's replies and ICMP errors
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.sock.bind((address, port))
-        self.sock.settimeout(0.05)
-        self.requests = []      # SipMsg received (with .src)
-        self.responses = []     # replies on the own socket
         self.dialogs = {}       # call-id -> Dialog (as UAS)
-        self._lock = threading.Lock()
-        self._quit = threading.Event()
 
     @property
     def contact(self):
-        return "sip:%s@%s:%d" % (self.user, self.address, self.port)
+        t = "" if self.transport == "udp" else ";transport=" + self.transport
+        return "sip:%s@%s:%d%s" % (self.user, self.address, self.port, t)
 
-    # ------------------------------------------------------------ incoming
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            text = data.decode(errors="replace")
-            if not SIP_FIRST_LINE.match(text):
-                continue    # keep-alive or garbage
-            msg = SipMsg(text)
-            msg.src = src
-            if msg.is_reply:
-                with self._lock:
-                    self.responses.append(msg)
-                continue
-            with self._lock:
-                self.requests.append(msg)
-            self._answer(msg, src)
+    @property
+    def requests(self):
+        """every request received (SipMsg with .src), oldest first"""
+        return self.requests_of()
 
-    def _answer(self, msg, src):
+    def on_request(self, msg):
         m = msg.method
         if m == "ACK":
             return
         to_tag = None
         extra = []
         contact = None
-        rr = False
         if m == "INVITE":
             contact = "<%s>" % self.contact
-            rr = True
             if ";tag=" not in msg.hdr("To"):
                 to_tag = new_id("uas")
                 self._new_uas_dialog(msg, to_tag)
@@ -147,9 +117,9 @@ class PoolUA(threading.Thread):
             to_tag = new_id("reg")
         elif ";tag=" not in (msg.hdr("To") or ""):
             to_tag = new_id("t")
-        self.sock.sendto(response(msg, 200, "OK", to_tag=to_tag,
-                                  contact=contact, extra=extra,
-                                  record_route=rr).encode(), src)
+        self.send_to(response(msg, 200, "OK", to_tag=to_tag, contact=contact,
+                              extra=extra, record_route=m == "INVITE"), msg,
+                     m)
 
     def _new_uas_dialog(self, inv, to_tag):
         frm = inv.hdr("From")
@@ -159,22 +129,45 @@ class PoolUA(threading.Thread):
         with self._lock:
             self.dialogs[d.call_id] = d
 
+    def _match(self, method, call_id, cseq):
+        return lambda r: (not r.is_reply and r.method == method
+                          and (call_id is None or r.call_id == call_id)
+                          and (cseq is None
+                               or int(r.hdr("CSeq").split()[0]) == cseq))
+
     def got(self, method, call_id, cseq=None):
-        """requests of method in call call_id received so far"""
-        with self._lock:
-            return [r for r in self.requests if r.method == method
-                    and r.hdr("Call-ID") == call_id
-                    and (cseq is None
-                         or int(r.hdr("CSeq").split()[0]) == cseq)]
+        """requests of method in call call_id (None: any) received so far"""
+        return self.select(self._match(method, call_id, cseq))
 
     def wait_got(self, method, call_id, cseq=None, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r = self.got(method, call_id, cseq)
-            if r:
-                return r
-            time.sleep(0.01)
-        return []
+        """got(), once there is one (or [] after timeout)"""
+        return self.wait_for(self._match(method, call_id, cseq),
+                             timeout=timeout, fail=False)
+
+    def _final_reply(self, call_id, cseq, timeout, conn=None):
+        """the first final reply in call call_id to CSeq number cseq (on
+        connection conn) received within timeout, or None"""
+        got = self.wait_for(
+            lambda r: r.is_reply and r.status >= 200 and r.call_id == call_id
+            and int(r.hdr("CSeq").split()[0]) == cseq
+            and (conn is None or r.conn is conn), timeout=timeout, fail=False)
+        return got[0] if got else None
+
+
+class PoolUA(UAPeer):
+    def __init__(self, address, port=5060, user="ua", resolver=None,
+                 timeout=2.0):
+        # every request leaves from the UA's own port, as a SIP Server's do
+        # (the proxy knows a pool member by its address and port): one
+        # connected socket per try shares the port (SO_REUSEPORT) and gets
+        # that peer's replies and ICMP errors
+        super().__init__("udp", address, port, user, resolver, timeout,
+                         reuseport=True)
+
+    @property
+    def responses(self):
+        """replies received on the own socket"""
+        return self.select(lambda m: m.is_reply)
 
     # ------------------------------------------------------------ outgoing
     def targets(self, uri):
@@ -231,15 +224,8 @@ class PoolUA(threading.Thread):
         via = "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (
             self.address, self.port, new_id("b"))
         self.sock.sendto(build(first, [("Via", via)] + headers).encode(), addr)
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                final = [r for r in self.responses
-                         if r.hdr("Call-ID") == call_id and r.status >= 200]
-            if final:
-                return final[0], [Attempt(addr, "reply")]
-            time.sleep(0.01)
-        return None, [Attempt(addr, "timeout")]
+        reply = self._final_reply(call_id, 1, self.timeout)
+        return reply, [Attempt(addr, "reply" if reply else "timeout")]
 
     def invite(self, ruri, proxy_uri, to_user="2000", own_socket=False):
         """An initial INVITE through proxy_uri (outbound proxy); on 2xx the
@@ -290,13 +276,7 @@ class PoolUA(threading.Thread):
             self.ack(d, d.cseq)
         return reply, att
 
-    def stop(self):
-        self._quit.set()
-        self.join(timeout=2)
-        self.sock.close()
-
-
-class TcpUA(threading.Thread):
+class TcpUA(UAPeer):
     """A gateway on TCP: listens on address:port (every connection it
     accepts is read), answers requests as PoolUA does, and sends its own
     requests on a new connection to the addresses of the next hop, in
@@ -304,106 +284,7 @@ class TcpUA(threading.Thread):
 
     def __init__(self, address, port=5060, user="gw", resolver=None,
                  timeout=2.0):
-        super().__init__(daemon=True)
-        self.address = address
-        self.port = port
-        self.user = user
-        self.resolver = resolver or Resolver()
-        self.timeout = timeout
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((address, port))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.05)
-        self.requests = []
-        self.dialogs = {}
-        self.conns = []
-        self._lock = threading.Lock()
-        self._quit = threading.Event()
-
-    @property
-    def contact(self):
-        return "sip:%s@%s:%d;transport=tcp" % (self.user, self.address,
-                                               self.port)
-
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                c, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            self._reader(c)
-
-    def _reader(self, c, replies=None):
-        with self._lock:
-            self.conns.append(c)
-        t = threading.Thread(target=self._read, args=(c, replies),
-                             daemon=True)
-        t.start()
-
-    def _read(self, c, replies):
-        from tls_ua import take_message
-        buf = b""
-        c.settimeout(0.05)
-        while not self._quit.is_set():
-            text, buf = take_message(buf)
-            if text is not None:
-                msg = SipMsg(text)
-                if msg.is_reply:
-                    if replies is not None:
-                        replies.append(msg)
-                    continue
-                with self._lock:
-                    self.requests.append(msg)
-                self._answer(msg, c)
-                continue
-            try:
-                data = c.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-
-    def _answer(self, msg, c):
-        if msg.method == "ACK":
-            return
-        to_tag = None
-        contact = None
-        if msg.method == "INVITE":
-            contact = "<%s>" % self.contact
-            if ";tag=" not in msg.hdr("To"):
-                to_tag = new_id("gw")
-                frm = msg.hdr("From")
-                d = Dialog(msg.hdr("Call-ID"), uri_of(msg.hdr("To")), to_tag,
-                           uri_of(frm),
-                           re.search(r";tag=([^;\s]+)", frm).group(1),
-                           uri_of(msg.contacts()[0]), record_routes(msg),
-                           cseq=100)
-                with self._lock:
-                    self.dialogs[d.call_id] = d
-        elif ";tag=" not in (msg.hdr("To") or ""):
-            to_tag = new_id("t")
-        c.sendall(response(msg, 200, "OK", to_tag=to_tag, contact=contact,
-                           record_route=msg.method == "INVITE").encode())
-
-    def got(self, method, call_id):
-        with self._lock:
-            return [r for r in self.requests if r.method == method
-                    and r.hdr("Call-ID") == call_id]
-
-    def wait_got(self, method, call_id, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r = self.got(method, call_id)
-            if r:
-                return r
-            time.sleep(0.01)
-        return []
+        super().__init__("tcp", address, port, user, resolver, timeout)
 
     def request(self, d, method):
         """an in-dialog request over a new connection to the first Route's
@@ -423,8 +304,11 @@ class TcpUA(threading.Thread):
             except socket.timeout:
                 attempts.append(Attempt(addr, "timeout"))
                 continue
-            replies = []
-            self._reader(c, replies)
+            c.settimeout(0.1)
+            with self._lock:
+                self.conns.append(c)
+            threading.Thread(target=self._read, args=(c, addr),
+                             daemon=True).start()
             via = "SIP/2.0/TCP %s:%d;branch=z9hG4bK%s;rport" % (
                 self.address, c.getsockname()[1], new_id("b"))
             hs = [("Via", via), ("Max-Forwards", "70")]
@@ -436,23 +320,9 @@ class TcpUA(threading.Thread):
                    ("Contact", "<%s>" % self.contact)]
             c.sendall(build("%s %s SIP/2.0" % (method, d.remote_target),
                             hs).encode())
-            deadline = time.monotonic() + self.timeout
-            while time.monotonic() < deadline:
-                final = [r for r in replies if r.status >= 200]
-                if final:
-                    attempts.append(Attempt(addr, "reply"))
-                    return final[0], attempts
-                time.sleep(0.01)
+            reply = self._final_reply(d.call_id, d.cseq, self.timeout, c)
+            if reply is not None:
+                attempts.append(Attempt(addr, "reply"))
+                return reply, attempts
             attempts.append(Attempt(addr, "timeout"))
         return None, attempts
-
-    def stop(self):
-        self._quit.set()
-        self.join(timeout=2)
-        self.lsock.close()
-        with self._lock:
-            for c in self.conns:
-                try:
-                    c.close()
-                except OSError:
-                    pass

@@ -9,21 +9,30 @@ import pytest
 
 import ha_util as hu
 from dmq_util import Pool, peers, wait_active
+from sip_peer import wait_until
 
 
-@pytest.fixture
-def peer_factory():
-    made = []
+def dmq_received(ks):
+    """{(proxy, peer): DMQ messages received} among the proxies ks"""
+    addrs = {k.address + ":5060" for k in ks}
+    return {(k.address, a): int(p["messages"]) for k in ks
+            for a, p in peers(k)[1].items() if a in addrs and
+            a != k.address + ":5060"}
 
-    def make(**kw):
-        p = hu.Peer(**kw)
-        p.start()
-        made.append(p)
-        return p
 
-    yield make
-    for p in made:
-        p.stop()
+def wait_broadcasts(ks, count=2, timeout=3.0):
+    """every proxy of ks has received `count` more DMQ messages (state
+    broadcasts, every 300 ms) from each of the others"""
+    before = dmq_received(ks)
+    wait_until(lambda: all(n >= before.get(key, 0) + count
+                           for key, n in dmq_received(ks).items()),
+               timeout, lambda: "%d more DMQ messages from every peer: %s -> "
+               "%s" % (count, before, dmq_received(ks)))
+
+
+def dmq_dropped(k):
+    out = k.rpc("stats.get_statistics", "genesys_ha:")
+    return int(re.search(r"dmq_dropped = (\d+)", out).group(1))
 
 
 def both_up(p):
@@ -99,7 +108,7 @@ def test_primary_dies_one_switchover_for_the_pool(
     wait_active(ks, "SIPS_A", "backup", timeout=8.0)
     for k in ks:
         assert invite_goes_to(k, pri, bak) == "backup"
-    time.sleep(0.7)  # two state broadcasts later: still one switchover
+    wait_broadcasts(ks)  # two state broadcasts later: still one switchover
     epochs = set()
     for k in ks:
         p = hu.pool(k)["SIPS_A"]
@@ -143,7 +152,7 @@ def test_partition_one_proxy_cannot_reach_the_primary(
         # heal: proxy 0 sees the primary again; nobody switches back
         pri.ignore = set()
         hu.wait_pool(ks[0], both_up, what="primary seen again")
-        time.sleep(0.7)
+        wait_broadcasts(ks)
         for k in ks:
             p = hu.pool(k)["SIPS_A"]
             assert p["active"] == "backup" and p["switchovers"] == "1", p
@@ -177,8 +186,12 @@ def test_dmq_partition_heals_to_the_newest_decision(
     ks[1].rpc("genesys_ha.switchover", "SIPS_A")
     wait_active(ks[:2], "SIPS_A", "primary")
     hu.wait_pool(k2, both_up, what="both members up on proxy 2")
+    dropped = dmq_dropped(k2)
     k2.rpc("genesys_ha.switchover", "SIPS_A")
-    time.sleep(0.7)  # broadcasts of both sides cross, and are dropped
+    # broadcasts of both sides cross, and are dropped
+    wait_broadcasts(ks[:2])
+    wait_until(lambda: dmq_dropped(k2) >= dropped + 2, 3,
+               "two more messages dropped by proxy 2")
     assert hu.pool(k2)["SIPS_A"]["active"] == "backup"
     assert hu.pool(ks[0])["SIPS_A"]["active"] == "primary"
     out = k2.rpc("stats.get_statistics", "genesys_ha:")
@@ -356,10 +369,8 @@ def test_start_sync_of_a_large_pool(tmp_path, kamailio_factory):
     p0 = hu.pool(k0)
     assert all(p0[n]["active"] == "backup" for n, _, _, _ in pairs), p0
     k2 = pool.start(2)
-    deadline = time.monotonic() + 3
-    while peers(k2)[0]["start_sync"] != "answered":
-        assert time.monotonic() < deadline, k2.rpc("genesys_ha.peers")
-        time.sleep(0.02)
+    wait_until(lambda: peers(k2)[0]["start_sync"] == "answered", 3,
+               lambda: k2.rpc("genesys_ha.peers"))
     p2 = hu.pool(k2)
     assert [n for n, _, _, _ in pairs if p2[n]["active"] != "backup"] == []
     assert "=3/backup" in peers(k2)[0]["epochs"]
@@ -463,13 +474,13 @@ def test_distributed_probing_one_prober_per_sip_server(
     deadline = time.monotonic() + 10
     while True:
         t0 = time.monotonic()
-        time.sleep(1.2)
+        time.sleep(1.2)     # a window to count the probes in
         if all(len(options_sources(m, t0)) == 1 for m in (pri, bak)):
             break
         assert time.monotonic() < deadline, [options_sources(m, t0)
                                               for m in (pri, bak)]
     t0 = time.monotonic()
-    time.sleep(3.2)
+    time.sleep(3.2)     # what is tested: the probes of this window
     for member in (pri, bak):
         src = options_sources(member, t0)
         assert len(src) == 1, src          # one prober
@@ -480,13 +491,9 @@ def test_distributed_probing_one_prober_per_sip_server(
     os.killpg(ks[i].proc.pid, signal.SIGSTOP)
     try:
         t1 = time.monotonic()
-        deadline = t1 + 6
-        while True:
-            src = options_sources(pri, t1)
-            if any(a != prober for a in src):
-                break
-            assert time.monotonic() < deadline, src
-            time.sleep(0.05)
+        wait_until(lambda: any(a != prober
+                               for a in options_sources(pri, t1)), 6,
+                   lambda: options_sources(pri, t1), step=0.05)
         took = time.monotonic() - t1
         print("takeover after %.2f s (peer timeout 1 s, period 1 s)" % took)
         assert took < 3.5, took
@@ -506,7 +513,7 @@ def test_distributed_probing_one_prober_per_sip_server(
     for k in ks:
         hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["primary"]["state"]
                      == "down", what="primary down everywhere")
-    time.sleep(1.5)
+    wait_broadcasts(ks)     # the thawed prober's messages were heard
     for j, k in enumerate(ks):
         if j == i:
             continue

@@ -11,8 +11,6 @@ the primary is "killed" (its socket closed: ICMP port unreachable) or
 import os
 import re
 import signal
-import socket
-import ssl
 import threading
 import time
 
@@ -20,6 +18,8 @@ import pytest
 
 import harness
 import ha_util as hu
+from sip_peer import SipPeer, wait_until
+from test_ha import wait_received
 from ha_util import pool, wait_pool
 
 
@@ -85,6 +85,15 @@ def first_time(peer, method):
                    if text.startswith(method + " "))
 
 
+def connection_gone(k, address):
+    """wait until the proxy has seen the end of its connection to address
+    (core.tcp_list no longer lists it)"""
+    rx = re.compile(r"src_ip:\s*%s\s" % re.escape(address))
+    wait_until(lambda: not rx.search(k.rpc("core.tcp_list") + "\n"), 3,
+               lambda: "connection to %s closed:\n%s"
+               % (address, k.rpc("core.tcp_list")))
+
+
 def up_backup_silent(k):
     wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
               and p["SIPS_A"]["members"]["backup"]["state"] == "down",
@@ -129,7 +138,9 @@ def test_primary_fails_backup_promoted_invite_and_bye_succeed(
     bye = bye_for(k, pri)
     inv.start()
     bye.start()
-    time.sleep(0.3)
+    # both reach the silent backup before it is promoted
+    bak.wait_requests("INVITE", timeout=2)
+    bak.wait_requests("BYE", timeout=2)
     t_promoted = time.monotonic()
     bak.options_code = 200                         # promoted
     bak.answer_requests = True
@@ -196,7 +207,7 @@ def test_both_members_dead_503_after_both_tried_then_at_once_after_grace(
         assert req.status and req.status.startswith("SIP/2.0 503"), req.status
         assert "Retry-After: 5" in req.text
         assert req.elapsed < 0.5, req.elapsed
-    time.sleep(0.2)
+    time.sleep(0.2)     # what is tested: nothing relayed in that time
     assert not [t for _, t, _ in pri.received[n_pri:]
                 if not t.startswith("OPTIONS")]
     assert not [t for _, t, _ in bak.received[n_bak:]
@@ -231,15 +242,6 @@ def test_down_grace_off_refuses_at_once(tmp_path, kamailio_factory,
     assert "down_grace -1 is invalid" in k2.log_text()
 
 
-def wait_received(sipp, prefix, n, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = sipp.result(None).received(prefix)
-        if len(got) >= n or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("failure", ["kill", "stop"])
 def test_tcp_member_failure_fails_over_in_transaction(
         tmp_path, kamailio_factory, sipp_factory, failure):
@@ -250,14 +252,8 @@ def test_tcp_member_failure_fails_over_in_transaction(
     connection but nothing answers: the backup after SIPS_FR_TIMER.  Both:
     the pair switches (relay-failure) and genesys_oos probes the primary at
     once."""
-    pri_addr, bak_addr = harness.next_address(), harness.next_address()
-    path = hu.write_pool(tmp_path / "pool.xml", [
-        ("SIPS_T", "sip:%s:5060;transport=tcp" % pri_addr,
-         "sip:%s:5060;transport=tcp" % bak_addr, None)])
-    pri = hu.sipserver(sipp_factory, tmp_path, "primary", address=pri_addr,
-                       transport="t1").start()
-    bak = hu.sipserver(sipp_factory, tmp_path, "backup", address=bak_addr,
-                       transport="t1").start()
+    path, pri, bak = hu.tcp_sipp_pair(sipp_factory, tmp_path)
+    pri_addr = pri.address
     # probes every 30 s: the failure is found by the call, not by a probe
     k = hu.start_proxy(kamailio_factory, path,
                        oos=dict(hu.FAST_OOS, oos_check=30, oos_force=30))
@@ -268,7 +264,7 @@ def test_tcp_member_failure_fails_over_in_transaction(
     assert len(wait_received(pri, "INVITE ", 1)) == 1
     if failure == "kill":
         pri.kill()
-        time.sleep(0.3)     # the proxy sees the connection's end
+        connection_gone(k, pri_addr)
     else:
         os.killpg(pri.proc.pid, signal.SIGSTOP)
     assert pool(k)["SIPS_T"]["members"]["primary"]["state"] == "active"
@@ -320,118 +316,6 @@ def test_site_balancing_falls_back_to_a_pair_in_grace(
     assert not e2p.requests("INVITE") and not e2b.requests("INVITE")
 
 
-class TlsSipServer(threading.Thread):
-    """A SIP Server on TLS: answers every request (OPTIONS, INVITE with a
-    To-tag and a Contact, BYE) with 200; records the request lines."""
-
-    def __init__(self, certs, address=None, port=5061):
-        super().__init__(daemon=True)
-        self.address = address or harness.next_address()
-        self.port = port
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(certs.server), str(certs.server_key))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.address, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.requests = []
-        self.conns = []
-        self._quit = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def uri(self):
-        return "sip:%s:%d;transport=tls" % (self.address, self.port)
-
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                raw, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            threading.Thread(target=self._serve, args=(raw,),
-                             daemon=True).start()
-
-    def _serve(self, raw):
-        raw.settimeout(5)
-        try:
-            conn = self.ctx.wrap_socket(raw, server_side=True)
-        except (OSError, ssl.SSLError):
-            raw.close()
-            return
-        with self._lock:
-            self.conns.append(conn)
-        conn.settimeout(0.2)
-        buf = b""
-        while not self._quit.is_set():
-            try:
-                data = conn.recv(65535)
-            except socket.timeout:
-                continue
-            except (OSError, ssl.SSLError):
-                break
-            if not data:
-                break
-            buf += data
-            while True:
-                buf = buf.lstrip(b"\r\n")
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    break
-                head = buf[:end].decode(errors="replace")
-                m = re.search(r"^(?:Content-Length|l)\s*:\s*(\d+)", head,
-                              re.I | re.M)
-                clen = int(m.group(1)) if m else 0
-                if len(buf) < end + 4 + clen:
-                    break
-                buf = buf[end + 4 + clen:]
-                if head.startswith("SIP/2.0") or head.startswith("ACK "):
-                    continue
-                with self._lock:
-                    self.requests.append(head.split("\r\n", 1)[0])
-                lines = head.split("\r\n")
-                out = ["SIP/2.0 200 OK"] + hu._hdrs(lines, "Via", "v")
-                out += hu._hdrs(lines, "From", "f")
-                out += [l if ";tag=" in l else l + ";tag=tls1"
-                        for l in hu._hdrs(lines, "To", "t")]
-                out += hu._hdrs(lines, "Call-ID", "i")
-                out += hu._hdrs(lines, "CSeq")
-                if head.startswith("INVITE "):
-                    out += hu._hdrs(lines, "Record-Route")
-                    out.append("Contact: <sip:sips@%s:%d;transport=tls>"
-                               % (self.address, self.port))
-                out += ["Content-Length: 0", "", ""]
-                try:
-                    conn.sendall("\r\n".join(out).encode())
-                except (OSError, ssl.SSLError):
-                    break
-        try:
-            conn.close()
-        except OSError:
-            pass
-
-    def invites(self):
-        with self._lock:
-            return [r for r in self.requests if r.startswith("INVITE ")]
-
-    def stop(self):
-        """the process is gone: port closed, connections reset"""
-        self._quit.set()
-        self.sock.close()
-        self.join(timeout=2)
-        with self._lock:
-            conns = list(self.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
-                pass
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     from tls_ua import Certs
@@ -443,7 +327,9 @@ def test_tls_member_refusing_connections_fails_over_in_transaction(
     """SIP Servers on TLS: the primary is gone (port closed) and probing
     has not noticed: the INVITE reaches the backup in the same transaction,
     no 477 to the caller, and the primary is probed down at once."""
-    pri, bak = TlsSipServer(certs), TlsSipServer(certs)
+    # SIP Servers on TLS: every request answered 200 (INVITE with a To-tag
+    # and a Contact)
+    pri, bak = (SipPeer("tls", port=5061, certs=certs) for _ in range(2))
     pri.start()
     bak.start()
     try:
@@ -473,16 +359,16 @@ require_certificate = no
                   what="both active")
         status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % address)
         assert status and status.startswith("SIP/2.0 200"), status
-        assert len(pri.invites()) == 1
+        assert len(pri.requests_of("INVITE")) == 1
         pri.stop()
-        time.sleep(0.3)     # the proxy sees the connection's end
+        connection_gone(k, pri.address)
         assert pool(k)["SIPS_S"]["members"]["primary"]["state"] == "active"
         t0 = time.monotonic()
         status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % address,
                                    timeout=5)
         assert status and status.startswith("SIP/2.0 200"), status
         assert time.monotonic() - t0 < 2.5
-        assert len(bak.invites()) == 1
+        assert len(bak.requests_of("INVITE")) == 1
         k.wait_log(r"pair 'SIPS_S': request to primary sip:%s:5061;"
                    r"transport=tls failed \((send failed|no answer)\): "
                    r"retrying on backup" % re.escape(pri.address))

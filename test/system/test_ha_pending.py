@@ -10,7 +10,6 @@ process that the test SIGKILLs (ICMP) or SIGSTOPs (silence); everything runs
 on 127.x loopback addresses."""
 
 import re
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ import harness
 import ha_util as hu
 from ha_peer_proc import PeerProcess
 from ha_util import wait_pool
+from sip_peer import SipPeer
 from test_ha import refuses_start
 
 
@@ -43,17 +43,21 @@ def pair_pool(tmp_path, pri, bak, name="SIPS_A"):
                            None)])
 
 
-class Caller:
-    """An endpoint on its own address: sends a request to the proxy and
-    collects the replies."""
+class Caller(SipPeer):
+    """An endpoint on its own address (a sip_peer.SipPeer that answers
+    nothing): sends a request to the proxy and collects the replies."""
 
     def __init__(self, k):
+        super().__init__("udp", port=0, rules={"*": None})
         self.k = k
-        self.addr = harness.next_address()
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind((self.addr, 0))
-        self.port = self.s.getsockname()[1]
-        self.replies = []   # (monotonic time, first line, text)
+        self.addr = self.address
+        self.start()
+
+    @property
+    def replies(self):
+        """(monotonic time of arrival, first line, text) of every reply"""
+        return [(m.time, m.first, m.text)
+                for m in self.select(lambda m: m.is_reply)]
 
     def send(self, method, ruri, route=None, cancel=False):
         """Send a request; cancel=True: a CANCEL of the last one."""
@@ -63,59 +67,31 @@ class Caller:
             self.ruri = ruri
         else:
             method, ruri = "CANCEL", self.ruri
-        extra = "Route: %s\r\n" % route if route else ""
-        msg = ("%s %s SIP/2.0\r\n"
-               "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport\r\n"
-               "From: <sip:1001@%s>;tag=e1\r\n"
-               "To: <%s>%s\r\n"
-               "Call-ID: %s\r\n"
-               "CSeq: 1 %s\r\n"
-               "Contact: <sip:ep@%s:%d>\r\n"
-               "Max-Forwards: 70\r\n%s"
-               "Content-Length: 0\r\n\r\n"
-               % (method, ruri, self.addr, self.port, self.branch,
-                  self.addr, ruri, ";tag=x1" if route else "", self.callid,
-                  method, self.addr, self.port, extra))
-        self.s.sendto(msg.encode(), (self.k.address, self.k.port))
+        msg = hu.endpoint_request(method, ruri, self.addr, self.port,
+                                  self.callid, route=route,
+                                  branch=self.branch)
+        SipPeer.send(self, msg, (self.k.address, self.k.port))
         if not cancel:
             self.sent_at = time.monotonic()
 
-    def _recv(self, deadline):
-        """Receive one reply before deadline; False on timeout."""
-        self.s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data, _ = self.s.recvfrom(65535)
-        except socket.timeout:
-            return False
-        text = data.decode(errors="replace")
-        self.replies.append((time.monotonic(), text.split("\r\n", 1)[0],
-                             text))
-        return True
+    def _first(self, pred, timeout):
+        got = self.wait_for(lambda m: m.is_reply and pred(m.first),
+                            timeout=timeout, fail=False)
+        return (got[0].time, got[0].first, got[0].text) if got else None
 
     def wait(self, prefix, timeout):
         """The first reply whose first line starts with prefix (e.g.
         "SIP/2.0 18"): (time, first line, text), or None after timeout
         seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for r in self.replies:
-                if r[1].startswith(prefix):
-                    return r
-            if time.monotonic() >= deadline or not self._recv(deadline):
-                return None
+        return self._first(lambda first: first.startswith(prefix), timeout)
 
     def final(self, timeout):
         """The first final reply: (time, first line, text) or None."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for r in self.replies:
-                if not r[1].startswith("SIP/2.0 1"):
-                    return r
-            if time.monotonic() >= deadline or not self._recv(deadline):
-                return None
+        return self._first(lambda first: not first.startswith("SIP/2.0 1"),
+                           timeout)
 
     def close(self):
-        self.s.close()
+        self.stop()
 
 
 def wait_down(k, role, timeout):
@@ -297,7 +273,7 @@ def test_pending_non_invite_requests_end_when_member_dies(
     msg = Caller(k)
     msg.send("MESSAGE", "sip:2000@%s" % k.address)
     # both are pending on the primary (retransmitted: T1 probes, answered)
-    time.sleep(0.8)
+    time.sleep(0.8)     # what is tested: no final reply while pending
     assert bye.final(0) is None and msg.final(0) is None
     pri.kill()
     t_down = wait_down(k, "primary", timeout=5)
@@ -402,7 +378,7 @@ def test_t1_check_process_costs_next_to_nothing(
                                                    bak.address))
     wait_pool(k, both_active, what="both active")
     before = _t1_process_cpu(k)
-    time.sleep(1.0)
+    time.sleep(1.0)     # what is tested: the idle second's CPU
     r = hu.phone(sipp_factory, k, "calls", calls=200, hold_ms=0,
                  rate=200).run()
     assert r.rc == 0 and r.successful == 200, r.screen

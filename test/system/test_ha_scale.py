@@ -248,30 +248,6 @@ def test_site_selection_in_a_large_pool(tmp_path, kamailio_factory,
     assert status and status.startswith("SIP/2.0 503"), status
 
 
-class Peer6(hu.Peer):
-    """hu.Peer on an IPv6 address (::1, a port of its own)"""
-
-    def __init__(self, **kw):
-        import threading
-        threading.Thread.__init__(self, daemon=True)
-        self.address = "::1"
-        self.options_code = 200
-        self.answer_requests = True
-        self.invite_code = 200
-        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self.sock.bind(("::1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.05)
-        self.received = []
-        self.responses = []
-        self._quit = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def uri(self):
-        return "sip:[::1]:%d" % self.port
-
-
 def udp6_request(kport, method, ruri, route=None, timeout=3.0):
     """one request from a fresh ::1 port; returns the final reply's first
     line or None"""
@@ -310,7 +286,7 @@ def test_ipv6_members(tmp_path, kamailio_factory):
     """IPv6 members: an in-dialog request whose Request-URI names the
     backup as [::1]:port (Kamailio keeps the [] of an IPv6 reference) goes
     to the pair's active member, like an IPv4 one."""
-    pri, bak = Peer6(), Peer6()
+    pri, bak = (hu.Peer(address="::1", port=0) for _ in range(2))
     pri.start()
     bak.start()
     try:

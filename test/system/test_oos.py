@@ -17,6 +17,7 @@ import time
 import pytest
 
 import harness
+from sip_peer import wait_until
 from test_oos_util import (PROBE_LOG, Responder, make_cfg, oos_list,
                            parse_rpc_structs, rpc_probe, send_message, target,
                            wait_state)
@@ -26,18 +27,8 @@ MANY = 100000   # SIPp -m: every probe is a new "call" for a UAS
 
 
 @pytest.fixture
-def responders():
-    made = []
-
-    def make(**kw):
-        r = Responder(**kw)
-        r.start()
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.stop()
+def responders(peer_factory):
+    return lambda **kw: peer_factory(Responder, **kw)
 
 
 def reply_scenario(tmp_path, code):
@@ -47,6 +38,24 @@ def reply_scenario(tmp_path, code):
     path.write_text(text.replace("SIP/2.0 200 Probe Reply",
                                  "SIP/2.0 %d Probe Reply" % code))
     return path
+
+
+def wait_row(k, uri, pred, timeout, what, socket_name=None):
+    """Poll genesys_oos.list until pred(the target's row); returns the row."""
+    rows = []
+
+    def check():
+        rows.append(target(k, uri, socket_name))
+        return pred(rows[-1])
+    wait_until(check, timeout, lambda: "%s: %s (last %s)" % (uri, what,
+                                                           rows[-1:]))
+    return rows[-1]
+
+
+def settled(n):
+    """a row with at least n probes sent and none pending"""
+    return lambda row: (int(row["probes_sent"]) >= n
+                        and row["probe_pending"] == "0")
 
 
 def start_kamailio(kamailio_factory, params, **kw):
@@ -64,7 +73,7 @@ def test_reference_config_has_no_targets(kamailio):
     """The reference cfg loads genesys_oos without targets: valid, no
     probing, no errors."""
     assert oos_list(kamailio) == []
-    time.sleep(1.5)
+    time.sleep(1.5)     # what is tested: nothing is probed in that time
     stats = kamailio.rpc("stats.get_statistics", "genesys_oos:")
     assert re.search(r"genesys_oos:probes_sent = 0\b", stats), stats
     assert not re.search(r"(ERROR|WARNING): .*genesys_oos", kamailio.log_text())
@@ -87,8 +96,7 @@ def test_reply_code_gives_state(kamailio_factory, sipp_factory, tmp_path,
     assert row["last_reason"] == "reply" and row["forced"] == "no", row
     assert int(row["last_rtt_ms"]) >= 0 and row["timeouts"] == "0", row
     # it stays there: later probes confirm the state
-    time.sleep(2.2)
-    row = target(k, uas.uri)
+    row = wait_row(k, uas.uri, settled(3), 5, "three probes done")
     assert row["state"] == state and int(row["probes_sent"]) >= 3, row
     ev = "up" if state == "active" else state
     assert (ev, uas.uri, "unknown", state, "reply", str(code)) in events(k)
@@ -169,7 +177,8 @@ def test_silent_target_goes_down_then_recovers(kamailio_factory, sipp_factory,
     assert row["last_reason"] == "timeout" and int(row["timeouts"]) >= 1, row
     assert row["transport_errors"] == "0", row
     # the SIPp UAS really received the probes it did not answer
-    time.sleep(0.3)
+    wait_until(lambda: silent.result(None).received("OPTIONS "), 3,
+               "a probe in the silent UAS's trace")
     silent.kill()
     assert silent.result(None).received("OPTIONS "), "no probe reached the UAS"
 
@@ -217,7 +226,7 @@ def test_late_reply_does_not_undo_the_timeout(kamailio_factory, responders):
     wait_state(k, r.uri, "down", timeout=5)
     states = set()
     t_end = time.monotonic() + 3.0
-    while time.monotonic() < t_end:
+    while time.monotonic() < t_end:     # what is tested: never up in 3 s
         states.add(target(k, r.uri)["state"])
         time.sleep(0.02)
     row = target(k, r.uri)
@@ -245,7 +254,13 @@ def test_same_uri_on_two_sockets_stays_distinct(kamailio_factory, responders):
     k = kamailio_factory(cfg_text=cfg, address=kaddr)
     wait_state(k, r.uri, "active", timeout=5, socket_name="udp:%s:5060" % kaddr)
     wait_state(k, r.uri, "down", timeout=5, socket_name="udp:%s:5060" % kaddr2)
-    time.sleep(1.5)
+    # one more probe each: the answered one done, the other timed out
+    sa, sb = "udp:%s:5060" % kaddr, "udp:%s:5060" % kaddr2
+    na = int(target(k, r.uri, sa)["probes_sent"])
+    nb = int(target(k, r.uri, sb)["timeouts"])
+    wait_row(k, r.uri, settled(na + 1), 3, "one more probe", sa)
+    wait_row(k, r.uri, lambda row: int(row["timeouts"]) > nb, 3,
+             "one more timeout", sb)
     a = target(k, r.uri, "udp:%s:5060" % kaddr)
     b = target(k, r.uri, "udp:%s:5060" % kaddr2)
     assert a["state"] == "active" and a["timeouts"] == "0", a
@@ -270,12 +285,9 @@ def test_passive_failure_report_probes_at_once(kamailio_factory, responders):
     # a report while it answers: probed at once, still active
     line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
     assert line == "SIP/2.0 200 rc=1", line
-    deadline = time.monotonic() + 2
-    while int(target(k, r.uri)["probes_sent"]) == probes:
-        assert time.monotonic() < deadline, "no probe after the report"
-        time.sleep(0.02)
-    time.sleep(0.2)
-    assert target(k, r.uri)["state"] == "active"
+    row = wait_row(k, r.uri, settled(probes + 1), 2,
+                   "a probe after the report, answered")
+    assert row["state"] == "active"
 
     # the server dies (port closed): the next report finds it down at once
     r.stop()
@@ -334,7 +346,8 @@ def test_forced_state_wins_until_auto(kamailio_factory, responders):
     assert "state: down" in out and "forced: down" in out, out
     k.rpc("genesys_oos.set_state", dead, "active")
     probes = int(target(k, r.uri)["probes_sent"])
-    time.sleep(2.5)             # probes keep running and keep answering
+    # probes keep running and keep answering
+    wait_row(k, r.uri, settled(probes + 2), 4, "two more probes")
     a, d = target(k, r.uri), target(k, dead)
     assert int(a["probes_sent"]) >= probes + 2, a
     assert (a["state"], a["forced"], a["probed_state"]) == ("down", "down", "active"), a
@@ -368,14 +381,18 @@ def test_rpc_probe_and_bad_arguments(kamailio_factory, responders):
     code = 200 if n0 % 2 == 0 else 486
     assert res["code"] == str(code), (n0, res)
 
-    for args in (("genesys_oos.probe", "sip:nobody@example.com"),
-                 ("genesys_oos.set_state", "sip:nobody@example.com", "down"),
-                 ("genesys_oos.set_state", r.uri, "sideways"),
-                 ("genesys_oos.set_state", r.uri),
-                 ("genesys_oos.probe",)):
+    # 404 unknown, 400 bad input, 409 conflict (a target of the
+    # configuration cannot be removed over RPC)
+    for args, code in ((("genesys_oos.probe", "sip:nobody@example.com"), 404),
+                       (("genesys_oos.set_state", "sip:nobody@example.com",
+                         "down"), 404),
+                       (("genesys_oos.set_state", r.uri, "sideways"), 400),
+                       (("genesys_oos.set_state", r.uri), 400),
+                       (("genesys_oos.probe",), 400),
+                       (("genesys_oos.remove", r.uri), 409)):
         res = k.rpc_raw(*args)
-        assert res.stdout.startswith("error: 400") or \
-            "error: 400" in res.stdout + res.stderr, (args, res.stdout, res.stderr)
+        assert res.stdout.startswith("error: %d " % code), \
+            (args, res.stdout, res.stderr)
     # still alive and unchanged
     assert target(k, r.uri)["state"] == "active"
 
@@ -553,9 +570,13 @@ def test_statistics(kamailio_factory, responders):
     wait_state(k, r.uri, "active", timeout=5)
     wait_state(k, silent.uri, "down", timeout=5)
     wait_state(k, closed, "down", timeout=5)
-    time.sleep(1.2)
-    stats = dict(re.findall(r"genesys_oos:(\w+) = (\d+)",
-                            k.rpc("stats.get_statistics", "genesys_oos:")))
+
+    def counted():
+        st = dict(re.findall(r"genesys_oos:(\w+) = (\d+)",
+                             k.rpc("stats.get_statistics", "genesys_oos:")))
+        return st if (int(st["probes_sent"]) >= 6 and int(st["replies"]) >= 2
+                      and int(st["timeouts"]) >= 1) else None
+    stats = wait_until(counted, 4, "6 probes, 2 replies, a timeout counted")
     rows = oos_list(k)
     sent = sum(int(t["probes_sent"]) for t in rows)
     assert int(stats["probes_sent"]) >= 6 and abs(int(stats["probes_sent"]) - sent) <= 3, (stats, rows)
@@ -650,7 +671,10 @@ def test_probes_are_spread_over_the_period(kamailio_factory, responders):
                        + [("target", r.uri) for r in rs])
     for r in rs:
         wait_state(k, r.uri, "active", timeout=5)
-    time.sleep(2.5)
+    # two more periods: every target's last three probes in its rhythm
+    counts = [len(r.probes) for r in rs]
+    for r, n in zip(rs, counts):
+        r.wait_probes(max(n + 2, 3), 4)
     # arrival phase of every target's last probe inside the 1 s period
     last = sorted(r.probes[-1][0] for r in rs)
     phases = sorted((t - last[0]) % 1.0 for t in last)
@@ -677,17 +701,15 @@ def test_runtime_add_and_remove(kamailio_factory, responders):
     assert "id: 0" in out, out
     _, row = wait_state(k, slow.uri, "active", timeout=5)
     # released while a probe is in flight; its 200 arrives 0.4 s later
-    deadline = time.monotonic() + 3
-    while target(k, slow.uri)["probe_pending"] != "1":
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: target(k, slow.uri)["probe_pending"] == "1", 3,
+               "a probe in flight", step=0.005)
     k.rpc("genesys_oos.remove", slow.uri)
     assert oos_list(k) == []
     closed = "sip:%s:5060" % harness.next_address()
     assert "id: 0" in k.rpc("genesys_oos.add", closed)   # same slot
     seen = set()
     t_end = time.monotonic() + 1.5
-    while time.monotonic() < t_end:
+    while time.monotonic() < t_end:     # what is tested: never active
         row = target(k, closed)
         seen.add(row["state"])
         time.sleep(0.01)
@@ -695,12 +717,12 @@ def test_runtime_add_and_remove(kamailio_factory, responders):
     assert row["state"] == "down" and row["last_code"] == "0", row
     assert int(row["probes_sent"]) <= 3, row
 
-    # a target of the configuration cannot be removed over RPC; bad input
-    for args in (("genesys_oos.remove", "sip:nobody@example.com"),
-                 ("genesys_oos.add", "not a uri"),
-                 ("genesys_oos.add",)):
+    # an unknown target cannot be removed (404); bad input (400)
+    for args, code in ((("genesys_oos.remove", "sip:nobody@example.com"), 404),
+                       (("genesys_oos.add", "not a uri"), 400),
+                       (("genesys_oos.add",), 400)):
         res = k.rpc_raw(*args)
-        assert "error: 400" in res.stdout + res.stderr, (args, res.stdout)
+        assert res.stdout.startswith("error: %d " % code), (args, res.stdout)
 
 
 def test_local_408_from_tm_is_a_timeout(tmp_path, kamailio_factory, responders):
@@ -727,7 +749,7 @@ def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
     r = responders()
     k = start_kamailio(kamailio_factory, {"oos_check": 0, "oos_force": 1,
                                           "oos_timeout": 500, "target": r.uri})
-    time.sleep(1.5)
+    time.sleep(1.5)     # what is tested: nothing is probed in that time
     row = target(k, r.uri)
     assert row["state"] == "unknown" and row["probes_sent"] == "0", row
     assert r.probes == []
@@ -735,9 +757,9 @@ def test_oos_check_zero_disables_periodic_probing(kamailio_factory, responders):
     assert res["result"] == "active", res
     assert target(k, r.uri)["state"] == "active"
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
-    time.sleep(0.5)
+    r.wait_probes(2, 2)
     assert len(r.probes) == 2, r.probes
-    time.sleep(1.5)
+    time.sleep(1.5)     # what is tested: no periodic probe follows
     assert len(r.probes) == 2, r.probes
 
 
@@ -772,7 +794,7 @@ def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     for i in range(4):
         res, _ = rpc_probe(k, r.uri)
         assert res["result"] == "active", res
-        time.sleep(2.1 + 0.3 * i)
+        time.sleep(2.1 + 0.3 * i)   # what is tested: the quiet time's CPU
     elapsed = time.monotonic() - t0
     used = _probe_process_cpu(k) - before
     # a spin costs a whole core for up to oos_timeout per probe (seconds
@@ -799,10 +821,7 @@ def test_probe_requested_while_one_is_pending_does_not_spin(
     wait_state(k, r.uri, "active", timeout=3)
     # a first requested probe: the target is silent now, it stays pending
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
-    deadline = time.monotonic() + 2
-    while len(r.probes) < 2:
-        assert time.monotonic() < deadline, "no probe after the report"
-        time.sleep(0.01)
+    r.wait_probes(2, 2)
     t_pending = r.probes[1][0]
     assert target(k, r.uri)["probe_pending"] == "1"
     before = _probe_process_cpu(k)
@@ -824,10 +843,7 @@ def test_probe_requested_while_one_is_pending_does_not_spin(
         "probe process used %.2f s CPU in %.1f s while a probe was pending"
         % (used, elapsed))
     # the requested probe was not lost: it left when the pending one ended
-    deadline = time.monotonic() + 1
-    while len(r.probes) < 3:
-        assert time.monotonic() < deadline, r.probes
-        time.sleep(0.01)
+    r.wait_probes(3, 1)
     assert 2.4 < r.probes[2][0] - t_pending < 2.5 + 0.4, (
         r.probes[2][0] - t_pending)
 
@@ -846,20 +862,13 @@ def test_probe_requested_while_one_is_pending_leaves_after_its_reply(
     before = _probe_process_cpu(k)
     t0 = time.monotonic()
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
-    deadline = time.monotonic() + 2
-    while len(r.probes) < 2:
-        assert time.monotonic() < deadline, "no probe after the report"
-        time.sleep(0.01)
+    r.wait_probes(2, 2)
     line = send_message(k, {"X-Report": "failure", "X-Target": r.uri})
     assert line == "SIP/2.0 200 rc=1", line
-    deadline = time.monotonic() + 3
-    while len(r.probes) < 3:
-        assert time.monotonic() < deadline, r.probes
-        time.sleep(0.01)
+    r.wait_probes(3, 3)
     gap = r.probes[2][0] - r.probes[1][0]
     assert 0.75 < gap < 0.8 + 0.3, gap
-    time.sleep(0.9)
-    row = target(k, r.uri)
+    row = wait_row(k, r.uri, settled(3), 2, "the slow reply received")
     assert row["state"] == "active" and row["timeouts"] == "0", row
     elapsed = time.monotonic() - t0
     used = _probe_process_cpu(k) - before
@@ -903,12 +912,7 @@ def test_transport_check_survives_restarts(kamailio_factory, responders):
 
 def _wait_probes(r, count, timeout):
     """Wait until responder r has seen `count` probes; returns their times."""
-    deadline = time.monotonic() + timeout
-    while len(r.probes) < count:
-        assert time.monotonic() < deadline, (
-            "%d probes, expected %d within %.1fs" % (len(r.probes), count,
-                                                     timeout))
-        time.sleep(0.005)
+    r.wait_probes(count, timeout)
     return [p[0] for p in r.probes]
 
 
@@ -954,9 +958,10 @@ def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
 
     # 0: no periodic probe (the pending ones end within oos_timeout)
     assert _set_now(k, "oos_check", 0).returncode == 0
-    time.sleep(1.1)
+    wait_until(lambda: all(t["probe_pending"] == "0" for t in oos_list(k)),
+               1.5, "no probe pending")
     n, m = len(up.probes), len(silent.probes)
-    time.sleep(2.0)
+    time.sleep(2.0)     # what is tested: no probe in two periods
     assert (len(up.probes), len(silent.probes)) == (n, m)
     # and back: probed again at once (spread over at most one second: the
     # first target's phase is 0, so it is probed as soon as the probe
@@ -1068,7 +1073,9 @@ def test_transport_check_off_when_a_firewall_rejects_it(kamailio_factory,
     assert int(row["transport_errors"]) == 1, row
     assert checks, "no transport check datagram reached the target"
     n = len(checks)
-    time.sleep(2.2)
+    # two more probes (answered 50 ms later), without check datagrams
+    wait_row(k, r.uri, settled(int(row["probes_sent"]) + 2), 4,
+             "two more probes")
     row = target(k, r.uri)
     assert row["state"] == "active" and row["transport_errors"] == "1", row
     assert len(checks) == n          # no check datagram any more

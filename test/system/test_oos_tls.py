@@ -6,14 +6,12 @@ sip:<addr>:<port>;transport=tls, and the states are read over
 
 import re
 import socket
-import ssl
-import threading
-import time
 
 import pytest
 
 import harness
-from test_oos_util import _header, make_cfg, target, wait_state
+from sip_peer import SipPeer, wait_until
+from test_oos_util import make_cfg, target, wait_state
 from tls_ua import Certs
 
 FAST = {"oos_check": 1, "oos_force": 1, "oos_timeout": 1000}
@@ -24,131 +22,25 @@ def certs(tmp_path_factory):
     return Certs(tmp_path_factory.mktemp("oos-tls-certs"))
 
 
-class TlsResponder(threading.Thread):
-    """TLS SIP peer: answers every OPTIONS with `code` (Content-Length
-    framing, one thread per connection)."""
+class TlsResponder(SipPeer):
+    """TLS SIP peer (sip_peer.SipPeer): answers every OPTIONS with `code`
+    and nothing else; `probes`: how many OPTIONS it answered."""
+
+    reason = "Test Reply"
 
     def __init__(self, certs, code=200, address=None, port=5061):
-        super().__init__(daemon=True)
-        self.address = address or harness.next_address()
-        self.port = port
-        self.code = code
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(certs.server), str(certs.server_key))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.address, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.conns = []
-        self.probes = 0
-        self.handshakes = 0
-        self.accepts = []         # peer addresses of every accepted connection
-        self._quit = threading.Event()
-        self._lock = threading.Lock()
+        super().__init__("tls", address=address, port=port, certs=certs,
+                         rules={"OPTIONS": code, "*": None})
 
     @property
-    def uri(self):
-        return "sip:%s:%d;transport=tls" % (self.address, self.port)
-
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                raw, peer = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self.accepts.append(peer)
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
-        raw.settimeout(5)
-        try:
-            conn = self.ctx.wrap_socket(raw, server_side=True)
-        except (OSError, ssl.SSLError):
-            raw.close()
-            return
+    def probes(self):
         with self._lock:
-            self.handshakes += 1
-            self.conns.append(conn)
-        conn.settimeout(0.2)
-        buf = b""
-        while not self._quit.is_set():
-            try:
-                data = conn.recv(65535)
-            except socket.timeout:
-                continue
-            except (OSError, ssl.SSLError):
-                break
-            if not data:
-                break
-            buf += data
-            while True:
-                buf = buf.lstrip(b"\r\n")   # CRLF keep-alives
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    break
-                head = buf[:end].decode(errors="replace")
-                m = re.search(r"^(?:Content-Length|l)\s*:\s*(\d+)", head,
-                              re.I | re.M)
-                clen = int(m.group(1)) if m else 0
-                if len(buf) < end + 4 + clen:
-                    break
-                buf = buf[end + 4 + clen:]
-                if head.startswith("OPTIONS "):
-                    self._answer(conn, head.split("\r\n"))
-        try:
-            conn.close()
-        except OSError:
-            pass
-
-    def _answer(self, conn, lines):
-        out = ["SIP/2.0 %d Test Reply" % self.code]
-        out += _header(lines, "Via", "v")
-        out += _header(lines, "From", "f")
-        out += [l + ";tag=x" for l in _header(lines, "To", "t")]
-        out += _header(lines, "Call-ID", "i")
-        out += _header(lines, "CSeq")
-        out += ["Content-Length: 0", "", ""]
-        try:
-            conn.sendall("\r\n".join(out).encode())
-            with self._lock:
-                self.probes += 1
-        except (OSError, ssl.SSLError):
-            pass
-
-    def stop(self):
-        self._quit.set()
-        self.sock.close()
-        self.join(timeout=2)
-        with self._lock:
-            conns = list(self.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                c.close()
-            except OSError:
-                pass
+            return self.replies_sent["OPTIONS"]
 
 
 @pytest.fixture
-def tls_responders(certs):
-    made = []
-
-    def make(**kw):
-        r = TlsResponder(certs, **kw)
-        r.start()
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.stop()
+def tls_responders(certs, peer_factory):
+    return lambda **kw: peer_factory(TlsResponder, certs, **kw)
 
 
 def start_tls_kamailio(kamailio_factory, tmp_path, certs, params):
@@ -203,7 +95,7 @@ def test_tls_target_answering_is_active_then_down_when_gone(
     # the replies really came over TLS from our server, and keep coming
     assert srv.handshakes >= 1 and srv.probes >= 1, (srv.handshakes, srv.probes)
     n = srv.probes
-    time.sleep(2.5)
+    wait_until(lambda: srv.probes >= n + 1, 2.5, "one more probe answered")
     assert srv.probes >= n + 1, (n, srv.probes)
     row = target(k, srv.uri)
     assert row["state"] == "active" and row["last_code"] == "200", row

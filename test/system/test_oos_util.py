@@ -1,6 +1,6 @@
 """Helpers for the genesys_oos system tests (no tests in this file): a
-small kamailio.cfg, the genesys_oos.list parser, and a scriptable UDP SIP
-responder.
+small kamailio.cfg, the genesys_oos.list parser, and the probe responder
+(a sip_peer.SipPeer).
 
 The responder is a real socket peer (like SIPp, but its answers can be
 chosen per probe): it answers, drops or delays each OPTIONS probe as a test
@@ -9,10 +9,10 @@ policy decides, and records when and from where every probe arrived.
 
 import re
 import socket
-import threading
 import time
 
 import harness
+from sip_peer import SipPeer
 
 # {params}: modparam lines; {listen}: extra listen lines
 CFG = """#!KAMAILIO
@@ -215,82 +215,45 @@ def _header(lines, *names):
     return [l for l in lines if l.lower().startswith(names)]
 
 
-class Responder(threading.Thread):
-    """UDP SIP peer on (address, port).  policy(n, src) -> (code, delay_s)
-    decides per probe (n = 0-based index of distinct Call-IDs); code None
-    drops the probe and all its retransmissions.  on_other(data, src, sock)
-    is called for any other datagram (e.g. the transport check's CRLFCRLF)."""
+class Responder(SipPeer):
+    """UDP SIP peer on (address, port) that answers OPTIONS probes only
+    (sip_peer.SipPeer).  policy(n, src) -> (code, delay_s) decides per
+    probe (n = 0-based index of distinct Call-IDs); code None drops the
+    probe and all its retransmissions.  on_other(data, src, sock) is called
+    for any datagram that is not SIP (e.g. the transport check's CRLFCRLF).
+    `probes`: [(monotonic time, call-id, src)] of every probe's first copy,
+    `requests`: their text."""
+
+    reason = "Test Reply"
 
     def __init__(self, address=None, port=5060, policy=None, on_other=None):
-        super().__init__(daemon=True)
-        self.address = address or harness.next_address()
-        self.port = port
+        super().__init__("udp", address=address, port=port, on_other=on_other,
+                         rules={"*": None})
         self.policy = policy or (lambda n, src: (200, 0))
-        self.on_other = on_other
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((self.address, port))
-        self.sock.settimeout(0.1)
-        self.probes = []          # [(monotonic time, call-id, src)]
-        self.decisions = {}       # call-id -> (code, delay)
-        self.requests = []        # first copy of every probe
-        self.replies_sent = 0
-        self._quit = threading.Event()
-        self._lock = threading.Lock()
 
     @property
-    def uri(self):
-        return "sip:%s:%d" % (self.address, self.port)
+    def policy(self):
+        return self._policy
 
-    def run(self):
-        while not self._quit.is_set():
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            text = data.decode(errors="replace")
-            if not text.startswith("OPTIONS "):
-                if self.on_other:
-                    self.on_other(data, src, self.sock)
-                continue
-            lines = text.split("\r\n")
-            cid = _header(lines, "Call-ID", "i")
-            cid = cid[0].split(":", 1)[1].strip() if cid else ""
-            with self._lock:
-                if cid not in self.decisions:
-                    n = len(self.decisions)
-                    self.decisions[cid] = self.policy(n, src)
-                    self.probes.append((time.monotonic(), cid, src))
-                    self.requests.append(text)
-                code, delay = self.decisions[cid]
-            if code is None:
-                continue
-            reply = self._reply(lines, code)
-            if delay:
-                threading.Timer(delay, self._send, (reply, src)).start()
-            else:
-                self._send(reply, src)
+    @policy.setter
+    def policy(self, policy):
+        """a new policy applies from the next probe on"""
+        self._policy = policy
+        self.answer("OPTIONS", lambda n, m: policy(n, m.src))
 
-    def _send(self, reply, src):
-        try:
-            self.sock.sendto(reply, src)
-            self.replies_sent += 1
-        except OSError:
-            pass
+    def _probes(self):
+        return self.requests_of("OPTIONS", new=True)
 
-    @staticmethod
-    def _reply(lines, code):
-        out = ["SIP/2.0 %d Test Reply" % code]
-        out += _header(lines, "Via", "v")
-        out += _header(lines, "From", "f")
-        out += [l + ";tag=resp" for l in _header(lines, "To", "t")]
-        out += _header(lines, "Call-ID", "i")
-        out += _header(lines, "CSeq")
-        out += ["Content-Length: 0", "", ""]
-        return "\r\n".join(out).encode()
+    @property
+    def probes(self):
+        return [(m.time, m.call_id, m.src) for m in self._probes()]
 
-    def stop(self):
-        self._quit.set()
-        self.join(timeout=2)
-        self.sock.close()
+    @property
+    def requests(self):
+        return [m.text for m in self._probes()]
+
+    def wait_probes(self, count, timeout):
+        """the first copies of `count` probes, once they have arrived"""
+        return self.wait_for(lambda m: m.new and m.method == "OPTIONS"
+                             and not m.is_reply, count, timeout,
+                             what="OPTIONS probes")

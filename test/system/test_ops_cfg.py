@@ -12,6 +12,7 @@ import pytest
 import harness
 import ha_util as hu
 from ha_util import wait_pool
+from sip_peer import SipPeer
 
 
 def one_pair(tmp_path, pri, bak_addr=None):
@@ -157,31 +158,24 @@ def test_options_to_proxy_200_during_the_down_grace(tmp_path, kamailio_factory,
 
 # ---- sip-ip-tos, resolve-host ----------------------------------------------
 
-IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
-IP_TOS = getattr(socket, "IP_TOS", 1)
-
-
-class TosReceiver:
-    """A UDP SIP peer that records each request with the TOS byte of its IP
-    header (IP_RECVTOS) and answers 200."""
+class TosReceiver(SipPeer):
+    """A UDP SIP peer (sip_peer.SipPeer) that records each request with the
+    TOS byte of its IP header (IP_RECVTOS) and answers nothing."""
 
     def __init__(self):
-        self.address = harness.next_address()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((self.address, 5060))
-        self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
-        self.sock.settimeout(3)
+        super().__init__("udp", rules={"*": None}, recv_tos=True)
+        self._taken = 0
+        self.start()
 
     def recv(self):
-        data, anc, _, src = self.sock.recvmsg(65535, socket.CMSG_SPACE(4))
-        tos = None
-        for level, kind, val in anc:
-            if level == socket.IPPROTO_IP and kind == IP_TOS:
-                tos = val[0]
-        return data.decode(errors="replace"), tos
+        """(text, TOS byte) of the next request (within 3 s)"""
+        msg = self.wait_for(lambda m: not m.is_reply, self._taken + 1, 3,
+                            what="a relayed request")[self._taken]
+        self._taken += 1
+        return msg.text, msg.tos
 
     def close(self):
-        self.sock.close()
+        self.stop()
 
 
 def relayed_message(k, rx, method="MESSAGE"):

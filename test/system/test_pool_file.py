@@ -16,13 +16,8 @@ import ha_util
 
 
 @pytest.fixture
-def members():
-    peers = [ha_util.Peer() for _ in range(4)]
-    for p in peers:
-        p.start()
-    yield peers
-    for p in peers:
-        p.stop()
+def members(peer_factory):
+    return [peer_factory() for _ in range(4)]
 
 
 def reload_fault(k):

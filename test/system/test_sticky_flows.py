@@ -14,7 +14,6 @@ flow dies.
 import os
 import random
 import re
-import select
 import socket
 import subprocess
 import threading
@@ -24,50 +23,20 @@ import pytest
 
 import harness
 import sticky_env as env
-from tls_ua import (SipMsg, StreamUA, build, in_dialog, new_id, response,
-                    take_message, uri_of, uri_param)
+from sip_peer import SipPeer
+from tls_ua import (StreamUA, build, in_dialog, new_id, response, uri_of,
+                    uri_param)
 from test_sticky import (certs, sipserver, phones, register, call_phone, phone_calls,  # noqa: F401 (fixtures)
                          sipserver_calls, sipserver_hangs_up, final, proxy_udp,
                          start_reference)
 
 
-class Listener:
-    """The phone's own Contact address: a TCP socket that accepts the
-    proxy's new connections and reads SIP from them."""
-
-    def __init__(self, ip, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((ip, port))
-        self.sock.listen(8)
-        self.conns = []
-
-    def accepted(self, timeout):
-        """a connection accepted within timeout, or None"""
-        r, _, _ = select.select([self.sock], [], [], timeout)
-        if not r:
-            return None
-        c, _ = self.sock.accept()
-        self.conns.append(c)
-        return c
-
-    def close(self):
-        for c in self.conns:
-            c.close()
-        self.sock.close()
-
-
-def read_msg(conn, timeout=5.0):
-    conn.settimeout(timeout)
-    buf = b""
-    while True:
-        text, buf = take_message(buf)
-        if text:
-            return SipMsg(text)
-        data = conn.recv(65536)
-        if not data:
-            raise ConnectionError("proxy closed the new connection")
-        buf += data
+def Listener(ip, port):
+    """The phone's own Contact address: a started TCP SIP peer that accepts
+    the proxy's new connections and answers nothing by itself."""
+    p = SipPeer("tcp", address=ip, port=port, rules={"*": None})
+    p.start()
+    return p
 
 
 def tcp_phone_proxy(kamailio_factory, tmp_path, certs, sipserver):
@@ -88,11 +57,12 @@ def tcp_phone(phones, k, sipserver, ip):
 def bye_over_new_connection(lsn, phone):
     """the proxy connects to the phone's Contact (lsn) and sends the BYE
     there; the phone answers 200"""
-    conn = lsn.accepted(5)
-    assert conn is not None, "the proxy did not connect to the phone's Contact"
-    bye = read_msg(conn)
+    assert lsn.wait_accept(5) is not None, \
+        "the proxy did not connect to the phone's Contact"
+    bye = lsn.wait_for(lambda m: True, timeout=5,
+                       what="a request over the new connection")[0]
     assert bye.method == "BYE" and bye.ruri == phone.own_contact, bye.text
-    conn.sendall(response(bye, 200, "OK").encode())
+    lsn.send_to(response(bye, 200, "OK"), bye)
     return bye
 
 
@@ -118,7 +88,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
         rewritten = uri_of(reg.contacts()[0])
         assert env.bindings(k)[0]["policy"] == "reconnect"
         dlg = sipserver_calls(sipserver, k, phone, rewritten, phone.own_contact)
-        assert lsn.accepted(0) is None     # so far all over the phone's flow
+        assert lsn.wait_accept(0) is None  # so far all over the phone's flow
         routed = env.stats(k)["routed"]
 
         close_flow(k, phone)
@@ -142,7 +112,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
         [b] = env.bindings(k)
         assert b["alive"] == "0"
     finally:
-        lsn.close()
+        lsn.stop()
 
 
 def test_in_dialog_reconnect_nobody_listening_gets_480(kamailio_factory,
@@ -194,7 +164,7 @@ def test_in_dialog_no_inbound_gets_430_without_connecting(kamailio_factory,
         rpl = sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE")
         assert rpl.status == 430, rpl.text
         assert time.monotonic() - t0 < 1.0
-        assert lsn.accepted(0.5) is None
+        assert lsn.wait_accept(0.5) is None    # none within 0.5 s
         assert env.tcp_conns(k) == []
         st = env.stats(k)
         assert st["flow_failed"] == 1 and st["reconnect"] == 0
@@ -202,7 +172,7 @@ def test_in_dialog_no_inbound_gets_430_without_connecting(kamailio_factory,
                    r" tls connection \d+ from %s:%d is closed"
                    % (re.escape(ip), phone.local_port))
     finally:
-        lsn.close()
+        lsn.stop()
 
 
 def test_reference_config_in_dialog_reconnect(kamailio_factory, tmp_path,
@@ -228,7 +198,7 @@ def test_reference_config_in_dialog_reconnect(kamailio_factory, tmp_path,
         assert sipserver.recv(5, want=lambda m: m.is_reply and m.method == "BYE"
                               ).status == 200
     finally:
-        lsn.close()
+        lsn.stop()
     # the phone listens nowhere now (and closed the proxy's new connection)
     assert env.wait_for(lambda: env.tcp_conns(k) == [], 5), env.tcp_conns(k)
     t0 = time.monotonic()

@@ -3,7 +3,7 @@
 - `StreamUA`: a phone that opens ONE TLS (or TCP) connection to the proxy
   from its own loopback address and listens on no port at all: whatever
   reaches it must come over that connection.
-- `UdpUA`: a SIP Server (registrar, caller) on a UDP socket.
+- `UdpUA`: a SIP Server (registrar, caller) on a UDP socket (sip_peer.UdpUA).
 - `Certs`: a CA, server and client certificates made with `openssl`.
 
 Messages are plain text; `SipMsg` parses them.  Nothing here is a SIP stack:
@@ -263,62 +263,13 @@ class StreamUA:
         self.closed = True
 
 
-class UdpUA:
-    """A SIP Server (or any UDP peer) on ip:port."""
-
-    def __init__(self, ip, port=5060):
-        self.ip = ip
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, port))
-        self.received = []
-
-    def via(self, branch=None):
-        return "SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport" % (
-            self.ip, self.port, branch or new_id("b"))
-
-    def send(self, text, addr):
-        self.sock.sendto(text.encode(), addr)
-
-    def recv(self, timeout=5.0, want=None):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("%s:%d: no SIP message within %.1fs"
-                                   % (self.ip, self.port, timeout))
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
-                continue
-            data, addr = self.sock.recvfrom(65536)
-            msg = SipMsg(data.decode(errors="replace"))
-            msg.src = addr
-            self.received.append(msg)
-            if want is None or want(msg):
-                return msg
-
-    def nothing(self, timeout=1.0, want=None):
-        """True when no (wanted) message arrives within timeout"""
-        try:
-            self.recv(timeout, want)
-            return False
-        except TimeoutError:
-            return True
-
-    def invite(self, ruri, proxy, to_user="1001", call_id=None, extra=()):
-        call_id = call_id or new_id("inv")
-        hs = [("Via", self.via()), ("Max-Forwards", "70"),
-              ("From", "<sip:sipserver@%s:%d>;tag=%s" % (self.ip, self.port, new_id("t"))),
-              ("To", "<sip:%s@%s>" % (to_user, self.ip)),
-              ("Call-ID", call_id), ("CSeq", "1 INVITE"),
-              ("Contact", "<sip:sipserver@%s:%d>" % (self.ip, self.port))]
-        hs += list(extra)
-        text = build("INVITE %s SIP/2.0" % ruri, hs)
-        self.send(text, proxy)
-        return SipMsg(text)
-
-    def close(self):
-        self.sock.close()
+def __getattr__(name):
+    # UdpUA is sip_peer.UdpUA (one receive loop for every test peer);
+    # imported on first use, as sip_peer imports this module
+    if name == "UdpUA":
+        from sip_peer import UdpUA
+        return UdpUA
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def client_context(cert=None, key=None, min_version=None, max_version=None,
