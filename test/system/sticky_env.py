@@ -157,41 +157,18 @@ def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",
 
 def tcp_conns(k):
     """the proxy's TCP/TLS connections as (type, src, dst-port) from
-    kamcmd core.tcp_list"""
-    out = k.rpc("core.tcp_list")
-    conns = []
-    for block in re.split(r"\n(?=\{)", out):
-        f = dict(re.findall(r"^\s*(\w+):\s*(\S+)", block, re.M))
-        if "type" in f and "src_ip" in f:
-            conns.append((f["type"], f["src_ip"], int(f["src_port"]),
-                          f["dst_ip"], int(f["dst_port"])))
-    return conns
+    core.tcp_list"""
+    return [(c["type"], c["src_ip"], c["src_port"], c["dst_ip"], c["dst_port"])
+            for c in k.rpc_json("core.tcp_list")]
 
 
 def bindings(k, aor=None):
     """genesys_tlssticky.list as a list of dicts"""
-    out = k.rpc(*(["genesys_tlssticky.list"] + ([aor] if aor else [])))
-    items = []
-    cur = None
-    for ln in out.splitlines():
-        m = re.match(r"\s*(\w+):\s*(.*)$", ln)
-        if not m:
-            continue
-        key, val = m.group(1), m.group(2).strip()
-        if key == "bindings":
-            continue
-        if key == "aor":
-            cur = {}
-            items.append(cur)
-        if cur is not None:
-            cur[key] = val
-    return items
+    return k.rpc_json("genesys_tlssticky.list", *([aor] if aor else []))[0]["bindings"]
 
 
 def stats(k):
-    out = k.rpc("genesys_tlssticky.stats")
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"(\w+):\s*(-?\d+)", out)}
+    return k.rpc_json("genesys_tlssticky.stats")
 
 
 def wait_for(pred, timeout=5.0, step=0.05):

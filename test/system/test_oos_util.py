@@ -7,7 +7,6 @@ chosen per probe): it answers, drops or delays each OPTIONS probe as a test
 policy decides, and records when and from where every probe arrived.
 """
 
-import re
 import socket
 import threading
 import time
@@ -83,25 +82,9 @@ def make_cfg(params, listen=(), fr_timer=30000):
                       listen="\n".join("listen=%s" % l for l in listen))
 
 
-def parse_rpc_structs(text):
-    """kamcmd output of structs -> [dict]."""
-    out, cur = [], None
-    for line in text.splitlines():
-        s = line.strip()
-        if s == "{":
-            cur = {}
-        elif s == "}":
-            if cur is not None:
-                out.append(cur)
-            cur = None
-        elif cur is not None and ":" in s:
-            key, val = s.split(":", 1)
-            cur[key.strip()] = val.strip()
-    return out
-
-
 def oos_list(k):
-    return parse_rpc_structs(k.rpc("genesys_oos.list"))
+    """genesys_oos.list (JSON-RPC): one dict per target, numbers as numbers"""
+    return k.rpc_json("genesys_oos.list")
 
 
 def target(k, uri, socket_name=None):
