@@ -67,10 +67,9 @@ def proc_cpu(pid):
 
 
 def probe_pid(k):
-    out = k.rpc("core.psx")
-    for pid, dsc in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out):
+    for pid, dsc in k.processes():
         if "GENESYS_OOS PROBE TIMER" in dsc:
-            return int(pid)
+            return pid
     raise RuntimeError("no probe process in core.psx")
 
 
@@ -113,7 +112,7 @@ def run(n, args, work):
         pcpu0, kcpu0, t0 = proc_cpu(pp), cpu_seconds(k.proc.pid), time.monotonic()
         time.sleep(args.duration)
         pcpu1, kcpu1, t1 = proc_cpu(pp), cpu_seconds(k.proc.pid), time.monotonic()
-        shm = dict(re.findall(r"(\w+): (\d+)", k.rpc("core.shmmem")))
+        shm = k.rpc_json("core.shmmem")
         resp.recording = False
         changes = STATE_RX.findall(k.log_text()[log0:])
     finally:
