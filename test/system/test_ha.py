@@ -9,6 +9,7 @@ import pytest
 
 import harness
 import ha_util as hu
+from cfgbuild import kamailio_cfg
 from ha_util import pool, wait_pool
 
 
@@ -645,29 +646,16 @@ def test_hash_load_balancing_keeps_each_dn_on_its_pair(
                    for r in back.requests("INVITE")), dn
 
 
-SCRIPT_CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-listen=LISTEN_UDP
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "kex"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "rr"
-loadmodule "pv"
-loadmodule "xlog"
-loadmodule "textops"
-loadmodule "genesys_oos"
-loadmodule "genesys_ha"
-modparam("ctl", "binrpc", CTL_SOCK)
-modparam("genesys_oos", "oos_check", 1)
+# genesys_oos probing fast, the pool in POOL_FILE
+HA_MODULES = ("kex", "tm", "sl", "rr", "pv", "xlog", "textops", "genesys_oos",
+              "genesys_ha")
+HA_PARAMS = """modparam("genesys_oos", "oos_check", 1)
 modparam("genesys_oos", "oos_force", 1)
 modparam("genesys_oos", "oos_timeout", 400)
 modparam("genesys_ha", "pool_file", POOL_FILE)
+"""
+
+SCRIPT_CFG = kamailio_cfg(children=1, modules=HA_MODULES, body=HA_PARAMS + """\
 modparam("genesys_ha", "serving_sipserver", "SIPS_A")
 modparam("genesys_ha", "lb_algorithm", "random")
 
@@ -697,7 +685,7 @@ request_route {
 	sl_send_reply("200", "tested");
 	exit;
 }
-"""
+""")
 
 
 def fn(k, name, arg="", peer=None):
@@ -807,33 +795,12 @@ def test_in_dialog_request_fails_over_before_detection(
     assert bak.requests("BYE")[0].startswith("BYE sip:sips@%s:5060 " % pri.address)
 
 
-KEMI_CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-listen=LISTEN_UDP
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "kex"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "rr"
-loadmodule "pv"
-loadmodule "textops"
-loadmodule "app_jsdt"
-loadmodule "genesys_oos"
-loadmodule "genesys_ha"
-modparam("ctl", "binrpc", CTL_SOCK)
-modparam("app_jsdt", "load", KEMI_SCRIPT)
-modparam("genesys_oos", "oos_check", 1)
-modparam("genesys_oos", "oos_force", 1)
-modparam("genesys_oos", "oos_timeout", 400)
-modparam("genesys_ha", "pool_file", POOL_FILE)
-modparam("genesys_ha", "event_callback", "ksr_genesys_ha_event")
-cfgengine "jsdt"
-"""
+KEMI_CFG = kamailio_cfg(
+    children=1, modules=("kex", "tm", "sl", "rr", "pv", "textops", "app_jsdt",
+                         "genesys_oos", "genesys_ha"),
+    body='modparam("app_jsdt", "load", KEMI_SCRIPT)\n' + HA_PARAMS
+    + 'modparam("genesys_ha", "event_callback", "ksr_genesys_ha_event")\n'
+    'cfgengine "jsdt"\n')
 
 KEMI_JS = r"""
 function ksr_request_route() {

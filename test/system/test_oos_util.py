@@ -1,5 +1,5 @@
 """Helpers for the genesys_oos system tests (no tests in this file): a
-small kamailio.cfg, the genesys_oos.list parser, and a scriptable UDP SIP
+small kamailio.cfg, genesys_oos.list over JSON-RPC, and a scriptable UDP SIP
 responder.
 
 The responder is a real socket peer (like SIPp, but its answers can be
@@ -12,33 +12,10 @@ import threading
 import time
 
 import harness
+from cfgbuild import kamailio_cfg, modparam
 
-# {params}: modparam lines; {listen}: extra listen lines
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-log_prefix="{{$mt $ci}} "
-children=2
-tcp_children=2
-listen=LISTEN_UDP
-listen=LISTEN_TCP
-{listen}
-auto_aliases=no
-dns=no
-rev_dns=no
-
-loadmodule "ctl"
-loadmodule "cfg_rpc"
-loadmodule "kex"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "pv"
-loadmodule "xlog"
-loadmodule "textops"
-loadmodule "genesys_oos"
-
-modparam("ctl", "binrpc", CTL_SOCK)
-modparam("tm", "fr_timer", {fr_timer})
+# after the common header: {params}: modparam lines
+ROUTES = """modparam("tm", "fr_timer", {fr_timer})
 {params}
 
 request_route {{
@@ -72,14 +49,14 @@ event_route[genesys-oos:target-down] {{
 def make_cfg(params, listen=(), fr_timer=30000):
     """params: {name: value} or [(name, value)] (repeatable names)."""
     items = params.items() if isinstance(params, dict) else params
-    lines = []
-    for name, value in items:
-        if isinstance(value, int):
-            lines.append('modparam("genesys_oos", "%s", %d)' % (name, value))
-        else:
-            lines.append('modparam("genesys_oos", "%s", "%s")' % (name, value))
-    return CFG.format(params="\n".join(lines), fr_timer=fr_timer,
-                      listen="\n".join("listen=%s" % l for l in listen))
+    lines = [modparam("genesys_oos", name, value) for name, value in items]
+    return kamailio_cfg(
+        children=2, tcp_children=2,
+        listen=("LISTEN_UDP", "LISTEN_TCP") + tuple(listen),
+        globals_='log_prefix="{$mt $ci} "',
+        modules=("cfg_rpc", "kex", "tm", "sl", "pv", "xlog", "textops",
+                 "genesys_oos"),
+        body=ROUTES.format(params="\n".join(lines), fr_timer=fr_timer))
 
 
 def oos_list(k):
