@@ -167,11 +167,7 @@ method = TLSv1.2+
 verify_certificate = no
 require_certificate = no
 """ % (certs.server_key, certs.server))
-    cfg = make_cfg(params, listen=["LISTEN_TLS"])
-    cfg = cfg.replace("auto_aliases=no", "auto_aliases=no\nenable_tls=yes", 1)
-    cfg = cfg.replace('loadmodule "genesys_oos"',
-                      'loadmodule "tls"\nmodparam("tls", "config", TLS_CFG)\n'
-                      'loadmodule "genesys_oos"', 1)
+    cfg = make_cfg(params, tls=True)
     address = harness.next_address()
     return kamailio_factory(cfg_text=cfg, address=address,
                             defines={"LISTEN_TLS": "tls:%s:5061" % address,

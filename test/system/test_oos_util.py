@@ -12,7 +12,7 @@ import threading
 import time
 
 import harness
-from cfgbuild import kamailio_cfg, modparam
+from cfgbuild import Define, kamailio_cfg, modparam
 
 # after the common header: {params}: modparam lines
 ROUTES = """modparam("tm", "fr_timer", {fr_timer})
@@ -46,16 +46,21 @@ event_route[genesys-oos:target-down] {{
 """
 
 
-def make_cfg(params, listen=(), fr_timer=30000):
-    """params: {name: value} or [(name, value)] (repeatable names)."""
+def make_cfg(params, listen=(), fr_timer=30000, tls=False):
+    """params: {name: value} or [(name, value)] (repeatable names); tls:
+    the tls module (loaded before genesys_oos, its config in the TLS_CFG
+    define) and a LISTEN_TLS socket."""
     items = params.items() if isinstance(params, dict) else params
     lines = [modparam("genesys_oos", name, value) for name, value in items]
+    if tls:
+        listen = tuple(listen) + ("LISTEN_TLS",)
+        lines.insert(0, modparam("tls", "config", Define("TLS_CFG")))
     return kamailio_cfg(
         children=2, tcp_children=2,
         listen=("LISTEN_UDP", "LISTEN_TCP") + tuple(listen),
-        globals_='log_prefix="{$mt $ci} "',
-        modules=("cfg_rpc", "kex", "tm", "sl", "pv", "xlog", "textops",
-                 "genesys_oos"),
+        globals_='log_prefix="{$mt $ci} "' + ("\nenable_tls=yes" if tls else ""),
+        modules=("cfg_rpc", "kex", "tm", "sl", "pv", "xlog", "textops")
+        + (("tls",) if tls else ()) + ("genesys_oos",),
         body=ROUTES.format(params="\n".join(lines), fr_timer=fr_timer))
 
 
