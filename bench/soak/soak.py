@@ -354,19 +354,18 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             if now > t0 + duration + 120:
                 break
             if now >= nxt_sw:
-                r = k.rpc_raw("genesys_ha.switchover", "SIPS_A")
-                if r.returncode != 0 or r.stdout.startswith("error"):
-                    res["rpc_failed"].append(("switchover", r.stdout
-                                              + r.stderr))
-                else:
+                try:
+                    k.rpc_json("genesys_ha.switchover", "SIPS_A")
                     res["switchovers"] += 1
+                except harness.HarnessError as e:
+                    res["rpc_failed"].append(("switchover", str(e)))
                 nxt_sw += switchover_every
             if now >= nxt_reload:
-                r = k.rpc_raw("genesys_ha.reload")
-                if r.returncode != 0 or r.stdout.startswith("error"):
-                    res["rpc_failed"].append(("reload", r.stdout + r.stderr))
-                else:
+                try:
+                    k.rpc_json("genesys_ha.reload")
                     res["reloads"] += 1
+                except harness.HarnessError as e:
+                    res["rpc_failed"].append(("reload", str(e)))
                 nxt_reload += reload_every
             if now >= nxt_sample:
                 pids = pids_of(k)
@@ -415,7 +414,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             res["registrations"] = ph.ok
             res["registrations_failed"] = ph.failed[:20]
             res["registrations_failed_n"] = len(ph.failed)
-        res["bindings"] = k.rpc("genesys_tlssticky.stats")
+        res["bindings"] = k.rpc_json("genesys_tlssticky.stats")
         ph = None
         for key in ("shm", "shm_used", "pkg", "rss", "rss_anon"):
             v = slope(res["samples"], key, warmup)

@@ -128,7 +128,7 @@ def run(args, log=print):
         if alive():
             info["shm_held"] = tls_swarm.shm_real_used(k)
             info["phones_held"] = up
-            info["tcp_info"] = " ".join(k.rpc("core.tcp_info").split())
+            info["tcp_info"] = k.rpc_json("core.tcp_info")
         log("  t+%4.0fs: %d phones connected, %d CRITICAL/BUG lines, "
             "kamailio %s" % (elapsed, up, len(tls_swarm.critical_lines(k)),
                              "alive" if alive() else "DEAD"))
