@@ -87,15 +87,20 @@ class RpcError(HarnessError):
 # Appended to every cfg the harness writes: Kamailio's jsonrpcs module on a
 # unix datagram socket in the workdir, for Kamailio.rpc_json.  A cfg that
 # loads jsonrpcs itself (the reference one does, for HTTP) keeps its load
-# (MOD_<name> is defined by every loadmodule); the last modparam wins, and
-# transport 0 serves every transport that is configured: HTTP where xhttp is
-# loaded, the datagram socket, not the FIFO (no name).
+# (every loadmodule defines MOD_<name>) and, with xhttp loaded, its HTTP
+# transport: the last modparam wins, transport is a bit mask (1 HTTP,
+# 2 FIFO, 4 datagram).
 JSONRPC_CFG = """
 #!ifndef MOD_jsonrpcs
 loadmodule "jsonrpcs.so"
+modparam("jsonrpcs", "transport", 4)
+#!else
+#!ifdef MOD_xhttp
+modparam("jsonrpcs", "transport", 5)
+#!else
+modparam("jsonrpcs", "transport", 4)
 #!endif
-modparam("jsonrpcs", "transport", 0)
-modparam("jsonrpcs", "fifo_name", "")
+#!endif
 modparam("jsonrpcs", "dgram_socket", "%s")
 """
 
@@ -232,9 +237,10 @@ class Kamailio:
         """One JSON-RPC call over jsonrpcs' datagram socket: the decoded
         result (dicts, lists, numbers and strings as the RPC added them);
         raises RpcError with Kamailio's code and message on an error.
-        jsonrpcs cuts a fault's message to 127 characters (kamcmd shows up
-        to the 200 that kg_rpc_fault keeps): check long fault texts with
-        rpc_raw."""
+        Two limits of jsonrpcs, where kamcmd (rpc, rpc_raw) stays: it cuts
+        a fault's message to 127 characters (kamcmd shows the 200 that
+        kg_rpc_fault keeps), and of an RPC that adds several values
+        without RET_ARRAY (cfg.help) it answers only the last one."""
         req_id = next(self._rpc_ids)
         req = json.dumps({"jsonrpc": "2.0", "method": method,
                           "params": list(params), "id": req_id})

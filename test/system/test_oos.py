@@ -815,8 +815,9 @@ def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
         k.wait_log(r"ERROR: .*integer value is out of range\n.*ERROR: .*"
                    r"failed to set the variable: genesys_oos\.%s\n" % var,
                    start=start)
-        # the range is in the variable's help
-        assert allowed in k.rpc_json("cfg.help", "genesys_oos", var)
+        # the range is in the variable's help (kamcmd: cfg.help adds two
+        # values, a JSON-RPC answer carries only the last one)
+        assert allowed in k.rpc("cfg.help", "genesys_oos", var)
     assert k.rpc_json("cfg.get", "genesys_oos", "oos_check") == 2
     assert k.rpc_json("cfg.get", "genesys_oos", "oos_force") == 1
     assert target(k, up.uri)["state"] == "active"
@@ -829,8 +830,7 @@ def test_shorter_period_at_run_time_shortens_the_deadline(kamailio_factory,
     (2 s) instead of outliving it, so a silent target is down after 2 s."""
     k = start_kamailio(kamailio_factory, {"oos_check": 5, "oos_force": 5,
                                           "oos_timeout": 4000})
-    r = _set_now(k, "oos_check", 2)
-    assert r.returncode == 0 and not r.stdout.startswith("error"), r
+    _set_now(k, "oos_check", 2)
     k.wait_log(r"oos_check 5 -> 2 s, oos_force 5 -> 5 s: .*probe deadline "
                r"2000 ms \(oos_timeout shortened to the shortest period\)")
     silent = responders(policy=lambda n, src: (None, 0))
