@@ -39,13 +39,9 @@ SIPP_DIR = HERE / "sipp"
 
 
 def worker_pids(kam, kinds=("receiver",)):
-    """pids of the SIP worker processes (kamcmd core.psx)."""
-    out = kam.rpc("core.psx")
-    pids = []
-    for pid, dsc in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out):
-        if any(k in dsc for k in kinds):
-            pids.append(int(pid))
-    return pids
+    """pids of the SIP worker processes (core.psx)."""
+    return [pid for pid, dsc in kam.processes()
+            if any(k in dsc for k in kinds)]
 
 
 def sum_callgrind(outdir, pids=None):

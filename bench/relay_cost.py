@@ -20,25 +20,8 @@ import tempfile
 from pathlib import Path
 
 import benchlib
+from cfgbuild import kamailio_cfg  # noqa: E402 (benchlib's sys.path)
 
-COMMON_HEAD = """#!KAMAILIO
-debug=1
-log_stderror=yes
-children=CHILDREN
-listen=LISTEN_UDP
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "rr"
-loadmodule "pv"
-loadmodule "maxfwd"
-loadmodule "siputils"
-loadmodule "textops"
-modparam("ctl", "binrpc", CTL_SOCK)
-"""
 
 COMMON_ROUTE = """
 request_route {
@@ -91,7 +74,9 @@ CONFIGS["dispatcher_same_rr"] = dict(
 
 def render(name, uas_hostport, workdir, extra_configs=None):
     c = dict(CONFIGS, **(extra_configs or {}))[name]
-    text = COMMON_HEAD + c["modules"] + COMMON_ROUTE % c
+    text = kamailio_cfg(debug=1, modules=("tm", "sl", "rr", "pv", "maxfwd",
+                                          "siputils", "textops"),
+                        body=c["modules"] + COMMON_ROUTE % c)
     text = text.replace("UAS_HOSTPORT", uas_hostport)
     if "DS_LIST" in text:
         ds = Path(workdir) / ("dispatcher-%s.list" % name)

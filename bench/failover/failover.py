@@ -113,8 +113,11 @@ def _ds_setup(workdir, pri, bak):
 
 def _ds_ready(k, pri, bak):
     """primary active, backup inactive (its probe timed out)"""
-    out = k.rpc("dispatcher.list")
-    flags = dict(re.findall(r"URI: sip:([\d.]+):5060\s+FLAGS: (\w+)", out))
+    flags = {}
+    for rec in k.rpc_json("dispatcher.list").get("RECORDS", []):
+        for t in rec["SET"]["TARGETS"]:
+            dest = t["DEST"]
+            flags[dest["URI"][len("sip:"):].rsplit(":", 1)[0]] = dest["FLAGS"]
     return flags.get(pri, "").startswith("A") and flags.get(bak, "").startswith("I")
 
 

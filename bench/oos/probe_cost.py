@@ -35,27 +35,16 @@ TOP = HERE.parents[1]
 sys.path.insert(0, str(TOP / "test" / "system"))
 
 import harness  # noqa: E402
+from cfgbuild import kamailio_cfg  # noqa: E402
 
 sys.path.insert(0, str(TOP / "bench"))
 from benchlib import cpu_seconds  # noqa: E402
 
-BASE = """#!KAMAILIO
-debug=1
-log_stderror=yes
-children=2
-listen=LISTEN_UDP
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "kex"
-loadmodule "tm"
-loadmodule "sl"
-modparam("ctl", "binrpc", CTL_SOCK)
-modparam("tm", "fr_timer", 4000)
+BASE = kamailio_cfg(debug=1, children=2, modules=("kex", "tm", "sl"),
+                    body="""modparam("tm", "fr_timer", 4000)
 %s
 request_route { sl_send_reply("404", "Not here"); }
-"""
+""")
 
 
 def oos_cfg(targets, transport_check, slots=8):

@@ -33,29 +33,17 @@ sys.path.insert(0, str(TOP / "test" / "system"))
 sys.path.insert(0, str(TOP / "bench"))
 
 import harness  # noqa: E402
+from cfgbuild import kamailio_cfg  # noqa: E402
 from oos_responder import ManyResponder, member_address  # noqa: E402
 from benchlib import cpu_seconds  # noqa: E402
 
-BASE = """#!KAMAILIO
-debug=1
-log_stderror=yes
-children=CHILDREN
-listen=LISTEN_UDP
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "kex"
-loadmodule "tm"
-loadmodule "sl"
-modparam("ctl", "binrpc", CTL_SOCK)
-loadmodule "genesys_oos"
-modparam("genesys_oos", "oos_check", %(period)d)
+BASE = kamailio_cfg(debug=1, modules=("kex", "tm", "sl", "genesys_oos"),
+                    body="""modparam("genesys_oos", "oos_check", %(period)d)
 modparam("genesys_oos", "oos_force", %(period)d)
 modparam("genesys_oos", "oos_timeout", %(timeout)d)
 %(targets)s
 request_route { sl_send_reply("404", "Not here"); }
-"""
+""")
 
 STATE_RX = re.compile(r"target (sip:\S+) state (\w+) -> (\w+)")
 
@@ -67,10 +55,9 @@ def proc_cpu(pid):
 
 
 def probe_pid(k):
-    out = k.rpc("core.psx")
-    for pid, dsc in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out):
+    for pid, dsc in k.processes():
         if "GENESYS_OOS PROBE TIMER" in dsc:
-            return int(pid)
+            return pid
     raise RuntimeError("no probe process in core.psx")
 
 
@@ -113,7 +100,7 @@ def run(n, args, work):
         pcpu0, kcpu0, t0 = proc_cpu(pp), cpu_seconds(k.proc.pid), time.monotonic()
         time.sleep(args.duration)
         pcpu1, kcpu1, t1 = proc_cpu(pp), cpu_seconds(k.proc.pid), time.monotonic()
-        shm = dict(re.findall(r"(\w+): (\d+)", k.rpc("core.shmmem")))
+        shm = k.rpc_json("core.shmmem")
         resp.recording = False
         changes = STATE_RX.findall(k.log_text()[log0:])
     finally:

@@ -109,16 +109,13 @@ def rss(pids):
 
 def shm_used(k):
     """(real_used, used): with and without the allocator's overhead"""
-    out = k.rpc("core.shmmem")
-    m = re.search(r"real_used:\s+(\d+)", out)
-    u = re.search(r"\bused:\s+(\d+)", out)
-    return (int(m.group(1)) if m else None, int(u.group(1)) if u else None)
+    shm = k.rpc_json("core.shmmem")
+    return shm["real_used"], shm["used"]
 
 
 def pkg_used(k):
     """sum of the pkg memory in use over every process (pkg.stats)"""
-    out = k.rpc("pkg.stats")
-    used = [int(x) for x in re.findall(r"^\s*real_used:\s+(\d+)", out, re.M)]
+    used = [p["real_used"] for p in k.rpc_json("pkg.stats") if "real_used" in p]
     return sum(used) if used else None
 
 
@@ -132,11 +129,15 @@ def modstats(k):
     res = {}
     # one module at a time: "all" does not fit in one ctl reply
     for mod in MODSTATS_MODULES:
-        out = k.rpc_raw("mod.stats", mod, "shm").stdout
-        for m in re.finditer(r"Module: (\S+?)\s*\{(.*?)\}", out, re.S):
-            res[m.group(1)] = {f: int(v) for f, v in
-                               re.findall(r"^\s*(\S+): (\d+)$",
-                                          m.group(2), re.M)}
+        try:
+            out = k.rpc_json("mod.stats", mod, "shm")
+        except harness.RpcError:
+            continue
+        # ["Module: <name>", {"function(line)": bytes}, ...]
+        for head, fns in zip(out, out[1:]):
+            if isinstance(head, str) and head.startswith("Module: ") \
+                    and isinstance(fns, dict):
+                res[head.split(": ", 1)[1]] = fns
     return res
 
 
@@ -153,8 +154,10 @@ def modstats_growth(a, b, min_bytes=4096):
 
 def tm_current(k):
     """transactions alive (tm.stats current)"""
-    m = re.search(r"current:\s+(\d+)", k.rpc_raw("tm.stats").stdout)
-    return int(m.group(1)) if m else None
+    try:
+        return k.rpc_json("tm.stats")["current"]
+    except harness.HarnessError:
+        return None
 
 
 def asan_mapped(pids, asan_dir):
@@ -351,19 +354,18 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             if now > t0 + duration + 120:
                 break
             if now >= nxt_sw:
-                r = k.rpc_raw("genesys_ha.switchover", "SIPS_A")
-                if r.returncode != 0 or r.stdout.startswith("error"):
-                    res["rpc_failed"].append(("switchover", r.stdout
-                                              + r.stderr))
-                else:
+                try:
+                    k.rpc_json("genesys_ha.switchover", "SIPS_A")
                     res["switchovers"] += 1
+                except harness.HarnessError as e:
+                    res["rpc_failed"].append(("switchover", str(e)))
                 nxt_sw += switchover_every
             if now >= nxt_reload:
-                r = k.rpc_raw("genesys_ha.reload")
-                if r.returncode != 0 or r.stdout.startswith("error"):
-                    res["rpc_failed"].append(("reload", r.stdout + r.stderr))
-                else:
+                try:
+                    k.rpc_json("genesys_ha.reload")
                     res["reloads"] += 1
+                except harness.HarnessError as e:
+                    res["rpc_failed"].append(("reload", str(e)))
                 nxt_reload += reload_every
             if now >= nxt_sample:
                 pids = pids_of(k)
@@ -412,7 +414,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
             res["registrations"] = ph.ok
             res["registrations_failed"] = ph.failed[:20]
             res["registrations_failed_n"] = len(ph.failed)
-        res["bindings"] = k.rpc("genesys_tlssticky.stats")
+        res["bindings"] = k.rpc_json("genesys_tlssticky.stats")
         ph = None
         for key in ("shm", "shm_used", "pkg", "rss", "rss_anon"):
             v = slope(res["samples"], key, warmup)

@@ -32,34 +32,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "test" / "system"))
 
 import harness  # noqa: E402
+from cfgbuild import kamailio_cfg  # noqa: E402
 import sticky_env as env  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))
 from benchlib import MEM_ARGS, sum_callgrind, under_callgrind, worker_pids  # noqa: E402
 from tls_ua import Certs, StreamUA, UdpUA, response, build, uri_of  # noqa: E402
 
-BASELINE = """#!KAMAILIO
-debug=1
-log_stderror=yes
-children=CHILDREN
-tcp_children=CHILDREN
-listen=LISTEN_UDP
-enable_tls=yes
-listen=LISTEN_TLS
-auto_aliases=no
-dns=no
-rev_dns=no
-loadmodule "ctl"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "rr"
-loadmodule "pv"
-loadmodule "corex"
-loadmodule "textops"
-loadmodule "siputils"
-loadmodule "tls"
-modparam("tls", "config", TLS_CFG)
-modparam("ctl", "binrpc", CTL_SOCK)
+BASELINE = kamailio_cfg(
+    debug=1, tcp_children="CHILDREN", listen=("LISTEN_UDP", "LISTEN_TLS"),
+    globals_="enable_tls=yes",
+    modules=("tm", "sl", "rr", "pv", "corex", "textops", "siputils", "tls"),
+    body="""modparam("tls", "config", TLS_CFG)
 request_route {
 	if (is_method("REGISTER")) {
 		$du = REGISTRAR;
@@ -73,7 +57,7 @@ request_route {
 	}
 	t_relay();
 }
-"""
+""")
 
 
 def one_run(workdir, certs, variant, phase, n):

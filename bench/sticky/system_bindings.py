@@ -12,7 +12,6 @@ Usage: bench/sticky/system_bindings.py [--sizes 100,1000,10000]
 """
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -28,8 +27,7 @@ from tls_ua import Certs, StreamUA, UdpUA, response, build, uri_of  # noqa: E402
 
 
 def shm_used(k):
-    out = k.rpc("core.shmmem")
-    return int(re.search(r"used:\s*(\d+)", out).group(1))
+    return k.rpc_json("core.shmmem")["used"]
 
 
 def register_many(phone, srv, proxy_addr, n, batch=200):
@@ -107,8 +105,7 @@ def main():
             # until none is left, so only the bindings remain
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                st = k.rpc("tm.stats")
-                if re.search(r"current:\s*0\b", st):
+                if k.rpc_json("tm.stats")["current"] == 0:
                     break
                 time.sleep(0.5)
             time.sleep(1.2)

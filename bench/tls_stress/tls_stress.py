@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "test" / "system"))
 
 import harness  # noqa: E402
+from cfgbuild import kamailio_cfg  # noqa: E402
 import tls_swarm  # noqa: E402
 from tls_ua import Certs  # noqa: E402
 
@@ -47,44 +48,30 @@ SECRET = "bench-pool-secret-0123456789abcdef"
 # called): stock 5.6.3 alone crashes at these phone counts. TLS settings as
 # the reference config's (ssl_release_buffers 1), so the difference is the
 # routing and the modules.
-PLAIN_CFG = """#!KAMAILIO
-disable_core_dump=yes
-debug=2
-log_stderror=no
-children=CHILDREN
-tcp_children=CHILDREN
-listen=LISTEN_UDP
-listen=LISTEN_TLS
+PLAIN_CFG = kamailio_cfg(
+    log_stderror=False, tcp_children="CHILDREN",
+    listen=("LISTEN_UDP", "LISTEN_TLS"),
+    globals_="""disable_core_dump=yes
 enable_tls=yes
-auto_aliases=no
-dns=no
-rev_dns=no
 tcp_connection_lifetime=3605
 tcp_accept_no_cl=yes
 tcp_keepalive=yes
 tcp_max_connections=TCP_MAX_CONNECTIONS
 tls_max_connections=TLS_MAX_CONNECTIONS
-open_files_limit=OPEN_FILES_LIMIT
-loadmodule "ctl"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "pv"
-loadmodule "textops"
-loadmodule "tls"
-modparam("tls", "config", TLS_CFG)
+open_files_limit=OPEN_FILES_LIMIT""",
+    modules=("tm", "sl", "pv", "textops", "tls", "genesys_tlssticky"),
+    body="""modparam("tls", "config", TLS_CFG)
 modparam("tls", "connection_timeout", 3605)
 modparam("tls", "ssl_release_buffers", 1)
-loadmodule "genesys_tlssticky"
 modparam("genesys_tlssticky", "secret", "%s")
 modparam("genesys_tlssticky", "openssl_atfork", OPENSSL_ATFORK)
-modparam("ctl", "binrpc", CTL_SOCK)
 request_route {
 	if (is_method("ACK") && !t_check_trans()) exit;
 	if (is_method("REGISTER")) $du = REGISTRAR;
 	if (!t_relay()) sl_reply_error();
 	exit;
 }
-""" % SECRET
+""" % SECRET)
 
 
 def start_proxy(workdir, certs, registrar_ip, args):
@@ -141,7 +128,7 @@ def run(args, log=print):
         if alive():
             info["shm_held"] = tls_swarm.shm_real_used(k)
             info["phones_held"] = up
-            info["tcp_info"] = " ".join(k.rpc("core.tcp_info").split())
+            info["tcp_info"] = k.rpc_json("core.tcp_info")
         log("  t+%4.0fs: %d phones connected, %d CRITICAL/BUG lines, "
             "kamailio %s" % (elapsed, up, len(tls_swarm.critical_lines(k)),
                              "alive" if alive() else "DEAD"))

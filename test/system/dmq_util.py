@@ -1,33 +1,16 @@
 """Helpers for the pool-acts-as-one tests (issue 11): N kamailio proxies
 of one pool sharing decisions over Kamailio's dmq module on loopback."""
 
-import re
 import time
 
 import harness
 import ha_util as hu
 
 
-def parse_peers(text):
-    """kamcmd genesys_ha.peers -> (header dict, {address: peer dict})"""
-    head, peers, cur = {}, {}, None
-    for raw in text.splitlines():
-        line = raw.strip()
-        m = re.match(r"([a-z_]+):\s*(.*)$", line)
-        if not m:
-            continue
-        key, val = m.group(1), m.group(2)
-        if key == "address":
-            cur = peers.setdefault(val, {})
-        elif cur is not None:
-            cur[key] = val
-        else:
-            head[key] = val
-    return head, peers
-
-
 def peers(k):
-    return parse_peers(k.rpc("genesys_ha.peers"))
+    """genesys_ha.peers (JSON-RPC) -> (its own fields, {address: peer})"""
+    head = k.rpc_json("genesys_ha.peers")
+    return head, {p["address"]: p for p in head.get("peers", [])}
 
 
 DMQ_PORT = 5090
@@ -100,7 +83,7 @@ class Pool:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError("peers not all up:\n" + "\n".join(
-                    k.rpc("genesys_ha.peers") for k in self.ks if k))
+                    str(peers(k)[0]) for k in self.ks if k))
             time.sleep(0.05)
 
 
@@ -116,7 +99,7 @@ def wait_active(ks, pair, role, timeout=5.0):
         if time.monotonic() - t0 > timeout:
             raise AssertionError("%s not on %s within %.1fs:\n%s" % (
                 [k.address for k in left], role, timeout,
-                "\n".join(k.rpc("genesys_ha.pool") for k in left)))
+                "\n".join(str(hu.pool(k)) for k in left)))
         time.sleep(0.002)
     return time.monotonic() - t0
 

@@ -70,55 +70,21 @@ def start_proxy(kamailio_factory, pool_path, name="proxy", defines=None,
                             defines=d, address=address, **kw)
 
 
-def parse_pool(text):
-    """kamcmd genesys_ha.pool -> {pair name: {state, active, members:
-    {role: {state, ...}}, switchovers, ...}} (plus '_fs': {name: state})."""
-    pairs, fs = {}, {}
-    cur = None
-    member = None
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        m = re.match(r"^([A-Za-z_]+):\s*(.*)$", line)
-        if not m:
-            continue
-        key, val = m.group(1), m.group(2)
-        if key == "pairs":
-            section = "pairs"
-        elif key == "feature_servers":
-            section = "fs"
-        elif key == "proxies":
-            section = "proxies"
-        if section == "pairs":
-            if key == "name":
-                cur = {"members": {}, "name": val}
-                pairs[val] = cur
-                member = None
-            elif cur is not None and key == "role":
-                member = {"role": val}
-                cur["members"][val] = member
-            elif member is not None and key in ("uri", "address", "state",
-                                                  "since", "active",
-                                                  "probe_id"):
-                member[key] = val
-                if key == "probe_id":
-                    member = None
-            elif cur is not None and key in ("time", "from", "to", "trigger"):
-                cur.setdefault("last_switchover", {})[key] = val
-            elif cur is not None and val not in ("", "{"):
-                cur[key] = val
-        elif section == "fs":
-            if key == "name":
-                cur = {"name": val}
-                fs[val] = cur
-            elif cur is not None and val not in ("", "{"):
-                cur[key] = val
-    pairs["_fs"] = fs
-    return pairs
-
-
 def pool(k):
-    return parse_pool(k.rpc("genesys_ha.pool"))
+    """genesys_ha.pool (JSON-RPC) -> {pair name: pair, '_fs': {name: feature
+    server}}: the RPC's pairs keyed by name, a pair's members keyed by role
+    ({role: {uri, address, state, since, active, probe_id}}), numbers as
+    numbers; the pool's own fields (generation, file, ...) under '_pool'."""
+    res = k.rpc_json("genesys_ha.pool")
+    pairs = {}
+    for pair in res["pairs"] if isinstance(res["pairs"], list) else []:
+        pair = dict(pair)
+        pair["members"] = {m["role"]: m for m in pair.get("members", [])}
+        pairs[pair["name"]] = pair
+    pairs["_fs"] = {f["name"]: f for f in res.get("feature_servers", [])}
+    pairs["_pool"] = {key: val for key, val in res.items()
+                      if key not in ("pairs", "feature_servers")}
+    return pairs
 
 
 def wait_pool(k, pred, timeout=8.0, what="condition"):

@@ -6,6 +6,7 @@ import re
 import time
 
 import harness
+from cfgbuild import kamailio_cfg
 
 SECRET = "test-pool-secret-0123456789abcdef"
 
@@ -33,40 +34,22 @@ def render_cfg(modparams=(), debug=2, tls=True, extra_modules="",
     extra_globals: more global parameters (listen=, tcp_keepidle=, ...)."""
     mp = "\n".join('modparam("genesys_tlssticky", "%s", %s)' % (k, v)
                    for k, v in modparams)
-    tls_listen = "enable_tls=yes\nlisten=LISTEN_TLS\n" if tls else ""
-    tls_mod = 'loadmodule "tls"\nmodparam("tls", "config", TLS_CFG)\nmodparam("tls", "connection_timeout", 3605)\n' if tls else ""
-    return """#!KAMAILIO
-debug=%(debug)d
-log_stderror=yes
-children=CHILDREN
-tcp_children=CHILDREN
-listen=LISTEN_UDP
-listen=LISTEN_TCP
-%(tls_listen)s
-auto_aliases=no
-dns=no
-rev_dns=no
-tcp_connection_lifetime=3605
-tcp_accept_no_cl=yes
-tcp_keepalive=yes
-%(extra_globals)s
+    tls_mod = 'modparam("tls", "config", TLS_CFG)\nmodparam("tls", "connection_timeout", 3605)\n' if tls else ""
+    return kamailio_cfg(
+        debug=debug, tcp_children="CHILDREN",
+        listen=("LISTEN_UDP", "LISTEN_TCP") + (("LISTEN_TLS",) if tls else ()),
+        globals_=("enable_tls=yes\n" if tls else "")
+        + "tcp_connection_lifetime=3605\ntcp_accept_no_cl=yes\n"
+        "tcp_keepalive=yes\n" + extra_globals,
+        modules=("corex", "tm", "sl", "rr", "pv", "maxfwd", "textops",
+                 "siputils", "xlog", "kex") + (("tls",) if tls else ())
+        + ("genesys_tlssticky",),
+        body=ROUTES % dict(extra_modules=extra_modules,
+                           extra_routes=extra_routes, tls_mod=tls_mod,
+                           secret=SECRET, mp=mp, blocks=sticky_blocks()))
 
-loadmodule "ctl"
-loadmodule "corex"
-loadmodule "tm"
-loadmodule "sl"
-loadmodule "rr"
-loadmodule "pv"
-loadmodule "maxfwd"
-loadmodule "textops"
-loadmodule "siputils"
-loadmodule "xlog"
-loadmodule "kex"
-%(tls_mod)s
-loadmodule "genesys_tlssticky"
-%(extra_modules)s
 
-modparam("ctl", "binrpc", CTL_SOCK)
+ROUTES = """%(tls_mod)s%(extra_modules)s
 modparam("rr", "enable_double_rr", 1)
 modparam("genesys_tlssticky", "secret", "%(secret)s")
 %(mp)s
@@ -117,8 +100,7 @@ route[RELAY] {
 %(blocks)s
 
 %(extra_routes)s
-""" % dict(extra_globals=extra_globals, extra_modules=extra_modules, extra_routes=extra_routes, debug=debug, tls_listen=tls_listen, tls_mod=tls_mod, secret=SECRET,
-           mp=mp, blocks=sticky_blocks())
+"""
 
 
 def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None):
@@ -157,41 +139,18 @@ def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",
 
 def tcp_conns(k):
     """the proxy's TCP/TLS connections as (type, src, dst-port) from
-    kamcmd core.tcp_list"""
-    out = k.rpc("core.tcp_list")
-    conns = []
-    for block in re.split(r"\n(?=\{)", out):
-        f = dict(re.findall(r"^\s*(\w+):\s*(\S+)", block, re.M))
-        if "type" in f and "src_ip" in f:
-            conns.append((f["type"], f["src_ip"], int(f["src_port"]),
-                          f["dst_ip"], int(f["dst_port"])))
-    return conns
+    core.tcp_list"""
+    return [(c["type"], c["src_ip"], c["src_port"], c["dst_ip"], c["dst_port"])
+            for c in k.rpc_json("core.tcp_list")]
 
 
 def bindings(k, aor=None):
     """genesys_tlssticky.list as a list of dicts"""
-    out = k.rpc(*(["genesys_tlssticky.list"] + ([aor] if aor else [])))
-    items = []
-    cur = None
-    for ln in out.splitlines():
-        m = re.match(r"\s*(\w+):\s*(.*)$", ln)
-        if not m:
-            continue
-        key, val = m.group(1), m.group(2).strip()
-        if key == "bindings":
-            continue
-        if key == "aor":
-            cur = {}
-            items.append(cur)
-        if cur is not None:
-            cur[key] = val
-    return items
+    return k.rpc_json("genesys_tlssticky.list", *([aor] if aor else []))[0]["bindings"]
 
 
 def stats(k):
-    out = k.rpc("genesys_tlssticky.stats")
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"(\w+):\s*(-?\d+)", out)}
+    return k.rpc_json("genesys_tlssticky.stats")
 
 
 def wait_for(pred, timeout=5.0, step=0.05):

@@ -147,8 +147,8 @@ def test_ringing_call_on_dead_primary_is_answered_by_backup(
                      % re.escape(pri.address), log), log[-3000:]
     assert re.search(r"request to primary sip:%s:5060 failed \(no answer\): "
                      r"retrying on backup" % re.escape(pri.address), log)
-    out = k.rpc("stats.get_statistics", "genesys_ha:")
-    assert re.search(r"pending_ended = 1\b", out), out
+    st = k.statistics("genesys_ha:")
+    assert st["pending_ended"] == 1, st
     c.close()
 
 
@@ -358,10 +358,9 @@ def test_many_ringing_calls_all_rebranched(
 
 def _t1_process_cpu(k):
     """CPU seconds (user+sys) used so far by the T1 check process."""
-    out = k.rpc("core.psx")
-    pids = [int(p) for p, d in re.findall(r"PID: (\d+)\s+DSC: ([^\n]*)", out)
-            if "GENESYS_HA T1 CHECK" in d]
-    assert len(pids) == 1, out
+    procs = k.processes()
+    pids = [p for p, d in procs if "GENESYS_HA T1 CHECK" in d]
+    assert len(pids) == 1, procs
     fields = open("/proc/%d/stat" % pids[0]).read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / float(
         harness.os.sysconf("SC_CLK_TCK"))
@@ -390,7 +389,8 @@ def test_t1_check_process_costs_next_to_nothing(
             'loadmodule "genesys_ha"\n',
             'loadmodule "genesys_ha"\nmodparam("genesys_ha", "t1_probe", 0)\n',
             1))
-    assert "GENESYS_HA T1 CHECK" not in k2.rpc("core.psx")
+    procs = k2.processes()
+    assert not any("GENESYS_HA T1 CHECK" in d for _, d in procs), procs
 
 
 def test_stopped_primary_resumes_after_its_calls_moved(

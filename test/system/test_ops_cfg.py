@@ -84,7 +84,7 @@ def test_dialog_rate_off_by_default_and_changed_at_run_time(
     sips = peer_factory(invite_code=486)
     k = hu.start_proxy(kamailio_factory, one_pair(tmp_path, sips))
     wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up", what="pair up")
-    assert k.rpc("cfg.get", "sipproxy", "overload_ctrl_dialog_rate").strip() == "0"
+    assert k.rpc_json("cfg.get", "sipproxy", "overload_ctrl_dialog_rate") == 0
     assert burst(k, 30) == 0
     k.rpc("cfg.set_now_int", "sipproxy", "overload_ctrl_dialog_rate", 5)
     # 30 INVITEs within a few one-second windows: at most 5 per window pass

@@ -41,7 +41,7 @@ def test_reload_refuses_fifo_directory_big_and_bad_files(kamailio_factory,
     ha_util.wait_pool(k, lambda p: all(
         m["state"] == "active" for m in p["pair1"]["members"].values()),
         what="both members active")
-    before = k.rpc("genesys_ha.pool")
+    before = ha_util.pool(k)
 
     # a FIFO without a writer: refused at once, the RPC process is free
     path.unlink()
@@ -77,9 +77,9 @@ def test_reload_refuses_fifo_directory_big_and_bad_files(kamailio_factory,
         % (path, n + 1) in out, out
 
     # the running pool never changed; a good file loads again
-    assert k.rpc("genesys_ha.pool").replace(" ", "") == before.replace(" ", "")
+    assert ha_util.pool(k) == before
     path.write_text(good)
-    assert "generation 2" in k.rpc("genesys_ha.reload")
+    assert "generation 2" in k.rpc_json("genesys_ha.reload")
 
 
 def refuses_start(tmp_path, pool_path, cfg=None):
@@ -123,4 +123,4 @@ def test_goos_refusal_says_why(kamailio_factory, tmp_path, members):
     assert "genesys_oos refused target %s" % members[2].uri in out, out
     assert "max_targets=2" in out, out
     k.wait_log(r"refused: max_targets=2 reached \(2 targets registered")
-    assert "pair2" not in k.rpc("genesys_ha.pool")
+    assert "pair2" not in ha_util.pool(k)

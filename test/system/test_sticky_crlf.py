@@ -48,7 +48,7 @@ def test_double_crlf_ping_gets_single_crlf_pong(tls, kamailio_factory, tmp_path,
                                                 certs, sipserver, phones):
     k = start_reference(kamailio_factory, tmp_path, certs, sipserver)
     # the core setting the reference config relies on (tcp_crlf_ping=yes)
-    assert k.rpc("cfg.get", "tcp", "crlf_ping").strip() == "1"
+    assert k.rpc_json("cfg.get", "tcp", "crlf_ping") == 1
     phone = phones(harness.next_address(), k.address, 5061 if tls else 5060,
                    tls=tls)
     reg, _ = register(phone, k, sipserver)

@@ -110,7 +110,7 @@ def test_in_dialog_reconnect_opens_new_connection(kamailio_factory, tmp_path,
                    % (re.escape(ip), phone.local_port, re.escape(ip)))
         # the binding outlives its flow (reconnect policy)
         [b] = env.bindings(k)
-        assert b["alive"] == "0"
+        assert b["alive"] == 0
     finally:
         lsn.stop()
 
@@ -349,7 +349,7 @@ def test_dead_phone_detected_by_tcp_keepalive(netns, kamailio_factory,
         rewritten = uri_of(reg.contacts()[0])
         [b] = env.bindings(k)
         assert b["source"] == "%s:%d" % (netns.phone_ip, phone.local_port)
-        assert b["transport"] == "tls" and b["alive"] == "1"
+        assert b["transport"] == "tls" and b["alive"] == 1
         # keep-alive is on for kamailio's accepted socket of the phone
         # (once the last data is acknowledged: 'on' is the retransmit timer)
         timer = env.wait_for(lambda: (keepalive_timer(
@@ -362,7 +362,7 @@ def test_dead_phone_detected_by_tcp_keepalive(netns, kamailio_factory,
         # link up: probes answered, the binding and connection stay
         time.sleep(KEEPIDLE + KEEPINTVL * KEEPCNT + 2)
         [b] = env.bindings(k)
-        assert b["alive"] == "1"
+        assert b["alive"] == 1
         assert len(env.tcp_conns(k)) == 1
         assert "sticky binding removed" not in k.log_text()
 
@@ -430,7 +430,7 @@ def test_ipv6_phone_over_tls(kamailio_factory, tmp_path, certs, sipserver,
     assert uri_of(ok.contacts()[0]) == phone.contact_uri()
     [b] = env.bindings(k)
     assert b["source"] == "[::1]:%d" % phone.local_port, b
-    assert b["transport"] == "tls" and b["alive"] == "1"
+    assert b["transport"] == "tls" and b["alive"] == 1
     conns = env.tcp_conns(k)
     assert len(conns) == 1, conns
 

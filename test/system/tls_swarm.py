@@ -397,9 +397,8 @@ def reference_cfg_text():
 
 
 def shm_real_used(k):
-    """kamcmd core.shmmem real_used (bytes, allocator overhead included)"""
-    out = k.rpc("core.shmmem")
-    return int(re.search(r"real_used:\s*(\d+)", out).group(1))
+    """core.shmmem real_used (bytes, allocator overhead included)"""
+    return k.rpc_json("core.shmmem")["real_used"]
 
 
 def critical_lines(k):
@@ -418,10 +417,8 @@ def wait_idle(k, timeout=30.0):
     under load"), not what these tests test. Returns the seconds waited."""
     t0 = time.monotonic()
     while True:
-        tcp = k.rpc("core.tcp_info")
-        tm = k.rpc("tm.stats")
-        conns = int(re.search(r"opened_connections:\s*(\d+)", tcp).group(1))
-        trans = int(re.search(r"current:\s*(\d+)", tm).group(1))
+        conns = k.rpc_json("core.tcp_info")["opened_connections"]
+        trans = k.rpc_json("tm.stats")["current"]
         if conns == 0 and trans == 0:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:

@@ -354,8 +354,7 @@ class Target:
         self.token = self.register_phone()
 
     def all_pids(self):
-        out = self.k.rpc("core.psx")
-        return [int(x) for x in re.findall(r"PID:\s*(\d+)", out)]
+        return [pid for pid, _ in self.k.processes()]
 
     def register_phone(self):
         """REGISTER over TCP; the SIP Server (primary) sees the Contact
@@ -663,7 +662,7 @@ def run(count, seed, workdir, check_every=CHECK_EVERY, log=print,
         figures["seconds"] = round(time.monotonic() - start, 1)
         figures["reached_sip_servers"] = sum(len(p.received) for p in t.peers) - relayed0
         figures["replies"] = dict(sorted(sender.replies.items()))
-        figures["shm"] = t.k.rpc("core.shmmem") if t.k.proc else ""
+        figures["shm"] = t.k.rpc_json("core.shmmem") if t.k.proc else {}
         figures["nonlocal_sends"] = getattr(t, "nonlocal_sends", 0)
         if ok:
             t.stop()     # raises on a crash/BUG/memory error in the log
@@ -688,7 +687,7 @@ def main():
     print("wirefuzz: %d messages, seed %d, work directory %s" % (a.count, a.seed, wd))
     f = run(a.count, a.seed, wd, a.check_every,
             save_failing=os.path.join(wd, "failing"), rate=a.rate)
-    shm = dict(re.findall(r"(\w+): (\d+)", f.pop("shm")))
+    shm = f.pop("shm")
     print("wirefuzz: PASSED")
     print("  messages sent:      %d (%s)" % (f["sent"], ", ".join(
         "%s %d" % kv for kv in sorted(f["by_transport"].items()))))
