@@ -431,10 +431,7 @@ def test_rpc_probe_of_silent_target_does_not_block_ctl(kamailio_factory,
                      r"\(result in genesys_oos\.list and the log\)"
                      % (re.escape(r.uri), seq), k.log_text())
     # the probe is on the wire and pending: ctl serves the next command
-    deadline = time.monotonic() + 2
-    while len(r.probes) < 2:
-        assert time.monotonic() < deadline, "the requested probe never left"
-        time.sleep(0.01)
+    r.wait_probes(2, 2)     # the requested probe left
     t1 = time.monotonic()
     row = target(k, r.uri)
     assert time.monotonic() - t1 < 1.0
@@ -491,10 +488,7 @@ def test_rpc_probe_delayed_reply_over_http(kamailio_factory, responders):
     th = threading.Thread(target=ask)
     t0 = time.monotonic()
     th.start()
-    deadline = time.monotonic() + 2
-    while len(r.probes) < 2:
-        assert time.monotonic() < deadline, "the requested probe never left"
-        time.sleep(0.01)
+    r.wait_probes(2, 2)     # the requested probe left
     # both RPC transports serve other commands while the probe is pending
     t1 = time.monotonic()
     row = target(k, r.uri)
@@ -528,10 +522,7 @@ def test_rpc_probe_delayed_reply_over_http(kamailio_factory, responders):
     # probe process's longest sleep (1 s), not at the probe's deadline
     r2 = responders(policy=lambda n, src: (None, 0))
     assert "added: yes" in k.rpc("genesys_oos.add", r2.uri)
-    deadline = time.monotonic() + 2
-    while not r2.probes:
-        assert time.monotonic() < deadline, "no first probe of the added target"
-        time.sleep(0.01)
+    r2.wait_probes(1, 2)    # the added target's first probe
     th = threading.Thread(target=lambda: result.update(
         released=_http_rpc(k, "genesys_oos.probe", r2.uri)))
     th.start()
