@@ -944,7 +944,7 @@ def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
     k.wait_log(r"NOTICE: genesys_oos .*oos_check 3 -> 1 s, oos_force 3 -> 3 s")
 
     # 0: no periodic probe (the pending ones end within oos_timeout)
-    assert _set_now(k, "oos_check", 0).returncode == 0
+    _set_now(k, "oos_check", 0)
     wait_until(lambda: all(t["probe_pending"] == 0 for t in oos_list(k)),
                1.5, "no probe pending")
     n, m = len(up.probes), len(silent.probes)
