@@ -157,6 +157,26 @@ def tm_current(k):
     return int(m.group(1)) if m else None
 
 
+def tm_cells(k):
+    """(cells, request clones): the live shm allocations at tm's
+    build_cell() and the core's sip_msg_shm_clone() (kex mod.mem_statsx
+    counts the fragments; with
+    Kamailio's memory debugging only): every transaction tm holds, in its
+    hash table or not"""
+    out = k.rpc_raw("mod.mem_statsx", "tm", "shm").stdout
+    out += k.rpc_raw("mod.mem_statsx", "core", "shm").stdout
+    cells = clones = cells_b = clones_b = 0
+    for fn, b, n in re.findall(r"^\s*(\w+)\(\d+\): (\d+) \((\d+)\)$",
+                               out, re.M):
+        if fn == "build_cell":
+            cells += int(n)
+            cells_b += int(b)
+        elif fn == "sip_msg_shm_clone":
+            clones += int(n)
+            clones_b += int(b)
+    return cells, clones, cells_b, clones_b
+
+
 def asan_mapped(pids, asan_dir):
     """every process maps libasan and our modules from asan_dir"""
     for pid in pids:
@@ -276,7 +296,8 @@ def stop_member(p):
 def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         switchover_every=60, reload_every=10, sample=5, warmup=None,
         children=4, asan=None, mem_debug=False, workdir=None, log=print,
-        keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True):
+        keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True,
+        shm_manager=None):
     """One soak run; returns the result dict (see main for the figures)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +306,8 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     pri_addr, bak_addr = harness.next_address(), harness.next_address()
     members = {}
     k = sipp = ph = None
-    res = {"shm_mb": shm_mb, "duration": duration, "rate": rate, "hold": hold, "phones": phones,
+    res = {"shm_mb": shm_mb, "shm_manager": shm_manager or (
+               "qm" if mem_debug else "default"), "duration": duration, "rate": rate, "hold": hold, "phones": phones,
            "reg_interval": reg_interval, "switchover_every": switchover_every,
            "reload_every": reload_every, "asan": bool(asan),
            "rpc_failed": [], "switchovers": 0, "reloads": 0, "samples": []}
@@ -311,7 +333,8 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                               'modparam("genesys_tlssticky", "tcp", 0)')
         k = harness.Kamailio(
             workdir / "kamailio", address=addr, mem_debug=mem_debug,
-            asan=asan, extra_args=["-m", str(shm_mb)], cfg_text=cfg,
+            asan=asan, extra_args=["-m", str(shm_mb)] + (
+                ["-x", shm_manager] if shm_manager else []), cfg_text=cfg,
             defines={
                 "POOL_FILE": '"%s"' % pool, "WITH_TLS": None,
                 "LISTEN_TLS": "tls:%s:5061" % addr,
@@ -373,6 +396,9 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                      "tm": tm_current(k),
                      "pkg": pkg_used(k), "rss": tot, "rss_anon": anon,
                      "procs": len(pids)}
+                if mem_debug:
+                    (s["cells"], s["clones"], s["cells_b"],
+                     s["clones_b"]) = tm_cells(k)
                 res["samples"].append(s)
                 if mem_debug and s["t"] >= warmup and "_ms_w" not in res:
                     res["_ms_w"] = modstats(k)
@@ -383,8 +409,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 nxt_sample += sample
                 if len(res["samples"]) % 12 == 1:
                     log("t=%4.0fs shm %.0f KB pkg %.0f KB rss %.0f KB"
+                        " transactions %s cells %s"
                         % (s["t"], (s["shm"] or 0) / 1024,
-                           (s["pkg"] or 0) / 1024, tot / 1024))
+                           (s["pkg"] or 0) / 1024, tot / 1024, s["tm"],
+                           s.get("cells", "-")))
             time.sleep(max(0.0, min(nxt_sample, nxt_reload, nxt_sw)
                            - time.monotonic()))
         r = sipp.wait(timeout=60)
@@ -557,6 +585,9 @@ def main():
                          "drained, above the baseline, that fail the run")
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--shm", type=int, default=64, help="kamailio -m, MB")
+    ap.add_argument("--shm-manager", choices=("qm", "fm", "tlsf"),
+                    default=None, help="kamailio -x (shm allocator; "
+                    "without --mem-debug: Kamailio's default is qm)")
     ap.add_argument("--phone-transport", choices=("tls", "tcp"),
                     default="tls")
     ap.add_argument("--no-sticky-tcp", action="store_true",
@@ -574,6 +605,7 @@ def main():
                   a.switchover_every, a.reload_every, a.sample, a.warmup,
                   a.children, a.asan, a.mem_debug, work,
                   keep_log=str(a.out) + ".log", shm_mb=a.shm,
+                  shm_manager=a.shm_manager,
                   phone_tls=a.phone_transport == "tls",
                   sticky_tcp=not a.no_sticky_tcp)
     finally:
