@@ -18,13 +18,20 @@ WITH_TLS, 4 children) between
     RELOAD_EVERY s.
 Every SAMPLE s: kamailio's shm in use (core.shmmem real_used), the pkg in
 use of every process (pkg.stats), and the RSS of every kamailio process
-(/proc: VmRSS, and RssAnon, the private part).  Slopes are least-squares
+(/proc: VmRSS, and RssAnon, the private part); the transactions alive
+(tm.stats current) and, with --mem-debug, tm's cells and request clones in
+shm (kex mod.mem_statsx: how many, how many bytes).  Slopes are least-squares
 fits over the samples after the warm-up (WARMUP s: connections, tm's and
 the allocators' first use), in KB per minute.
 
 Pass: no failed call, no failed registration, no failed RPC, no ERROR line
 from our modules, nothing the test harness fails a log on (crash, BUG,
-CRITICAL, AddressSanitizer...), shm and pkg slopes under --max-slope KB/min.
+CRITICAL, AddressSanitizer...), pkg slope under --max-slope KB/min, tm
+cells alive growing less than --max-cell-slope per minute, no more than
+--max-kept KB of shm kept once the load is over.  The shm slope under load
+is reported, not judged: with q_malloc (Kamailio's default allocator) the
+same transactions take bigger fragments over the first minutes
+(docs/robustness.md; bench/soak/qm_walk.py shows the fragments).
 
 With --asan DIR the modules of DIR (make asan-modules) are loaded with the
 ASan and UBSan runtimes preloaded (test/system/test_sanitize.py).
@@ -37,6 +44,7 @@ Writes OUT.md (figures) and OUT.json (figures and every sample).
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -457,6 +465,22 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         if tms:
             res["tm_first"], res["tm_last"], res["tm_max"] = \
                 tms[0], tms[-1], max(tms)
+        # transactions per minute, and tm's shm in whole cells and request
+        # clones: their number (do more transactions live?) and their bytes
+        # per fragment (does the allocator hand out bigger fragments?)
+        for key in ("tm", "cells", "clones"):
+            v = slope(res["samples"], key, warmup)
+            res["slope_%s_min" % key] = None if v is None else round(v, 2)
+        for key in ("cells", "clones"):
+            pts = [x for x in post if x.get(key)]
+            if pts:
+                res["%s_first" % key], res["%s_last" % key] = \
+                    pts[0][key], pts[-1][key]
+                res["%s_per_first" % key], res["%s_per_last" % key] = [
+                    round(x[key + "_b"] / x[key]) for x in (pts[0], pts[-1])]
+                v = slope(res["samples"], key + "_b", warmup)
+                res["slope_%s_b_kb_min" % key] = None if v is None else \
+                    round(v / 1024, 2)
         text = k.log_text()
         res["our_errors"] = [ln for ln in text.splitlines()
                              if OUR_ERROR.search(ln)][:20]
@@ -478,7 +502,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     return res
 
 
-def verdict(res, max_slope, max_kept=512):
+def verdict(res, max_slope, max_kept=512, max_cell_slope=5.0):
     bad = []
     if res.get("calls_failed") or res.get("calls_ok") != res.get("calls"):
         bad.append("calls: %s of %s ok, %s failed" % (
@@ -496,6 +520,13 @@ def verdict(res, max_slope, max_kept=512):
     v = res.get("slope_pkg_kb_min")
     if v is not None and v > max_slope:
         bad.append("pkg grows %.1f KB/min under load" % v)
+    # a transaction created or kept too many (tm cells leaking) shows as
+    # more cells alive under steady load (--mem-debug); bigger fragments
+    # per cell are q_malloc's (docs/robustness.md). Judged with the other
+    # slopes (max_slope infinite: a run too short for slopes)
+    v = res.get("slope_cells_min")
+    if v is not None and math.isfinite(max_slope) and v > max_cell_slope:
+        bad.append("tm cells alive grow by %.1f/min under load" % v)
     # shm under load holds the transactions in flight, which follow the
     # machine's load: reported, judged by what stays once the load is over
     # and by what our modules hold (mod.stats, --mem-debug)
@@ -544,6 +575,18 @@ def report_md(res, bad, argv):
         % (res.get("modstats_load_growth", "-") or "none"),
         "| transactions alive (tm.stats current): first / last / max after warm-up | %s / %s / %s |"
         % (res.get("tm_first"), res.get("tm_last"), res.get("tm_max")),
+        "| their slope | %s transactions/min |" % res.get("slope_tm_min"),
+        "| tm cells (build_cell) alive: first / last after warm-up, slope; bytes per cell first / last, slope of their bytes | %s / %s, %s/min; %s B / %s B, %s KB/min |"
+        % (res.get("cells_first", "-"), res.get("cells_last", "-"),
+           res.get("slope_cells_min", "-"), res.get("cells_per_first", "-"),
+           res.get("cells_per_last", "-"),
+           res.get("slope_cells_b_kb_min", "-")),
+        "| request clones (sip_msg_shm_clone) alive: same | %s / %s, %s/min; %s B / %s B, %s KB/min |"
+        % (res.get("clones_first", "-"), res.get("clones_last", "-"),
+           res.get("slope_clones_min", "-"),
+           res.get("clones_per_first", "-"), res.get("clones_per_last", "-"),
+           res.get("slope_clones_b_kb_min", "-")),
+        "| shm allocator | %s |" % res.get("shm_manager"),
         "| shm in use before the load / after it, drained (KB) | %s / %s (kept: %s KB; transactions %s / %s) |"
         % (_kb(res.get("shm_baseline")), _kb(res.get("shm_drained")),
            res.get("shm_kept_kb"), res.get("tm_baseline"),
@@ -580,6 +623,9 @@ def main():
                          "most 60 s)")
     ap.add_argument("--max-slope", type=float, default=8.0,
                     help="KB/min of shm or pkg growth that fails the run")
+    ap.add_argument("--max-cell-slope", type=float, default=5.0,
+                    help="tm cells alive per minute of growth under load "
+                         "that fail the run (--mem-debug)")
     ap.add_argument("--max-kept", type=float, default=512,
                     help="KB of shm still in use once the load is over and "
                          "drained, above the baseline, that fail the run")
@@ -613,7 +659,7 @@ def main():
             print("work directory kept: %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    bad = verdict(res, a.max_slope, a.max_kept)
+    bad = verdict(res, a.max_slope, a.max_kept, a.max_cell_slope)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(str(out) + ".json").write_text(json.dumps(res, indent=1))
