@@ -30,7 +30,7 @@ CRITICAL, AddressSanitizer...), pkg slope under --max-slope KB/min, tm
 cells alive growing less than --max-cell-slope per minute, no more than
 --max-kept KB of shm kept once the load is over.  The shm slope under load
 is reported, not judged: with q_malloc (Kamailio's default allocator) the
-same transactions take bigger fragments over the first minutes
+same transactions take bigger fragments as the run goes on
 (docs/robustness.md; bench/soak/qm_walk.py shows the fragments).
 
 With --asan DIR the modules of DIR (make asan-modules) are loaded with the
@@ -166,11 +166,11 @@ def tm_current(k):
 
 
 def tm_cells(k):
-    """(cells, request clones): the live shm allocations at tm's
-    build_cell() and the core's sip_msg_shm_clone() (kex mod.mem_statsx
-    counts the fragments; with
-    Kamailio's memory debugging only): every transaction tm holds, in its
-    hash table or not"""
+    """(cells, clones, cells' bytes, clones' bytes): the shm fragments in
+    use from tm's build_cell() (one per transaction tm holds, in its hash
+    table or not) and the core's sip_msg_shm_clone() (their requests), and
+    their bytes (kex mod.mem_statsx; with Kamailio's memory debugging
+    only)"""
     out = k.rpc_raw("mod.mem_statsx", "tm", "shm").stdout
     out += k.rpc_raw("mod.mem_statsx", "core", "shm").stdout
     cells = clones = cells_b = clones_b = 0
@@ -315,7 +315,8 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     members = {}
     k = sipp = ph = None
     res = {"shm_mb": shm_mb, "shm_manager": shm_manager or (
-               "qm" if mem_debug else "default"), "duration": duration, "rate": rate, "hold": hold, "phones": phones,
+               "qm" if mem_debug else "default"),
+           "duration": duration, "rate": rate, "hold": hold, "phones": phones,
            "reg_interval": reg_interval, "switchover_every": switchover_every,
            "reload_every": reload_every, "asan": bool(asan),
            "rpc_failed": [], "switchovers": 0, "reloads": 0, "samples": []}
@@ -622,7 +623,7 @@ def main():
                     help="s before slopes are fitted (default: 20%%, at "
                          "most 60 s)")
     ap.add_argument("--max-slope", type=float, default=8.0,
-                    help="KB/min of shm or pkg growth that fails the run")
+                    help="KB/min of pkg growth that fails the run")
     ap.add_argument("--max-cell-slope", type=float, default=5.0,
                     help="tm cells alive per minute of growth under load "
                          "that fail the run (--mem-debug)")
