@@ -469,8 +469,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         # transactions per minute, and tm's shm in whole cells and request
         # clones: their number (do more transactions live?) and their bytes
         # per fragment (does the allocator hand out bigger fragments?)
+        # (the count is level once the first calls' transactions end: a
+        # call's length plus tm's 5 s wait, however short the warm-up)
         for key in ("tm", "cells", "clones"):
-            v = slope(res["samples"], key, warmup)
+            v = slope(res["samples"], key, max(warmup, hold + 10))
             res["slope_%s_min" % key] = None if v is None else round(v, 2)
         for key in ("cells", "clones"):
             pts = [x for x in post if x.get(key)]
