@@ -305,7 +305,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         switchover_every=60, reload_every=10, sample=5, warmup=None,
         children=4, asan=None, mem_debug=False, workdir=None, log=print,
         keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True,
-        shm_manager=None):
+        shm_manager=None, mem_join=None):
     """One soak run; returns the result dict (see main for the figures)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -316,6 +316,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     k = sipp = ph = None
     res = {"shm_mb": shm_mb, "shm_manager": shm_manager or (
                "qm" if mem_debug else "default"),
+           "mem_join": mem_join,
            "duration": duration, "rate": rate, "hold": hold, "phones": phones,
            "reg_interval": reg_interval, "switchover_every": switchover_every,
            "reload_every": reload_every, "asan": bool(asan),
@@ -351,6 +352,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 "STICKY_SECRET": '"%s"' % SECRET,
                 "CHILDREN": str(children)})
         k.start(timeout=30)
+        if mem_join is not None:
+            # the core's mem_join (default 1: q_malloc joins the fragments
+            # freed next to each other), before any load
+            k.rpc("cfg.set_now_int", "core", "mem_join", str(mem_join))
         ha_util.wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
                           and p["SIPS_A"]["members"]["backup"]["state"]
                           == "active", timeout=20, what="both members active")
@@ -589,7 +594,8 @@ def report_md(res, bad, argv):
            res.get("slope_clones_min", "-"),
            res.get("clones_per_first", "-"), res.get("clones_per_last", "-"),
            res.get("slope_clones_b_kb_min", "-")),
-        "| shm allocator | %s |" % res.get("shm_manager"),
+        "| shm allocator | %s%s |" % (res.get("shm_manager"), "" if res.get(
+            "mem_join") is None else ", mem_join %s" % res["mem_join"]),
         "| shm in use before the load / after it, drained (KB) | %s / %s (kept: %s KB; transactions %s / %s) |"
         % (_kb(res.get("shm_baseline")), _kb(res.get("shm_drained")),
            res.get("shm_kept_kb"), res.get("tm_baseline"),
@@ -637,6 +643,9 @@ def main():
     ap.add_argument("--shm-manager", choices=("qm", "fm", "tlsf"),
                     default=None, help="kamailio -x (shm allocator; "
                     "without --mem-debug: Kamailio's default is qm)")
+    ap.add_argument("--mem-join", type=int, choices=(0, 1), default=None,
+                    help="set the core's mem_join before the load "
+                         "(default: kamailio's, 1)")
     ap.add_argument("--phone-transport", choices=("tls", "tcp"),
                     default="tls")
     ap.add_argument("--no-sticky-tcp", action="store_true",
@@ -654,7 +663,7 @@ def main():
                   a.switchover_every, a.reload_every, a.sample, a.warmup,
                   a.children, a.asan, a.mem_debug, work,
                   keep_log=str(a.out) + ".log", shm_mb=a.shm,
-                  shm_manager=a.shm_manager,
+                  shm_manager=a.shm_manager, mem_join=a.mem_join,
                   phone_tls=a.phone_transport == "tls",
                   sticky_tcp=not a.no_sticky_tcp)
     finally:
