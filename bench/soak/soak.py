@@ -18,13 +18,20 @@ WITH_TLS, 4 children) between
     RELOAD_EVERY s.
 Every SAMPLE s: kamailio's shm in use (core.shmmem real_used), the pkg in
 use of every process (pkg.stats), and the RSS of every kamailio process
-(/proc: VmRSS, and RssAnon, the private part).  Slopes are least-squares
+(/proc: VmRSS, and RssAnon, the private part); the transactions alive
+(tm.stats current) and, with --mem-debug, tm's cells and request clones in
+shm (kex mod.mem_statsx: how many, how many bytes).  Slopes are least-squares
 fits over the samples after the warm-up (WARMUP s: connections, tm's and
 the allocators' first use), in KB per minute.
 
 Pass: no failed call, no failed registration, no failed RPC, no ERROR line
 from our modules, nothing the test harness fails a log on (crash, BUG,
-CRITICAL, AddressSanitizer...), shm and pkg slopes under --max-slope KB/min.
+CRITICAL, AddressSanitizer...), pkg slope under --max-slope KB/min, tm
+cells alive growing less than --max-cell-slope per minute, no more than
+--max-kept KB of shm kept once the load is over.  The shm slope under load
+is reported, not judged: with q_malloc (Kamailio's default allocator) the
+same transactions take bigger fragments as the run goes on
+(docs/robustness.md; bench/soak/qm_walk.py shows the fragments).
 
 With --asan DIR the modules of DIR (make asan-modules) are loaded with the
 ASan and UBSan runtimes preloaded (test/system/test_sanitize.py).
@@ -37,6 +44,7 @@ Writes OUT.md (figures) and OUT.json (figures and every sample).
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -160,6 +168,26 @@ def tm_current(k):
         return None
 
 
+def tm_cells(k):
+    """(cells, clones, cells' bytes, clones' bytes): the shm fragments in
+    use from tm's build_cell() (one per transaction tm holds, in its hash
+    table or not) and the core's sip_msg_shm_clone() (their requests), and
+    their bytes (kex mod.mem_statsx; with Kamailio's memory debugging
+    only)"""
+    out = k.rpc_raw("mod.mem_statsx", "tm", "shm").stdout
+    out += k.rpc_raw("mod.mem_statsx", "core", "shm").stdout
+    cells = clones = cells_b = clones_b = 0
+    for fn, b, n in re.findall(r"^\s*(\w+)\(\d+\): (\d+) \((\d+)\)$",
+                               out, re.M):
+        if fn == "build_cell":
+            cells += int(n)
+            cells_b += int(b)
+        elif fn == "sip_msg_shm_clone":
+            clones += int(n)
+            clones_b += int(b)
+    return cells, clones, cells_b, clones_b
+
+
 def asan_mapped(pids, asan_dir):
     """every process maps libasan and our modules from asan_dir"""
     for pid in pids:
@@ -279,7 +307,8 @@ def stop_member(p):
 def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         switchover_every=60, reload_every=10, sample=5, warmup=None,
         children=4, asan=None, mem_debug=False, workdir=None, log=print,
-        keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True):
+        keep_log=None, shm_mb=64, phone_tls=True, sticky_tcp=True,
+        shm_manager=None, mem_join=None):
     """One soak run; returns the result dict (see main for the figures)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -288,7 +317,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     pri_addr, bak_addr = harness.next_address(), harness.next_address()
     members = {}
     k = sipp = ph = None
-    res = {"shm_mb": shm_mb, "duration": duration, "rate": rate, "hold": hold, "phones": phones,
+    res = {"shm_mb": shm_mb, "shm_manager": shm_manager or (
+               "qm" if mem_debug else "default"),
+           "mem_join": mem_join,
+           "duration": duration, "rate": rate, "hold": hold, "phones": phones,
            "reg_interval": reg_interval, "switchover_every": switchover_every,
            "reload_every": reload_every, "asan": bool(asan),
            "rpc_failed": [], "switchovers": 0, "reloads": 0, "samples": []}
@@ -314,7 +346,8 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                               'modparam("genesys_tlssticky", "tcp", 0)')
         k = harness.Kamailio(
             workdir / "kamailio", address=addr, mem_debug=mem_debug,
-            asan=asan, extra_args=["-m", str(shm_mb)], cfg_text=cfg,
+            asan=asan, extra_args=["-m", str(shm_mb)] + (
+                ["-x", shm_manager] if shm_manager else []), cfg_text=cfg,
             defines={
                 "POOL_FILE": '"%s"' % pool, "WITH_TLS": None,
                 "LISTEN_TLS": "tls:%s:5061" % addr,
@@ -322,6 +355,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 "STICKY_SECRET": '"%s"' % SECRET,
                 "CHILDREN": str(children)})
         k.start(timeout=30)
+        if mem_join is not None:
+            # the core's mem_join (default 1: q_malloc joins the fragments
+            # freed next to each other), before any load
+            k.rpc("cfg.set_now_int", "core", "mem_join", str(mem_join))
         ha_util.wait_pool(k, lambda p: p["SIPS_A"]["state"] == "up"
                           and p["SIPS_A"]["members"]["backup"]["state"]
                           == "active", timeout=20, what="both members active")
@@ -375,6 +412,9 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                      "tm": tm_current(k),
                      "pkg": pkg_used(k), "rss": tot, "rss_anon": anon,
                      "procs": len(pids)}
+                if mem_debug:
+                    (s["cells"], s["clones"], s["cells_b"],
+                     s["clones_b"]) = tm_cells(k)
                 res["samples"].append(s)
                 if mem_debug and s["t"] >= warmup and "_ms_w" not in res:
                     res["_ms_w"] = modstats(k)
@@ -385,8 +425,10 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
                 nxt_sample += sample
                 if len(res["samples"]) % 12 == 1:
                     log("t=%4.0fs shm %.0f KB pkg %.0f KB rss %.0f KB"
+                        " transactions %s cells %s"
                         % (s["t"], (s["shm"] or 0) / 1024,
-                           (s["pkg"] or 0) / 1024, tot / 1024))
+                           (s["pkg"] or 0) / 1024, tot / 1024, s["tm"],
+                           s.get("cells", "-")))
             time.sleep(max(0.0, min(nxt_sample, nxt_reload, nxt_sw)
                            - time.monotonic()))
         r = sipp.wait(timeout=60)
@@ -431,6 +473,24 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
         if tms:
             res["tm_first"], res["tm_last"], res["tm_max"] = \
                 tms[0], tms[-1], max(tms)
+        # transactions per minute, and tm's shm in whole cells and request
+        # clones: their number (do more transactions live?) and their bytes
+        # per fragment (does the allocator hand out bigger fragments?)
+        # (the count is level once the first calls' transactions end: a
+        # call's length plus tm's 5 s wait, however short the warm-up)
+        for key in ("tm", "cells", "clones"):
+            v = slope(res["samples"], key, max(warmup, hold + 10))
+            res["slope_%s_min" % key] = None if v is None else round(v, 2)
+        for key in ("cells", "clones"):
+            pts = [x for x in post if x.get(key)]
+            if pts:
+                res["%s_first" % key], res["%s_last" % key] = \
+                    pts[0][key], pts[-1][key]
+                res["%s_per_first" % key], res["%s_per_last" % key] = [
+                    round(x[key + "_b"] / x[key]) for x in (pts[0], pts[-1])]
+                v = slope(res["samples"], key + "_b", warmup)
+                res["slope_%s_b_kb_min" % key] = None if v is None else \
+                    round(v / 1024, 2)
         text = k.log_text()
         res["our_errors"] = [ln for ln in text.splitlines()
                              if OUR_ERROR.search(ln)][:20]
@@ -452,7 +512,7 @@ def run(duration=300, rate=100, hold=2.0, phones=200, reg_interval=30,
     return res
 
 
-def verdict(res, max_slope, max_kept=512):
+def verdict(res, max_slope, max_kept=512, max_cell_slope=5.0):
     bad = []
     if res.get("calls_failed") or res.get("calls_ok") != res.get("calls"):
         bad.append("calls: %s of %s ok, %s failed" % (
@@ -470,6 +530,13 @@ def verdict(res, max_slope, max_kept=512):
     v = res.get("slope_pkg_kb_min")
     if v is not None and v > max_slope:
         bad.append("pkg grows %.1f KB/min under load" % v)
+    # a transaction created or kept too many (tm cells leaking) shows as
+    # more cells alive under steady load (--mem-debug); bigger fragments
+    # per cell are q_malloc's (docs/robustness.md). Judged with the other
+    # slopes (max_slope infinite: a run too short for slopes)
+    v = res.get("slope_cells_min")
+    if v is not None and math.isfinite(max_slope) and v > max_cell_slope:
+        bad.append("tm cells alive grow by %.1f/min under load" % v)
     # shm under load holds the transactions in flight, which follow the
     # machine's load: reported, judged by what stays once the load is over
     # and by what our modules hold (mod.stats, --mem-debug)
@@ -518,6 +585,19 @@ def report_md(res, bad, argv):
         % (res.get("modstats_load_growth", "-") or "none"),
         "| transactions alive (tm.stats current): first / last / max after warm-up | %s / %s / %s |"
         % (res.get("tm_first"), res.get("tm_last"), res.get("tm_max")),
+        "| their slope | %s transactions/min |" % res.get("slope_tm_min"),
+        "| tm cells (build_cell) alive: first / last after warm-up, slope; bytes per cell first / last, slope of their bytes | %s / %s, %s/min; %s B / %s B, %s KB/min |"
+        % (res.get("cells_first", "-"), res.get("cells_last", "-"),
+           res.get("slope_cells_min", "-"), res.get("cells_per_first", "-"),
+           res.get("cells_per_last", "-"),
+           res.get("slope_cells_b_kb_min", "-")),
+        "| request clones (sip_msg_shm_clone) alive: same | %s / %s, %s/min; %s B / %s B, %s KB/min |"
+        % (res.get("clones_first", "-"), res.get("clones_last", "-"),
+           res.get("slope_clones_min", "-"),
+           res.get("clones_per_first", "-"), res.get("clones_per_last", "-"),
+           res.get("slope_clones_b_kb_min", "-")),
+        "| shm allocator | %s%s |" % (res.get("shm_manager"), "" if res.get(
+            "mem_join") is None else ", mem_join %s" % res["mem_join"]),
         "| shm in use before the load / after it, drained (KB) | %s / %s (kept: %s KB; transactions %s / %s) |"
         % (_kb(res.get("shm_baseline")), _kb(res.get("shm_drained")),
            res.get("shm_kept_kb"), res.get("tm_baseline"),
@@ -553,12 +633,21 @@ def main():
                     help="s before slopes are fitted (default: 20%%, at "
                          "most 60 s)")
     ap.add_argument("--max-slope", type=float, default=8.0,
-                    help="KB/min of shm or pkg growth that fails the run")
+                    help="KB/min of pkg growth that fails the run")
+    ap.add_argument("--max-cell-slope", type=float, default=5.0,
+                    help="tm cells alive per minute of growth under load "
+                         "that fail the run (--mem-debug)")
     ap.add_argument("--max-kept", type=float, default=512,
                     help="KB of shm still in use once the load is over and "
                          "drained, above the baseline, that fail the run")
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--shm", type=int, default=64, help="kamailio -m, MB")
+    ap.add_argument("--shm-manager", choices=("qm", "fm", "tlsf"),
+                    default=None, help="kamailio -x (shm allocator; "
+                    "without --mem-debug: Kamailio's default is qm)")
+    ap.add_argument("--mem-join", type=int, choices=(0, 1), default=None,
+                    help="set the core's mem_join before the load "
+                         "(default: kamailio's, 1)")
     ap.add_argument("--phone-transport", choices=("tls", "tcp"),
                     default="tls")
     ap.add_argument("--no-sticky-tcp", action="store_true",
@@ -576,6 +665,7 @@ def main():
                   a.switchover_every, a.reload_every, a.sample, a.warmup,
                   a.children, a.asan, a.mem_debug, work,
                   keep_log=str(a.out) + ".log", shm_mb=a.shm,
+                  shm_manager=a.shm_manager, mem_join=a.mem_join,
                   phone_tls=a.phone_transport == "tls",
                   sticky_tcp=not a.no_sticky_tcp)
     finally:
@@ -583,7 +673,7 @@ def main():
             print("work directory kept: %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    bad = verdict(res, a.max_slope, a.max_kept)
+    bad = verdict(res, a.max_slope, a.max_kept, a.max_cell_slope)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(str(out) + ".json").write_text(json.dumps(res, indent=1))
