@@ -129,6 +129,17 @@ def test_run_passes_the_settings_defines(tmp_path):
     out = subprocess.run([str(RUN), "-d", str(defaults), "-n"], capture_output=True,
                          text=True, check=True).stdout
     assert "VIA_HOST" not in out
+    assert " -x " not in out        # Kamailio's default allocator
+    # the shared memory allocator
+    defaults.write_text("SHM_MANAGER=tlsf\n")
+    out = subprocess.run([str(RUN), "-d", str(defaults), "-n"], capture_output=True,
+                         text=True, check=True).stdout
+    assert " -x tlsf " in out, out
+    defaults.write_text("SHM_MANAGER=fast\n")
+    r = subprocess.run([str(RUN), "-d", str(defaults), "-n"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "SHM_MANAGER=fast" in r.stderr \
+        and "use qm, fm or tlsf" in r.stderr, (r.returncode, r.stderr)
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
@@ -147,3 +158,24 @@ def test_service_unit_parses(tmp_path):
     msgs = [l for l in (p.stdout + p.stderr).splitlines()
             if "kamailio-genesys" in l]
     assert p.returncode == 0 and not msgs, p.stdout + p.stderr
+
+
+def test_reference_config_on_tlsf_carries_calls(tmp_path, kamailio_factory,
+                                                sipp_factory):
+    """SHM_MANAGER=tlsf (kamailio -x tlsf, the allocator that keeps shm flat
+    under load): the reference config with our modules starts, probes both
+    members and relays calls; every process runs with -x tlsf."""
+    pri = hu.sipserver(sipp_factory, tmp_path, "primary").start()
+    bak = hu.sipserver(sipp_factory, tmp_path, "backup").start()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, None)])
+    k = hu.start_proxy(kamailio_factory, path, mem_debug=False,
+                       extra_args=["-x", "tlsf"])
+    hu.wait_pool(k, lambda p: all(m["state"] == "active" for m in
+                                  p["SIPS_A"]["members"].values()),
+                 what="both members active")
+    r = hu.phone(sipp_factory, k, "calls", calls=20, rate=20).run()
+    assert r.rc == 0 and r.successful == 20, r.screen
+    for pid, _ in k.processes():
+        argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")
+        assert b"-x" in argv and argv[argv.index(b"-x") + 1] == b"tlsf", argv
