@@ -13,20 +13,9 @@
 #include <cmocka.h>
 
 #include "genesys_ha/gha_slots.h"
+#include "kg_test.h"
 
 static int live;
-
-static void *t_alloc(size_t n, void *ctx)
-{
-	(*(int *)ctx)++;
-	return malloc(n);
-}
-
-static void t_free(void *p, void *ctx)
-{
-	(*(int *)ctx)--;
-	free(p);
-}
 
 static const gha_alloc_t A = {t_alloc, t_free, &live};
 
