@@ -9,35 +9,10 @@
 
 #include "genesys_tlssticky/gts_inflight.h"
 
-static int locked[16];
-static int fail_alloc;
+#define KG_NLOCKS 16
+#include "kg_test.h"
 
-static void *t_alloc(size_t n)
-{
-	return fail_alloc ? NULL : malloc(n);
-}
-
-static void t_free(void *p)
-{
-	free(p);
-}
-
-static void t_lock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_true(i < 16);
-	assert_int_equal(locked[i], 0); /* never taken twice */
-	locked[i] = 1;
-}
-
-static void t_unlock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 1);
-	locked[i] = 0;
-}
-
-static const gts_if_ops_t OPS = {t_alloc, t_free, t_lock, t_unlock, NULL};
+static const gts_if_ops_t OPS = {ts_alloc, ts_free, ts_lock, ts_unlock, NULL};
 
 static gts_if_item_t item(uint32_t conid, uint32_t hidx, uint32_t label)
 {

@@ -10,36 +10,11 @@
 
 #include "genesys_tlssticky/gts_table.h"
 
-static int locked[64];
-static int fail_alloc;
+#define KG_NLOCKS 64
+#include "kg_test.h"
 
-static void *t_alloc(size_t n)
-{
-	if(fail_alloc)
-		return NULL;
-	return malloc(n);
-}
-
-static void t_free(void *p)
-{
-	free(p);
-}
-
-static void t_lock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 0); /* never taken twice */
-	locked[i] = 1;
-}
-
-static void t_unlock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 1);
-	locked[i] = 0;
-}
-
-static const gts_table_ops_t OPS = {t_alloc, t_free, t_lock, t_unlock, NULL};
+static const gts_table_ops_t OPS = {
+		ts_alloc, ts_free, ts_lock, ts_unlock, NULL};
 
 #define AOR "1001@example.com"
 #define URI "sip:1001@192.0.2.10:5061;transport=tls"
@@ -132,7 +107,8 @@ static void test_register_commit_lookup(void **state)
 	assert_int_equal(v.state, GTS_B_PENDING);
 
 	/* a retransmitted REGISTER: the same token */
-	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 101, &again), GTS_EXISTING);
+	assert_int_equal(
+			prep(t, URI, conn(7, 40000), 0, 101, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
 
 	assert_int_equal(commit1(t, &f, 3700, &rm, uri), 1);
@@ -148,28 +124,30 @@ static void test_register_commit_lookup(void **state)
 	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, NULL), GTS_OK);
 	{
 		uint8_t pol = 0xff;
-		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
-				GTS_OK);
+		assert_int_equal(
+				gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol), GTS_OK);
 		assert_int_equal(pol, GTS_POL_NO_INBOUND);
 		/* a refresh with another policy updates it */
 		gts_conn_t c7 = conn(7, 40000);
-		assert_int_equal(gts_table_prepare(t, AOR, strlen(AOR), URI,
-								 strlen(URI), &c7, GTS_POL_RECONNECT, 0, 150,
-								 64, 1, &again),
+		assert_int_equal(
+				gts_table_prepare(t, AOR, strlen(AOR), URI, strlen(URI), &c7,
+						GTS_POL_RECONNECT, 0, 150, 64, 1, &again),
 				GTS_EXISTING);
-		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
-				GTS_OK);
+		assert_int_equal(
+				gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol), GTS_OK);
 		assert_int_equal(pol, GTS_POL_RECONNECT);
 		pol = 0xff;
 		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, &pol),
 				GTS_NOTFOUND);
 		assert_int_equal(pol, 0xff);
 	}
-	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, NULL), GTS_NOTFOUND);
+	assert_int_equal(
+			gts_table_find_conn(t, AOR, strlen(AOR), 8, NULL), GTS_NOTFOUND);
 	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7, NULL), GTS_NOTFOUND);
 
 	/* refresh over the same flow: same token, stays active */
-	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
+	assert_int_equal(
+			prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
 	assert_int_equal(gts_table_count(t), 1);
 }
@@ -268,8 +246,8 @@ static void test_commit_ignores_other_aor_and_unknown(void **state)
 	assert_null(rm);
 	assert_int_equal(gts_table_count(t), 1);
 	/* commit for another AOR string never touches ours */
-	assert_int_equal(gts_table_commit(t, "2002@example.com", 16, NULL, 0, &rm),
-			0);
+	assert_int_equal(
+			gts_table_commit(t, "2002@example.com", 16, NULL, 0, &rm), 0);
 	assert_null(rm);
 }
 
@@ -382,7 +360,8 @@ static void test_contactless_2xx(void **state)
 	gts_table_set_tx(t, &f2, 77, -1);
 	/* another transaction's 2xx: nothing */
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 78, 1000, 3600, 0, &rm), 0);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 78, 1000, 3600, 0, &rm),
+			0);
 	assert_int_equal(
 			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 600, &rm),
 			2);
@@ -394,12 +373,14 @@ static void test_contactless_2xx(void **state)
 	assert_int_equal(v.expires, 1600); /* default 3600 capped at 600 */
 	/* a retransmitted 2xx of the same transaction does nothing more */
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 0, &rm), 0);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 0, &rm),
+			0);
 
 	/* de-registration of one */
 	gts_table_set_tx(t, &f1, 79, 0);
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 79, 1100, 3600, 0, &rm), 1);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 79, 1100, 3600, 0, &rm),
+			1);
 	assert_non_null(rm);
 	assert_int_equal(rm->flow.bid, f1.bid);
 	gts_table_free_list(t, rm);
@@ -411,13 +392,14 @@ static void test_contactless_2xx(void **state)
 	{
 		gts_conn_t oc = conn(9, 9);
 		gts_flow_t of;
-		assert_int_equal(gts_table_prepare(t, "x@y", 3, "sip:x@h", 7, &oc, 0,
-								 0, 0, 64, 1, &of),
+		assert_int_equal(gts_table_prepare(t, "x@y", 3, "sip:x@h", 7, &oc, 0, 0,
+								 0, 64, 1, &of),
 				GTS_NEW);
 	}
 	gts_table_mark_aor_tx(t, AOR, strlen(AOR), 80);
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 80, 1200, 3600, 0, &rm), 2);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 80, 1200, 3600, 0, &rm),
+			2);
 	gts_table_free_list(t, rm);
 	assert_int_equal(gts_table_count(t), 1); /* x@y stays */
 }
@@ -445,8 +427,8 @@ static void test_limits(void **state)
 	assert_int_equal(gts_table_prepare(&t, AOR, strlen(AOR), big, sizeof(big),
 							 &c, 0, 0, 0, 64, 1, &f),
 			GTS_BADARG);
-	assert_int_equal(gts_table_prepare(&t, "", 0, "sip:x@h", 7, &c, 0, 0, 0, 64,
-							 1, &f),
+	assert_int_equal(
+			gts_table_prepare(&t, "", 0, "sip:x@h", 7, &c, 0, 0, 0, 64, 1, &f),
 			GTS_BADARG);
 	gts_table_destroy(&t);
 
@@ -527,7 +509,8 @@ int main(void)
 			cmocka_unit_test_setup_teardown(
 					test_contactless_2xx, setup, teardown),
 			cmocka_unit_test(test_limits),
-			cmocka_unit_test_setup_teardown(test_walk_and_many, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_walk_and_many, setup, teardown),
 			cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
