@@ -75,6 +75,21 @@ static int commit1(gts_table_t *t, const gts_flow_t *f, int64_t exp,
 	return n;
 }
 
+/* a 2xx of AOR listing the tokens a and b with their expires; it: what
+ * the commit found for each */
+static int commit2(gts_table_t *t, gts_commit_item_t it[2], gts_flow_t a,
+		int64_t ea, gts_flow_t b, int64_t eb, gts_binding_t **removed)
+{
+	memset(it, 0, 2 * sizeof(*it));
+	it[0].tok = a;
+	it[0].expires = ea;
+	it[1].tok = b;
+	it[1].expires = eb;
+	return gts_table_commit(t, AOR, strlen(AOR), it, 2, removed);
+}
+
+/* one bad size a line, each checked on its own (as in test_gts_inflight's
+ * test_init_args, for another table: alike in shape only) */
 static void test_init_rejects_bad_sizes(void **state)
 {
 	gts_table_t t;
@@ -226,20 +241,16 @@ static void test_deregister(void **state)
 static void test_commit_ignores_other_aor_and_unknown(void **state)
 {
 	gts_table_t *t = *state;
-	gts_flow_t f, g;
+	gts_flow_t f, g, h;
 	gts_commit_item_t it[2];
 	gts_binding_t *rm = NULL;
 
 	prep(t, URI, conn(7, 40000), 0, 100, &f);
 	g = f;
 	g.gen++; /* never minted */
-	memset(it, 0, sizeof(it));
-	it[0].tok = g;
-	it[0].expires = 500;
-	it[1].tok = f;
-	it[1].tok.aorh ^= 1; /* another AOR's bucket */
-	it[1].expires = 500;
-	assert_int_equal(gts_table_commit(t, AOR, strlen(AOR), it, 2, &rm), 0);
+	h = f;
+	h.aorh ^= 1; /* another AOR's bucket */
+	assert_int_equal(commit2(t, it, g, 500, h, 500, &rm), 0);
 	assert_int_equal(it[0].found, 0);
 	assert_int_equal(it[1].found, 0);
 	/* a pending binding is not removed by a 2xx that does not list it */
@@ -310,12 +321,7 @@ static void test_two_contacts_of_one_aor(void **state)
 
 	prep(t, "sip:1@h", conn(1, 1), 0, 0, &f1);
 	prep(t, "sip:2@h", conn(2, 2), 0, 0, &f2);
-	memset(it, 0, sizeof(it));
-	it[0].tok = f1;
-	it[0].expires = 100;
-	it[1].tok = f2;
-	it[1].expires = 200;
-	assert_int_equal(gts_table_commit(t, AOR, strlen(AOR), it, 2, &rm), 2);
+	assert_int_equal(commit2(t, it, f1, 100, f2, 200, &rm), 2);
 	assert_null(rm);
 	assert_string_equal(it[0].uri, "sip:1@h");
 	assert_string_equal(it[1].uri, "sip:2@h");
