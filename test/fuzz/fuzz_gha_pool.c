@@ -8,18 +8,7 @@
 #include <string.h>
 
 #include "genesys_ha/gha_pool.h"
-
-static void *t_alloc(size_t n, void *ctx)
-{
-	(void)ctx;
-	return malloc(n);
-}
-
-static void t_free(void *p, void *ctx)
-{
-	(void)ctx;
-	free(p);
-}
+#include "../unit/kg_test.h"
 
 /* a pool of 40 pairs (IPv4 and IPv6, udp/tcp/tls, default ports), built
  * once */

@@ -18,6 +18,17 @@ static void set(
 	gha_ps_member_changed(st, m, s, now, ev);
 }
 
+/* primary active, backup in mstate b; both probed at 1 s */
+static void two(gha_pair_state_t *st, int b, gha_pair_events_t *ev)
+{
+	gha_ps_init(st, 0);
+	set(st, P, GHA_MS_ACTIVE, 1, ev);
+	set(st, B, b, 1, ev);
+}
+
+/* The state-machine cases below share their set-up (two(), verifying(),
+ * gtwo()) but each spells out its own sequence of events and results:
+ * the sequence is the scenario under test, so the alike lines stay. */
 static void test_first_start_primary_active(void **state)
 {
 	gha_pair_state_t st;
@@ -43,9 +54,7 @@ static void test_primary_stops_answering(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	gha_ps_init(&st, 0);
-	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
-	set(&st, B, GHA_MS_ACTIVE, 1, &ev);
+	two(&st, GHA_MS_ACTIVE, &ev);
 	set(&st, P, GHA_MS_DOWN, 10, &ev);
 	assert_true(ev.switched);
 	assert_int_equal(ev.from, P);
@@ -68,9 +77,7 @@ static void test_primary_down_backup_silent_then_backup_answers(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	gha_ps_init(&st, 0);
-	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
-	set(&st, B, GHA_MS_DOWN, 1, &ev); /* a Genesys backup ignores SIP */
+	two(&st, GHA_MS_DOWN, &ev); /* a Genesys backup ignores SIP */
 	assert_int_equal(st.pstate, GHA_PS_UP);
 	set(&st, P, GHA_MS_DOWN, 5, &ev);
 	assert_false(ev.switched);
@@ -108,9 +115,7 @@ static void test_inactive_503(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	gha_ps_init(&st, 0);
-	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
-	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	two(&st, GHA_MS_DOWN, &ev);
 	set(&st, P, GHA_MS_INACTIVE, 2, &ev);
 	assert_false(ev.switched);
 	assert_int_equal(st.pstate, GHA_PS_INACTIVE);
@@ -131,12 +136,11 @@ static int res(gha_pair_state_t *st, int m, int r, int64_t sent_ms,
 	return gha_ps_probe_result(st, m, r, sent_ms, now_ms, now_ms / 1000, ev);
 }
 
-/* primary active, backup in mstate b; both probed at 1 s */
-static void two(gha_pair_state_t *st, int b, gha_pair_events_t *ev)
+/* two(), then a request from the backup at 5000 ms arms a verification */
+static void verifying(gha_pair_state_t *st, int b, gha_pair_events_t *ev)
 {
-	gha_ps_init(st, 0);
-	set(st, P, GHA_MS_ACTIVE, 1, ev);
-	set(st, B, b, 1, ev);
+	two(st, b, ev);
+	assert_int_equal(gha_ps_request_from(st, B, 5000), GHA_RQ_VERIFY);
 }
 
 static void test_request_from_active_member(void **state)
@@ -158,8 +162,7 @@ static void test_request_never_switches_by_itself(void **state)
 	(void)state;
 	/* the backup is known to answer: still no switch at the request (was:
 	 * one forged datagram flipped the pair) */
-	two(&st, GHA_MS_ACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_ACTIVE, &ev);
 	assert_int_equal(st.active, P);
 	assert_int_equal(st.n_switchovers, 0);
 	/* more requests while it runs: no new probes, the first one decides */
@@ -176,8 +179,7 @@ static void test_request_forged_both_answer_no_flip(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	two(&st, GHA_MS_ACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_ACTIVE, &ev);
 	assert_int_equal(res(&st, B, GHA_MS_ACTIVE, 5001, 5010, &ev), GHA_VR_WAIT);
 	assert_false(ev.switched);
 	/* the primary answers too: nothing to switch for */
@@ -197,8 +199,7 @@ static void test_request_forged_backup_503_never_active(void **state)
 	gha_pair_events_t ev;
 	(void)state;
 	/* was: the pair switched to the 503 backup and became inactive */
-	two(&st, GHA_MS_INACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_INACTIVE, &ev);
 	assert_int_equal(
 			res(&st, B, GHA_MS_INACTIVE, 5001, 5010, &ev), GHA_VR_WAIT);
 	assert_int_equal(
@@ -221,8 +222,7 @@ static void test_request_forged_silent_backup(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	two(&st, GHA_MS_DOWN, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_DOWN, &ev);
 	assert_int_equal(res(&st, P, GHA_MS_ACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
 	assert_int_equal(res(&st, B, GHA_MS_DOWN, 5001, 5401, &ev), GHA_VR_REFUSED);
 	assert_int_equal(st.active, P);
@@ -240,8 +240,7 @@ static void test_request_genuine_switches(void **state)
 	(void)state;
 	/* the primary stopped answering (not detected yet: fail_threshold),
 	 * the promoted backup answers and sends a request */
-	two(&st, GHA_MS_DOWN, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_DOWN, &ev);
 	/* a probe sent before the request proves nothing */
 	assert_int_equal(res(&st, P, GHA_MS_DOWN, 4999, 5300, &ev), GHA_VR_WAIT);
 	assert_int_equal(st.verify_result[P], GHA_MS_UNKNOWN);
@@ -270,8 +269,7 @@ static void test_request_genuine_active_503(void **state)
 	gha_pair_events_t ev;
 	(void)state;
 	/* the old primary answers 503 (demoted), the backup answers 200 */
-	two(&st, GHA_MS_ACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_ACTIVE, &ev);
 	assert_int_equal(
 			res(&st, P, GHA_MS_INACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
 	assert_int_equal(
@@ -286,8 +284,7 @@ static void test_request_backup_not_yet_active_for_goos(void **state)
 	(void)state;
 	/* ok_threshold 2: one answer does not make the backup ACTIVE yet; the
 	 * pair must not switch to a member it counts as down */
-	two(&st, GHA_MS_DOWN, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_DOWN, &ev);
 	assert_int_equal(res(&st, B, GHA_MS_ACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
 	assert_int_equal(res(&st, P, GHA_MS_DOWN, 5001, 5401, &ev), GHA_VR_REFUSED);
 	assert_int_equal(st.active, P);
@@ -299,8 +296,7 @@ static void test_request_verification_expires(void **state)
 	gha_pair_events_t ev;
 	int64_t late = 5000 + GHA_VERIFY_WINDOW_MS + 1;
 	(void)state;
-	two(&st, GHA_MS_ACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_ACTIVE, &ev);
 	assert_int_equal(res(&st, B, GHA_MS_ACTIVE, 5001, 5002, &ev), GHA_VR_WAIT);
 	/* the primary's result comes after the window: no switch */
 	assert_int_equal(
@@ -315,8 +311,7 @@ static void test_request_other_rule_switched_first(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	two(&st, GHA_MS_ACTIVE, &ev);
-	assert_int_equal(gha_ps_request_from(&st, B, 5000), GHA_RQ_VERIFY);
+	verifying(&st, GHA_MS_ACTIVE, &ev);
 	/* the primary is declared down by genesys_oos: switched (no-answer) */
 	set(&st, P, GHA_MS_DOWN, 5, &ev);
 	assert_true(ev.switched);
@@ -338,9 +333,7 @@ static void test_operator_switchover(void **state)
 	gha_pair_state_t st;
 	gha_pair_events_t ev;
 	(void)state;
-	gha_ps_init(&st, 0);
-	set(&st, P, GHA_MS_ACTIVE, 1, &ev);
-	set(&st, B, GHA_MS_DOWN, 1, &ev);
+	two(&st, GHA_MS_DOWN, &ev);
 	assert_int_equal(gha_ps_switchover(&st, 2, &ev), -1);
 	assert_int_equal(st.active, P);
 	set(&st, B, GHA_MS_ACTIVE, 3, &ev);
@@ -421,13 +414,19 @@ static void gset(gha_pair_state_t *st, int m, int s, long now_ms)
 
 #define G 5000 /* down_grace, ms */
 
+/* primary answering, backup in mstate b; both probed at 1 s */
+static void gtwo(gha_pair_state_t *st, int b)
+{
+	gha_ps_init(st, 0);
+	gset(st, P, GHA_MS_ACTIVE, 1000);
+	gset(st, B, b, 1000);
+}
+
 static void test_grace_primary_killed_backup_silent(void **state)
 {
 	gha_pair_state_t st;
 	(void)state;
-	gha_ps_init(&st, 0);
-	gset(&st, P, GHA_MS_ACTIVE, 1000);
-	gset(&st, B, GHA_MS_DOWN, 1000); /* hot standby: ignores OPTIONS */
+	gtwo(&st, GHA_MS_DOWN); /* hot standby: ignores OPTIONS */
 	assert_int_equal(gha_grace_member(&st, 2000, G), -1); /* pair up */
 	gset(&st, P, GHA_MS_DOWN, 10000);
 	assert_int_equal(st.pstate, GHA_PS_DOWN);
@@ -449,9 +448,7 @@ static void test_grace_backup_answering_503(void **state)
 {
 	gha_pair_state_t st;
 	(void)state;
-	gha_ps_init(&st, 0);
-	gset(&st, P, GHA_MS_ACTIVE, 1000);
-	gset(&st, B, GHA_MS_INACTIVE, 1000); /* hot standby: 503 to OPTIONS */
+	gtwo(&st, GHA_MS_INACTIVE); /* hot standby: 503 to OPTIONS */
 	gset(&st, P, GHA_MS_DOWN, 10000);
 	/* switched to the backup, which refuses: the pair is inactive, but no
 	 * member is known alive: grace, to the backup */
@@ -475,9 +472,7 @@ static void test_grace_not_opened(void **state)
 	assert_int_equal(st.pstate, GHA_PS_DOWN);
 	assert_int_equal(gha_grace_member(&st, 1500, G), -1);
 	/* the primary dies while the backup answers: a switchover, no grace */
-	gha_ps_init(&st, 0);
-	gset(&st, P, GHA_MS_ACTIVE, 1000);
-	gset(&st, B, GHA_MS_ACTIVE, 1000);
+	gtwo(&st, GHA_MS_ACTIVE);
 	gset(&st, P, GHA_MS_DOWN, 2000);
 	assert_int_equal(st.active, B);
 	assert_int_equal(gha_grace_member(&st, 2000, G), -1);
@@ -491,9 +486,7 @@ static void test_grace_target_follows_relay_failures(void **state)
 {
 	gha_pair_state_t st;
 	(void)state;
-	gha_ps_init(&st, 0);
-	gset(&st, P, GHA_MS_ACTIVE, 1000);
-	gset(&st, B, GHA_MS_DOWN, 1000);
+	gtwo(&st, GHA_MS_DOWN);
 	gset(&st, P, GHA_MS_DOWN, 10000);
 	assert_int_equal(gha_grace_member(&st, 10000, G), B);
 	/* a relay to the backup got no answer: the other member */
@@ -515,9 +508,7 @@ static void test_grace_retry(void **state)
 {
 	gha_pair_state_t st;
 	(void)state;
-	gha_ps_init(&st, 0);
-	gset(&st, P, GHA_MS_ACTIVE, 1000);
-	gset(&st, B, GHA_MS_DOWN, 1000);
+	gtwo(&st, GHA_MS_DOWN);
 	/* no answer from the active member, the other not known alive: tried
 	 * anyway (a backup may be promoted already) */
 	assert_int_equal(gha_grace_retry(&st, P, 1, 2000, G), B);

@@ -43,6 +43,24 @@ static void accepted(const gha_params_t *p)
 	assert_true(alg >= GHA_LB_ROUND_ROBIN && alg <= GHA_LB_HASH);
 }
 
+/* *field (a member of p) is accepted at lo and hi and refused just outside
+ * them, with a message containing below / above; then it is put back */
+static void range(gha_params_t *p, int *field, int lo, int hi,
+		const char *below, const char *above)
+{
+	int keep = *field;
+
+	*field = lo;
+	accepted(p);
+	*field = hi;
+	accepted(p);
+	*field = lo - 1;
+	refused(p, below);
+	*field = hi + 1;
+	refused(p, above);
+	*field = keep;
+}
+
 static void test_defaults_are_valid(void **state)
 {
 	gha_params_t p = defaults();
@@ -140,6 +158,10 @@ static void test_defaults_match_the_admin_guide(void **state)
 	free(doc);
 }
 
+/* The validation cases below set a field and expect accepted() or
+ * refused(message) one value at a time (range() for plain ranges): the
+ * value and the message it must give are the check, so they are spelled out
+ * and look alike. */
 static void test_lb_algorithm(void **state)
 {
 	static const struct
@@ -206,15 +228,9 @@ static void test_ranges(void **state)
 	(void)state;
 
 	p = defaults();
-	p.down_grace = 0; /* off */
-	accepted(&p);
-	p.down_grace = 60000;
-	accepted(&p);
-	p.down_grace = -1;
-	refused(&p, "down_grace -1 is invalid: use 0 (off");
-	p.down_grace = 60001;
-	refused(&p, "down_grace 60001 is invalid");
-	p.down_grace = 5000;
+	/* 0: off */
+	range(&p, &p.down_grace, 0, 60000, "down_grace -1 is invalid: use 0 (off",
+			"down_grace 60001 is invalid");
 
 	p.max_pool_elements = 1;
 	accepted(&p);
@@ -222,14 +238,11 @@ static void test_ranges(void **state)
 	refused(&p, "max_pool_elements 0 is invalid: use a positive number");
 	p.max_pool_elements = 100000;
 
-	p.t1_slots = 16;
-	accepted(&p);
-	p.t1_slots = 1 << 22;
-	accepted(&p);
+	range(&p, &p.t1_slots, 16, 1 << 22,
+			"t1_slots 15 is invalid: use 16 to 4194304",
+			"t1_slots 4194305 is invalid");
 	p.t1_slots = 8;
 	refused(&p, "t1_slots 8 is invalid: use 16 to 4194304");
-	p.t1_slots = (1 << 22) + 1;
-	refused(&p, "t1_slots 4194305 is invalid");
 	p.t1_slots = 4096;
 
 	p.serving_len = 64;
@@ -299,14 +312,11 @@ static void test_dmq(void **state)
 
 	p.dmq = 1;
 	accepted(&p);
-	p.dmq_interval = 100;
-	accepted(&p);
-	p.dmq_interval = 99;
-	refused(&p, "dmq_interval 99 is invalid: use 100 to 60000 ms");
-	p.dmq_interval = 60001;
-	refused(&p, "dmq_interval 60001 is invalid");
-	p.dmq_interval = 60000;
-	p.dmq_peer_timeout = 60000; /* equal: allowed */
+	p.dmq_peer_timeout = 60000; /* not below any dmq_interval */
+	range(&p, &p.dmq_interval, 100, 60000,
+			"dmq_interval 99 is invalid: use 100 to 60000 ms",
+			"dmq_interval 60001 is invalid");
+	p.dmq_interval = 60000; /* equal: allowed */
 	accepted(&p);
 	p.dmq_peer_timeout = 59999;
 	refused(&p, "dmq_peer_timeout 59999 must not be below dmq_interval "
@@ -314,22 +324,12 @@ static void test_dmq(void **state)
 	p.dmq_interval = 1000;
 	p.dmq_peer_timeout = 3000;
 
-	p.dmq_probing = 64;
-	accepted(&p);
-	p.dmq_probing = 65;
-	refused(&p, "dmq_probing 65 is invalid: 0 (off: every proxy probes");
-	p.dmq_probing = -1;
-	refused(&p, "dmq_probing -1 is invalid");
-	p.dmq_probing = 0;
+	range(&p, &p.dmq_probing, 0, 64, "dmq_probing -1 is invalid",
+			"dmq_probing 65 is invalid: 0 (off: every proxy probes");
 
-	p.dmq_sync_timeout = 0; /* no start sync */
-	accepted(&p);
-	p.dmq_sync_timeout = 30000;
-	accepted(&p);
-	p.dmq_sync_timeout = 30001;
-	refused(&p, "dmq_sync_timeout 30001 is invalid: use 0 to 30000 ms");
-	p.dmq_sync_timeout = -1;
-	refused(&p, "dmq_sync_timeout -1 is invalid");
+	/* 0: no start sync */
+	range(&p, &p.dmq_sync_timeout, 0, 30000, "dmq_sync_timeout -1 is invalid",
+			"dmq_sync_timeout 30001 is invalid: use 0 to 30000 ms");
 }
 
 /* with dmq: own_address given, at most 64 characters (a decision's

@@ -12,18 +12,7 @@
 #include <cmocka.h>
 
 #include "genesys_ha/gha_pool.h"
-
-static void *t_alloc(size_t n, void *ctx)
-{
-	(*(int *)ctx)++;
-	return malloc(n);
-}
-
-static void t_free(void *p, void *ctx)
-{
-	(*(int *)ctx)--;
-	free(p);
-}
+#include "kg_test.h"
 
 static int live;
 static const gha_alloc_t A = {t_alloc, t_free, &live};
@@ -113,10 +102,24 @@ static void test_hostport(void **state)
 			gha_hostport_parse("host:1x", 7, &h, &port, err, sizeof(err)), -1);
 }
 
+/* a pair of d: <sipserver> at line, its <primary> and <backup> below it */
+static void add_pair(gha_draft_t *d, const char *name, const char *site,
+		const char *primary, const char *backup, int line)
+{
+	gha_draft_pair_t *p = gha_draft_add_pair(d);
+
+	p->name = strdup(name);
+	p->site = strdup(site);
+	p->uri[0] = strdup(primary);
+	p->uri[1] = strdup(backup);
+	p->line = line;
+	p->uline[0] = line + 1;
+	p->uline[1] = line + 2;
+}
+
 /* a draft with two pairs and a feature server */
 static void mkdraft(gha_draft_t *d)
 {
-	gha_draft_pair_t *p;
 	gha_draft_proxy_t *x;
 	gha_draft_fs_t *f;
 
@@ -126,22 +129,9 @@ static void mkdraft(gha_draft_t *d)
 	x->address = strdup("127.0.0.1:5060");
 	x->site = strdup("east");
 	x->line = 3;
-	p = gha_draft_add_pair(d);
-	p->name = strdup("SIPS_A");
-	p->site = strdup("east");
-	p->uri[0] = strdup("sip:sips-a.example:5060");
-	p->uri[1] = strdup("sip:10.0.0.2;transport=tcp");
-	p->line = 5;
-	p->uline[0] = 6;
-	p->uline[1] = 7;
-	p = gha_draft_add_pair(d);
-	p->name = strdup("SIPS_B");
-	p->site = strdup("west");
-	p->uri[0] = strdup("sips:10.0.1.1");
-	p->uri[1] = strdup("sip:10.0.1.2:5080");
-	p->line = 9;
-	p->uline[0] = 10;
-	p->uline[1] = 11;
+	add_pair(d, "SIPS_A", "east", "sip:sips-a.example:5060",
+			"sip:10.0.0.2;transport=tcp", 5);
+	add_pair(d, "SIPS_B", "west", "sips:10.0.1.1", "sip:10.0.1.2:5080", 9);
 	f = gha_draft_add_fs(d);
 	f->name = strdup("FS1");
 	f->site = strdup("east");
@@ -239,6 +229,13 @@ static void test_build_ok(void **state)
 	assert_int_equal(live, 0);
 }
 
+/* *slot becomes a copy of v (NULL: none), the old value freed */
+static void set_str(char **slot, const char *v)
+{
+	free(*slot);
+	*slot = v ? strdup(v) : NULL;
+}
+
 static void expect(gha_draft_t *d, gha_build_opts_t *o, gha_load_rc_t rc,
 		const char *needle)
 {
@@ -252,6 +249,8 @@ static void expect(gha_draft_t *d, gha_build_opts_t *o, gha_load_rc_t rc,
 	assert_int_equal(live, 0);
 }
 
+/* Each block below is one broken draft and the error it must give: the
+ * mkdraft / change / expect lines repeat on purpose, one scenario a block. */
 static void test_build_errors(void **state)
 {
 	gha_draft_t d;
@@ -259,29 +258,25 @@ static void test_build_errors(void **state)
 	(void)state;
 
 	mkdraft(&d);
-	free(d.pairs[1].name);
-	d.pairs[1].name = strdup("SIPS_A");
+	set_str(&d.pairs[1].name, "SIPS_A");
 	expect(&d, &o, GHA_LOAD_CONFIG,
 			"pool.xml:9: element <sipserver>: duplicate name 'SIPS_A' (first "
 			"at line 5)");
 
 	mkdraft(&d);
-	free(d.pairs[1].uri[1]);
-	d.pairs[1].uri[1] = strdup("sip:10.0.1.2:99999");
+	set_str(&d.pairs[1].uri[1], "sip:10.0.1.2:99999");
 	expect(&d, &o, GHA_LOAD_CONFIG,
 			"pool.xml:11: element <backup> of 'SIPS_B': URI "
 			"'sip:10.0.1.2:99999': bad port");
 
 	mkdraft(&d);
-	free(d.pairs[0].uri[0]);
-	d.pairs[0].uri[0] = strdup("sip:no-such-host.invalid");
+	set_str(&d.pairs[0].uri[0], "sip:no-such-host.invalid");
 	expect(&d, &o, GHA_LOAD_RESOLVE,
 			"pool.xml:6: element <primary> of 'SIPS_A': cannot resolve host "
 			"'no-such-host.invalid'");
 
 	mkdraft(&d);
-	free(d.pairs[1].uri[0]);
-	d.pairs[1].uri[0] = strdup("sip:10.0.0.2:5060");
+	set_str(&d.pairs[1].uri[0], "sip:10.0.0.2:5060");
 	expect(&d, &o, GHA_LOAD_CONFIG, "is already a member of 'SIPS_A'");
 
 	mkdraft(&d);
@@ -300,8 +295,7 @@ static void test_build_errors(void **state)
 	o.own_address = NULL;
 
 	mkdraft(&d);
-	free(d.fs[0].uri);
-	d.fs[0].uri = strdup("sip:10.0.2.1;transport=carrier-pigeon");
+	set_str(&d.fs[0].uri, "sip:10.0.2.1;transport=carrier-pigeon");
 	expect(&d, &o, GHA_LOAD_CONFIG, "pool.xml:13: element <featureserver>");
 
 	mkdraft(&d);
@@ -309,8 +303,7 @@ static void test_build_errors(void **state)
 	expect(&d, &o, GHA_LOAD_CONFIG, "duplicate address '127.0.0.1:5060'");
 
 	mkdraft(&d);
-	free(d.proxies[0].address);
-	d.proxies[0].address = strdup("no-such-host.invalid:5060");
+	set_str(&d.proxies[0].address, "no-such-host.invalid:5060");
 	expect(&d, &o, GHA_LOAD_RESOLVE, "element <proxy>: cannot resolve host");
 
 	memset(&d, 0, sizeof(d));
@@ -592,27 +585,21 @@ static void test_build_error_order(void **state)
 
 	mkdraft(&d);
 	gha_draft_add_proxy(&d)->address = strdup("127.0.0.1:5060");
-	free(d.pairs[1].name);
-	d.pairs[1].name = strdup("SIPS_A");
+	set_str(&d.pairs[1].name, "SIPS_A");
 	expect(&d, &o, GHA_LOAD_CONFIG, "duplicate address '127.0.0.1:5060'");
 
 	mkdraft(&d);
-	free(d.pairs[1].name);
-	d.pairs[1].name = strdup("SIPS_A");
-	free(d.pairs[1].uri[0]);
-	d.pairs[1].uri[0] = strdup("sip:10.0.0.2:5060");
+	set_str(&d.pairs[1].name, "SIPS_A");
+	set_str(&d.pairs[1].uri[0], "sip:10.0.0.2:5060");
 	expect(&d, &o, GHA_LOAD_CONFIG, "duplicate name 'SIPS_A'");
 
 	mkdraft(&d);
-	free(d.pairs[1].uri[0]);
-	d.pairs[1].uri[0] = strdup("sip:10.0.0.2:5060");
-	free(d.fs[0].name);
-	d.fs[0].name = NULL;
+	set_str(&d.pairs[1].uri[0], "sip:10.0.0.2:5060");
+	set_str(&d.fs[0].name, NULL);
 	expect(&d, &o, GHA_LOAD_CONFIG, "is already a member of 'SIPS_A'");
 
 	mkdraft(&d);
-	free(d.fs[0].name);
-	d.fs[0].name = NULL;
+	set_str(&d.fs[0].name, NULL);
 	o.serving = "SIPS_X";
 	expect(&d, &o, GHA_LOAD_CONFIG,
 			"pool.xml:13: element <featureserver>: missing or too long name");
@@ -670,8 +657,7 @@ static void test_build_large_duplicates(void **state)
 		x->uri[0] = xstrdup_printf("sip:10.4.%d.%d:5060", i / 250, i % 250);
 		x->uri[1] = xstrdup_printf("sip:10.4.%d.%d:5070", i / 250, i % 250);
 	}
-	free(d.pairs[n - 1].uri[1]);
-	d.pairs[n - 1].uri[1] = strdup("sip:10.4.40.7:5060");
+	set_str(&d.pairs[n - 1].uri[1], "sip:10.4.40.7:5060");
 	expect(&d, &o, GHA_LOAD_CONFIG,
 			"big.xml:20000: element <backup> of 'SIPS_19999': 10.4.40.7:5060 "
 			"is already a member of 'SIPS_10007' (line 10008)");

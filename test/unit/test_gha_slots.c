@@ -13,20 +13,9 @@
 #include <cmocka.h>
 
 #include "genesys_ha/gha_slots.h"
+#include "kg_test.h"
 
 static int live;
-
-static void *t_alloc(size_t n, void *ctx)
-{
-	(*(int *)ctx)++;
-	return malloc(n);
-}
-
-static void t_free(void *p, void *ctx)
-{
-	(*(int *)ctx)--;
-	free(p);
-}
 
 static const gha_alloc_t A = {t_alloc, t_free, &live};
 
@@ -87,14 +76,41 @@ static const int ms_up[16] = {GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE,
 static const int fss_up[4] = {
 		GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE, GHA_MS_ACTIVE};
 
-static void test_table_get_put_reuse(void **state)
+/* a slot table, empty, with no allocation live */
+static gha_slots_t *new_table(void)
 {
 	gha_slots_t *t = malloc(sizeof(*t));
+
+	assert_non_null(t);
+	live = 0;
+	gha_slots_init(t);
+	return t;
+}
+
+/* t destroyed: every allocation of the test is given back */
+static void end_table(gha_slots_t *t)
+{
+	gha_slots_destroy(t, &A);
+	assert_int_equal(live, 0);
+	free(t);
+}
+
+/* room for n more slots, then p attached (old: the snapshot it replaces) */
+static void reserve_attach(gha_slots_t *t, int n, gha_pool_t *p,
+		const gha_pool_t *old, const int *ms, const int *fss, long now)
+{
+	assert_int_equal(gha_slots_reserve(t, n, &A), 0);
+	assert_int_equal(gha_slots_attach(t, p, old, ms, fss, now), 0);
+}
+
+/* The reload cases below each spell out their pool files, probe states and
+ * the slots they expect after each reload: that is the scenario. */
+static void test_table_get_put_reuse(void **state)
+{
+	gha_slots_t *t = new_table();
 	gha_slot_t *a, *b, *c;
 	int created, i;
 	(void)state;
-	live = 0;
-	gha_slots_init(t);
 	/* nothing reserved: full */
 	assert_null(gha_slots_get(t, GHA_SLOT_PAIR, "A", 1, &created));
 	assert_int_equal(gha_slots_reserve(t, 2, &A), 0);
@@ -146,24 +162,19 @@ static void test_table_get_put_reuse(void **state)
 	}
 	assert_int_equal(t->used, 2);
 	assert_null(gha_slots_at(t, t->nslots));
-	gha_slots_destroy(t, &A);
-	assert_int_equal(live, 0);
-	free(t);
+	end_table(t);
 }
 
 static void test_reload_keeps_the_same_pair_slot(void **state)
 {
-	gha_slots_t *t = malloc(sizeof(*t));
+	gha_slots_t *t = new_table();
 	gha_pool_t *p1, *p2, *p3;
 	gha_slot_t *sa;
 	gha_pair_events_t ev;
 	(void)state;
-	live = 0;
-	gha_slots_init(t);
 	p1 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2;B=sip:10.0.1.1,sip:10.0.1.2",
 			"F=sip:10.0.2.1", 1);
-	assert_int_equal(gha_slots_reserve(t, 3, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p1, NULL, ms_up, fss_up, 1000), 0);
+	reserve_attach(t, 3, p1, NULL, ms_up, fss_up, 1000);
 	sa = p1->pairs[0].slot;
 	assert_int_equal(sa->st.pstate, GHA_PS_UP);
 	assert_int_equal(sa->st.active, GHA_PRIMARY);
@@ -172,8 +183,7 @@ static void test_reload_keeps_the_same_pair_slot(void **state)
 	 * (down) is kept, not taken again from the probe states */
 	p1->fs[0].slot->fs_state = GHA_MS_DOWN;
 	p2 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2", "F=sip:10.0.2.1", 2);
-	assert_int_equal(gha_slots_reserve(t, 2, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p2, p1, ms_up, fss_up, 2000), 0);
+	reserve_attach(t, 2, p2, p1, ms_up, fss_up, 2000);
 	assert_ptr_equal(p2->pairs[0].slot, sa);
 	assert_ptr_equal(p2->fs[0].slot, p1->fs[0].slot);
 	assert_int_equal(p2->fs[0].slot->fs_state, GHA_MS_DOWN);
@@ -196,8 +206,7 @@ static void test_reload_keeps_the_same_pair_slot(void **state)
 	p3 = mkpool("A=sip:10.0.0.1,sip:10.0.0.3", "", 3);
 	{
 		int ms[2] = {GHA_MS_ACTIVE, GHA_MS_DOWN};
-		assert_int_equal(gha_slots_reserve(t, 1, &A), 0);
-		assert_int_equal(gha_slots_attach(t, p3, p2, ms, NULL, 3000), 0);
+		reserve_attach(t, 1, p3, p2, ms, NULL, 3000);
 	}
 	assert_ptr_not_equal(p3->pairs[0].slot, sa);
 	assert_int_equal(p3->pairs[0].slot->st.active, GHA_PRIMARY);
@@ -210,29 +219,23 @@ static void test_reload_keeps_the_same_pair_slot(void **state)
 	gha_pool_free(p1, &A);
 	gha_pool_free(p2, &A);
 	gha_pool_free(p3, &A);
-	gha_slots_destroy(t, &A);
-	assert_int_equal(live, 0);
-	free(t);
+	end_table(t);
 }
 
 static void test_changed_members_keep_active_member(void **state)
 {
-	gha_slots_t *t = malloc(sizeof(*t));
+	gha_slots_t *t = new_table();
 	gha_pool_t *p1, *p2;
 	gha_pair_events_t ev;
 	int ms[2] = {GHA_MS_UNKNOWN, GHA_MS_ACTIVE};
 	(void)state;
-	live = 0;
-	gha_slots_init(t);
 	p1 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2", "", 1);
-	assert_int_equal(gha_slots_reserve(t, 1, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p1, NULL, ms_up, NULL, 1000), 0);
+	reserve_attach(t, 1, p1, NULL, ms_up, NULL, 1000);
 	assert_int_equal(gha_ps_switchover(&p1->pairs[0].slot->st, 1001, &ev), 0);
 	/* the backup 10.0.0.2 becomes the primary of the new file: still
 	 * active, with its state from the old slot */
 	p2 = mkpool("A=sip:10.0.0.2,sip:10.0.0.9", "", 2);
-	assert_int_equal(gha_slots_reserve(t, 1, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p2, p1, ms, NULL, 2000), 0);
+	reserve_attach(t, 1, p2, p1, ms, NULL, 2000);
 	assert_ptr_not_equal(p2->pairs[0].slot, p1->pairs[0].slot);
 	assert_int_equal(p2->pairs[0].slot->st.active, GHA_PRIMARY);
 	assert_int_equal(p2->pairs[0].slot->st.mstate[0], GHA_MS_ACTIVE);
@@ -242,8 +245,7 @@ static void test_changed_members_keep_active_member(void **state)
 	{
 		gha_pool_t *p3 = mkpool("A=sip:10.0.0.1,sip:10.0.0.2", "", 3);
 		int ms3[2] = {GHA_MS_DOWN, GHA_MS_ACTIVE};
-		assert_int_equal(gha_slots_reserve(t, 1, &A), 0);
-		assert_int_equal(gha_slots_attach(t, p3, p2, ms3, NULL, 3000), 0);
+		reserve_attach(t, 1, p3, p2, ms3, NULL, 3000);
 		assert_ptr_equal(p3->pairs[0].slot, p1->pairs[0].slot);
 		/* 10.0.0.2 was active in p2 (as primary): it stays active */
 		assert_int_equal(p3->pairs[0].slot->st.active, GHA_BACKUP);
@@ -257,21 +259,17 @@ static void test_changed_members_keep_active_member(void **state)
 	assert_int_equal(t->used, 0);
 	gha_pool_free(p1, &A);
 	gha_pool_free(p2, &A);
-	gha_slots_destroy(t, &A);
-	assert_int_equal(live, 0);
-	free(t);
+	end_table(t);
 }
 
 static void test_attach_full_table_attaches_nothing(void **state)
 {
-	gha_slots_t *t = malloc(sizeof(*t));
+	gha_slots_t *t = new_table();
 	gha_pool_t *p;
 	gha_slot_t *s;
 	int created, i;
 	char k[16];
 	(void)state;
-	live = 0;
-	gha_slots_init(t);
 	assert_int_equal(gha_slots_reserve(t, 1, &A), 0);
 	for(i = 0; i < GHA_SLOT_CHUNK - 1; i++) {
 		snprintf(k, sizeof(k), "x%d", i);
@@ -286,23 +284,19 @@ static void test_attach_full_table_attaches_nothing(void **state)
 	s = gha_slots_at(t, GHA_SLOT_CHUNK - 1);
 	assert_int_equal(s->kind, GHA_SLOT_FREE);
 	gha_pool_free(p, &A);
-	gha_slots_destroy(t, &A);
-	free(t);
+	end_table(t);
 }
 
 static void test_feature_servers_and_failed_attach(void **state)
 {
-	gha_slots_t *t = malloc(sizeof(*t));
+	gha_slots_t *t = new_table();
 	gha_pool_t *p1, *p2;
 	int fss[2] = {GHA_MS_INACTIVE, GHA_MS_ACTIVE}, i;
 	(void)state;
-	live = 0;
-	gha_slots_init(t);
 	/* the same destination twice: one slot, the first probe state */
 	p1 = mkpool(
 			"A=sip:10.0.0.1,sip:10.0.0.2", "F=sip:10.0.2.1;G=sip:10.0.2.1", 1);
-	assert_int_equal(gha_slots_reserve(t, 3, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p1, NULL, ms_up, fss, 1000), 0);
+	reserve_attach(t, 3, p1, NULL, ms_up, fss, 1000);
 	assert_ptr_equal(p1->fs[0].slot, p1->fs[1].slot);
 	assert_int_equal(p1->fs[0].slot->fs_state, GHA_MS_INACTIVE);
 	assert_int_equal(p1->fs[0].slot->refs, 2);
@@ -325,8 +319,7 @@ static void test_feature_servers_and_failed_attach(void **state)
 	assert_int_equal(p1->fs[0].slot->refs, 2);
 	assert_int_equal(p1->fs[0].slot->fs_state, GHA_MS_INACTIVE);
 	/* room again: the same reload attaches, A's state kept */
-	assert_int_equal(gha_slots_reserve(t, 4, &A), 0);
-	assert_int_equal(gha_slots_attach(t, p2, p1, ms_up, fss_up, 2000), 0);
+	reserve_attach(t, 4, p2, p1, ms_up, fss_up, 2000);
 	assert_ptr_equal(p2->pairs[0].slot, p1->pairs[0].slot);
 	assert_int_equal(p2->pairs[0].slot->st.active, GHA_BACKUP);
 	assert_int_equal(p2->fs[0].slot->fs_state, GHA_MS_INACTIVE);
@@ -334,9 +327,7 @@ static void test_feature_servers_and_failed_attach(void **state)
 	gha_slots_detach(t, p2);
 	gha_pool_free(p1, &A);
 	gha_pool_free(p2, &A);
-	gha_slots_destroy(t, &A);
-	assert_int_equal(live, 0);
-	free(t);
+	end_table(t);
 }
 
 int main(void)

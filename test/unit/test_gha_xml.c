@@ -14,21 +14,10 @@
 #include <libxml/parser.h>
 
 #include "genesys_ha/gha_xml.h"
+#include "kg_test.h"
 
 #define XSD GHA_TEST_TOP "/etc/genesys-pool.xsd"
 #define SAMPLE GHA_TEST_TOP "/etc/genesys-pool.xml"
-
-static void *t_alloc(size_t n, void *ctx)
-{
-	(void)ctx;
-	return malloc(n);
-}
-
-static void t_free(void *p, void *ctx)
-{
-	(void)ctx;
-	free(p);
-}
 
 static const gha_alloc_t A = {t_alloc, t_free, NULL};
 static char path[64];
@@ -304,7 +293,6 @@ static void test_limits(void **state)
 	if(strstr(err, "more than the 67108864 a pool file may have") == NULL)
 		fail_msg("unexpected error '%s'", err);
 	free(big);
-
 }
 
 static gha_load_rc_t load_max(

@@ -39,20 +39,30 @@ static void test_threshold_one_flips_every_time(void **state)
 	goos_health_t h;
 	(void)state;
 	goos_health_reset(&h);
-	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 1), GOOS_H_ACTIVE);
+	assert_int_equal(
+			goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 1), GOOS_H_ACTIVE);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 1), -1);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_DOWN, 1, 1), GOOS_H_DOWN);
-	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 1), GOOS_H_ACTIVE);
+	assert_int_equal(
+			goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 1), GOOS_H_ACTIVE);
 	assert_int_equal(
 			goos_health_apply(&h, GOOS_RES_INACTIVE, 1, 1), GOOS_H_INACTIVE);
 }
 
+/* h, fresh, after a first result res (taken at once: no threshold) */
+static void started_in(goos_health_t *h, goos_result_t res, int fail, int ok)
+{
+	goos_health_reset(h);
+	assert_true(goos_health_apply(h, res, fail, ok) >= 0);
+}
+
+/* The hysteresis cases below each spell out their run of results and the
+ * change (or -1: none) each must give: the run is the scenario. */
 static void test_fail_threshold_hysteresis(void **state)
 {
 	goos_health_t h;
 	(void)state;
-	goos_health_reset(&h);
-	goos_health_apply(&h, GOOS_RES_ACTIVE, 2, 1);
+	started_in(&h, GOOS_RES_ACTIVE, 2, 1);
 	/* one lost probe does not flip */
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_DOWN, 2, 1), -1);
 	assert_int_equal(h.state, GOOS_H_ACTIVE);
@@ -68,20 +78,19 @@ static void test_ok_threshold_hysteresis(void **state)
 {
 	goos_health_t h;
 	(void)state;
-	goos_health_reset(&h);
-	goos_health_apply(&h, GOOS_RES_DOWN, 1, 3);
+	started_in(&h, GOOS_RES_DOWN, 1, 3);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 3), -1);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 3), -1);
 	assert_int_equal(h.state, GOOS_H_DOWN);
-	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 3), GOOS_H_ACTIVE);
+	assert_int_equal(
+			goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 3), GOOS_H_ACTIVE);
 }
 
 static void test_changing_candidate_restarts_run(void **state)
 {
 	goos_health_t h;
 	(void)state;
-	goos_health_reset(&h);
-	goos_health_apply(&h, GOOS_RES_DOWN, 1, 2);
+	started_in(&h, GOOS_RES_DOWN, 1, 2);
 	/* ACTIVE, then INACTIVE: neither reaches 2 in a row */
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_ACTIVE, 1, 2), -1);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_INACTIVE, 1, 2), -1);
@@ -94,8 +103,7 @@ static void test_zero_threshold_means_one(void **state)
 {
 	goos_health_t h;
 	(void)state;
-	goos_health_reset(&h);
-	goos_health_apply(&h, GOOS_RES_ACTIVE, 0, 0);
+	started_in(&h, GOOS_RES_ACTIVE, 0, 0);
 	assert_int_equal(goos_health_apply(&h, GOOS_RES_DOWN, 0, 0), GOOS_H_DOWN);
 }
 

@@ -29,103 +29,108 @@ static void test_defaults_are_valid(void **state)
 	assert_int_equal(p.probe_slots, 8);
 }
 
+/* p is refused; the message contains needle and also (unless NULL) also */
+static void refused(
+		const goos_params_t *p, const char *needle, const char *also)
+{
+	char err[256] = "";
+
+	assert_int_equal(goos_params_check(p, err, sizeof(err)), -1);
+	if(needle)
+		assert_non_null(strstr(err, needle));
+	if(also)
+		assert_non_null(strstr(err, also));
+}
+
+static void accepted(const goos_params_t *p)
+{
+	char err[256] = "";
+
+	assert_int_equal(goos_params_check(p, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+}
+
+/* The range cases below set a field and expect accepted() or refused()
+ * one value at a time: the value and the message it must give are the
+ * check, so they are spelled out and look alike. */
 static void test_check_range(void **state)
 {
-	char err[256];
 	goos_params_t p = defaults();
 	(void)state;
 	p.check_s = 301;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "oos_check=301"));
-	assert_non_null(strstr(err, "0-300"));
+	refused(&p, "oos_check=301", "0-300");
 	p.check_s = -1;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL, NULL);
 	p.check_s = 300;
 	p.force_s = 32;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	/* 0 disables periodic probing and is valid */
 	p.check_s = 0;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 }
 
 static void test_force_range(void **state)
 {
-	char err[256];
 	goos_params_t p = defaults();
 	(void)state;
 	p.force_s = 0;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "oos_force=0"));
-	assert_non_null(strstr(err, "1-32"));
+	refused(&p, "oos_force=0", "1-32");
 	p.force_s = 33;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "oos_force=33"));
+	refused(&p, "oos_force=33", NULL);
 	p.force_s = 1;
 	p.timeout_ms = 1000;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 }
 
 static void test_timeout_must_fit_the_periods(void **state)
 {
-	char err[256];
 	goos_params_t p = defaults();
 	(void)state;
 	p.timeout_ms = 5001;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "oos_timeout=5001"));
-	assert_non_null(strstr(err, "50-5000"));
+	refused(&p, "oos_timeout=5001", "50-5000");
 	/* the shorter of the two periods is the limit */
 	p.check_s = 1;
 	p.force_s = 5;
 	p.timeout_ms = 1500;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "50-1000"));
+	refused(&p, "50-1000", NULL);
 	p.check_s = 10;
 	p.force_s = 2;
 	p.timeout_ms = 2500;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "50-2000"));
+	refused(&p, "50-2000", NULL);
 	/* oos_check=0: only oos_force limits */
 	p.check_s = 0;
 	p.force_s = 3;
 	p.timeout_ms = 3000;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.timeout_ms = 49;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL, NULL);
 }
 
 static void test_thresholds_and_capacity(void **state)
 {
-	char err[256];
 	goos_params_t p = defaults();
 	(void)state;
 	p.fail_threshold = 0;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "fail_threshold=0"));
+	refused(&p, "fail_threshold=0", NULL);
 	p = defaults();
 	p.ok_threshold = 101;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "ok_threshold=101"));
+	refused(&p, "ok_threshold=101", NULL);
 	p = defaults();
 	p.max_targets = -1;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "max_targets=-1"));
+	refused(&p, "max_targets=-1", NULL);
 	p.max_targets = 0; /* no limit: the table grows with the targets */
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.max_targets = 1048575;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.max_targets = 1048576;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "max_targets=1048576"));
+	refused(&p, "max_targets=1048576", NULL);
 	p = defaults();
 	p.probe_slots = 0;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "probe_slots=0"));
-	assert_non_null(strstr(err, "1-100"));
+	refused(&p, "probe_slots=0", "1-100");
 	p.probe_slots = 101;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL, NULL);
 	p.probe_slots = 1;
-	assert_int_equal(goos_params_check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 }
 
 static void test_error_is_one_line_and_bounded(void **state)

@@ -43,12 +43,29 @@ static void test_phases_are_spread(void **state)
 	assert_int_equal(goos_sched_phase_ms(1, 1000, 1000), 618);
 }
 
+/* s, zeroed, started at now for target id: its phase in span_ms, 8 slots */
+static void started(goos_sched_t *s, int64_t now, int id, int span_ms)
+{
+	memset(s, 0, sizeof(*s));
+	goos_sched_start(s, now, id, span_ms, 8);
+}
+
+/* a probe sent at sent_ms with timeout_ms, ended at done_ms; the next period
+ * is period_ms */
+static void cycle(goos_sched_t *s, int64_t sent_ms, int timeout_ms,
+		int64_t done_ms, int period_ms)
+{
+	goos_sched_sent(s, sent_ms, timeout_ms);
+	goos_sched_done(s, done_ms, period_ms);
+}
+
+/* The scheduling cases below each spell out their sequence of probes and
+ * the plan they expect after each: the times are the scenario. */
 static void test_first_probe_at_phase(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 10000, 0, 1000, 8);
+	started(&s, 10000, 0, 1000);
 	assert_true(goos_sched_due(&s, 10000));
 	goos_sched_start(&s, 10000, 1, 1000, 8);
 	assert_false(goos_sched_due(&s, 10000));
@@ -60,8 +77,7 @@ static void test_periodic_cycle(void **state)
 	goos_sched_t s;
 	uint32_t seq;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000, 8);
+	started(&s, 0, 0, 1000);
 	seq = goos_sched_sent(&s, 0, 300);
 	assert_int_equal(seq, 1);
 	/* no second probe while one is pending */
@@ -79,10 +95,8 @@ static void test_request_probes_at_once(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000, 8);
-	goos_sched_sent(&s, 0, 300);
-	goos_sched_done(&s, 10, 5000);
+	started(&s, 0, 0, 1000);
+	cycle(&s, 0, 300, 10, 5000);
 	s.want = 1;
 	assert_true(goos_sched_due(&s, 20));
 	goos_sched_sent(&s, 20, 300);
@@ -108,10 +122,8 @@ static void test_probing_off(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 3, 0, 8);
-	goos_sched_sent(&s, 0, 300);
-	goos_sched_done(&s, 10, 0);
+	started(&s, 0, 3, 0);
+	cycle(&s, 0, 300, 10, 0);
 	assert_false(goos_sched_due(&s, INT64_MAX - 1));
 	s.want = 1;
 	assert_true(goos_sched_due(&s, 20));
@@ -121,34 +133,27 @@ static void test_replan_on_state_change(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000, 8);
-	goos_sched_sent(&s, 0, 300);
-	goos_sched_done(&s, 300, 30000);
+	started(&s, 0, 0, 1000);
+	cycle(&s, 0, 300, 300, 30000);
 	assert_int_equal(s.next_due_ms, 30000);
 	/* a requested probe fails, the target is DOWN: the shorter oos_force
 	 * period brings the next probe forward */
 	s.want = 1;
-	goos_sched_sent(&s, 5000, 300);
-	goos_sched_done(&s, 5300, 2000);
+	cycle(&s, 5000, 300, 5300, 2000);
 	assert_int_equal(s.next_due_ms, 7000);
 	/* a requested probe with the same period keeps the plan */
 	s.want = 1;
-	goos_sched_sent(&s, 5500, 300);
-	goos_sched_done(&s, 5600, 2000);
+	cycle(&s, 5500, 300, 5600, 2000);
 	assert_int_equal(s.next_due_ms, 7000);
 	/* periodic probes keep their phase, whatever the reply time */
-	goos_sched_sent(&s, 7004, 300);
-	goos_sched_done(&s, 7250, 2000);
+	cycle(&s, 7004, 300, 7250, 2000);
 	assert_int_equal(s.next_due_ms, 9000);
 	/* never in the past after a stall of the timer */
-	goos_sched_sent(&s, 9000, 300);
-	goos_sched_done(&s, 20000, 2000);
+	cycle(&s, 9000, 300, 20000, 2000);
 	assert_int_equal(s.next_due_ms, 21000);
 	/* oos_timeout = period: the deadline ends a little after the next
 	 * periodic time, which is due now, not a period later */
-	goos_sched_sent(&s, 21000, 2000);
-	goos_sched_done(&s, 23001, 2000);
+	cycle(&s, 21000, 2000, 23001, 2000);
 	assert_int_equal(s.next_due_ms, 23000);
 	assert_true(goos_sched_due(&s, 23001));
 }
@@ -159,10 +164,8 @@ static void test_replan_on_period_change(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 0, 0, 1000, 8);
-	goos_sched_sent(&s, 0, 300);
-	goos_sched_done(&s, 100, 5000);
+	started(&s, 0, 0, 1000);
+	cycle(&s, 0, 300, 100, 5000);
 	assert_int_equal(s.next_due_ms, 5000);
 	/* shorter: one new period after the last probe */
 	goos_sched_replan(&s, 200, 2000, 125);
@@ -218,8 +221,7 @@ static void test_event_time(void **state)
 {
 	goos_sched_t s;
 	(void)state;
-	memset(&s, 0, sizeof(s));
-	goos_sched_start(&s, 1000, 3, 1000, 8);
+	started(&s, 1000, 3, 1000);
 	assert_true(goos_sched_event(&s) == s.next_due_ms);
 	goos_sched_sent(&s, s.next_due_ms, 400);
 	assert_true(goos_sched_event(&s) == s.deadline_ms);
@@ -233,23 +235,23 @@ static void test_event_time(void **state)
 	assert_true(goos_sched_event(&s) == GOOS_NEVER);
 }
 
+/* id and seq come back from the callback parameter unchanged */
+static void roundtrip(int id, uint32_t seq)
+{
+	int id2;
+	uint32_t seq2;
+	goos_cbp_decode(goos_cbp_encode(id, seq), &id2, &seq2);
+	assert_int_equal(id2, id);
+	assert_int_equal(seq2, seq);
+}
+
 static void test_cbp_roundtrip(void **state)
 {
-	int id;
-	uint32_t seq;
 	(void)state;
-	goos_cbp_decode(goos_cbp_encode(0, 0), &id, &seq);
-	assert_int_equal(id, 0);
-	assert_int_equal(seq, 0);
-	goos_cbp_decode(goos_cbp_encode(65535, 0xffffffffu), &id, &seq);
-	assert_int_equal(id, 65535);
-	assert_int_equal(seq, 0xffffffffu);
-	goos_cbp_decode(goos_cbp_encode(1048575, 0xffffffffu), &id, &seq);
-	assert_int_equal(id, 1048575);
-	assert_true(seq == 0xffffffffu);
-	goos_cbp_decode(goos_cbp_encode(17, 123456789u), &id, &seq);
-	assert_int_equal(id, 17);
-	assert_int_equal(seq, 123456789u);
+	roundtrip(0, 0);
+	roundtrip(65535, 0xffffffffu);
+	roundtrip(1048575, 0xffffffffu);
+	roundtrip(17, 123456789u);
 	/* never a NULL parameter for a real probe */
 	assert_non_null(goos_cbp_encode(0, 1));
 }

@@ -9,35 +9,10 @@
 
 #include "genesys_tlssticky/gts_inflight.h"
 
-static int locked[16];
-static int fail_alloc;
+#define KG_NLOCKS 16
+#include "kg_test.h"
 
-static void *t_alloc(size_t n)
-{
-	return fail_alloc ? NULL : malloc(n);
-}
-
-static void t_free(void *p)
-{
-	free(p);
-}
-
-static void t_lock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_true(i < 16);
-	assert_int_equal(locked[i], 0); /* never taken twice */
-	locked[i] = 1;
-}
-
-static void t_unlock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 1);
-	locked[i] = 0;
-}
-
-static const gts_if_ops_t OPS = {t_alloc, t_free, t_lock, t_unlock, NULL};
+static const gts_if_ops_t OPS = {ts_alloc, ts_free, ts_lock, ts_unlock, NULL};
 
 static gts_if_item_t item(uint32_t conid, uint32_t hidx, uint32_t label)
 {
@@ -50,6 +25,13 @@ static gts_if_item_t item(uint32_t conid, uint32_t hidx, uint32_t label)
 	return it;
 }
 
+/* gts_inflight_add of item(conid, hidx, label) */
+static int add(gts_inflight_t *t, uint32_t conid, uint32_t hidx, uint32_t label)
+{
+	gts_if_item_t it = item(conid, hidx, label);
+	return gts_inflight_add(t, &it);
+}
+
 static int take_all(gts_inflight_t *t, gts_if_item_t *out, int max)
 {
 	unsigned int p;
@@ -59,6 +41,9 @@ static int take_all(gts_inflight_t *t, gts_if_item_t *out, int max)
 	return n;
 }
 
+/* Each case spells out its own table size and sequence of adds, closes and
+ * takes: alike in shape (and alike to test_gts_table's size checks, another
+ * API), but the sequence is the scenario, so it is not shared. */
 static void test_init_args(void **state)
 {
 	gts_inflight_t t;
@@ -78,20 +63,16 @@ static void test_init_args(void **state)
 static void test_close_takes_its_own(void **state)
 {
 	gts_inflight_t t;
-	gts_if_item_t it, out[16];
+	gts_if_item_t out[16];
 	int n;
 	(void)state;
 
 	assert_int_equal(gts_inflight_init(&t, 64, 16, 4, &OPS), GTS_IF_OK);
 	/* conid 7 and 23 share a bucket (16 buckets) */
-	it = item(7, 100, 1);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
-	it = item(23, 100, 2);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
-	it = item(7, 200, 3);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
-	it = item(8, 300, 4);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+	assert_int_equal(add(&t, 7, 100, 1), GTS_IF_OK);
+	assert_int_equal(add(&t, 23, 100, 2), GTS_IF_OK);
+	assert_int_equal(add(&t, 7, 200, 3), GTS_IF_OK);
+	assert_int_equal(add(&t, 8, 300, 4), GTS_IF_OK);
 	assert_int_equal(gts_inflight_used(&t), 4);
 
 	/* nothing closed yet */
@@ -124,24 +105,20 @@ static void test_close_takes_its_own(void **state)
 static void test_full_and_reuse(void **state)
 {
 	gts_inflight_t t;
-	gts_if_item_t it, out[4];
+	gts_if_item_t out[4];
 	uint32_t i;
 	(void)state;
 
 	assert_int_equal(gts_inflight_init(&t, 8, 4, 2, &OPS), GTS_IF_OK);
 	/* conids 0, 2, 4... are partition 0: 4 slots */
 	for(i = 0; i < 4; i++) {
-		it = item(2 * i, i, i);
-		assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+		assert_int_equal(add(&t, 2 * i, i, i), GTS_IF_OK);
 	}
-	it = item(8, 9, 9);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_FULL);
+	assert_int_equal(add(&t, 8, 9, 9), GTS_IF_FULL);
 	/* partition 1 still has room */
-	it = item(1, 9, 9);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+	assert_int_equal(add(&t, 1, 9, 9), GTS_IF_OK);
 	assert_int_equal(gts_inflight_del(&t, 2, 1, 1), GTS_IF_OK);
-	it = item(8, 9, 9);
-	assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+	assert_int_equal(add(&t, 8, 9, 9), GTS_IF_OK);
 
 	/* conids 0 and 8 share bucket 0: close 0 leaves 8 in place */
 	assert_int_equal(gts_inflight_close(&t, 0), 1);
@@ -156,8 +133,7 @@ static void test_full_and_reuse(void **state)
 	assert_int_equal(gts_inflight_used(&t), 0);
 	/* every slot back on the free lists */
 	for(i = 0; i < 4; i++) {
-		it = item(2 * i, i, i);
-		assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+		assert_int_equal(add(&t, 2 * i, i, i), GTS_IF_OK);
 	}
 	gts_inflight_destroy(&t);
 }
@@ -166,7 +142,7 @@ static void test_full_and_reuse(void **state)
 static void test_many(void **state)
 {
 	gts_inflight_t t;
-	gts_if_item_t it, out[64];
+	gts_if_item_t out[64];
 	uint32_t c, k, closed = 0;
 	unsigned int seed = 1;
 	(void)state;
@@ -174,8 +150,7 @@ static void test_many(void **state)
 	assert_int_equal(gts_inflight_init(&t, 4096, 256, 8, &OPS), GTS_IF_OK);
 	for(c = 1; c <= 500; c++)
 		for(k = 0; k < 3; k++) {
-			it = item(c, c, k);
-			assert_int_equal(gts_inflight_add(&t, &it), GTS_IF_OK);
+			assert_int_equal(add(&t, c, c, k), GTS_IF_OK);
 		}
 	for(c = 1; c <= 500; c++) {
 		seed = seed * 1103515245 + 12345;

@@ -59,6 +59,26 @@ static void test_defaults_are_valid(void **state)
 	assert_int_equal(gts_params_secret_is_example(&p), 0);
 }
 
+/* p is refused; the message contains needle (unless NULL) */
+static void refused(const gts_params_t *p, const char *needle)
+{
+	char err[256];
+
+	assert_int_equal(check(p, err, sizeof(err)), -1);
+	if(needle)
+		assert_non_null(strstr(err, needle));
+}
+
+static void accepted(const gts_params_t *p)
+{
+	char err[256];
+
+	assert_int_equal(check(p, err, sizeof(err)), 0);
+}
+
+/* The cases below set a parameter and expect accepted() or refused() one
+ * value at a time: the value and the message it must give are the check,
+ * so they are spelled out and look alike (as in test_goos_params.c). */
 static void test_secret(void **state)
 {
 	char err[256];
@@ -66,8 +86,7 @@ static void test_secret(void **state)
 	(void)state;
 	p.secret = NULL;
 	p.secret_len = 0;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "modparam \"secret\" is missing"));
+	refused(&p, "modparam \"secret\" is missing");
 	p.secret = "short";
 	p.secret_len = 5;
 	assert_int_equal(check(&p, err, sizeof(err)), -1);
@@ -76,11 +95,11 @@ static void test_secret(void **state)
 	/* exactly the minimum is enough */
 	p.secret = "0123456789abcdef";
 	p.secret_len = 16;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	/* the reference configuration's example: valid, but flagged */
 	p.secret = "CHANGE-ME-0123456789";
 	p.secret_len = strlen(p.secret);
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	assert_int_equal(gts_params_secret_is_example(&p), 1);
 	p.secret_len = 8; /* "CHANGE-M" */
 	assert_int_equal(gts_params_secret_is_example(&p), 0);
@@ -119,9 +138,9 @@ static void test_ranges(void **state)
 		gts_params_t p = defaults();
 		int *v = (int *)((char *)&p + r[i].off);
 		*v = r[i].lo;
-		assert_int_equal(check(&p, err, sizeof(err)), 0);
+		accepted(&p);
 		*v = r[i].hi;
-		assert_int_equal(check(&p, err, sizeof(err)), 0);
+		accepted(&p);
 		*v = r[i].lo - 1;
 		assert_int_equal(check(&p, err, sizeof(err)), -1);
 		snprintf(want, sizeof(want),
@@ -144,34 +163,32 @@ static void test_hash_size_power_of_two(void **state)
 	assert_string_equal(err, "modparam \"hash_size\" = 1000 must be a power of"
 							 " two (16 to 16777216)");
 	p.hash_size = 1024;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 }
 
 static void test_token_param(void **state)
 {
-	char err[256];
 	gts_params_t p = defaults();
 	(void)state;
 	p.token_param = "a-b_C9";
 	p.token_param_len = 6;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.token_param = "abcdefghijklmnop"; /* 16 */
 	p.token_param_len = 16;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.token_param_len = 17;
 	p.token_param = "abcdefghijklmnopq";
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "modparam \"token_param\" must be 1-16"));
+	refused(&p, "modparam \"token_param\" must be 1-16");
 	p.token_param = "";
 	p.token_param_len = 0;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 	p.token_param = "g=t";
 	p.token_param_len = 3;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 	p.token_param = "g;t";
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 	p.token_param = NULL;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 }
 
 static void test_policies(void **state)
@@ -192,32 +209,29 @@ static void test_policies(void **state)
 							 " \"reconnect\"");
 	p.tls_policy = "reconnect";
 	p.tcp_policy = "";
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "modparam \"tcp_policy\" = \"\" is invalid"));
+	refused(&p, "modparam \"tcp_policy\" = \"\" is invalid");
 }
 
 static void test_relay_header(void **state)
 {
-	char err[256];
 	char big[65];
 	gts_params_t p = defaults();
 	(void)state;
 	p.relay_header = "X1";
 	p.relay_header_len = 2;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.relay_header_len = 1;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "modparam \"relay_header\" must be a header"
-								" name of 2-64"));
+	refused(&p, "modparam \"relay_header\" must be a header"
+				" name of 2-64");
 	memset(big, 'h', sizeof(big));
 	p.relay_header = big;
 	p.relay_header_len = 64;
-	assert_int_equal(check(&p, err, sizeof(err)), 0);
+	accepted(&p);
 	p.relay_header_len = 65;
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 	p.relay_header = "X-Relay: 1";
 	p.relay_header_len = strlen(p.relay_header);
-	assert_int_equal(check(&p, err, sizeof(err)), -1);
+	refused(&p, NULL);
 }
 
 static void test_short_error_buffer(void **state)

@@ -183,6 +183,8 @@ static void test_expires_capped(void **state)
 	assert_int_equal(gts_plan_reply_expires(&c, 60, &k), 0);
 }
 
+/* The plan cases below each spell out the whole message they expect after
+ * the edits: alike in shape, but the expected text is what each one checks. */
 static const char REG[] =
 		"REGISTER sip:example.com SIP/2.0\r\n"
 		"Contact: \"Agent 1\" <sip:1001@192.0.2.7:5061;transport=tls>"
@@ -190,6 +192,17 @@ static const char REG[] =
 		"<sip:1001@192.0.2.7:5062;transport=tls>;reg-id=1\r\n"
 		"Expires: 3600\r\n"
 		"\r\n";
+
+/* the two Contact elements of REG; user2: the user found in the second */
+static void reg_contacts(gts_pcontact_t cs[2], const char *user2)
+{
+	cs[0] = pc_of(REG,
+			"\"Agent 1\" <sip:1001@192.0.2.7:5061;transport=tls>"
+			";expires=600;+sip.instance=\"<urn:uuid:1>\"",
+			"\"Agent 1\"", "sip:1001@192.0.2.7:5061;transport=tls", "1001");
+	cs[1] = pc_of(REG, "<sip:1001@192.0.2.7:5062;transport=tls>;reg-id=1", NULL,
+			"sip:1001@192.0.2.7:5062;transport=tls", user2);
+}
 
 static void test_register_rewrite(void **state)
 {
@@ -200,12 +213,7 @@ static void test_register_rewrite(void **state)
 	long ex[2];
 	rec_t r;
 	(void)state;
-	cs[0] = pc_of(REG,
-			"\"Agent 1\" <sip:1001@192.0.2.7:5061;transport=tls>"
-			";expires=600;+sip.instance=\"<urn:uuid:1>\"",
-			"\"Agent 1\"", "sip:1001@192.0.2.7:5061;transport=tls", "1001");
-	cs[1] = pc_of(REG, "<sip:1001@192.0.2.7:5062;transport=tls>;reg-id=1", NULL,
-			"sip:1001@192.0.2.7:5062;transport=tls", "1001");
+	reg_contacts(cs, "1001");
 	ex[0] = gts_plan_register_expires(&cs[0], h.val, &k);
 	ex[1] = gts_plan_register_expires(&cs[1], h.val, &k);
 	assert_int_equal(ex[0], 300);
@@ -235,12 +243,7 @@ static void test_register_no_cap_unknown_contact(void **state)
 	long ex[2];
 	rec_t r;
 	(void)state;
-	cs[0] = pc_of(REG,
-			"\"Agent 1\" <sip:1001@192.0.2.7:5061;transport=tls>"
-			";expires=600;+sip.instance=\"<urn:uuid:1>\"",
-			"\"Agent 1\"", "sip:1001@192.0.2.7:5061;transport=tls", "1001");
-	cs[1] = pc_of(REG, "<sip:1001@192.0.2.7:5062;transport=tls>;reg-id=1", NULL,
-			"sip:1001@192.0.2.7:5062;transport=tls", NULL);
+	reg_contacts(cs, NULL);
 	ex[0] = gts_plan_register_expires(&cs[0], h.val, &k);
 	ex[1] = gts_plan_register_expires(&cs[1], h.val, &k);
 	assert_int_equal(ex[0], 600);
@@ -358,12 +361,7 @@ static void test_apply_failure_stops(void **state)
 	long ex[2] = {300, 300};
 	rec_t r;
 	(void)state;
-	cs[0] = pc_of(REG,
-			"\"Agent 1\" <sip:1001@192.0.2.7:5061;transport=tls>"
-			";expires=600;+sip.instance=\"<urn:uuid:1>\"",
-			"\"Agent 1\"", "sip:1001@192.0.2.7:5061;transport=tls", "1001");
-	cs[1] = pc_of(REG, "<sip:1001@192.0.2.7:5062;transport=tls>;reg-id=1", NULL,
-			"sip:1001@192.0.2.7:5062;transport=tls", "1001");
+	reg_contacts(cs, "1001");
 	rec_init(&r);
 	r.fail_at = 1;
 	assert_int_equal(gts_plan_register(cs, 2, tok, ex, &h, &k, record, &r), -1);

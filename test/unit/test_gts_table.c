@@ -10,36 +10,11 @@
 
 #include "genesys_tlssticky/gts_table.h"
 
-static int locked[64];
-static int fail_alloc;
+#define KG_NLOCKS 64
+#include "kg_test.h"
 
-static void *t_alloc(size_t n)
-{
-	if(fail_alloc)
-		return NULL;
-	return malloc(n);
-}
-
-static void t_free(void *p)
-{
-	free(p);
-}
-
-static void t_lock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 0); /* never taken twice */
-	locked[i] = 1;
-}
-
-static void t_unlock(void *ctx, unsigned int i)
-{
-	(void)ctx;
-	assert_int_equal(locked[i], 1);
-	locked[i] = 0;
-}
-
-static const gts_table_ops_t OPS = {t_alloc, t_free, t_lock, t_unlock, NULL};
+static const gts_table_ops_t OPS = {
+		ts_alloc, ts_free, ts_lock, ts_unlock, NULL};
 
 #define AOR "1001@example.com"
 #define URI "sip:1001@192.0.2.10:5061;transport=tls"
@@ -100,6 +75,21 @@ static int commit1(gts_table_t *t, const gts_flow_t *f, int64_t exp,
 	return n;
 }
 
+/* a 2xx of AOR listing the tokens a and b with their expires; it: what
+ * the commit found for each */
+static int commit2(gts_table_t *t, gts_commit_item_t it[2], gts_flow_t a,
+		int64_t ea, gts_flow_t b, int64_t eb, gts_binding_t **removed)
+{
+	memset(it, 0, 2 * sizeof(*it));
+	it[0].tok = a;
+	it[0].expires = ea;
+	it[1].tok = b;
+	it[1].expires = eb;
+	return gts_table_commit(t, AOR, strlen(AOR), it, 2, removed);
+}
+
+/* one bad size a line, each checked on its own (as in test_gts_inflight's
+ * test_init_args, for another table: alike in shape only) */
 static void test_init_rejects_bad_sizes(void **state)
 {
 	gts_table_t t;
@@ -132,7 +122,8 @@ static void test_register_commit_lookup(void **state)
 	assert_int_equal(v.state, GTS_B_PENDING);
 
 	/* a retransmitted REGISTER: the same token */
-	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 101, &again), GTS_EXISTING);
+	assert_int_equal(
+			prep(t, URI, conn(7, 40000), 0, 101, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
 
 	assert_int_equal(commit1(t, &f, 3700, &rm, uri), 1);
@@ -148,28 +139,30 @@ static void test_register_commit_lookup(void **state)
 	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, NULL), GTS_OK);
 	{
 		uint8_t pol = 0xff;
-		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
-				GTS_OK);
+		assert_int_equal(
+				gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol), GTS_OK);
 		assert_int_equal(pol, GTS_POL_NO_INBOUND);
 		/* a refresh with another policy updates it */
 		gts_conn_t c7 = conn(7, 40000);
-		assert_int_equal(gts_table_prepare(t, AOR, strlen(AOR), URI,
-								 strlen(URI), &c7, GTS_POL_RECONNECT, 0, 150,
-								 64, 1, &again),
+		assert_int_equal(
+				gts_table_prepare(t, AOR, strlen(AOR), URI, strlen(URI), &c7,
+						GTS_POL_RECONNECT, 0, 150, 64, 1, &again),
 				GTS_EXISTING);
-		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol),
-				GTS_OK);
+		assert_int_equal(
+				gts_table_find_conn(t, AOR, strlen(AOR), 7, &pol), GTS_OK);
 		assert_int_equal(pol, GTS_POL_RECONNECT);
 		pol = 0xff;
 		assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, &pol),
 				GTS_NOTFOUND);
 		assert_int_equal(pol, 0xff);
 	}
-	assert_int_equal(gts_table_find_conn(t, AOR, strlen(AOR), 8, NULL), GTS_NOTFOUND);
+	assert_int_equal(
+			gts_table_find_conn(t, AOR, strlen(AOR), 8, NULL), GTS_NOTFOUND);
 	assert_int_equal(gts_table_find_conn(t, "x@y", 3, 7, NULL), GTS_NOTFOUND);
 
 	/* refresh over the same flow: same token, stays active */
-	assert_int_equal(prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
+	assert_int_equal(
+			prep(t, URI, conn(7, 40000), 0, 200, &again), GTS_EXISTING);
 	assert_memory_equal(&f, &again, sizeof(f));
 	assert_int_equal(gts_table_count(t), 1);
 }
@@ -248,28 +241,24 @@ static void test_deregister(void **state)
 static void test_commit_ignores_other_aor_and_unknown(void **state)
 {
 	gts_table_t *t = *state;
-	gts_flow_t f, g;
+	gts_flow_t f, g, h;
 	gts_commit_item_t it[2];
 	gts_binding_t *rm = NULL;
 
 	prep(t, URI, conn(7, 40000), 0, 100, &f);
 	g = f;
 	g.gen++; /* never minted */
-	memset(it, 0, sizeof(it));
-	it[0].tok = g;
-	it[0].expires = 500;
-	it[1].tok = f;
-	it[1].tok.aorh ^= 1; /* another AOR's bucket */
-	it[1].expires = 500;
-	assert_int_equal(gts_table_commit(t, AOR, strlen(AOR), it, 2, &rm), 0);
+	h = f;
+	h.aorh ^= 1; /* another AOR's bucket */
+	assert_int_equal(commit2(t, it, g, 500, h, 500, &rm), 0);
 	assert_int_equal(it[0].found, 0);
 	assert_int_equal(it[1].found, 0);
 	/* a pending binding is not removed by a 2xx that does not list it */
 	assert_null(rm);
 	assert_int_equal(gts_table_count(t), 1);
 	/* commit for another AOR string never touches ours */
-	assert_int_equal(gts_table_commit(t, "2002@example.com", 16, NULL, 0, &rm),
-			0);
+	assert_int_equal(
+			gts_table_commit(t, "2002@example.com", 16, NULL, 0, &rm), 0);
 	assert_null(rm);
 }
 
@@ -332,12 +321,7 @@ static void test_two_contacts_of_one_aor(void **state)
 
 	prep(t, "sip:1@h", conn(1, 1), 0, 0, &f1);
 	prep(t, "sip:2@h", conn(2, 2), 0, 0, &f2);
-	memset(it, 0, sizeof(it));
-	it[0].tok = f1;
-	it[0].expires = 100;
-	it[1].tok = f2;
-	it[1].expires = 200;
-	assert_int_equal(gts_table_commit(t, AOR, strlen(AOR), it, 2, &rm), 2);
+	assert_int_equal(commit2(t, it, f1, 100, f2, 200, &rm), 2);
 	assert_null(rm);
 	assert_string_equal(it[0].uri, "sip:1@h");
 	assert_string_equal(it[1].uri, "sip:2@h");
@@ -382,7 +366,8 @@ static void test_contactless_2xx(void **state)
 	gts_table_set_tx(t, &f2, 77, -1);
 	/* another transaction's 2xx: nothing */
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 78, 1000, 3600, 0, &rm), 0);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 78, 1000, 3600, 0, &rm),
+			0);
 	assert_int_equal(
 			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 600, &rm),
 			2);
@@ -394,12 +379,14 @@ static void test_contactless_2xx(void **state)
 	assert_int_equal(v.expires, 1600); /* default 3600 capped at 600 */
 	/* a retransmitted 2xx of the same transaction does nothing more */
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 0, &rm), 0);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 77, 1000, 3600, 0, &rm),
+			0);
 
 	/* de-registration of one */
 	gts_table_set_tx(t, &f1, 79, 0);
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 79, 1100, 3600, 0, &rm), 1);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 79, 1100, 3600, 0, &rm),
+			1);
 	assert_non_null(rm);
 	assert_int_equal(rm->flow.bid, f1.bid);
 	gts_table_free_list(t, rm);
@@ -411,13 +398,14 @@ static void test_contactless_2xx(void **state)
 	{
 		gts_conn_t oc = conn(9, 9);
 		gts_flow_t of;
-		assert_int_equal(gts_table_prepare(t, "x@y", 3, "sip:x@h", 7, &oc, 0,
-								 0, 0, 64, 1, &of),
+		assert_int_equal(gts_table_prepare(t, "x@y", 3, "sip:x@h", 7, &oc, 0, 0,
+								 0, 64, 1, &of),
 				GTS_NEW);
 	}
 	gts_table_mark_aor_tx(t, AOR, strlen(AOR), 80);
 	assert_int_equal(
-			gts_table_commit_tx(t, AOR, strlen(AOR), 80, 1200, 3600, 0, &rm), 2);
+			gts_table_commit_tx(t, AOR, strlen(AOR), 80, 1200, 3600, 0, &rm),
+			2);
 	gts_table_free_list(t, rm);
 	assert_int_equal(gts_table_count(t), 1); /* x@y stays */
 }
@@ -445,8 +433,8 @@ static void test_limits(void **state)
 	assert_int_equal(gts_table_prepare(&t, AOR, strlen(AOR), big, sizeof(big),
 							 &c, 0, 0, 0, 64, 1, &f),
 			GTS_BADARG);
-	assert_int_equal(gts_table_prepare(&t, "", 0, "sip:x@h", 7, &c, 0, 0, 0, 64,
-							 1, &f),
+	assert_int_equal(
+			gts_table_prepare(&t, "", 0, "sip:x@h", 7, &c, 0, 0, 0, 64, 1, &f),
 			GTS_BADARG);
 	gts_table_destroy(&t);
 
@@ -527,7 +515,8 @@ int main(void)
 			cmocka_unit_test_setup_teardown(
 					test_contactless_2xx, setup, teardown),
 			cmocka_unit_test(test_limits),
-			cmocka_unit_test_setup_teardown(test_walk_and_many, setup, teardown),
+			cmocka_unit_test_setup_teardown(
+					test_walk_and_many, setup, teardown),
 			cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
