@@ -17,6 +17,7 @@ import time
 import pytest
 
 import harness
+from ha_util import send_raw
 from sip_peer import wait_until
 from test_oos_util import (PROBE_LOG, Responder, make_cfg, oos_list,
                            parse_rpc_structs, rpc_probe, send_message, target,
@@ -1019,12 +1020,7 @@ def _forge_port_unreachable(orig_src, orig_dst, payload):
     udp = struct.pack("!HHHH", orig_src[1], orig_dst[1], udp_len, 0)
     icmp = struct.pack("!BBHI", 3, 3, 0, 0) + ip + udp + payload
     icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    try:
-        raw.bind((orig_dst[0], 0))
-        raw.sendto(icmp, (orig_src[0], 0))
-    finally:
-        raw.close()
+    send_raw(socket.IPPROTO_ICMP, orig_dst[0], icmp, orig_src[0])
 
 
 def test_transport_check_off_when_a_firewall_rejects_it(kamailio_factory,
