@@ -412,6 +412,9 @@ def test_phone_with_a_flow_through_each_proxy_stays_reachable(
     assert via_a.startswith("sip:1001@%s:5060;gts=" % a.address)
     assert via_b.startswith("sip:1001@%s:5060;gts=" % b.address)
 
+    # the checks below have the shape of the BYE case of
+    # test_proxy_holding_the_flow_killed_gets_430_quickly on purpose: each
+    # scenario is spelled out step by step (other messages, other bounds)
     sigkill(a)
     t0 = time.monotonic()
     invite(sipserver, b, via_a)
