@@ -19,6 +19,7 @@ Not a pass/fail test: test/system/test_ha_dmq.py checks the behaviour.
 """
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -38,7 +39,11 @@ def applied(k):
     return k.statistics("genesys_ha:").get("dmq_applied", 0)
 
 
-def run(n, rounds, tmp):
+@contextlib.contextmanager
+def started_pool(n, tmp, extra=None, timeout=10.0):
+    """n proxies of one pool (dmq_util.Pool, one SIP worker each) and its
+    SIP Server pair (Python responders), all stopped at the end: yields
+    (pool, primary, backup)"""
     made = []
 
     def factory(name="kamailio", **kw):
@@ -51,8 +56,18 @@ def run(n, rounds, tmp):
     bak.start()
     try:
         pool = Pool(factory, tmp, [("SIPS_A", pri.uri, bak.uri, None)], n=n,
-                    extra={"CHILDREN": "1"})
-        pool.start_all()
+                    extra=dict({"CHILDREN": "1"}, **(extra or {})))
+        pool.start_all(timeout=timeout)
+        yield pool, pri, bak
+    finally:
+        for k in made:
+            k.stop(check=False)
+        pri.stop()
+        bak.stop()
+
+
+def run(n, rounds, tmp):
+    with started_pool(n, tmp) as (pool, pri, bak):
         ks = pool.ks
         for k in ks:
             hu.wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"][
@@ -86,28 +101,11 @@ def run(n, rounds, tmp):
             allv += [v * 1000 for v in seen.values()]
             time.sleep(0.2)
         return worst, allv
-    finally:
-        for k in made:
-            k.stop(check=False)
-        pri.stop()
-        bak.stop()
 
 
 def options_rate(n, k, tmp, window=5.0):
-    made = []
-
-    def factory(name="kamailio", **kw):
-        kk = harness.Kamailio(tmp / name, **kw)
-        made.append(kk)
-        return kk.start()
-
-    pri, bak = hu.Peer(), hu.Peer()
-    pri.start()
-    bak.start()
-    try:
-        pool = Pool(factory, tmp, [("SIPS_A", pri.uri, bak.uri, None)], n=n,
-                    extra={"CHILDREN": "1", "DMQ_PROBING": str(k)})
-        pool.start_all(timeout=20)
+    with started_pool(n, tmp, {"DMQ_PROBING": str(k)}, timeout=20) as (
+            _, pri, bak):
         time.sleep(4)  # peers settled (peer timeout 1 s) and periods skipped
         t0 = time.monotonic()
         time.sleep(window)
@@ -118,11 +116,6 @@ def options_rate(n, k, tmp, window=5.0):
                         if t >= t0 and text.startswith("OPTIONS "))
             rates.append(c / window)
         return rates
-    finally:
-        for kk in made:
-            kk.stop(check=False)
-        pri.stop()
-        bak.stop()
 
 
 def main():

@@ -142,17 +142,5 @@ def send_kdmq(k, body, address=None, peer="genesys_ha", timeout=3.0,
            % (peer, k.address, dport, addr, port, int(time.time() * 1e6),
               peer, addr, port, peer, k.address, dport, callid, len(body),
               body))
-    s.settimeout(timeout)
-    try:
-        s.sendto(msg.encode(), (k.address, dport))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            data, _ = s.recvfrom(65535)
-            text = data.decode(errors="replace")
-            if not text.startswith("SIP/2.0 1"):
-                return text.split("\r\n", 1)[0]
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
-    return None
+    text = hu.final_reply(s, msg, (k.address, dport), timeout)
+    return text.split("\r\n", 1)[0] if text else None

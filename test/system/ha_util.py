@@ -263,20 +263,38 @@ def udp_request(k, method, ruri, headers=None, route=None, timeout=3.0,
     callid = "ep-%f@%s" % (time.time(), addr)
     msg = endpoint_request(method, ruri, addr, port, callid, route=route,
                            headers=headers, from_user=body_from or "1001")
+    text = final_reply(s, msg, (k.address, k.port), timeout)
+    return (text.split("\r\n", 1)[0], text) if text else (None, None)
+
+
+def final_reply(s, msg, dest, timeout):
+    """send the request msg over the UDP socket s to dest, then close s;
+    returns the text of the first final reply (provisional ones skipped) or
+    None when none came within timeout"""
     s.settimeout(timeout)
     try:
-        s.sendto(msg.encode(), (k.address, k.port))
+        s.sendto(msg.encode(), dest)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            data, _ = s.recvfrom(65535)
-            text = data.decode(errors="replace")
+            text = s.recvfrom(65535)[0].decode(errors="replace")
             if not text.startswith("SIP/2.0 1"):
-                return text.split("\r\n", 1)[0], text
+                return text
     except socket.timeout:
-        return None, None
+        return None
     finally:
         s.close()
-    return None, None
+    return None
+
+
+def send_raw(proto, bind_ip, data, dst_ip):
+    """one datagram on a raw socket of IP protocol proto (its header,
+    written by the caller, in data) from bind_ip; needs CAP_NET_RAW"""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
+    try:
+        s.bind((bind_ip, 0))
+        s.sendto(data, (dst_ip, 0))
+    finally:
+        s.close()
 
 
 def forge_udp(src, dst, payload):
@@ -286,12 +304,7 @@ def forge_udp(src, dst, payload):
     (none, allowed over IPv4). Needs CAP_NET_RAW."""
     data = payload.encode() if isinstance(payload, str) else payload
     udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0) + data
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-    try:
-        s.bind((src[0], 0))
-        s.sendto(udp, (dst[0], 0))
-    finally:
-        s.close()
+    send_raw(socket.IPPROTO_UDP, src[0], udp, dst[0])
 
 
 def forged_request(src, dst, method, ruri):

@@ -441,6 +441,7 @@ class Kamailio:
 
 
 class SippResult:
+    # attributes only (the shape of Kamailio.__init__'s end): nothing to share
     def __init__(self, rc, stats, messages, errors, screen):
         self.rc = rc
         self.stats = stats

@@ -56,6 +56,8 @@ class Msg(SipMsg):
     .conn (the stream it came on, None on UDP), .new (first copy), .tos
     (the IP TOS byte, with recv_tos)."""
 
+    # a constructor that only assigns attributes, then a property: the same
+    # shape as harness.Kamailio's and harness.SippResult's, nothing to share
     def __init__(self, text, src, conn=None):
         super().__init__(text)
         self.time = time.monotonic()

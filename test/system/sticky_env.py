@@ -103,8 +103,18 @@ route[RELAY] {
 """
 
 
-def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None):
-    return """[server:default]
+def tls_cfg(certs, method="TLSv1.2+", mutual=False, ciphers=None,
+            client_certs=False):
+    """tls.cfg text for the proxy (shared by the sticky, HA and OOS TLS
+    tests): mutual asks the server side for client certificates;
+    client_certs makes the client side present certs.server and verify its
+    peers too (proxy to proxy, as DMQ over TLS)"""
+    client = "verify_certificate = no\nrequire_certificate = no\n"
+    if client_certs:
+        client = ("verify_certificate = yes\nrequire_certificate = yes\n"
+                  "private_key = %(key)s\ncertificate = %(cert)s\n"
+                  "ca_list = %(ca)s\n")
+    return ("""[server:default]
 method = %(method)s
 %(ciphers)s
 verify_certificate = %(v)s
@@ -115,11 +125,10 @@ ca_list = %(ca)s
 
 [client:default]
 method = %(method)s
-verify_certificate = no
-require_certificate = no
-""" % dict(method=method, v="yes" if mutual else "no", key=certs.server_key,
-           ciphers="cipher_list = %s" % ciphers if ciphers else "",
-           cert=certs.server, ca=certs.ca)
+""" + client) % dict(method=method, v="yes" if mutual else "no",
+                     key=certs.server_key,
+                     ciphers="cipher_list = %s" % ciphers if ciphers else "",
+                     cert=certs.server, ca=certs.ca)
 
 
 def start_proxy(kamailio_factory, workdir, certs, registrar, name="proxy",

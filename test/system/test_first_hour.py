@@ -6,13 +6,13 @@ afterwards when it was not installed before)."""
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
 import harness
 import ha_util as hu
+from test_package import build_deb
 
 PAGE = harness.TOP / "docs" / "first-hour.md"
 PKG = "kamailio-genesys-modules"
@@ -32,14 +32,7 @@ def installed():
 @pytest.mark.skipif(os.geteuid() != 0, reason="installs a package: needs root")
 def test_first_hour_page(tmp_path, sipp_factory):
     # the .deb, as the page expects it: built by 'make deb'
-    src = tmp_path / "src"
-    shutil.copytree(harness.TOP, src, symlinks=True,
-                    ignore=shutil.ignore_patterns(".cache", "build", ".git", "bin",
-                                                  "*.o", "*.so", "*.d", "__pycache__"))
-    os.symlink(os.path.realpath(harness.TOP / ".cache"), src / ".cache")
-    p = subprocess.run(["make", "deb"], cwd=src, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    src, _ = build_deb(tmp_path)
     debdir = src / "build"
     assert len(list(debdir.glob(PKG + "_*_amd64.deb"))) == 1
 

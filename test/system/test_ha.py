@@ -19,6 +19,16 @@ def pair_pool(tmp_path, pri, bak, name="SIPS_A", **kw):
                          **kw)
 
 
+def pair_proxy(tmp_path, kamailio_factory, pri, bak):
+    """a proxy for the pair SIPS_A (pri, bak), its backup seen active and
+    the pair up"""
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
+              and p["SIPS_A"]["state"] == "up", what="both active")
+    return k
+
+
 def wait_received(sipp, prefix, n, timeout=5.0):
     """Wait until a running SIPp has received n messages starting with prefix."""
     deadline = time.monotonic() + timeout
@@ -238,10 +248,7 @@ def test_failure_route_failover_to_backup(
     switches (trigger relay-failure)."""
     pri = peer_factory(answer_requests=False)   # answers OPTIONS only
     bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
-              and p["SIPS_A"]["state"] == "up", what="both active")
+    k = pair_proxy(tmp_path, kamailio_factory, pri, bak)
     r = hu.phone(sipp_factory, k, "call").run()
     assert r.rc == 0 and r.successful == 1, r.screen
     assert len(branches(pri, "INVITE")) == 1
@@ -259,10 +266,7 @@ def test_failover_is_bounded(tmp_path, kamailio_factory, peer_factory):
     """Neither member answers the INVITE: one try each, then a final error."""
     pri = peer_factory(answer_requests=False)
     bak = peer_factory(answer_requests=False)
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
-              and p["SIPS_A"]["state"] == "up", what="both active")
+    k = pair_proxy(tmp_path, kamailio_factory, pri, bak)
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
                                timeout=8)
     assert status and status.startswith("SIP/2.0 408"), status
@@ -273,10 +277,7 @@ def test_failover_is_bounded(tmp_path, kamailio_factory, peer_factory):
 def test_operator_switchover_rpc(tmp_path, kamailio_factory, peer_factory):
     pri = peer_factory()
     bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
-              and p["SIPS_A"]["state"] == "up", what="both active")
+    k = pair_proxy(tmp_path, kamailio_factory, pri, bak)
     out = k.rpc_json("genesys_ha.switchover", "SIPS_A")
     assert "active member is now the backup" in out
     p = pool(k)
@@ -784,10 +785,7 @@ def test_in_dialog_request_fails_over_before_detection(
     the other member within the same transaction."""
     pri = peer_factory(answer_requests=False)   # still answers OPTIONS
     bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
-              and p["SIPS_A"]["state"] == "up", what="both active")
+    k = pair_proxy(tmp_path, kamailio_factory, pri, bak)
     status, _ = hu.udp_request(
         k, "BYE", "sip:sips@%s:5060" % pri.address,
         route="<sip:%s;lr;gha=SIPS_A*1001>" % k.address, timeout=6)
@@ -849,10 +847,7 @@ def test_register_goes_to_the_serving_pair(tmp_path, kamailio_factory,
     """SIP Server is the registrar: REGISTERs from endpoints go to the
     serving pair's active member like any endpoint request."""
     pri, bak = peer_factory(), peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, lambda p: p["SIPS_A"]["members"]["backup"]["state"] == "active"
-              and p["SIPS_A"]["state"] == "up", what="both active")
+    k = pair_proxy(tmp_path, kamailio_factory, pri, bak)
     status, _ = hu.udp_request(k, "REGISTER", "sip:%s" % k.address,
                                headers={"Expires": "60"})
     assert status.startswith("SIP/2.0 200"), status

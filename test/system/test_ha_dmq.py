@@ -40,6 +40,36 @@ def both_up(p):
             and p["SIPS_A"]["members"]["backup"]["state"] == "active")
 
 
+def wait_both_up(ks, what="both members up"):
+    for k in ks:
+        hu.wait_pool(k, both_up, what=what)
+
+
+def three_proxies(tmp_path, kamailio_factory, pri, bak, extra=None):
+    """the set-up of most tests here: three proxies of one pool (SIPS_A:
+    pri, bak) started, meshed over DMQ, each seeing both members up"""
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)], extra=extra)
+    pool.start_all()
+    wait_both_up(pool.ks)
+    return pool
+
+
+def one_proxy(tmp_path, kamailio_factory, pri, bak):
+    """proxy 0 of a pool of three (the others not started), both members up"""
+    pool = Pool(kamailio_factory, tmp_path,
+                [("SIPS_A", pri.uri, bak.uri, None)])
+    k0 = pool.start(0)
+    wait_both_up([k0])
+    return pool, k0
+
+
+def switch_pool_to_backup(ks):
+    """operator switchover on proxy 0, in force on every proxy of ks"""
+    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
+    wait_active(ks, "SIPS_A", "backup")
+
+
 def invite_goes_to(k, pri, bak):
     """one INVITE through k: which member got it"""
     n1, n2 = len(pri.requests("INVITE")), len(bak.requests("INVITE"))
@@ -57,12 +87,9 @@ def test_operator_switchover_in_force_on_every_proxy(
     active within 50 ms and route a new INVITE to it; switching back on
     another proxy brings all three back to the primary (epoch 2)."""
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
     for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
         assert invite_goes_to(k, pri, bak) == "primary"
     t0 = time.monotonic()
     out = ks[0].rpc("genesys_ha.switchover", "SIPS_A")
@@ -97,12 +124,8 @@ def test_primary_dies_one_switchover_for_the_pool(
     decides, the pool follows; every proxy routes to the backup and counts
     exactly one switchover (no decision ping-pong)."""
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
     pri.options_code = None
     pri.answer_requests = False
     wait_active(ks, "SIPS_A", "backup", timeout=8.0)
@@ -130,13 +153,9 @@ def test_partition_one_proxy_cannot_reach_the_primary(
     pri = SelectivePeer()
     pri.start()
     try:
-        pool = Pool(kamailio_factory, tmp_path,
-                    [("SIPS_A", pri.uri, bak.uri, None)])
+        pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
         pool_addrs = pool.addrs
-        pool.start_all()
         ks = pool.ks
-        for k in ks:
-            hu.wait_pool(k, both_up, what="both members up")
         pri.ignore = {pool_addrs[0]}
         wait_active(ks, "SIPS_A", "backup", timeout=8.0)
         p0 = hu.pool(ks[0])["SIPS_A"]
@@ -169,14 +188,10 @@ def test_dmq_partition_heals_to_the_newest_decision(
     backup).  When its pool file lists the proxies again, the newest
     decision wins everywhere within one state broadcast."""
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     alone = tmp_path / "alone.xml"
     hu.write_pool(alone, pool.pairs, proxies=[(pool.addrs[2] + ":5060", None)])
-    pool.start_all()
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
     # cut proxy 2 off: restarted with its own pool file (lists only it)
     ks[2].stop()
     k2 = pool.start(2, name="proxy2-alone", path=alone)
@@ -185,7 +200,7 @@ def test_dmq_partition_heals_to_the_newest_decision(
     wait_active(ks[:2], "SIPS_A", "backup")
     ks[1].rpc("genesys_ha.switchover", "SIPS_A")
     wait_active(ks[:2], "SIPS_A", "primary")
-    hu.wait_pool(k2, both_up, what="both members up on proxy 2")
+    wait_both_up([k2], what="both members up on proxy 2")
     dropped = dmq_dropped(k2)
     k2.rpc("genesys_ha.switchover", "SIPS_A")
     # broadcasts of both sides cross, and are dropped
@@ -215,14 +230,9 @@ def test_restarted_proxy_routes_to_the_pools_member_from_its_first_call(
     it routes: its very first INVITE goes to the backup (without DMQ it
     would start on the primary); the others log its return."""
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
-    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
-    wait_active(ks, "SIPS_A", "backup")
+    switch_pool_to_backup(ks)
     gone = pool.addrs[2] + ":5060"
     ks[2].stop()
     for k in ks[:2]:
@@ -252,12 +262,8 @@ def test_stopped_peer_never_blocks_routing(
     import os
     import signal
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
     os.killpg(ks[1].proc.pid, signal.SIGSTOP)
     try:
         ks[0].rpc("genesys_ha.switchover", "SIPS_A")
@@ -293,10 +299,7 @@ def test_dmq_only_from_the_pools_proxies(
     not running, the test sends from its address) gets 400."""
     from dmq_util import send_kdmq
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    k0 = pool.start(0)
-    hu.wait_pool(k0, both_up, what="both members up")
+    pool, k0 = one_proxy(tmp_path, kamailio_factory, pri, bak)
     forged = "GHA1 D 10.9.9.9:5060\nSIPS_A 1 99 10.9.9.9:5060 3 1 3\n"
     assert send_kdmq(k0, forged) == "SIP/2.0 403 Forbidden"
     assert send_kdmq(k0, "sip:10.9.9.9:5060;status=active\n",
@@ -384,14 +387,9 @@ def test_restart_under_load_every_first_call_to_the_pools_member(
     one of the 8 goes to the backup."""
     import threading
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
-    ks[0].rpc("genesys_ha.switchover", "SIPS_A")
-    wait_active(ks, "SIPS_A", "backup")
+    switch_pool_to_backup(ks)
     ks[2].stop()
     n1, n2 = len(pri.requests("INVITE")), len(bak.requests("INVITE"))
     k2 = pool.start(2, name="proxy2-again")
@@ -418,10 +416,7 @@ def test_decision_rule_on_a_proxy(tmp_path, kamailio_factory, peer_factory):
     origin, an older one is ignored."""
     from dmq_util import send_kdmq
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    k0 = pool.start(0)
-    hu.wait_pool(k0, both_up, what="both members up")
+    pool, k0 = one_proxy(tmp_path, kamailio_factory, pri, bak)
     k0.rpc("genesys_ha.switchover", "SIPS_A")       # epoch 1, origin k0
     frm = pool.addrs[1]
 
@@ -463,13 +458,10 @@ def test_distributed_probing_one_prober_per_sip_server(
     import os
     import signal
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)],
-                extra={"DMQ_PROBING": "1"})
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak,
+                         extra={"DMQ_PROBING": "1"})
     ks = pool.ks
     for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
         assert peers(k)[0]["probing"] == 1, peers(k)
     # settled when, over a 1.2 s window, each SIP Server had one prober
     deadline = time.monotonic() + 10
@@ -530,24 +522,10 @@ def test_dmq_over_mutual_tls(tmp_path, kamailio_factory, peer_factory):
     requests went over TLS connections between the proxies."""
     from tls_ua import Certs
     from dmq_util import dmq_defines
+    from sticky_env import tls_cfg
     certs = Certs(tmp_path / "certs")
     tcfg = tmp_path / "tls.cfg"
-    tcfg.write_text("""[server:default]
-method = TLSv1.2+
-verify_certificate = yes
-require_certificate = yes
-private_key = %(key)s
-certificate = %(cert)s
-ca_list = %(ca)s
-
-[client:default]
-method = TLSv1.2+
-verify_certificate = yes
-require_certificate = yes
-private_key = %(key)s
-certificate = %(cert)s
-ca_list = %(ca)s
-""" % dict(key=certs.server_key, cert=certs.server, ca=certs.ca))
+    tcfg.write_text(tls_cfg(certs, mutual=True, client_certs=True))
     pri, bak = peer_factory(), peer_factory()
     pool = Pool(kamailio_factory, tmp_path,
                 [("SIPS_A", pri.uri, bak.uri, None)])
@@ -568,8 +546,7 @@ ca_list = %(ca)s
                                  name="tls%d" % i, address=addr, defines=d))
     pool.ks = ks
     pool.wait_mesh()
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
+    wait_both_up(ks)
     ks[0].rpc("genesys_ha.switchover", "SIPS_A")
     took = wait_active(ks[1:], "SIPS_A", "backup")
     assert took < 0.05, took
@@ -588,12 +565,8 @@ def test_relay_failure_decision_is_the_pools(
     proxy 0 times out, proxy 0 fails over and switches (relay-failure);
     the two others, whose probes still see the primary alive, follow."""
     pri, bak = peer_factory(), peer_factory()
-    pool = Pool(kamailio_factory, tmp_path,
-                [("SIPS_A", pri.uri, bak.uri, None)])
-    pool.start_all()
+    pool = three_proxies(tmp_path, kamailio_factory, pri, bak)
     ks = pool.ks
-    for k in ks:
-        hu.wait_pool(k, both_up, what="both members up")
     pri.answer_requests = False
     status, _ = hu.udp_request(ks[0], "INVITE", "sip:2000@%s" % ks[0].address,
                                timeout=6)

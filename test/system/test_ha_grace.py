@@ -17,6 +17,7 @@ import time
 import pytest
 
 import harness
+from sticky_env import tls_cfg
 import ha_util as hu
 from sip_peer import SipPeer, wait_until
 from test_ha import wait_received
@@ -336,18 +337,7 @@ def test_tls_member_refusing_connections_fails_over_in_transaction(
         path = hu.write_pool(tmp_path / "pool.xml",
                              [("SIPS_S", pri.uri, bak.uri, None)])
         tcfg = tmp_path / "tls.cfg"
-        tcfg.write_text("""[server:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-private_key = %s
-certificate = %s
-
-[client:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-""" % (certs.server_key, certs.server))
+        tcfg.write_text(tls_cfg(certs))
         address = harness.next_address()
         k = hu.start_proxy(kamailio_factory, path, address=address,
                            oos=dict(hu.FAST_OOS, oos_check=30, oos_force=30),

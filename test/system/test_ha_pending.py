@@ -112,6 +112,26 @@ def primary_active(p):
             and p["SIPS_A"]["active"] == "primary")
 
 
+def ringing_primary(tmp_path, kamailio_factory, peer_factory, proc_factory):
+    """a proxy for the pair SIPS_A, both members active: a primary (its own
+    process, to be killed or stopped) that rings 180 and a backup that
+    answers -> (pri, bak, proxy)"""
+    pri = proc_factory(invite_code=180)
+    bak = peer_factory()
+    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
+                                                   bak.address))
+    wait_pool(k, both_active, what="both active")
+    return pri, bak, k
+
+
+def ringing_call(k):
+    """an INVITE through k, ringing (180): its Caller"""
+    c = Caller(k)
+    c.send("INVITE", "sip:2000@%s" % k.address)
+    assert c.wait("SIP/2.0 180", 3), c.replies
+    return c
+
+
 @pytest.mark.parametrize("fault", ["kill", "stop"])
 def test_ringing_call_on_dead_primary_is_answered_by_backup(
         tmp_path, kamailio_factory, peer_factory, proc_factory, fault):
@@ -119,14 +139,9 @@ def test_ringing_call_on_dead_primary_is_answered_by_backup(
     as soon as the primary is found down, the same INVITE transaction forks
     to the backup, which answers; the caller gets the 200 within a second
     of the detection, not after fr_inv_timer (120 s)."""
-    pri = proc_factory(invite_code=180)
-    bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, both_active, what="both active")
-    c = Caller(k)
-    c.send("INVITE", "sip:2000@%s" % k.address)
-    assert c.wait("SIP/2.0 180", 3), c.replies
+    pri, bak, k = ringing_primary(tmp_path, kamailio_factory, peer_factory,
+                                  proc_factory)
+    c = ringing_call(k)
     t_fault = time.monotonic()
     if fault == "kill":
         pri.kill()
@@ -168,9 +183,7 @@ def test_ringing_call_gets_final_error_when_no_member_is_left(
                        defines={"DOWN_GRACE": str(grace),
                                 "SIPS_GRACE_FR_TIMER": "1000"})
     wait_pool(k, primary_active, what="primary active")
-    c = Caller(k)
-    c.send("INVITE", "sip:2000@%s" % k.address)
-    assert c.wait("SIP/2.0 180", 3), c.replies
+    c = ringing_call(k)
     pri.kill()
     t_down = wait_down(k, "primary", timeout=5)
     r = c.final(timeout=4)
@@ -189,14 +202,9 @@ def test_canceled_call_on_dead_primary_is_not_rebranched(
     the 487 and then dies: the caller gets its final reply at once, and the
     call is not re-branched to the backup (a branch ended by genesys_ha is
     not a caller's CANCEL, but a caller's CANCEL stays one)."""
-    pri = proc_factory(invite_code=180)
-    bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, both_active, what="both active")
-    c = Caller(k)
-    c.send("INVITE", "sip:2000@%s" % k.address)
-    assert c.wait("SIP/2.0 180", 3), c.replies
+    pri, bak, k = ringing_primary(tmp_path, kamailio_factory, peer_factory,
+                                  proc_factory)
+    c = ringing_call(k)
     c.send(None, None, cancel=True)
     assert c.wait("SIP/2.0 200", 2), c.replies     # the CANCEL's 200
     pri.kill()
@@ -235,9 +243,7 @@ def test_ringing_call_on_killed_tcp_primary_is_answered_by_backup(
                  transport="t1").start()
     k = hu.start_proxy(kamailio_factory, path)
     wait_pool(k, both_active, what="both active")
-    c = Caller(k)
-    c.send("INVITE", "sip:2000@%s" % k.address)
-    assert c.wait("SIP/2.0 180", 3), c.replies
+    c = ringing_call(k)
     pri.kill()
     t_down = wait_down(k, "primary", timeout=5)
     r = c.final(timeout=3)
@@ -326,11 +332,8 @@ def test_many_ringing_calls_all_rebranched(
     """60 calls ring on the primary when it is killed: every one of them is
     answered by the backup within a second of the detection."""
     n = 60
-    pri = proc_factory(invite_code=180)
-    bak = peer_factory()
-    k = hu.start_proxy(kamailio_factory, pair_pool(tmp_path, pri.address,
-                                                   bak.address))
-    wait_pool(k, both_active, what="both active")
+    pri, bak, k = ringing_primary(tmp_path, kamailio_factory, peer_factory,
+                                  proc_factory)
     callers = [Caller(k) for _ in range(n)]
     for c in callers:
         c.send("INVITE", "sip:2000@%s" % k.address)

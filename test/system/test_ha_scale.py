@@ -23,6 +23,16 @@ def cfg_with(oos=None, **params):
                         'loadmodule "genesys_ha"\n' + add, 1)
 
 
+def large_pool_proxy(kamailio_factory, path, n, defines, **kw):
+    """a proxy on the pool file path of n pairs: probing off, room for
+    every pair's targets"""
+    return hu.start_proxy(
+        kamailio_factory, path,
+        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
+                               max_targets=2 * n + 16)),
+        defines=defines, **kw)
+
+
 def filler(i, k):
     """member k of filler pair i: never contacted (probing is off)"""
     return "sip:127.98.%d.%d:%d" % (i // 250, i % 250 + 1, 5060 + k)
@@ -71,11 +81,8 @@ def test_large_pool_lookups(tmp_path, kamailio_factory, peer_factory):
     pairs[500] = ("sips-mid", y1.uri, y2.uri, None)
     pairs[n - 1] = ("SIPS_%d" % (n - 1), x1.uri, x2.uri, None)
     path = hu.write_pool(tmp_path / "pool.xml", pairs)
-    k = hu.start_proxy(
-        kamailio_factory, path,
-        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
-                               max_targets=2 * n + 16)),
-        defines={"SERVING_SIPSERVER": '"SIPS_0"'})
+    k = large_pool_proxy(kamailio_factory, path, n,
+                         {"SERVING_SIPSERVER": '"SIPS_0"'})
     k.wait_log(r"pool .* loaded: 1000 SIP Server pairs")
 
     # from a phone: the serving pair
@@ -228,11 +235,8 @@ def test_site_selection_in_a_large_pool(tmp_path, kamailio_factory,
     pairs[300] = ("SIPS_E1", e1.uri, filler(300, 1), "east")
     pairs[n - 1] = ("SIPS_E2", e2.uri, filler(n - 1, 1), "east")
     path = hu.write_pool(tmp_path / "pool.xml", pairs)
-    k = hu.start_proxy(
-        kamailio_factory, path,
-        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
-                               max_targets=2 * n + 16)),
-        defines={"GEO_LOCATION": '"east"'})
+    k = large_pool_proxy(kamailio_factory, path, n,
+                         {"GEO_LOCATION": '"east"'})
     k.wait_log(r"pool .* loaded: 1000 SIP Server pairs")
     for i in range(16):
         status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
@@ -241,11 +245,8 @@ def test_site_selection_in_a_large_pool(tmp_path, kamailio_factory,
     got1, got2 = len(e1.requests("INVITE")), len(e2.requests("INVITE"))
     assert got1 + got2 == 16 and got1 > 0 and got2 > 0, (got1, got2)
     # a site without pairs: -3, the reference config answers 503
-    k2 = hu.start_proxy(
-        kamailio_factory, path, name="north",
-        cfg_text=cfg_with(dict(hu.FAST_OOS, oos_check=0,
-                               max_targets=2 * n + 16)),
-        defines={"GEO_LOCATION": '"north"'})
+    k2 = large_pool_proxy(kamailio_factory, path, n,
+                          {"GEO_LOCATION": '"north"'}, name="north")
     status, _ = hu.udp_request(k2, "INVITE", "sip:2000@%s" % k2.address)
     assert status and status.startswith("SIP/2.0 503"), status
 
@@ -269,19 +270,8 @@ def udp6_request(kport, method, ruri, route=None, timeout=3.0):
            "Content-Length: 0\r\n\r\n"
            % (method, ruri, port, int(time.time() * 1e6), ruri, totag,
               time.time(), method, port, extra))
-    s.settimeout(timeout)
-    try:
-        s.sendto(msg.encode(), ("::1", kport))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = s.recvfrom(65535)[0].decode(errors="replace")
-            if not text.startswith("SIP/2.0 1"):
-                return text.split("\r\n", 1)[0]
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
-    return None
+    text = hu.final_reply(s, msg, ("::1", kport), timeout)
+    return text.split("\r\n", 1)[0] if text else None
 
 
 def test_ipv6_members(tmp_path, kamailio_factory):

@@ -17,6 +17,19 @@ def both_up(name):
                       and p[name]["state"] == "up")
 
 
+def silent_primary(tmp_path, kamailio_factory, peer_factory, cfg_text):
+    """a proxy (cfg_text) for the pair SIPS_A whose primary answers OPTIONS
+    only (a relayed INVITE to it times out), both members seen up ->
+    (pri, bak, proxy)"""
+    pri = peer_factory(answer_requests=False)
+    bak = peer_factory()
+    path = hu.write_pool(tmp_path / "pool.xml",
+                         [("SIPS_A", pri.uri, bak.uri, None)])
+    k = hu.start_proxy(kamailio_factory, path, cfg_text=cfg_text)
+    wait_pool(k, both_up("SIPS_A"), what="both active")
+    return pri, bak, k
+
+
 def test_switchovers_racing_reloads_last_decision_wins(
         tmp_path, kamailio_factory, peer_factory):
     """50 reloads (the pool file alternately rewritten unchanged and with
@@ -148,12 +161,8 @@ def test_event_routes_run_in_the_event_process(tmp_path, kamailio_factory,
     run in the "GENESYS_HA EVENTS" process, with $ha(...) showing the
     event (logs and counters stay where the event is decided); the process
     costs next to no CPU."""
-    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
-    bak = peer_factory()
-    path = hu.write_pool(tmp_path / "pool.xml",
-                         [("SIPS_A", pri.uri, bak.uri, None)])
-    k = hu.start_proxy(kamailio_factory, path, cfg_text=pid_cfg())
-    wait_pool(k, both_up("SIPS_A"), what="both active")
+    pri, bak, k = silent_primary(tmp_path, kamailio_factory, peer_factory,
+                                 pid_cfg())
     procs = processes(k)
     ev_pids = [p for p, d in procs.items() if d == "GENESYS_HA EVENTS"]
     assert len(ev_pids) == 1, procs
@@ -220,12 +229,8 @@ def test_ha_pv_in_failure_route_of_another_process(tmp_path, kamailio_factory,
     request_route; $ha(pair), role, member, state and dn there are what
     request_route chose ($xavp(gha) carried by the transaction), and after
     ha_failover() they name the backup."""
-    pri = peer_factory(answer_requests=False)   # answers OPTIONS only
-    bak = peer_factory()
-    path = hu.write_pool(tmp_path / "pool.xml",
-                         [("SIPS_A", pri.uri, bak.uri, None)])
-    k = hu.start_proxy(kamailio_factory, path, cfg_text=ha_log_cfg())
-    wait_pool(k, both_up("SIPS_A"), what="both active")
+    pri, bak, k = silent_primary(tmp_path, kamailio_factory, peer_factory,
+                                 ha_log_cfg())
     status, _ = hu.udp_request(k, "INVITE", "sip:2000@%s" % k.address,
                                timeout=8, body_from="7001")
     assert status and status.startswith("SIP/2.0 200"), status

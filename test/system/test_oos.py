@@ -17,6 +17,7 @@ import time
 import pytest
 
 import harness
+from ha_util import send_raw
 from sip_peer import wait_until
 from test_oos_util import (PROBE_LOG, Responder, make_cfg, oos_list,
                            parse_rpc_structs, rpc_probe, send_message, target,
@@ -762,6 +763,18 @@ def _probe_process_cpu(k):
         "SC_CLK_TCK"))
 
 
+def probing(kamailio_factory, r, period, oos_timeout, wait):
+    """a kamailio probing the responder r every `period` s (oos_check and
+    oos_force; oos_timeout in ms), once it has seen r active (within
+    `wait` s)"""
+    k = start_kamailio(kamailio_factory, {"oos_check": period,
+                                          "oos_force": period,
+                                          "oos_timeout": oos_timeout,
+                                          "target": r.uri})
+    wait_state(k, r.uri, "active", timeout=wait)
+    return k
+
+
 def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     """The probe process sleeps in poll() until its next planned event. A
     probe requested shortly before the next periodic one, answered at once,
@@ -771,10 +784,7 @@ def test_probe_process_sleeps_between_events(kamailio_factory, responders):
     Requested probes at several offsets of the period must cost next to no
     CPU."""
     r = responders()
-    k = start_kamailio(kamailio_factory, {"oos_check": 2, "oos_force": 2,
-                                          "oos_timeout": 1900,
-                                          "target": r.uri})
-    wait_state(k, r.uri, "active", timeout=4)
+    k = probing(kamailio_factory, r, 2, 1900, 4)
     before = _probe_process_cpu(k)
     t0 = time.monotonic()
     # one requested probe at a time, then quiet for longer than the period:
@@ -803,10 +813,7 @@ def test_probe_requested_while_one_is_pending_does_not_spin(
     process spun at 100 % CPU until that deadline. The requested probe still
     leaves as soon as the pending one is over."""
     r = responders(policy=lambda n, src: (200, 0) if n == 0 else (None, 0))
-    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
-                                          "oos_timeout": 2500,
-                                          "target": r.uri})
-    wait_state(k, r.uri, "active", timeout=3)
+    k = probing(kamailio_factory, r, 30, 2500, 3)
     # a first requested probe: the target is silent now, it stays pending
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
     r.wait_probes(2, 2)
@@ -843,10 +850,7 @@ def test_probe_requested_while_one_is_pending_leaves_after_its_reply(
     worker, which wakes the probe process), not at the earlier probe's
     deadline nor at the next period; and the wait costs no CPU."""
     r = responders(policy=lambda n, src: (200, 0) if n == 0 else (200, 0.8))
-    k = start_kamailio(kamailio_factory, {"oos_check": 30, "oos_force": 30,
-                                          "oos_timeout": 2500,
-                                          "target": r.uri})
-    wait_state(k, r.uri, "active", timeout=3)
+    k = probing(kamailio_factory, r, 30, 2500, 3)
     before = _probe_process_cpu(k)
     t0 = time.monotonic()
     send_message(k, {"X-Report": "failure", "X-Target": r.uri})
@@ -874,10 +878,7 @@ def test_transport_check_survives_restarts(kamailio_factory, responders):
     retransmission) is."""
     r = responders()
     addr = r.address
-    k = start_kamailio(kamailio_factory, {"oos_check": 1, "oos_force": 1,
-                                          "oos_timeout": 1000,
-                                          "target": r.uri})
-    wait_state(k, r.uri, "active", timeout=3)
+    k = probing(kamailio_factory, r, 1, 1000, 3)
     late = 0
     for i in range(5):
         r.stop()                                    # the process dies
@@ -909,6 +910,17 @@ def _set_now(k, var, value):
     return k.rpc_json("cfg.set_now_int", "genesys_oos", var, value)
 
 
+def _one_second_period_at_once(k, param, resp, count, timeout):
+    """right after a probe of resp, param (oos_check or oos_force) set to 1:
+    the next `count` probes of resp (within timeout s) come 1 s apart"""
+    n = len(resp.probes)
+    _wait_probes(resp, n + 1, 3.5)
+    _set_now(k, param, 1)
+    times = _wait_probes(resp, n + count, timeout)[n:n + count]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.85 < g < 1.25 for g in gaps), gaps
+
+
 def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
                                                     responders):
     """cfg.set_now_int genesys_oos oos_check|oos_force takes effect at once
@@ -926,19 +938,9 @@ def test_oos_check_and_oos_force_change_at_run_time(kamailio_factory,
     wait_state(k, silent.uri, "down", timeout=3)
 
     # oos_check 3 -> 1 right after a probe of the answering target
-    n = len(up.probes)
-    _wait_probes(up, n + 1, 3.5)
-    _set_now(k, "oos_check", 1)
-    times = _wait_probes(up, n + 5, 6)[n:n + 5]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    _one_second_period_at_once(k, "oos_check", up, 5, 6)
     # oos_force 3 -> 1 right after a probe of the silent (down) target
-    m = len(silent.probes)
-    _wait_probes(silent, m + 1, 3.5)
-    _set_now(k, "oos_force", 1)
-    times = _wait_probes(silent, m + 4, 5)[m:m + 4]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.85 < g < 1.25 for g in gaps), gaps
+    _one_second_period_at_once(k, "oos_force", silent, 4, 5)
     assert k.rpc_json("cfg.get", "genesys_oos", "oos_check") == 1
     assert k.rpc_json("cfg.get", "genesys_oos", "oos_force") == 1
     k.wait_log(r"NOTICE: genesys_oos .*oos_check 3 -> 1 s, oos_force 3 -> 3 s")
@@ -1019,12 +1021,7 @@ def _forge_port_unreachable(orig_src, orig_dst, payload):
     udp = struct.pack("!HHHH", orig_src[1], orig_dst[1], udp_len, 0)
     icmp = struct.pack("!BBHI", 3, 3, 0, 0) + ip + udp + payload
     icmp = icmp[:2] + struct.pack("!H", _csum(icmp)) + icmp[4:]
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    try:
-        raw.bind((orig_dst[0], 0))
-        raw.sendto(icmp, (orig_src[0], 0))
-    finally:
-        raw.close()
+    send_raw(socket.IPPROTO_ICMP, orig_dst[0], icmp, orig_src[0])
 
 
 def test_transport_check_off_when_a_firewall_rejects_it(kamailio_factory,

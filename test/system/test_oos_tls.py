@@ -10,6 +10,7 @@ import socket
 import pytest
 
 import harness
+from sticky_env import tls_cfg
 from sip_peer import SipPeer, wait_until
 from test_oos_util import make_cfg, target, wait_state
 from tls_ua import Certs
@@ -47,18 +48,7 @@ def start_tls_kamailio(kamailio_factory, tmp_path, certs, params):
     """make_cfg's kamailio plus the tls module (loaded before genesys_oos)
     and a TLS listen socket, with a client profile that does not verify."""
     tcfg = tmp_path / "tls.cfg"
-    tcfg.write_text("""[server:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-private_key = %s
-certificate = %s
-
-[client:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-""" % (certs.server_key, certs.server))
+    tcfg.write_text(tls_cfg(certs))
     cfg = make_cfg(params, tls=True)
     address = harness.next_address()
     return kamailio_factory(cfg_text=cfg, address=address,

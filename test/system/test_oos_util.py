@@ -217,6 +217,8 @@ class Responder(SipPeer):
                          rules={"*": None})
         self.policy = policy or (lambda n, src: (200, 0))
 
+    # a property whose setter also updates the answering rules, as
+    # ha_util.Peer.invite_code: the same shape, other attributes and rules
     @property
     def policy(self):
         return self._policy

@@ -12,11 +12,8 @@ import ha_util as hu
 
 
 @pytest.fixture
-def peer():
-    p = hu.Peer()
-    p.start()
-    yield p
-    p.stop()
+def peer(peer_factory):
+    return peer_factory()
 
 
 def proxy(tmp_path, peer, **defines):
@@ -50,19 +47,25 @@ def test_40004_after_the_listeners(tmp_path, peer):
         k.stop()
 
 
+def start_fails_port_taken(k, kind, port):
+    """start_fails(k) while another socket holds k's address and port
+    (kind "udp" or "tcp", listening); returns the log"""
+    s = socket.socket(socket.AF_INET,
+                      socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    s.bind((k.address, port))
+    if kind == "tcp":
+        s.listen(1)
+    try:
+        return start_fails(k)
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("kind", ["udp", "tcp"])
 def test_40006_sip_listener_taken(tmp_path, peer, kind):
     """A SIP port already taken: 40006 names the listener, no 40004."""
     k = proxy(tmp_path, peer)
-    s = socket.socket(socket.AF_INET,
-                      socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
-    s.bind((k.address, 5060))
-    if kind == "tcp":
-        s.listen(1)
-    try:
-        log = start_fails(k)
-    finally:
-        s.close()
+    log = start_fails_port_taken(k, kind, 5060)
     assert re.search(r"ERROR: genesys_ha .*40006 SPR_SIP_LISTENER_CANNOT_START: "
                      r"SIP listener %s:%s:5060 cannot be opened"
                      % (kind, re.escape(k.address)), log), log[-3000:]
@@ -74,13 +77,7 @@ def test_40007_management_listener_taken(tmp_path, peer):
     """The HTTP management listener's port taken: 40007, no 40004."""
     k = proxy(tmp_path, peer, WITH_HTTP_MGMT=None)
     k.defines["MGMT_LISTEN"] = "tcp:%s:8080" % k.address
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((k.address, 8080))
-    s.listen(1)
-    try:
-        log = start_fails(k)
-    finally:
-        s.close()
+    log = start_fails_port_taken(k, "tcp", 8080)
     assert re.search(r"40007 PR_MGMT_LISTENER_CANNOT_START: the management "
                      r"listener tcp:%s:8080 cannot be opened"
                      % re.escape(k.address), log), log[-3000:]

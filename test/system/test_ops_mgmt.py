@@ -58,6 +58,17 @@ def gauge(metrics, name, **labels):
     return metrics.get(("kamailio_" + name, frozenset(labels.items())))
 
 
+def wait_metrics(metrics, ok, timeout):
+    """scrape metrics() every 0.2 s until ok(scrape); returns that scrape"""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = metrics()
+        if ok(m):
+            return m
+        assert time.monotonic() < deadline, m
+        time.sleep(0.2)
+
+
 def test_http_management(tmp_path, kamailio_factory, peer_factory):
     pri, bak = peer_factory(), peer_factory()
     client, stranger = harness.next_address(), harness.next_address()
@@ -86,17 +97,12 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
         assert code == 200, (code, body)
         return parse_metrics(body)
 
-    deadline = time.monotonic() + 5
-    while True:
-        m = metrics()
-        # the refresh route sets the pool gauges, then the probe ones: a
-        # scrape may fall in between
-        if (gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 1
-                and all(gauge(m, "genesys_target_rtt_ms", uri=x.uri) is not None
-                        for x in (pri, bak))):
-            break
-        assert time.monotonic() < deadline, m
-        time.sleep(0.2)
+    # the refresh route sets the pool gauges, then the probe ones: a
+    # scrape may fall in between
+    m = wait_metrics(metrics, lambda m: (
+        gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 1
+        and all(gauge(m, "genesys_target_rtt_ms", uri=x.uri) is not None
+                for x in (pri, bak))), 5)
     assert gauge(m, "genesys_pair_up", pair="SIPS_A") == 1
     assert gauge(m, "genesys_pair_active_backup", pair="SIPS_A") == 0
     assert gauge(m, "genesys_member_up", pair="SIPS_A", role="primary") == 1
@@ -113,26 +119,16 @@ def test_http_management(tmp_path, kamailio_factory, peer_factory):
     r = rpc(url, client, "genesys_ha.switchover", "SIPS_A", user=user)
     assert "error" not in r, r
     wait_pool(k, lambda p: p["SIPS_A"]["active"] == "backup", what="backup active")
-    deadline = time.monotonic() + 5
-    while True:
-        m = metrics()
-        if gauge(m, "genesys_pair_active_backup", pair="SIPS_A") == 1:
-            break
-        assert time.monotonic() < deadline, m
-        time.sleep(0.2)
+    m = wait_metrics(metrics, lambda m: gauge(
+        m, "genesys_pair_active_backup", pair="SIPS_A") == 1, 5)
     assert gauge(m, "genesys_pair_switchovers", pair="SIPS_A") == 1
     assert gauge(m, "genesys_pair_up", pair="SIPS_A") == 1
     # both members stop answering: their gauges and the pair's follow
     assert gauge(m, "genesys_pair_state", pair="SIPS_A") == 0
     bak.options_code = None
     pri.options_code = None
-    deadline = time.monotonic() + 8
-    while True:
-        m = metrics()
-        if gauge(m, "genesys_pair_state", pair="SIPS_A") == 2:
-            break
-        assert time.monotonic() < deadline, m
-        time.sleep(0.2)
+    m = wait_metrics(metrics, lambda m: gauge(
+        m, "genesys_pair_state", pair="SIPS_A") == 2, 8)
     assert gauge(m, "genesys_member_up", pair="SIPS_A", role="backup") == 0
     assert gauge(m, "genesys_member_up", pair="SIPS_A", role="primary") == 0
     assert gauge(m, "genesys_pair_up", pair="SIPS_A") == 0

@@ -19,11 +19,8 @@ MPATH = "%s:%s" % (harness.MODULES_DIR, harness.STOCK_MODULES)
 
 
 @pytest.fixture
-def peer():
-    p = hu.Peer()
-    p.start()
-    yield p
-    p.stop()
+def peer(peer_factory):
+    return peer_factory()
 
 
 def check(*args):

@@ -9,7 +9,9 @@ import subprocess
 import harness
 
 
-def test_deb_builds_and_its_modules_load(tmp_path):
+def build_deb(tmp_path):
+    """'make deb' in a copy of the tree at tmp_path/src (the Kamailio source
+    linked, no build products copied): (src, the finished make run)"""
     src = tmp_path / "src"
     shutil.copytree(harness.TOP, src, symlinks=True,
                     ignore=shutil.ignore_patterns(".cache", "build", ".git", "bin",
@@ -18,6 +20,11 @@ def test_deb_builds_and_its_modules_load(tmp_path):
     p = subprocess.run(["make", "deb"], cwd=src, capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return src, p
+
+
+def test_deb_builds_and_its_modules_load(tmp_path):
+    src, p = build_deb(tmp_path)
     debs = list((src / "build").glob("kamailio-genesys-modules_*.deb"))
     assert len(debs) == 1, p.stdout
     # nothing written beside the source tree (dpkg-buildpackage's habit)

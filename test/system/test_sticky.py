@@ -774,6 +774,39 @@ def reference_tls_cfg(certs, path, mutual=False):
     return path
 
 
+def forged_403_then_gone_430(sipserver, k, phone, rewritten):
+    """the SIP Server calls the rewritten Contact with its token's end
+    changed: 403; the phone closes its connection: its binding goes and the
+    true Contact gets 430"""
+    tok = uri_param(rewritten, "gts")
+    call_phone(sipserver, k, rewritten.replace(tok, tok[:-3] + "AAA"))
+    assert final(sipserver).status == 403
+    phone.close()
+    assert env.wait_for(lambda: env.bindings(k) == [], 5)
+    call_phone(sipserver, k, rewritten)
+    assert final(sipserver).status == 430
+
+
+def registrar_pair():
+    """a started pair of SIP Servers (ha_util.Peer) that answer REGISTER
+    listing the Contacts they got; the backup does not answer OPTIONS"""
+    import ha_util as hu
+
+    class Registrar(hu.Peer):
+        def _reply(self, lines, code, method):
+            r = super()._reply(lines, code, method)
+            if method == "REGISTER":
+                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
+                r = r.replace(b"Content-Length: 0",
+                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
+            return r
+
+    pri, bak = Registrar(), Registrar(options_code=None)
+    pri.start()
+    bak.start()
+    return pri, bak
+
+
 def start_reference(kamailio_factory, tmp_path, certs, sipserver, mutual=False,
                     extra=None):
     addr = harness.next_address()
@@ -802,13 +835,7 @@ def test_reference_config_with_tls(kamailio_factory, tmp_path, certs, sipserver,
     sipserver_hangs_up(sipserver, k, phone,
                        sipserver_calls(sipserver, k, phone, rewritten))
 
-    tok = uri_param(rewritten, "gts")
-    call_phone(sipserver, k, rewritten.replace(tok, tok[:-2] + "AA"))
-    assert final(sipserver).status == 403
-    phone.close()
-    assert env.wait_for(lambda: env.bindings(k) == [], 5)
-    call_phone(sipserver, k, rewritten)
-    assert final(sipserver).status == 430
+    forged_403_then_gone_430(sipserver, k, phone, rewritten)
     assert env.tcp_conns(k) == []
 
 
@@ -1012,13 +1039,7 @@ def test_kemi_exports(kamailio_factory, tmp_path, certs, sipserver, phones):
     assert inv.ruri == phone.contact_uri()
     phone.send(response(inv, 486, "Busy Here", to_tag="x"))
     assert final(sipserver).status == 486
-    tok = uri_param(rewritten, "gts")
-    call_phone(sipserver, k, rewritten.replace(tok, tok[:-3] + "AAA"))
-    assert final(sipserver).status == 403
-    phone.close()
-    assert env.wait_for(lambda: env.bindings(k) == [], 5)
-    call_phone(sipserver, k, rewritten)
-    assert final(sipserver).status == 430
+    forged_403_then_gone_430(sipserver, k, phone, rewritten)
     # the JavaScript routing really ran
     for line in ("kemi sticky_register 1", "kemi sticky_route 1",
                  "kemi sticky_route -2", "kemi sticky_route -3"):
@@ -1036,19 +1057,7 @@ def test_phone_through_ha_pool(kamailio_factory, tmp_path, certs, phones):
     import threading
     import ha_util as hu
 
-    class Registrar(hu.Peer):
-        """answers REGISTER listing the Contacts it got"""
-        def _reply(self, lines, code, method):
-            r = super()._reply(lines, code, method)
-            if method == "REGISTER":
-                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
-                r = r.replace(b"Content-Length: 0",
-                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
-            return r
-
-    pri, bak = Registrar(), Registrar(options_code=None)
-    pri.start()
-    bak.start()
+    pri, bak = registrar_pair()
     try:
         pool = hu.write_pool(tmp_path / "pool.xml",
                              [("SIPS_A", pri.uri, bak.uri, None)])

@@ -21,10 +21,11 @@ import pytest
 
 import harness
 import sticky_env as env
-from tls_ua import (UdpUA, build, in_dialog, new_id, response, uri_of,
+from tls_ua import (UdpUA, build, in_dialog, response, uri_of,
                     uri_param)
 from test_sticky import (certs, sipserver, phones, registrar_answer,  # noqa: F401 (fixtures)
-                         final, proxy_udp, reference_tls_cfg)
+                         final, proxy_udp, reference_tls_cfg,
+                         registrar_pair)
 
 RELAY_HEADER = "X-Genesys-Sticky-Relay"
 PROTO_UDP, PROTO_TLS = 1, 3
@@ -411,6 +412,9 @@ def test_phone_with_a_flow_through_each_proxy_stays_reachable(
     assert via_a.startswith("sip:1001@%s:5060;gts=" % a.address)
     assert via_b.startswith("sip:1001@%s:5060;gts=" % b.address)
 
+    # the checks below have the shape of the BYE case of
+    # test_proxy_holding_the_flow_killed_gets_430_quickly on purpose: each
+    # scenario is spelled out step by step (other messages, other bounds)
     sigkill(a)
     t0 = time.monotonic()
     invite(sipserver, b, via_a)
@@ -443,19 +447,7 @@ def test_relay_with_the_ha_pool(kamailio_factory, tmp_path, certs, phones):
     import ha_util as hu
     from tls_ua import SipMsg
 
-    class Registrar(hu.Peer):
-        """answers REGISTER listing the Contacts it got"""
-        def _reply(self, lines, code, method):
-            r = super()._reply(lines, code, method)
-            if method == "REGISTER":
-                cs = [ln for ln in lines if ln.lower().startswith(("contact:", "m:"))]
-                r = r.replace(b"Content-Length: 0",
-                              ("\r\n".join(cs) + "\r\nContent-Length: 0").encode(), 1)
-            return r
-
-    pri, bak = Registrar(), Registrar(options_code=None)
-    pri.start()
-    bak.start()
+    pri, bak = registrar_pair()
     try:
         addr_a, addr_b = harness.next_address(), harness.next_address()
         pool_file = hu.write_pool(
