@@ -111,11 +111,14 @@ system: modules
 		echo "system: FLAKY? re-running the failed tests above once, alone"; \
 		$(PYTEST) -q -rfE --last-failed --last-failed-no-failures none $(PYTEST_ARGS); }; }
 
-# unit first, so that pytest's summary is the last line
+# unit first, so that pytest's summary is the last line; the 5-minute soak
+# (issue 14: calls, switchovers, reloads and TLS phones; memory slopes)
+# before the system tests
 test: deps
 	@$(MAKE) --no-print-directory modules
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory soak-short
 	@$(MAKE) --no-print-directory system
 
 check-cfg: modules
