@@ -125,18 +125,30 @@ static int replace_contact(const gts_pcontact_t *c, int idx, const char *out,
 	return apply(&e, arg) < 0 ? -1 : 0;
 }
 
+/* what a rewritten or restored element keeps of the old one: its display
+ * name and its header parameters without expires (into params, of
+ * GTS_PLAN_BUF bytes); returns the length of those or -1 */
+static int kept_parts(
+		const gts_pcontact_t *c, char *params, const char **disp, size_t *dlen)
+{
+	const char *hp;
+	size_t hplen;
+
+	params_of(c, &hp, &hplen);
+	display_of(c, disp, dlen);
+	return gts_param_strip(hp, hplen, "expires", 7, params, GTS_PLAN_BUF);
+}
+
 static int rewrite(const gts_pcontact_t *c, int idx, const char *token,
 		long expires, const gts_plan_cfg_t *cfg, gts_apply_f apply, void *arg)
 {
 	char params[GTS_PLAN_BUF];
 	char out[GTS_PLAN_BUF];
-	const char *hp, *disp;
-	size_t hplen, dlen;
+	const char *disp;
+	size_t dlen;
 	int plen, len;
 
-	params_of(c, &hp, &hplen);
-	plen = gts_param_strip(hp, hplen, "expires", 7, params, sizeof(params));
-	display_of(c, &disp, &dlen);
+	plen = kept_parts(c, params, &disp, &dlen);
 	len = plen < 0 ? -1
 				   : gts_contact_build(out, sizeof(out), disp, dlen, c->user,
 						   c->user ? c->user_len : 0, cfg->hostport,
@@ -151,13 +163,11 @@ static int restore(const gts_pcontact_t *c, int idx, const char *uri,
 {
 	char params[GTS_PLAN_BUF];
 	char out[GTS_PLAN_BUF];
-	const char *hp, *disp;
-	size_t hplen, dlen;
+	const char *disp;
+	size_t dlen;
 	int plen, len;
 
-	params_of(c, &hp, &hplen);
-	plen = gts_param_strip(hp, hplen, "expires", 7, params, sizeof(params));
-	display_of(c, &disp, &dlen);
+	plen = kept_parts(c, params, &disp, &dlen);
 	len = plen < 0 ? -1
 				   : gts_contact_restore(out, sizeof(out), disp, dlen, uri,
 						   strlen(uri), params, (size_t)plen, expires);
