@@ -142,6 +142,8 @@ static void goos_params_refresh(void)
 	if(!goos_planned_valid) {
 		goos_planned_with = goos_cur;
 		goos_planned_valid = 1;
+		/* publishes the periods to goos_root (no target started yet) */
+		goos_replan = 1;
 		return;
 	}
 	if(goos_cur.check_s == goos_planned_with.check_s
@@ -232,6 +234,10 @@ static void goos_pass_replan(int64_t now)
 	goos_target_t *t;
 	int i, span, hiwater = goos_root->hiwater;
 
+	/* completions from now on plan with the new periods (goos_complete);
+	 * those before were planned with the old ones and are re-planned here */
+	goos_root->plan_check_s = goos_cur.check_s;
+	goos_root->plan_force_s = goos_cur.force_s;
 	for(i = 0; i < hiwater; i++) {
 		t = goos_tgt(i);
 		if(t->refs <= 0 || !t->started)

@@ -125,6 +125,8 @@ int goos_table_init(void)
 									 ? goos_params.max_targets
 									 : GOOS_MAX_TARGETS_MAX;
 	goos_root->wake_ms = INT64_MIN;
+	goos_root->plan_check_s = goos_params.check_s;
+	goos_root->plan_force_s = goos_params.force_s;
 	goos_root->wake_rd = goos_root->wake_wr = -1;
 	memset(goos_root->idx, 0xff, sizeof(goos_root->idx)); /* all -1 */
 	goos_root->free_head = -1;

@@ -125,6 +125,14 @@ typedef struct goos_root
 	/*! when the probe process wakes next (INT64_MIN while it is awake):
 	 * a target whose next event moves before it kicks the process */
 	int64_t wake_ms;
+	/*! the periods (s) every target is planned with: oos_check and
+	 * oos_force as the probe process last re-planned them, written and
+	 * read under the lock.  A probe completed in a SIP worker plans its
+	 * next one with these, not with the worker's own view of the cfg
+	 * group, which may be older or newer than the probe process's: a
+	 * completion racing a change is then corrected by the re-plan. */
+	int plan_check_s;
+	int plan_force_s;
 	int wake_rd;
 	int wake_wr;
 	/*! genesys_oos.probe requests waiting for a result (goos_probewait.h) */

@@ -72,6 +72,11 @@ int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		t->last_rtt_ms = rtt;
 	}
 	goos_params_now(&p);
+	/* the periods the probe process plans with (goos_root, under the
+	 * lock), not this process's view of the cfg group */
+	p.check_s = goos_root->plan_check_s;
+	p.force_s = goos_root->plan_force_s;
+	p.timeout_ms = goos_params_deadline_ms(&p);
 	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
 		goos_root->npending--;
