@@ -31,7 +31,6 @@
 #include "goos_probe.h"
 #include "goos_probe_int.h"
 #include "goos_notify.h"
-#include "goos_cfg.h"
 #include "goos_probewait.h"
 
 static struct tm_binds goos_tmb;
@@ -71,12 +70,12 @@ int goos_complete(goos_target_t *t, int id, goos_result_t res,
 		t->last_code = code;
 		t->last_rtt_ms = rtt;
 	}
-	goos_params_now(&p);
-	/* the periods the probe process plans with (goos_root, under the
-	 * lock), not this process's view of the cfg group */
+	/* the thresholds are modparams; the periods are those the probe
+	 * process plans with (goos_root, under the lock), not this process's
+	 * view of the cfg group */
+	p = goos_params;
 	p.check_s = goos_root->plan_check_s;
 	p.force_s = goos_root->plan_force_s;
-	p.timeout_ms = goos_params_deadline_ms(&p);
 	goos_health_apply(&t->health, res, p.fail_threshold, p.ok_threshold);
 	if(t->sched.pending)
 		goos_root->npending--;
